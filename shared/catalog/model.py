@@ -1,0 +1,82 @@
+"""Typed view of ``skills.json`` and the checks every service makes against it."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Named(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    id: str
+    name: str
+
+
+class Skill(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    id: str
+    name: str
+    category: str
+    rubric: tuple[Named, ...]
+    specialties: tuple[Named, ...]
+    formats: tuple[Named, ...]
+
+    @property
+    def rubric_ids(self) -> frozenset[str]:
+        return frozenset(d.id for d in self.rubric)
+
+    @property
+    def specialty_ids(self) -> frozenset[str]:
+        return frozenset(s.id for s in self.specialties)
+
+    @property
+    def format_ids(self) -> frozenset[str]:
+        return frozenset(f.id for f in self.formats)
+
+
+class Catalog(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    skills: tuple[Skill, ...]
+
+    def get(self, skill_id: str) -> Skill | None:
+        for skill in self.skills:
+            if skill.id == skill_id:
+                return skill
+        return None
+
+    def problems(
+        self,
+        skill_id: str,
+        *,
+        specialty: str | None = None,
+        format: str | None = None,
+        scores: dict[str, int] | None = None,
+    ) -> list[str]:
+        """Why the given skill, specialty, format or rubric scores are not acceptable (empty if fine)."""
+        skill = self.get(skill_id)
+        if skill is None:
+            return [f"unknown skill {skill_id!r}"]
+        found: list[str] = []
+        if specialty is not None and specialty not in skill.specialty_ids:
+            found.append(f"unknown specialty {specialty!r} for skill {skill_id!r}")
+        if format is not None and format not in skill.format_ids:
+            found.append(f"unknown format {format!r} for skill {skill_id!r}")
+        if scores is not None:
+            unknown = sorted(set(scores) - skill.rubric_ids)
+            missing = sorted(skill.rubric_ids - set(scores))
+            if unknown:
+                found.append(f"unknown rubric dimensions {unknown} for skill {skill_id!r}")
+            if missing:
+                found.append(f"missing rubric dimensions {missing}")
+            out_of_range = sorted(k for k, v in scores.items() if not 1 <= v <= 5)
+            if out_of_range:
+                found.append(f"scores must be 1..5: {out_of_range}")
+        return found
+
+
+@lru_cache
+def get_catalog() -> Catalog:
+    return Catalog.model_validate(json.loads((Path(__file__).parent / "skills.json").read_text()))

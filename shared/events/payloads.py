@@ -1,0 +1,164 @@
+"""Event payloads (the CloudEvents ``data``), named as past facts.
+
+Ids only, never personal data: the log is kept forever. Every payload is frozen
+and forbids unknown fields so a malformed record is refused, not half-read.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SelfLevel = Literal["beginner", "intermediate", "advanced", "expert"]
+RubricScore = Annotated[int, Field(ge=1, le=5)]
+Scores = dict[str, RubricScore]
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# lemma.passport.v1 (key: learner_id)
+class LearnerRegistered(Payload):
+    learner_id: str
+    handle: str
+
+
+class SkillClaimed(Payload):
+    learner_id: str
+    skill: str
+    self_level: SelfLevel
+
+
+class SkillUnclaimed(Payload):
+    learner_id: str
+    skill: str
+
+
+# lemma.matching.v1 (key: skill)
+class MatchRequested(Payload):
+    ticket_id: str
+    learner_id: str
+    skill: str
+    specialty: str | None = None
+    format: str | None = None
+    level: float = Field(ge=0, le=5)
+    requested_at: datetime
+
+
+class MatchCancelled(Payload):
+    ticket_id: str
+    learner_id: str
+    skill: str
+    reason: str
+
+
+class MatchExpired(Payload):
+    ticket_id: str
+    learner_id: str
+    skill: str
+
+
+class MatchedTicket(Payload):
+    ticket_id: str
+    learner_id: str
+    level: float
+
+
+class MatchFound(Payload):
+    match_id: str
+    skill: str
+    specialty: str | None = None
+    format: str | None = None
+    tickets: tuple[MatchedTicket, MatchedTicket]
+    level_gap: float = Field(ge=0)
+    waited_ms: int = Field(ge=0)
+
+
+# lemma.sessions.v1 (key: session_id)
+class SessionScheduled(Payload):
+    session_id: str
+    match_id: str
+    skill: str
+    specialty: str | None = None
+    format: str | None = None
+    participants: tuple[str, str]
+
+
+class SessionStarted(Payload):
+    session_id: str
+    started_by: str
+
+
+class SessionCompleted(Payload):
+    session_id: str
+    completed_by: str
+    duration_s: int = Field(ge=0)
+
+
+class SessionAbandoned(Payload):
+    session_id: str
+    abandoned_by: str
+    reason: str
+    no_show: str | None = None
+
+
+class RatingSubmitted(Payload):
+    rating_id: str
+    session_id: str
+    rater_id: str
+    ratee_id: str
+    skill: str
+    specialty: str | None = None
+    scores: Scores
+    comment: str | None = Field(default=None, max_length=2000)
+
+
+# lemma.evidence.v1 (key: learner_id)
+class EvidenceRecorded(Payload):
+    evidence_id: str
+    learner_id: str
+    skill: str
+    specialty: str | None = None
+    session_id: str
+    rater_id: str
+    scores: Scores
+    format: str | None = None
+    occurred_at: datetime
+
+
+# lemma.sci.v1 (key: learner_id)
+class SciUpdated(Payload):
+    learner_id: str
+    skill: str
+    sci: float = Field(ge=0, le=100)
+    practice: float = Field(ge=0, le=25)
+    proof: float = Field(ge=0, le=40)
+    reliability: float = Field(ge=0, le=20)
+    freshness: float = Field(ge=0, le=15)
+    tier: int = Field(ge=1, le=4)
+    sessions: int = Field(ge=0, default=0)
+    as_of: datetime
+
+
+class TierChanged(Payload):
+    learner_id: str
+    skill: str
+    from_tier: int = Field(ge=1, le=4, alias="from")
+    to_tier: int = Field(ge=1, le=4, alias="to")
+    as_of: datetime
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+# lemma.dlq.v1 (key: the original key)
+class DeadLettered(Payload):
+    consumer: str
+    error: str
+    topic: str
+    partition: int
+    offset: int
+    key: str | None = None
+    value: str  # the original record value, decoded as UTF-8 with replacement

@@ -1,0 +1,147 @@
+"""Feeds consumed Kafka batches through a pure projection into one atomic store write.
+
+For each batch: drop records at or below the stored offset of their partition
+(already folded), decode the rest, load the documents they touch, fold in order,
+then write the changed documents, the new offsets and the emitted events (plus any
+dead letters) in one store write. Offsets live in the store, so a crash anywhere
+neither loses nor double-counts an event; the Kafka commit afterwards only saves
+re-reading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import traceback
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from shared.events.envelope import CloudEvent, decode, deterministic_id, new_event
+from shared.events.payloads import DeadLettered
+from shared.metrics import CONSUMER_LAG, DEAD_LETTERS, EVENTS_CONSUMED, FOLD_BATCH_SECONDS
+from shared.outbox import outbox_records
+from shared.projection.fold import Doc, DocRef, Projection
+from shared.store.base import Change, Store
+
+log = logging.getLogger(__name__)
+
+
+class Record(Protocol):
+    """What we read of a Kafka consumer record (aiokafka's ``ConsumerRecord`` fits)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+class ProjectionRuntime:
+    def __init__(
+        self,
+        projection: Projection,
+        store: Store,
+        *,
+        service: str,
+        lock: asyncio.Lock | None = None,
+        on_written: Any = None,
+    ) -> None:
+        self.projection = projection
+        self.store = store
+        self.service = service
+        self.consumer = projection.name
+        self.lock = lock or asyncio.Lock()
+        self._on_written = on_written
+
+    async def handle(self, records: Sequence[Record], *, highwater: dict[tuple[str, int], int] | None = None) -> int:
+        """Fold one batch; returns the number of events folded (dead letters excluded)."""
+        start = time.perf_counter()
+        async with self.lock:
+            folded = await self._handle(records)
+        FOLD_BATCH_SECONDS.labels(self.service, self.consumer).observe(time.perf_counter() - start)
+        for (topic, partition), end in (highwater or {}).items():
+            last = max((r.offset for r in records if r.topic == topic and r.partition == partition), default=end - 1)
+            CONSUMER_LAG.labels(self.service, self.consumer, topic, str(partition)).set(max(end - last - 1, 0))
+        return folded
+
+    async def _handle(self, records: Sequence[Record]) -> int:
+        done = await self.store.offsets(self.consumer)
+        fresh = [r for r in records if r.offset > done.get((r.topic, r.partition), -1)]
+        if not fresh:
+            return 0
+        decoded: list[tuple[Record, CloudEvent]] = []
+        dead: list[DeadLettered] = []
+        for record in fresh:
+            try:
+                decoded.append((record, decode(record.value or b"")))
+            except Exception as exc:  # malformed: dead-letter it and go on
+                dead.append(self._dead_letter(record, exc))
+
+        wanted: dict[str, set[str]] = defaultdict(set)
+        refs_of: list[list[DocRef]] = []
+        for _, event in decoded:
+            refs = list(self.projection.refs(event))
+            refs_of.append(refs)
+            for collection, key in refs:
+                wanted[collection].add(key)
+        working: dict[DocRef, Doc | None] = {}
+        for collection, keys in wanted.items():
+            found = await self.store.get_many(collection, keys)
+            for key in keys:
+                working[(collection, key)] = found.get(key)
+
+        dirty: set[DocRef] = set()
+        emitted: list[CloudEvent] = []
+        for (record, event), refs in zip(decoded, refs_of, strict=True):
+            try:
+                outcome = self.projection.apply({ref: working.get(ref) for ref in refs}, event)
+            except Exception as exc:
+                dead.append(self._dead_letter(record, exc))
+                continue
+            working.update(outcome.changes)
+            dirty.update(outcome.changes)
+            for index, payload in enumerate(outcome.emit):
+                emitted.append(
+                    new_event(
+                        payload,
+                        source=self.service,
+                        time=event.time,
+                        id=deterministic_id(self.consumer, event.id, str(index)),
+                        cause=event,
+                    )
+                )
+            EVENTS_CONSUMED.labels(self.service, self.consumer, event.type).inc()
+
+        dead_events = [
+            new_event(
+                d,
+                source=self.service,
+                id=deterministic_id(self.consumer, "dlq", d.topic, str(d.partition), str(d.offset)),
+            )
+            for d in dead
+        ]
+        offsets: dict[tuple[str, str, int], int] = {}
+        for record in fresh:
+            slot = (self.consumer, record.topic, record.partition)
+            offsets[slot] = max(offsets.get(slot, -1), record.offset)
+        changes = [Change(collection, key, working[(collection, key)]) for collection, key in sorted(dirty)]
+        await self.store.write(changes, offsets=offsets, outbox=outbox_records(emitted + dead_events))
+        if self._on_written is not None:
+            self._on_written()
+        return len(decoded) - (len(dead) - (len(fresh) - len(decoded)))
+
+    def _dead_letter(self, record: Record, exc: Exception) -> DeadLettered:
+        DEAD_LETTERS.labels(self.service, self.consumer, record.topic).inc()
+        reason = "".join(traceback.format_exception_only(exc)).strip()
+        log.warning("dead-lettering %s[%s]@%s: %s", record.topic, record.partition, record.offset, reason)
+        return DeadLettered(
+            consumer=self.consumer,
+            error=reason[:4000],
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key.decode(errors="replace") if record.key else None,
+            value=(record.value or b"").decode(errors="replace"),
+        )

@@ -1,0 +1,20 @@
+"""Run one service as its own process: ``python -m services.<name>`` (port from ``LEMMA_PORT``)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+
+import uvicorn
+from fastapi import FastAPI
+
+
+def serve(name: str, create_app: Callable[[], FastAPI], *, default_port: int) -> None:
+    logging.basicConfig(
+        level=os.environ.get("LEMMA_LOG_LEVEL", "INFO"),
+        format=f"%(asctime)s {name} %(levelname)s %(name)s: %(message)s",
+    )
+    port = int(os.environ.get("LEMMA_PORT", default_port))
+    host = os.environ.get("LEMMA_HOST", "127.0.0.1")
+    uvicorn.run(create_app(), host=host, port=port, log_level="warning", access_log=False)

@@ -1,0 +1,143 @@
+"""What every service process has: its store, its broker, its outbox relay and one write lock,
+plus the FastAPI shell (health, readiness, metrics, problem details, API docs).
+
+Each service's ``app.py`` is its composition root: it builds a ``ServiceContext`` (a
+test can pass its own store or settings) and hands its routes and Kafka router here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from faststream.kafka import KafkaBroker, KafkaRouter
+from faststream.specification import AsyncAPI
+
+from shared.bus import BrokerPublisher, make_broker
+from shared.events.envelope import CloudEvent, new_event
+from shared.events.payloads import Payload
+from shared.metrics import http_latency_middleware, metrics_response
+from shared.outbox import OutboxRelay, outbox_records
+from shared.problems import install_problem_handlers
+from shared.projection.fold import Projection
+from shared.projection.runtime import ProjectionRuntime
+from shared.settings import Settings
+from shared.store import Change, Store, open_store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServiceContext:
+    name: str
+    settings: Settings
+    store: Store
+    broker: KafkaBroker
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    relay: OutboxRelay = field(init=False)
+    runtimes: dict[str, ProjectionRuntime] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.relay = OutboxRelay(self.store, BrokerPublisher(self.broker), service=self.name)
+
+    @classmethod
+    def build(cls, name: str, settings: Settings, *, store: Store | None = None) -> ServiceContext:
+        return cls(
+            name=name,
+            settings=settings,
+            store=store or open_store(settings.store_url_for(name)),
+            broker=make_broker(settings, client_id=f"lemma-{name}"),
+        )
+
+    def runtime(self, projection: Projection) -> ProjectionRuntime:
+        rt = ProjectionRuntime(projection, self.store, service=self.name, lock=self.lock, on_written=self.relay.kick)
+        self.runtimes[projection.name] = rt
+        return rt
+
+    def event(self, payload: Payload, *, correlationid: str | None = None, time: datetime | None = None) -> CloudEvent:
+        return new_event(payload, source=self.name, correlationid=correlationid, time=time)
+
+    async def commit(self, changes: Sequence[Change], events: Sequence[CloudEvent] = ()) -> None:
+        """Write documents and the events they cause in one atomic store write; then relay."""
+        await self.store.write(changes, outbox=outbox_records(events))
+        self.relay.kick()
+
+
+def context_of(request: Request) -> ServiceContext:
+    ctx = request.app.state.ctx
+    assert isinstance(ctx, ServiceContext)
+    return ctx
+
+
+ContextDep = Annotated[ServiceContext, Depends(context_of)]
+
+
+def create_app(
+    ctx: ServiceContext,
+    *,
+    title: str,
+    routers: Sequence[APIRouter],
+    kafka_router: KafkaRouter | None = None,
+    description: str = "",
+) -> FastAPI:
+    if kafka_router is not None:
+        ctx.broker.include_router(kafka_router)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await ctx.broker.start()
+        await ctx.relay.start()
+        ctx.relay.kick()
+        app.state.started = True
+        try:
+            yield
+        finally:
+            await ctx.relay.stop()
+            await ctx.broker.stop()
+            await ctx.store.close()
+
+    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    app.state.ctx = ctx
+    app.state.settings = ctx.settings
+    app.state.started = False
+    app.middleware("http")(http_latency_middleware(ctx.name))
+    install_problem_handlers(app)
+    for router in routers:
+        app.include_router(router)
+
+    spec = AsyncAPI(ctx.broker, title=f"{title} events", version="1.0.0")
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": ctx.name}
+
+    @app.get("/readyz", tags=["ops"])
+    async def readyz() -> JSONResponse:
+        checks: dict[str, bool] = {"started": bool(app.state.started)}
+        try:
+            checks["store"] = await ctx.store.ping()
+        except Exception:
+            checks["store"] = False
+        try:
+            checks["broker"] = bool(await ctx.broker.ping(timeout=2.0))
+        except Exception:
+            checks["broker"] = False
+        ready = all(checks.values())
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+    @app.get("/metrics", tags=["ops"], include_in_schema=False)
+    async def metrics() -> Response:
+        return metrics_response()
+
+    @app.get("/asyncapi.json", tags=["ops"], include_in_schema=False)
+    async def asyncapi() -> Any:
+        return spec.to_specification().to_jsonable()
+
+    return app

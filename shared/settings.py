@@ -1,0 +1,63 @@
+"""One settings class for every service, read from the environment (prefix ``LEMMA_``).
+
+Outside development it refuses to start with the built-in development secret,
+in the manner of the FastAPI full-stack template.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET = "lemma-development-secret-change-me"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LEMMA_", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    service: str = "lemma"
+    state_dir: str = "var"
+
+    # Kafka
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_acks: Literal["all", "1", "0"] = "all"
+    kafka_idempotence: bool = False  # Tansu rejects InitProducerId; on against real Kafka
+    consumer_max_records: int = 2000
+
+    # Projection store: sqlite:///path/to.db or mongodb://host/db
+    store_url: str = ""
+
+    # Auth
+    jwt_secret: str = DEV_SECRET
+    jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
+    jwt_jwks_url: str = ""
+    jwt_issuer: str = "lemma"
+    jwt_ttl_s: int = 24 * 3600
+
+    @model_validator(mode="after")
+    def _refuse_default_secret(self) -> Settings:
+        if (
+            self.environment == "production"
+            and self.jwt_algorithm == "HS256"
+            and self.jwt_secret == DEV_SECRET
+        ):
+            raise ValueError(
+                "LEMMA_JWT_SECRET must be set outside development "
+                "(the built-in development secret is refused)"
+            )
+        return self
+
+    def store_url_for(self, service: str) -> str:
+        """The store URL of one service: each service owns its own database."""
+        if self.store_url:
+            return self.store_url
+        return f"sqlite:///{self.state_dir}/data/{service}.db"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,66 @@
+"""Small real-broker helpers for tests: publish raw records, read a topic from the start."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+
+from shared.events.envelope import CloudEvent, encode
+
+
+async def publish(bootstrap: str, events: Sequence[CloudEvent]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for e in events:
+            await producer.send(e.topic, value=encode(e), key=e.key.encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def publish_raw(bootstrap: str, topic: str, key: bytes | None, value: bytes) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value=value, key=key)
+    finally:
+        await producer.stop()
+
+
+async def read_until(
+    bootstrap: str,
+    topic: str,
+    done: Callable[[list[ConsumerRecord[bytes, bytes]]], bool],
+    timeout: float = 15.0,
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Read ``topic`` from the beginning (no group) until ``done(records)`` or the timeout."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None)
+    await consumer.start()
+    seen: list[ConsumerRecord[bytes, bytes]] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and not done(seen):
+            batch = await consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                seen.extend(records)
+        return seen
+    finally:
+        await consumer.stop()
+
+
+async def eventually(check: Callable[[], object], timeout: float = 15.0, interval: float = 0.1) -> object:
+    """Await ``check()`` (sync or async) until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        last = check()
+        if asyncio.iscoroutine(last):
+            last = await last
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
