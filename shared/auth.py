@@ -28,7 +28,9 @@ class Principal:
         return self.role == "ops"
 
 
-def mint_token(settings: Settings, learner_id: str, *, role: str = "learner", ttl_s: int | None = None) -> str:
+def mint_token(
+    settings: Settings, learner_id: str, *, role: str = "learner", ttl_s: int | None = None
+) -> str:
     now = int(time.time())
     claims = {
         "sub": learner_id,

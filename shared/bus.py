@@ -43,7 +43,7 @@ def make_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
 
 
 def batch_subscription(settings: Settings, group_id: str) -> dict[str, Any]:
-    """Options for a projection's batch subscriber: a consumer group, from the start, commit after the write."""
+    """Batch subscriber options: a consumer group, from the start, commit after the write."""
     return {
         "batch": True,
         "group_id": group_id,
@@ -83,7 +83,7 @@ class BrokerPublisher:
             )
             for r in records
         ]
-        await asyncio.gather(*futures)  # type: ignore[arg-type]
+        await asyncio.gather(*futures)
 
 
 async def ensure_topics(bootstrap: str, partitions: dict[Topic, int] | None = None) -> list[str]:

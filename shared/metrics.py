@@ -18,9 +18,7 @@ HTTP_LATENCY = Histogram(
     "HTTP request latency by route template",
     ["service", "method", "route", "status"],
 )
-EVENTS_PUBLISHED = Counter(
-    "lemma_events_published_total", "Events published, by type", ["service", "type"]
-)
+EVENTS_PUBLISHED = Counter("lemma_events_published_total", "Events published, by type", ["service", "type"])
 EVENTS_CONSUMED = Counter(
     "lemma_events_consumed_total", "Events folded, by type", ["service", "consumer", "type"]
 )
@@ -47,9 +45,7 @@ def http_latency_middleware(
 ) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
     """Observe each request under its route template (``/v1/sessions/{session_id}``), not its raw path."""
 
-    async def middleware(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
+    async def middleware(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         start = time.perf_counter()
         response = await call_next(request)
         route = request.scope.get("route")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -24,7 +25,13 @@ class Problem(Exception):
 
 
 def problem_response(
-    request: Request, status: int, detail: Any, *, title: str | None = None, headers: dict[str, str] | None = None, **extra: Any
+    request: Request,
+    status: int,
+    detail: Any,
+    *,
+    title: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
 ) -> JSONResponse:
     body = {
         "type": "about:blank",
@@ -34,7 +41,9 @@ def problem_response(
         "instance": request.url.path,
         **extra,
     }
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    return JSONResponse(
+        body, status_code=status, media_type=PROBLEM_JSON, headers=dict(headers) if headers else None
+    )
 
 
 def install_problem_handlers(app: FastAPI) -> None:

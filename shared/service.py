@@ -57,11 +57,15 @@ class ServiceContext:
         )
 
     def runtime(self, projection: Projection) -> ProjectionRuntime:
-        rt = ProjectionRuntime(projection, self.store, service=self.name, lock=self.lock, on_written=self.relay.kick)
+        rt = ProjectionRuntime(
+            projection, self.store, service=self.name, lock=self.lock, on_written=self.relay.kick
+        )
         self.runtimes[projection.name] = rt
         return rt
 
-    def event(self, payload: Payload, *, correlationid: str | None = None, time: datetime | None = None) -> CloudEvent:
+    def event(
+        self, payload: Payload, *, correlationid: str | None = None, time: datetime | None = None
+    ) -> CloudEvent:
         return new_event(payload, source=self.name, correlationid=correlationid, time=time)
 
     async def commit(self, changes: Sequence[Change], events: Sequence[CloudEvent] = ()) -> None:

@@ -12,8 +12,9 @@ from shared.settings import Settings
 
 def build_router(settings: Settings, runtime: ProjectionRuntime) -> KafkaRouter:
     router = KafkaRouter()
+    subscriber = router.subscriber(Topic.SESSIONS.value, **batch_subscription(settings, "evidence"))
 
-    @router.subscriber(Topic.SESSIONS.value, **batch_subscription(settings, "evidence"))
+    @subscriber
     async def on_sessions(msg: KafkaMessage) -> None:
         records = msg.raw_message
         assert isinstance(records, tuple)

@@ -61,7 +61,10 @@ class EvidenceProjection:
             session_doc = docs.get((SESSIONS, data.session_id))
             session = SessionFacts.from_doc(session_doc) if session_doc else None
             evidence = evidence_from_rating(session, data, event.time)
-            ref = (EVIDENCE, evidence_key(evidence.learner_id, evidence.skill, event.time, evidence.evidence_id))
+            ref = (
+                EVIDENCE,
+                evidence_key(evidence.learner_id, evidence.skill, event.time, evidence.evidence_id),
+            )
             if docs.get(ref) is not None:
                 return NOTHING  # already recorded
             return Outcome(changes={ref: evidence.model_dump(mode="json")}, emit=(evidence,))

@@ -24,9 +24,7 @@ def current_schemas() -> dict[str, dict[str, Any]]:
 
 
 def committed_schemas(folder: Path = SCHEMA_DIR) -> dict[str, dict[str, Any]]:
-    return {
-        path.stem: json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))
-    }
+    return {path.stem: json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))}
 
 
 def export(folder: Path = SCHEMA_DIR) -> list[Path]:
@@ -39,9 +37,7 @@ def export(folder: Path = SCHEMA_DIR) -> list[Path]:
     return written
 
 
-def compatibility_problems(
-    old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]
-) -> list[str]:
+def compatibility_problems(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]) -> list[str]:
     problems: list[str] = []
     for type_, old_schema in old.items():
         new_schema = new.get(type_)

@@ -55,15 +55,21 @@ class ProjectionRuntime:
         self.lock = lock or asyncio.Lock()
         self._on_written = on_written
 
-    async def handle(self, records: Sequence[Record], *, highwater: dict[tuple[str, int], int] | None = None) -> int:
+    async def handle(
+        self, records: Sequence[Record], *, highwater: dict[tuple[str, int], int] | None = None
+    ) -> int:
         """Fold one batch; returns the number of events folded (dead letters excluded)."""
         start = time.perf_counter()
         async with self.lock:
             folded = await self._handle(records)
         FOLD_BATCH_SECONDS.labels(self.service, self.consumer).observe(time.perf_counter() - start)
         for (topic, partition), end in (highwater or {}).items():
-            last = max((r.offset for r in records if r.topic == topic and r.partition == partition), default=end - 1)
-            CONSUMER_LAG.labels(self.service, self.consumer, topic, str(partition)).set(max(end - last - 1, 0))
+            last = max(
+                (r.offset for r in records if r.topic == topic and r.partition == partition), default=end - 1
+            )
+            CONSUMER_LAG.labels(self.service, self.consumer, topic, str(partition)).set(
+                max(end - last - 1, 0)
+            )
         return folded
 
     async def _handle(self, records: Sequence[Record]) -> int:

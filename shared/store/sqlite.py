@@ -77,8 +77,7 @@ class SqliteStore(Store):
                 low = max(low, after + "\x00")
         order = "DESC" if descending else "ASC"
         rows = self._db.execute(
-            f"SELECT key, doc FROM docs WHERE collection=? AND key>=? AND key<? "
-            f"ORDER BY key {order} LIMIT ?",
+            f"SELECT key, doc FROM docs WHERE collection=? AND key>=? AND key<? ORDER BY key {order} LIMIT ?",
             (collection, low, high, limit),
         )
         return [(k, json.loads(d)) for k, d in rows]
@@ -127,15 +126,11 @@ class SqliteStore(Store):
             raise
 
     async def offsets(self, consumer: str) -> dict[tuple[str, int], int]:
-        rows = self._db.execute(
-            "SELECT topic, partition, offset FROM offsets WHERE consumer=?", (consumer,)
-        )
+        rows = self._db.execute("SELECT topic, partition, offset FROM offsets WHERE consumer=?", (consumer,))
         return {(t, p): o for t, p, o in rows}
 
     async def pending_outbox(self, limit: int = 500) -> list[OutboxRecord]:
-        rows = self._db.execute(
-            "SELECT seq, topic, key, value FROM outbox ORDER BY seq LIMIT ?", (limit,)
-        )
+        rows = self._db.execute("SELECT seq, topic, key, value FROM outbox ORDER BY seq LIMIT ?", (limit,))
         return [OutboxRecord(s, t, k, bytes(v)) for s, t, k, v in rows]
 
     async def ack_outbox(self, seqs: Sequence[str]) -> None:

@@ -31,11 +31,34 @@ async def test_completed_session_ratings_become_evidence(tansu: str, tmp_path: P
     sid = f"s-{tmp_path.name}"
     t0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
     events = [
-        new_event(SessionScheduled(session_id=sid, match_id=sid, skill="machine-learning", specialty="nlp",
-                                   format="build", participants=("ann", "bob")), source="test", time=t0),
-        new_event(SessionCompleted(session_id=sid, completed_by="ann", duration_s=1800), source="test", time=t0),
-        new_event(RatingSubmitted(rating_id=f"r1-{sid}", session_id=sid, rater_id="ann", ratee_id="bob",
-                                  skill="machine-learning", specialty="nlp", scores=SCORES), source="test", time=t0),
+        new_event(
+            SessionScheduled(
+                session_id=sid,
+                match_id=sid,
+                skill="machine-learning",
+                specialty="nlp",
+                format="build",
+                participants=("ann", "bob"),
+            ),
+            source="test",
+            time=t0,
+        ),
+        new_event(
+            SessionCompleted(session_id=sid, completed_by="ann", duration_s=1800), source="test", time=t0
+        ),
+        new_event(
+            RatingSubmitted(
+                rating_id=f"r1-{sid}",
+                session_id=sid,
+                rater_id="ann",
+                ratee_id="bob",
+                skill="machine-learning",
+                specialty="nlp",
+                scores=SCORES,
+            ),
+            source="test",
+            time=t0,
+        ),
     ]
     async with serving(bootstrap(settings(tansu, tmp_path))) as client:
         await publish(tansu, events)
@@ -53,7 +76,9 @@ async def test_completed_session_ratings_become_evidence(tansu: str, tmp_path: P
         assert items[0]["specialty"] == "nlp" and items[0]["format"] == "build"
 
         recorded = await read_until(
-            tansu, Topic.EVIDENCE.value, lambda rs: any(decode(r.value).data.session_id == sid for r in rs)  # type: ignore[attr-defined]
+            tansu,
+            Topic.EVIDENCE.value,
+            lambda rs: any(decode(r.value).data.session_id == sid for r in rs),  # type: ignore[attr-defined]
         )
         mine = [decode(r.value) for r in recorded if json.loads(r.value)["data"]["session_id"] == sid]
         assert len({e.id for e in mine}) == 1

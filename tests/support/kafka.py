@@ -38,7 +38,9 @@ async def read_until(
     timeout: float = 15.0,
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Read ``topic`` from the beginning (no group) until ``done(records)`` or the timeout."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None)
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+    )
     await consumer.start()
     seen: list[ConsumerRecord[bytes, bytes]] = []
     deadline = time.monotonic() + timeout

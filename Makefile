@@ -1,0 +1,63 @@
+# Lemma backend. Two commands do everything: `make run` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+VENV := .venv
+LEMMA := $(VENV)/bin/lemma
+
+.PHONY: help install run stop status test test-unit test-integration test-e2e lint fmt schemas bench clean
+
+help:
+	@echo "make run    install what is missing, start the local stack and all services"
+	@echo "make stop   stop everything 'make run' started"
+	@echo "make test   install what is missing, lint, run the whole suite"
+	@echo "make lint   ruff, mypy and the import contracts"
+
+$(UV):
+	@echo "installing uv (not found)"; python3 -m pip install --quiet --user uv==0.13.8 || python3 -m pip install --quiet uv==0.13.8
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen
+	@touch $@
+
+run: install
+	$(LEMMA) stack up
+
+stop:
+	@if [ -x $(LEMMA) ]; then $(LEMMA) stack down; else echo "nothing to stop"; fi
+
+status: install
+	$(LEMMA) stack status
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+fmt: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: lint
+	$(VENV)/bin/pytest -q
+
+test-unit: install
+	$(VENV)/bin/pytest -q tests/unit
+
+test-integration: install
+	$(VENV)/bin/pytest -q tests/integration
+
+test-e2e: install
+	$(VENV)/bin/pytest -q tests/e2e
+
+schemas: install
+	$(VENV)/bin/python -c "from shared.events.schemas import export; print(len(export()), 'schemas written')"
+
+bench: install
+	$(VENV)/bin/python bench/replay_fold.py
+
+clean: stop
+	rm -rf var

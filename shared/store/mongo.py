@@ -1,0 +1,1 @@
+"""MongoDB back end (PyMongo ``AsyncMongoClient``). Placeholder replaced by the real adapter."""
