@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Any
 
 import jwt
 from fastapi import Depends, HTTPException, Request, status
@@ -42,6 +42,9 @@ def mint_token(
     return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
 
 
+_REQUIRED: Any = {"require": ["sub", "exp", "iss"]}
+
+
 @lru_cache(maxsize=4)
 def _jwks_client(url: str) -> jwt.PyJWKClient:
     return jwt.PyJWKClient(url)
@@ -51,9 +54,11 @@ def verify_token(settings: Settings, token: str) -> Principal:
     """Decode and check a token; raises ``jwt.InvalidTokenError`` when it is not good."""
     if settings.jwt_algorithm == "RS256":
         key = _jwks_client(settings.jwt_jwks_url).get_signing_key_from_jwt(token).key
-        claims = jwt.decode(token, key, algorithms=["RS256"], issuer=settings.jwt_issuer)
+        claims = jwt.decode(token, key, algorithms=["RS256"], issuer=settings.jwt_issuer, options=_REQUIRED)
     else:
-        claims = jwt.decode(token, settings.jwt_secret, algorithms=["HS256"], issuer=settings.jwt_issuer)
+        claims = jwt.decode(
+            token, settings.jwt_secret, algorithms=["HS256"], issuer=settings.jwt_issuer, options=_REQUIRED
+        )
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub:
         raise jwt.InvalidTokenError("token has no subject")

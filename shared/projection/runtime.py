@@ -100,6 +100,7 @@ class ProjectionRuntime:
 
         dirty: set[DocRef] = set()
         emitted: list[CloudEvent] = []
+        folded = 0
         for (record, event), refs in zip(decoded, refs_of, strict=True):
             try:
                 outcome = self.projection.apply({ref: working.get(ref) for ref in refs}, event)
@@ -118,6 +119,7 @@ class ProjectionRuntime:
                         cause=event,
                     )
                 )
+            folded += 1
             EVENTS_CONSUMED.labels(self.service, self.consumer, event.type).inc()
 
         dead_events = [
@@ -126,7 +128,7 @@ class ProjectionRuntime:
                 source=self.service,
                 id=deterministic_id(self.consumer, "dlq", d.topic, str(d.partition), str(d.offset)),
             )
-            for d in dead
+            for d in sorted(dead, key=lambda d: (d.topic, d.partition, d.offset))
         ]
         offsets: dict[tuple[str, str, int], int] = {}
         for record in fresh:
@@ -136,7 +138,7 @@ class ProjectionRuntime:
         await self.store.write(changes, offsets=offsets, outbox=outbox_records(emitted + dead_events))
         if self._on_written is not None:
             self._on_written()
-        return len(decoded) - (len(dead) - (len(fresh) - len(decoded)))
+        return folded
 
     def _dead_letter(self, record: Record, exc: Exception) -> DeadLettered:
         DEAD_LETTERS.labels(self.service, self.consumer, record.topic).inc()

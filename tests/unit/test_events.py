@@ -1,0 +1,121 @@
+"""The event contract: envelopes round-trip, malformed records are refused with a reason,
+and the committed JSON Schemas stay backward compatible."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shared.events import REGISTRY, decode, encode, new_event
+from shared.events.payloads import MatchedTicket, MatchFound, RatingSubmitted, TierChanged
+from shared.events.schemas import committed_schemas, compatibility_problems, current_schemas
+
+SCORES = {"a": 1, "b": 5}
+
+
+def rating(**overrides: object) -> RatingSubmitted:
+    fields: dict[str, object] = dict(
+        rating_id="r1", session_id="s1", rater_id="ann", ratee_id="bob", skill="machine-learning", scores=SCORES
+    )
+    fields.update(overrides)
+    return RatingSubmitted.model_validate(fields)
+
+
+def test_envelope_is_cloudevents_with_versioned_type_and_key() -> None:
+    event = new_event(rating(), source="sessions")
+    assert event.type == "lemma.sessions.RatingSubmitted.v1"
+    assert event.specversion == "1.0" and event.datacontenttype == "application/json"
+    assert event.subject == "s1" and event.topic == "lemma.sessions.v1"
+    assert event.dataschema.endswith("lemma.sessions.RatingSubmitted.v1.json")
+    assert event.correlationid == event.id and event.causationid is None
+
+
+def test_caused_event_inherits_correlation() -> None:
+    cause = new_event(rating(), source="sessions")
+    effect = new_event(rating(rating_id="r2"), source="evidence", cause=cause)
+    assert effect.correlationid == cause.correlationid and effect.causationid == cause.id
+
+
+@given(st.text(min_size=1, max_size=20), st.integers(1, 5), st.integers(1, 5))
+def test_round_trip(session_id: str, a: int, b: int) -> None:
+    event = new_event(rating(session_id=session_id, scores={"x": a, "y": b}), source="t")
+    again = decode(encode(event))
+    assert again == event
+
+
+def test_tier_changed_uses_from_and_to_on_the_wire() -> None:
+    event = new_event(
+        TierChanged.model_validate(
+            {"learner_id": "a", "skill": "s", "from": 1, "to": 2, "as_of": datetime.now(UTC)}
+        ),
+        source="sci",
+    )
+    assert b'"from":1' in encode(event) and decode(encode(event)).data == event.data
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda d: d.update(type="lemma.sessions.Nope.v1"), "unknown event type"),
+        (lambda d: d.update(specversion="0.3"), "specversion"),
+        (lambda d: d["data"]["scores"].update(a=9), "less than or equal to 5"),
+        (lambda d: d["data"].update(email="x@y.z"), "Extra inputs"),
+        (lambda d: d.update(subject="other"), "does not match"),
+        (lambda d: d.pop("id"), "Field required"),
+    ],
+)
+def test_malformed_records_are_refused_with_a_reason(mutate: object, reason: str) -> None:
+    import json
+
+    raw = json.loads(encode(new_event(rating(), source="t")))
+    mutate(raw)  # type: ignore[operator]
+    with pytest.raises(ValueError, match=reason):
+        decode(json.dumps(raw))
+
+
+def test_not_json_is_refused() -> None:
+    with pytest.raises(ValueError):
+        decode(b"{nope")
+
+
+def test_match_found_carries_two_tickets() -> None:
+    t = MatchedTicket(ticket_id="t", learner_id="l", level=1.0)
+    with pytest.raises(ValueError):
+        MatchFound(match_id="m", skill="s", tickets=(t,), level_gap=0, waited_ms=0)  # type: ignore[arg-type]
+
+
+def test_every_payload_is_registered_once() -> None:
+    names = [spec.name for spec in REGISTRY.values()]
+    assert len(names) == len(set(names)) == 16
+
+
+def test_committed_schemas_match_the_code() -> None:
+    """Run `make schemas` after an intended, compatible change to the payloads."""
+    assert committed_schemas() == current_schemas()
+
+
+def test_committed_schemas_stay_backward_compatible() -> None:
+    assert compatibility_problems(committed_schemas(), current_schemas()) == []
+
+
+def test_compatibility_check_catches_breaking_changes() -> None:
+    old = current_schemas()
+    t = "lemma.sessions.RatingSubmitted.v1"
+    removed = copy.deepcopy(old)
+    del removed[t]["properties"]["comment"]
+    assert any("removed" in p for p in compatibility_problems(old, removed))
+    required = copy.deepcopy(old)
+    required[t]["required"].append("comment")
+    assert any("became required" in p for p in compatibility_problems(old, required))
+    retyped = copy.deepcopy(old)
+    retyped[t]["properties"]["rater_id"] = {"type": "integer"}
+    assert any("changed" in p for p in compatibility_problems(old, retyped))
+    gone = {k: v for k, v in old.items() if k != t}
+    assert any("event type removed" in p for p in compatibility_problems(old, gone))
+    added = copy.deepcopy(old)
+    added[t]["properties"]["extra"] = {"type": "string", "default": ""}
+    assert compatibility_problems(old, added) == []
