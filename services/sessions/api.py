@@ -1,0 +1,139 @@
+"""Routes of the sessions service: read a session; start, complete, abandon and rate it.
+
+Each command holds the service's write lock, loads the session, asks the pure domain
+for the transition and commits the document with its event in one store write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.sessions import domain
+from services.sessions.projection import SESSIONS
+from shared.auth import PrincipalDep
+from shared.problems import Problem
+from shared.service import ContextDep, ServiceContext
+from shared.store import Change
+
+router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
+
+
+class RatingRef(BaseModel):
+    rater_id: str
+    ratee_id: str
+
+
+class SessionView(BaseModel):
+    session_id: str
+    match_id: str
+    skill: str
+    specialty: str | None
+    format: str | None
+    participants: list[str]
+    status: str
+    scheduled_at: str
+    started_at: str | None
+    completed_at: str | None
+    duration_s: int | None
+    abandoned_at: str | None = None
+    abandoned_by: str | None = None
+    no_show: str | None = None
+    ratings: list[RatingRef]
+
+
+class AbandonBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=500)
+    no_show: str | None = None
+
+
+class RatingBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ratee_id: str = Field(min_length=1)
+    scores: dict[str, int]
+    comment: str | None = Field(default=None, max_length=domain.MAX_COMMENT)
+
+
+class RatingView(BaseModel):
+    rating_id: str
+    session_id: str
+    rater_id: str
+    ratee_id: str
+    skill: str
+    specialty: str | None
+    scores: dict[str, int]
+    comment: str | None
+
+
+def _view(doc: dict[str, Any]) -> SessionView:
+    return SessionView.model_validate(doc)
+
+
+async def _run(
+    ctx: ServiceContext, session_id: str, command: Callable[[domain.Doc | None, datetime], domain.Transition]
+) -> domain.Transition:
+    async with ctx.lock:
+        doc = await ctx.store.get(SESSIONS, session_id)
+        now = datetime.now(UTC)
+        try:
+            result = command(doc, now)
+        except domain.SessionError as exc:
+            raise Problem(exc.status, exc.detail) from exc
+        if result.event is not None:
+            event = ctx.event(result.event, time=now, correlationid=result.doc.get("correlation_id"))
+            await ctx.commit([Change(SESSIONS, session_id, result.doc)], [event])
+        return result
+
+
+@router.get("/{session_id}", response_model=SessionView)
+async def get_session(session_id: str, ctx: ContextDep) -> SessionView:
+    doc = await ctx.store.get(SESSIONS, session_id)
+    if doc is None:
+        raise Problem(404, f"session {session_id} not found")
+    return _view(doc)
+
+
+@router.post("/{session_id}/start", response_model=SessionView)
+async def start_session(session_id: str, ctx: ContextDep, principal: PrincipalDep) -> SessionView:
+    who = principal.learner_id
+    result = await _run(ctx, session_id, lambda doc, now: domain.start(doc, session_id, who, now))
+    return _view(result.doc)
+
+
+@router.post("/{session_id}/complete", response_model=SessionView)
+async def complete_session(session_id: str, ctx: ContextDep, principal: PrincipalDep) -> SessionView:
+    who = principal.learner_id
+    result = await _run(ctx, session_id, lambda doc, now: domain.complete(doc, session_id, who, now))
+    return _view(result.doc)
+
+
+@router.post("/{session_id}/abandon", response_model=SessionView)
+async def abandon_session(
+    session_id: str, body: AbandonBody, ctx: ContextDep, principal: PrincipalDep
+) -> SessionView:
+    who = principal.learner_id
+    result = await _run(
+        ctx,
+        session_id,
+        lambda doc, now: domain.abandon(doc, session_id, who, body.reason, body.no_show, now),
+    )
+    return _view(result.doc)
+
+
+@router.post("/{session_id}/ratings", response_model=RatingView, status_code=201)
+async def rate_partner(
+    session_id: str, body: RatingBody, ctx: ContextDep, principal: PrincipalDep
+) -> RatingView:
+    who = principal.learner_id
+    result = await _run(
+        ctx,
+        session_id,
+        lambda doc, now: domain.rate(doc, session_id, who, body.ratee_id, body.scores, body.comment, now),
+    )
+    assert result.event is not None  # a rating is never a no-op: a repeat is refused with 409
+    return RatingView.model_validate(result.event.model_dump())

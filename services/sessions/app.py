@@ -1,0 +1,26 @@
+"""Composition root of the sessions service. A test swaps the settings or the store."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.sessions import api, consumers
+from services.sessions.projection import SessionsProjection
+from shared.service import ServiceContext, create_app
+from shared.settings import Settings, get_settings
+from shared.store import Store
+
+NAME = "sessions"
+DEFAULT_PORT = 8103
+
+
+def bootstrap(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
+    ctx = ServiceContext.build(NAME, settings or get_settings(), store=store)
+    runtime = ctx.runtime(SessionsProjection())
+    return create_app(
+        ctx,
+        title="Lemma sessions",
+        description="Session lifecycle (scheduled, started, completed, abandoned) and peer ratings.",
+        routers=[api.router],
+        kafka_router=consumers.build_router(ctx.settings, runtime),
+    )

@@ -1,0 +1,153 @@
+"""The sessions service on a real broker and SQLite: a MatchFound in, a session driven over HTTP,
+its events out on ``lemma.sessions.v1`` keyed by session id, and every refusal on the way."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from services.sessions.app import bootstrap
+from shared.auth import mint_token
+from shared.events import decode, new_event
+from shared.events.envelope import CloudEvent
+from shared.events.payloads import MatchedTicket, MatchFound, MatchRequested
+from shared.events.registry import Topic
+from shared.settings import Settings
+from tests.support.apps import serving
+from tests.support.kafka import eventually, publish, read_until
+
+SCORES = {
+    "model-selection": 4,
+    "feature-engineering": 3,
+    "evaluation-metrics": 5,
+    "generalization": 4,
+    "deployment": 2,
+}
+
+
+def settings(tansu: str, tmp_path: Path) -> Settings:
+    return Settings(environment="test", kafka_bootstrap=tansu, state_dir=str(tmp_path))
+
+
+def match_found(match_id: str, a: str, b: str) -> CloudEvent:
+    payload = MatchFound(
+        match_id=match_id,
+        skill="machine-learning",
+        specialty="nlp",
+        format="build",
+        tickets=(
+            MatchedTicket(ticket_id=f"{match_id}-a", learner_id=a, level=2.0),
+            MatchedTicket(ticket_id=f"{match_id}-b", learner_id=b, level=2.3),
+        ),
+        level_gap=0.3,
+        waited_ms=4200,
+    )
+    return new_event(payload, source="matching", time=datetime(2026, 11, 1, 10, 0, tzinfo=UTC))
+
+
+async def test_session_lifecycle_ratings_and_refusals(tansu: str, tmp_path: Path) -> None:
+    cfg = settings(tansu, tmp_path)
+    run = uuid.uuid4().hex[:8]
+    sid, other = f"m-{run}", f"m-{run}-2"
+    ann, bob, cat = f"ann-{run}", f"bob-{run}", f"cat-{run}"
+    auth = {who: {"Authorization": f"Bearer {mint_token(cfg, who)}"} for who in (ann, bob, cat)}
+    found = match_found(sid, ann, bob)
+    noise = new_event(
+        MatchRequested(
+            ticket_id="t", learner_id=cat, skill="machine-learning", level=2.0, requested_at=found.time
+        ),
+        source="matching",
+    )
+    copy = found.model_copy(update={"id": str(uuid.uuid4())})  # a second copy under a new event id
+    # all keyed by the skill: one partition, folded in this order; the last one is the sentinel
+    await publish(tansu, [found, noise, found, copy, match_found(other, ann, bob)])
+
+    async with serving(bootstrap(cfg)) as client:
+
+        async def session(session_id: str) -> dict[str, object] | None:
+            r = await client.get(f"/v1/sessions/{session_id}")
+            return r.json() if r.status_code == 200 else None
+
+        await eventually(lambda: session(other), timeout=20)
+        doc = await session(sid)
+        assert doc is not None
+        assert doc["status"] == "scheduled" and doc["participants"] == [ann, bob]
+        assert (doc["skill"], doc["specialty"], doc["format"]) == ("machine-learning", "nlp", "build")
+        assert doc["match_id"] == sid and doc["ratings"] == []
+
+        async def post(path: str, who: str | None, body: object = None) -> httpx.Response:
+            return await client.post(f"/v1/sessions/{path}", json=body, headers=auth[who] if who else {})
+
+        rating = {"ratee_id": bob, "scores": SCORES, "comment": "sharp on metrics"}
+
+        # refusals before the session runs
+        assert (await post(f"{sid}/start", None)).status_code == 401
+        assert (await post(f"{sid}/start", cat)).status_code == 403
+        assert (await post(f"m-nope-{run}/start", ann)).status_code == 404
+        assert (await client.get(f"/v1/sessions/m-nope-{run}")).status_code == 404
+        assert (await post(f"{sid}/complete", ann)).status_code == 409
+        early = await post(f"{sid}/ratings", ann, rating)
+        assert early.status_code == 409
+        assert early.headers["content-type"].startswith("application/problem+json")
+
+        # start (twice: idempotent), complete
+        r = await post(f"{sid}/start", ann)
+        assert r.status_code == 200 and r.json()["status"] == "started" and r.json()["started_at"]
+        assert (await post(f"{sid}/start", bob)).status_code == 200
+        assert (await post(f"{sid}/ratings", ann, rating)).status_code == 409
+        r = await post(f"{sid}/complete", bob)
+        assert r.status_code == 200 and r.json()["status"] == "completed"
+        assert r.json()["duration_s"] >= 0 and r.json()["completed_at"]
+        assert (await post(f"{sid}/complete", ann)).status_code == 200
+        assert (await post(f"{sid}/abandon", ann, {"reason": "late"})).status_code == 409
+
+        # rating refusals after completion
+        missing = {k: v for k, v in SCORES.items() if k != "deployment"}
+        for bad in ({**rating, "scores": missing}, {**rating, "scores": {**SCORES, "charisma": 4}}):
+            r = await post(f"{sid}/ratings", ann, bad)
+            assert r.status_code == 422 and "rubric" in r.json()["detail"]
+        assert (await post(f"{sid}/ratings", ann, {**rating, "ratee_id": ann})).status_code == 422
+        assert (await post(f"{sid}/ratings", cat, rating)).status_code == 403
+        assert (await post(f"{sid}/ratings", None, rating)).status_code == 401
+
+        # the two ratings, and a second one by the same rater
+        r = await post(f"{sid}/ratings", ann, rating)
+        assert r.status_code == 201
+        assert r.json()["rater_id"] == ann and r.json()["ratee_id"] == bob and r.json()["rating_id"]
+        assert (await post(f"{sid}/ratings", ann, rating)).status_code == 409
+        assert (await post(f"{sid}/ratings", bob, {"ratee_id": ann, "scores": SCORES})).status_code == 201
+
+        doc = await session(sid)
+        assert doc is not None and doc["status"] == "completed"
+        assert doc["ratings"] == [{"rater_id": ann, "ratee_id": bob}, {"rater_id": bob, "ratee_id": ann}]
+
+        # abandon the other session: no_show must be the partner
+        assert (await post(f"{other}/abandon", ann, {"reason": "no-show", "no_show": cat})).status_code == 422
+        r = await post(f"{other}/abandon", ann, {"reason": "no-show", "no_show": bob})
+        assert r.status_code == 200 and r.json()["status"] == "abandoned" and r.json()["no_show"] == bob
+        assert (await post(f"{other}/start", bob)).status_code == 409
+
+        def mine(records: list[object]) -> list[CloudEvent]:
+            return [e for e in (decode(r.value) for r in records) if e.key == sid]  # type: ignore[attr-defined]
+
+        records = await read_until(
+            tansu,
+            Topic.SESSIONS.value,
+            lambda rs: sum(e.type.endswith("RatingSubmitted.v1") for e in mine(list(rs))) >= 2,
+        )
+        events = mine(list(records))
+        assert [e.type.split(".")[2] for e in events] == [
+            "SessionScheduled",
+            "SessionStarted",
+            "SessionCompleted",
+            "RatingSubmitted",
+            "RatingSubmitted",
+        ]
+        for e, record in zip(events, [r for r in records if decode(r.value).key == sid], strict=True):
+            assert record.key == sid.encode()
+            assert e.correlationid == found.correlationid  # one story, from the match on
+        assert events[0].causationid == found.id
+        assert events[3].data.rater_id == ann and events[3].data.scores == SCORES  # type: ignore[attr-defined]
