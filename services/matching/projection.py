@@ -1,0 +1,74 @@
+"""The levels fold (pure): a learner's level in a skill, from passport claims and SCI updates.
+
+One ``levels`` document per ``f"{learner_id}/{skill}"``. Each source keeps only its newest
+fact: the claim (SkillClaimed or SkillUnclaimed) with the greatest (event time, event id),
+the SciUpdated with the greatest (as_of, event id). Both are maxima, so the document is
+the same whatever the order of delivery and however often an event is delivered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from services.matching.domain import LEVELS, level_from, level_key, stamp
+from shared.events.envelope import CloudEvent
+from shared.events.payloads import SciUpdated, SkillClaimed, SkillUnclaimed
+from shared.projection.fold import NOTHING, Doc, DocRef, Outcome
+
+
+def _version(doc: Mapping[str, Any] | None, field: str) -> tuple[str, str]:
+    if doc is None or doc.get(field) is None:
+        return ("", "")
+    at, event_id = doc[field]
+    return (str(at), str(event_id))
+
+
+def fold_level(doc: Mapping[str, Any] | None, event: CloudEvent) -> Doc | None:
+    """The level document after ``event``; ``None`` when the event changes nothing."""
+    data = event.data
+    if not isinstance(data, SkillClaimed | SkillUnclaimed | SciUpdated):
+        return None
+    base: Doc = (
+        dict(doc)
+        if doc is not None
+        else {
+            "learner_id": data.learner_id,
+            "skill": data.skill,
+            "self_level": None,
+            "claim_version": None,
+            "sci": None,
+            "sci_version": None,
+            "level": None,
+        }
+    )
+    if isinstance(data, SciUpdated):
+        version = (stamp(data.as_of), event.id)
+        if version <= _version(doc, "sci_version"):
+            return None  # an older or the same update
+        base.update(sci=data.sci, sci_version=list(version))
+    else:
+        version = (stamp(event.time), event.id)
+        if version <= _version(doc, "claim_version"):
+            return None
+        self_level = data.self_level if isinstance(data, SkillClaimed) else None
+        base.update(self_level=self_level, claim_version=list(version))
+    base["level"] = level_from(base["self_level"], base["sci"])
+    return base
+
+
+class MatchingProjection:
+    name = "matching"
+
+    def refs(self, event: CloudEvent) -> Iterable[DocRef]:
+        data = event.data
+        if isinstance(data, SkillClaimed | SkillUnclaimed | SciUpdated):
+            return [(LEVELS, level_key(data.learner_id, data.skill))]
+        return []
+
+    def apply(self, docs: Mapping[DocRef, Doc | None], event: CloudEvent) -> Outcome:
+        refs = list(self.refs(event))
+        if not refs:
+            return NOTHING
+        updated = fold_level(docs.get(refs[0]), event)
+        return NOTHING if updated is None else Outcome(changes={refs[0]: updated})

@@ -1,0 +1,147 @@
+"""The levels fold: self-levels from claims, an SCI wins over them, the newest SCI (by as_of)
+wins, and the state is the same whatever the order and however often events arrive."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.matching.domain import LEVELS, level_key, level_of
+from services.matching.projection import MatchingProjection
+from shared.events.envelope import CloudEvent, new_event
+from shared.events.payloads import LearnerRegistered, SciUpdated, SkillClaimed, SkillUnclaimed
+from shared.projection.fold import fold_events
+
+T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
+ML = "machine-learning"
+PROJECTION = MatchingProjection()
+
+
+def claim(level: str, minute: int, learner: str = "ann", skill: str = ML) -> CloudEvent:
+    return new_event(
+        SkillClaimed(learner_id=learner, skill=skill, self_level=level),
+        source="passport",
+        time=T0 + timedelta(minutes=minute),
+    )
+
+
+def unclaim(minute: int, learner: str = "ann", skill: str = ML) -> CloudEvent:
+    return new_event(
+        SkillUnclaimed(learner_id=learner, skill=skill),
+        source="passport",
+        time=T0 + timedelta(minutes=minute),
+    )
+
+
+def sci(value: float, day: int, learner: str = "ann", skill: str = ML) -> CloudEvent:
+    as_of = T0 + timedelta(days=day)
+    payload = SciUpdated(
+        learner_id=learner,
+        skill=skill,
+        sci=value,
+        practice=0,
+        proof=0,
+        reliability=0,
+        freshness=0,
+        tier=2,
+        as_of=as_of,
+    )
+    return new_event(payload, source="sci", time=as_of)
+
+
+def level(events: list[CloudEvent], learner: str = "ann", skill: str = ML) -> float | None:
+    docs, emitted = fold_events(PROJECTION, events)
+    assert emitted == []
+    doc = docs.get((LEVELS, level_key(learner, skill)))
+    return None if doc is None else doc["level"]
+
+
+def test_self_levels() -> None:
+    assert [level([claim(s, 0)]) for s in ("beginner", "intermediate", "advanced", "expert")] == [
+        1.0,
+        2.0,
+        3.0,
+        4.0,
+    ]
+    assert level([claim("advanced", 0), claim("intermediate", 1)]) == 2.0
+
+
+def test_unclaimed_or_unknown_is_a_beginner() -> None:
+    assert level([claim("expert", 0), unclaim(1)]) is None
+    docs, _ = fold_events(PROJECTION, [claim("expert", 0), unclaim(1)])
+    assert level_of(docs[(LEVELS, level_key("ann", ML))]) == 1.0
+    assert level_of(None) == 1.0
+
+
+def test_an_sci_wins_over_the_self_level_in_either_order() -> None:
+    assert level([claim("expert", 0), sci(50, 1)]) == 2.5
+    assert level([sci(50, 1), claim("expert", 2)]) == 2.5
+    assert level([sci(0, 1), claim("expert", 2), unclaim(3)]) == 1.0
+    assert level([sci(100, 1)]) == 4.0
+
+
+def test_the_newest_sci_by_as_of_wins() -> None:
+    assert level([sci(20, 1), sci(80, 5)]) == 3.4
+    assert level([sci(80, 5), sci(20, 1)]) == 3.4
+
+
+def test_duplicates_are_harmless_and_other_events_are_ignored() -> None:
+    events = [claim("advanced", 0), sci(40, 1)]
+    once, _ = fold_events(PROJECTION, events)
+    twice, _ = fold_events(PROJECTION, events + events[::-1])
+    assert once == twice
+    other = new_event(LearnerRegistered(learner_id="ann", handle="ann"), source="passport")
+    assert list(PROJECTION.refs(other)) == []
+    assert fold_events(PROJECTION, [other]) == ({}, [])
+    assert (
+        PROJECTION.apply(
+            {(LEVELS, level_key("ann", ML)): once[(LEVELS, level_key("ann", ML))]}, events[1]
+        ).changes
+        == {}
+    )
+
+
+EVENT = st.one_of(
+    st.builds(
+        claim,
+        st.sampled_from(["beginner", "intermediate", "advanced", "expert"]),
+        st.integers(0, 20),
+        st.sampled_from(["ann", "bob"]),
+        st.sampled_from([ML, "data-engineering"]),
+    ),
+    st.builds(unclaim, st.integers(0, 20), st.sampled_from(["ann", "bob"]), st.sampled_from([ML])),
+    st.builds(
+        sci,
+        st.floats(0, 100, allow_nan=False),
+        st.integers(0, 20),
+        st.sampled_from(["ann", "bob"]),
+        st.sampled_from([ML, "data-engineering"]),
+    ),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(events=st.lists(EVENT, max_size=12), data=st.data())
+def test_any_order_and_any_duplicates_give_the_same_levels(
+    events: list[CloudEvent], data: st.DataObject
+) -> None:
+    redelivered = data.draw(st.lists(st.sampled_from(events), max_size=8)) if events else []
+    shuffled = data.draw(st.permutations(events + redelivered))
+    expected, _ = fold_events(PROJECTION, events)
+    assert fold_events(PROJECTION, shuffled)[0] == expected
+    for (_, key), doc in expected.items():
+        learner, skill = key.split("/")
+        mine = [e for e in events if e.data.learner_id == learner and e.data.skill == skill]  # type: ignore[attr-defined]
+        scis = [e for e in mine if isinstance(e.data, SciUpdated)]
+        claims = [e for e in mine if not isinstance(e.data, SciUpdated)]
+        if scis:
+            newest = max(scis, key=lambda e: (e.data.as_of, e.id))  # type: ignore[attr-defined]
+            assert doc["level"] == round(1 + 3 * newest.data.sci / 100, 4)  # type: ignore[attr-defined]
+        else:
+            last = max(claims, key=lambda e: (e.time, e.id))
+            want = {"beginner": 1.0, "intermediate": 2.0, "advanced": 3.0, "expert": 4.0}
+            assert doc["level"] == (
+                want[last.data.self_level] if isinstance(last.data, SkillClaimed) else None
+            )
