@@ -1,0 +1,124 @@
+"""Read routes of the sci service (public): scores per skill, and one score explained.
+
+Both recompute the score at request time (``?as_of=``, default now) from the stored
+evidence, so Freshness decays even when no new event arrives.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from services.sci.domain import TIER_NAMES, explain, specialty_depth, utc
+from services.sci.projection import SCORES, items_of, no_shows_of, score_key, score_of, visible
+from shared.catalog import get_catalog
+from shared.problems import Problem
+from shared.service import ContextDep
+
+router = APIRouter(prefix="/v1", tags=["sci"])
+
+AsOf = Annotated[
+    datetime | None,
+    Query(description="ISO 8601 time to evaluate the score at (default now; naive means UTC)"),
+]
+
+
+class SkillScore(BaseModel):
+    skill: str
+    sci: float
+    practice: float
+    proof: float
+    reliability: float
+    freshness: float
+    tier: int
+    sessions: int
+    as_of: datetime
+
+
+class LearnerScores(BaseModel):
+    learner_id: str
+    skills: list[SkillScore]
+
+
+class Part(BaseModel):
+    value: float
+    max: float
+    reason: str
+
+
+class SpecialtyDepth(BaseModel):
+    sessions: int
+    mean_rating: float
+
+
+class ScoreDetail(BaseModel):
+    learner_id: str
+    skill: str
+    sci: float
+    tier: int
+    tier_name: str
+    sessions: int
+    distinct_raters: int
+    parts: dict[str, Part]
+    specialties: dict[str, SpecialtyDepth]
+    as_of: datetime
+
+
+def _at(as_of: datetime | None) -> datetime:
+    return utc(as_of) if as_of is not None else datetime.now(UTC)
+
+
+@router.get("/scores/{learner_id}", response_model=LearnerScores)
+async def learner_scores(ctx: ContextDep, learner_id: str, as_of: AsOf = None) -> LearnerScores:
+    """Every skill the learner claimed or has evidence in (an empty list if none)."""
+    at = _at(as_of)
+    rows = await ctx.store.scan(SCORES, f"{learner_id}/", limit=1000)
+    skills: list[SkillScore] = []
+    for _, doc in rows:
+        if doc["learner_id"] != learner_id or not visible(doc):
+            continue  # another learner whose id extends this one with a "/"
+        s = score_of(doc, at)
+        skills.append(
+            SkillScore(
+                skill=doc["skill"],
+                sci=s.sci,
+                practice=s.practice,
+                proof=s.proof,
+                reliability=s.reliability,
+                freshness=s.freshness,
+                tier=s.tier,
+                sessions=s.sessions,
+                as_of=at,
+            )
+        )
+    return LearnerScores(learner_id=learner_id, skills=skills)
+
+
+@router.get("/scores/{learner_id}/{skill}", response_model=ScoreDetail)
+async def skill_score(ctx: ContextDep, learner_id: str, skill: str, as_of: AsOf = None) -> ScoreDetail:
+    if problems := get_catalog().problems(skill):
+        raise Problem(422, "; ".join(problems))
+    doc = await ctx.store.get(SCORES, score_key(learner_id, skill))
+    if doc is None or not visible(doc):
+        raise Problem(404, f"learner {learner_id!r} has no claim or evidence in {skill!r}")
+    at = _at(as_of)
+    items = items_of(doc)
+    result, parts = explain(items, no_shows_of(doc, items), at)
+    return ScoreDetail(
+        learner_id=learner_id,
+        skill=skill,
+        sci=result.sci,
+        tier=result.tier,
+        tier_name=TIER_NAMES[result.tier],
+        sessions=result.sessions,
+        distinct_raters=result.distinct_raters,
+        parts={name: Part(value=p.value, max=p.max, reason=p.reason) for name, p in parts.items()},
+        specialties={
+            name: SpecialtyDepth(sessions=d.sessions, mean_rating=d.mean_rating)
+            for name, d in specialty_depth(items).items()
+        },
+        as_of=at,
+    )

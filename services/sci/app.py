@@ -1,0 +1,27 @@
+"""Composition root of the sci service. A test swaps the settings or the store."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.sci import api, consumers
+from services.sci.projection import SciProjection
+from shared.catalog import get_catalog
+from shared.service import ServiceContext, create_app
+from shared.settings import Settings, get_settings
+from shared.store import Store
+
+NAME = "sci"
+DEFAULT_PORT = 8105
+
+
+def bootstrap(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
+    ctx = ServiceContext.build(NAME, settings or get_settings(), store=store)
+    runtime = ctx.runtime(SciProjection(skill.id for skill in get_catalog().skills))
+    return create_app(
+        ctx,
+        title="Lemma sci",
+        description="SCI per learner and skill: the four parts, the tier and why.",
+        routers=[api.router],
+        kafka_router=consumers.build_router(ctx.settings, runtime),
+    )
