@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from aiokafka import TopicPartition
+from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream import AckPolicy
-from faststream.kafka import KafkaBroker
+from faststream.kafka import KafkaBroker, KafkaRouter
+from faststream.kafka.message import KafkaMessage
 
 from shared.events.registry import Topic
+from shared.projection.runtime import ProjectionRuntime
 from shared.settings import Settings
 from shared.store.base import OutboxRecord
 
@@ -42,8 +44,62 @@ def make_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
     )
 
 
+class StoreOffsetsListener(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Positions each assigned partition just past the offset the projection's store holds.
+
+    The store, not Kafka's committed offset, says what has been folded: after a crash
+    between the store write and the Kafka commit, or when a projection is rebuilt into
+    an empty store, consumption resumes exactly where the store stands.
+    """
+
+    def __init__(self, runtime: ProjectionRuntime) -> None:
+        self._runtime = runtime
+        self._subscriber: Any = None
+
+    def bind(self, subscriber: Any) -> None:
+        self._subscriber = subscriber
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        consumer = getattr(self._subscriber, "consumer", None)
+        if consumer is None or not assigned:
+            return
+        done = await self._runtime.store.offsets(self._runtime.consumer)
+        fresh = []
+        for tp in assigned:
+            last = done.get((tp.topic, tp.partition))
+            if last is None:
+                fresh.append(tp)
+            else:
+                consumer.seek(tp, last + 1)
+        if fresh:
+            await consumer.seek_to_beginning(*fresh)
+
+
+def projection_subscriber(
+    router: KafkaRouter, topic: Topic, settings: Settings, runtime: ProjectionRuntime
+) -> Callable[[Callable[..., Awaitable[None]]], Any]:
+    """A batch subscriber for a projection: its own consumer group, positions from the store,
+    Kafka offsets committed only after the store write (and rewound if the handler fails)."""
+    listener = StoreOffsetsListener(runtime)
+    subscriber = router.subscriber(
+        topic.value,
+        batch=True,
+        group_id=runtime.consumer,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        max_records=settings.consumer_max_records,
+        batch_timeout_ms=100,
+        listener=listener,
+    )
+    listener.bind(subscriber)
+    return subscriber
+
+
 def batch_subscription(settings: Settings, group_id: str) -> dict[str, Any]:
-    """Batch subscriber options: a consumer group, from the start, commit after the write."""
+    """Transitional: plain batch subscriber options (no store positioning); use projection_subscriber."""
     return {
         "batch": True,
         "group_id": group_id,
@@ -52,6 +108,13 @@ def batch_subscription(settings: Settings, group_id: str) -> dict[str, Any]:
         "max_records": settings.consumer_max_records,
         "batch_timeout_ms": 100,
     }
+
+
+async def fold_batch(runtime: ProjectionRuntime, msg: KafkaMessage) -> None:
+    """The body of every projection subscriber: hand the raw records to the runtime."""
+    records = msg.raw_message
+    batch = records if isinstance(records, tuple) else (records,)
+    await runtime.handle(batch, highwater=highwater_of(getattr(msg, "consumer", None), batch))
 
 
 def highwater_of(consumer: Any, records: Sequence[Any]) -> dict[tuple[str, int], int]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from faststream.kafka import KafkaMessage, KafkaRouter
 
-from shared.bus import batch_subscription, highwater_of
+from shared.bus import fold_batch, projection_subscriber
 from shared.events.registry import Topic
 from shared.projection.runtime import ProjectionRuntime
 from shared.settings import Settings
@@ -12,12 +12,9 @@ from shared.settings import Settings
 
 def build_router(settings: Settings, runtime: ProjectionRuntime) -> KafkaRouter:
     router = KafkaRouter()
-    subscriber = router.subscriber(Topic.SESSIONS.value, **batch_subscription(settings, "evidence"))
 
-    @subscriber
+    @projection_subscriber(router, Topic.SESSIONS, settings, runtime)
     async def on_sessions(msg: KafkaMessage) -> None:
-        records = msg.raw_message
-        assert isinstance(records, tuple)
-        await runtime.handle(records, highwater=highwater_of(getattr(msg, "consumer", None), records))
+        await fold_batch(runtime, msg)
 
     return router

@@ -72,7 +72,8 @@ class Store(abc.ABC):
         offsets: PartitionOffsets | None = None,
         outbox: Sequence[OutboxRecord] = (),
     ) -> None:
-        """Apply changes, record offsets and enqueue events, all in one atomic step."""
+        """Apply changes (in order: the last change to a key wins), record offsets and
+        enqueue events, all in one atomic step."""
 
     @abc.abstractmethod
     async def offsets(self, consumer: str) -> dict[tuple[str, int], int]:

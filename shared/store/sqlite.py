@@ -99,8 +99,9 @@ class SqliteStore(Store):
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
-            puts = [(c.collection, c.key, json.dumps(c.doc)) for c in changes if c.doc is not None]
-            deletes = [(c.collection, c.key) for c in changes if c.doc is None]
+            last = {(c.collection, c.key): c.doc for c in changes}  # in order: the last change wins
+            puts = [(col, key, json.dumps(doc)) for (col, key), doc in last.items() if doc is not None]
+            deletes = [(col, key) for (col, key), doc in last.items() if doc is None]
             if puts:
                 db.executemany(
                     "INSERT INTO docs(collection, key, doc) VALUES (?,?,?) "
@@ -122,7 +123,8 @@ class SqliteStore(Store):
                 )
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
 
     async def offsets(self, consumer: str) -> dict[tuple[str, int], int]:
@@ -139,7 +141,8 @@ class SqliteStore(Store):
             self._db.executemany("DELETE FROM outbox WHERE seq=?", [(s,) for s in seqs])
             self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
             raise
 
     async def ping(self) -> bool:

@@ -94,3 +94,50 @@ async def test_completed_session_ratings_become_evidence(tansu: str, tmp_path: P
         assert (await client.get("/readyz")).status_code == 200
         metrics = (await client.get("/metrics")).text
         assert "lemma_dead_letters_total" in metrics
+
+
+async def test_an_empty_store_is_rebuilt_from_the_start_of_the_log(tansu: str, tmp_path: Path) -> None:
+    """The consumer group has committed offsets already; the store's own (absent) offsets win."""
+    sid = f"s-{tmp_path.name}"
+    t0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+    events = [
+        new_event(
+            SessionScheduled(
+                session_id=sid,
+                match_id=sid,
+                skill="machine-learning",
+                specialty=None,
+                format=None,
+                participants=("cat", "dan"),
+            ),
+            source="test",
+            time=t0,
+        ),
+        new_event(
+            SessionCompleted(session_id=sid, completed_by="cat", duration_s=60), source="test", time=t0
+        ),
+        new_event(
+            RatingSubmitted(
+                rating_id=f"r-{sid}",
+                session_id=sid,
+                rater_id="dan",
+                ratee_id="cat",
+                skill="machine-learning",
+                scores=SCORES,
+            ),
+            source="test",
+            time=t0,
+        ),
+    ]
+    for generation in ("first", "rebuilt"):
+        state = tmp_path / generation
+        async with serving(bootstrap(settings(tansu, state))) as client:
+            if generation == "first":
+                await publish(tansu, events)
+
+            async def trail() -> list[dict[str, object]]:
+                r = await client.get("/v1/evidence", params={"learner_id": "cat"})
+                items: list[dict[str, object]] = r.json()["items"]
+                return [i for i in items if i["session_id"] == sid]
+
+            assert len(await eventually(trail)) == 1  # type: ignore[arg-type]

@@ -331,26 +331,14 @@ class StoreContract:
             await second.close()
 
 
-SQLITE_DELETES_LAST = (
-    "SqliteStore.write runs every put before every delete, so a delete followed by a put "
-    "of the same key in one write ends deleted (shared/store/sqlite.py:102-111)"
-)
-
-
-class _SqliteGaps(StoreContract):
-    @pytest.mark.xfail(strict=True, reason=SQLITE_DELETES_LAST)
-    async def test_later_change_to_same_key_wins(self, store: Store) -> None:
-        await super().test_later_change_to_same_key_wins(store)
-
-
-class TestSqliteFileStore(_SqliteGaps):
+class TestSqliteFileStore(StoreContract):
     @pytest.fixture
     def make_store(self, tmp_path: Path) -> StoreFactory:
         path = tmp_path / "nested" / "store.db"  # the parent folder is made on open
         return lambda: SqliteStore(str(path))
 
 
-class TestSqliteMemoryStore(_SqliteGaps):
+class TestSqliteMemoryStore(StoreContract):
     persistent = False
 
     @pytest.fixture
