@@ -92,6 +92,8 @@ def projection_subscriber(
         ack_policy=AckPolicy.NACK_ON_ERROR,
         max_records=settings.consumer_max_records,
         batch_timeout_ms=100,
+        session_timeout_ms=settings.consumer_session_timeout_ms,
+        heartbeat_interval_ms=max(settings.consumer_session_timeout_ms // 3, 500),
         listener=listener,
     )
     listener.bind(subscriber)

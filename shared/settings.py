@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     kafka_acks: Literal["all", "1", "0"] = "all"
     kafka_idempotence: bool = False  # Tansu rejects InitProducerId; on against real Kafka
     consumer_max_records: int = 2000
+    # A member that vanishes (SIGKILL, or a first-generation member: aiokafka sends no
+    # LeaveGroup for generation 0, which is where Tansu starts) holds its partitions this long.
+    consumer_session_timeout_ms: int = 6000
 
     # Projection store: sqlite:///path/to.db or mongodb://host/db
     store_url: str = ""
