@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Literal
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.matching import domain
@@ -88,11 +88,11 @@ def _view(ticket: domain.Doc) -> Ticket:
     responses={200: {"model": Ticket, "description": "The learner already waits in this skill: that ticket"}},
 )
 async def request_match(
-    body: MatchRequestBody, principal: PrincipalDep, ctx: ContextDep, response: Response
+    body: MatchRequestBody, principal: PrincipalDep, ctx: ContextDep, request: Request, response: Response
 ) -> Ticket:
     if problems := get_catalog().problems(body.skill, specialty=body.specialty, format=body.format):
         raise Problem(422, "; ".join(problems))
-    request = domain.MatchRequest(
+    wanted = domain.MatchRequest(
         ticket_id=str(uuid.uuid4()),
         learner_id=principal.learner_id,
         skill=body.skill,
@@ -101,17 +101,18 @@ async def request_match(
     )
     now = datetime.now(UTC)
     async with ctx.lock:
-        pointer = await ctx.store.get(OPEN, domain.open_key(request.learner_id, request.skill))
+        pointer = await ctx.store.get(OPEN, domain.open_key(wanted.learner_id, wanted.skill))
         open_ticket = await ctx.store.get(TICKETS, str(pointer["ticket_id"])) if pointer else None
         level = domain.level_of(
-            await ctx.store.get(LEVELS, domain.level_key(request.learner_id, request.skill))
+            await ctx.store.get(LEVELS, domain.level_key(wanted.learner_id, wanted.skill))
         )
         decision = domain.request_match(
-            request,
+            wanted,
             level=level,
             now=now,
             open_ticket=open_ticket,
-            waiting=await _waiting_tickets(ctx, request.skill),
+            waiting=await _waiting_tickets(ctx, wanted.skill),
+            max_gap=getattr(request.app.state, "max_level_gap", None),
         )
         if decision.changed:
             await ctx.commit(_changes(decision.changes), _events(ctx, decision, now))

@@ -1,31 +1,28 @@
-"""Kafka wiring of the matching service: claims and SCI updates fold into learner levels."""
+"""Kafka wiring of the matching service: claims and SCI updates fold into learner levels.
+
+Both subscribers feed the one ``matching`` projection, in the consumer group ``matching``
+(the projection's name), positioned from the offsets kept in the store.
+"""
 
 from __future__ import annotations
 
 from faststream.kafka import KafkaMessage, KafkaRouter
 
-from shared.bus import batch_subscription, highwater_of
+from shared.bus import fold_batch, projection_subscriber
 from shared.events.registry import Topic
 from shared.projection.runtime import ProjectionRuntime
 from shared.settings import Settings
-
-GROUP_ID = "matching"
 
 
 def build_router(settings: Settings, runtime: ProjectionRuntime) -> KafkaRouter:
     router = KafkaRouter()
 
-    async def fold(msg: KafkaMessage) -> None:
-        records = msg.raw_message
-        assert isinstance(records, tuple)
-        await runtime.handle(records, highwater=highwater_of(getattr(msg, "consumer", None), records))
-
-    @router.subscriber(Topic.PASSPORT.value, **batch_subscription(settings, GROUP_ID))
+    @projection_subscriber(router, Topic.PASSPORT, settings, runtime)
     async def on_passport(msg: KafkaMessage) -> None:
-        await fold(msg)
+        await fold_batch(runtime, msg)
 
-    @router.subscriber(Topic.SCI.value, **batch_subscription(settings, GROUP_ID))
+    @projection_subscriber(router, Topic.SCI, settings, runtime)
     async def on_sci(msg: KafkaMessage) -> None:
-        await fold(msg)
+        await fold_batch(runtime, msg)
 
     return router

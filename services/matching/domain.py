@@ -44,9 +44,6 @@ SELF_LEVELS: Final[Mapping[str, float]] = {
 }
 #: The level of a learner the service knows nothing about (no claim, no SCI): a beginner.
 DEFAULT_LEVEL: Final = 1.0
-#: The widest level gap this first version pairs (one self-level step, 33 SCI points).
-#: Wider pairs wait; a later version widens the window with waiting time.
-MAX_LEVEL_GAP: Final = 1.0
 
 
 class TicketError(Exception):
@@ -123,17 +120,21 @@ def pick_partner(
     level: float,
     candidates: Sequence[Mapping[str, Any]],
     *,
-    max_gap: float = MAX_LEVEL_GAP,
+    max_gap: float | None = None,
 ) -> Mapping[str, Any] | None:
     """The waiting ticket of the same skill, of another learner, whose level is closest
-    (ties: the longest waiting, then the smaller ticket id); ``None`` if none is within ``max_gap``."""
+    (ties: the longest waiting, then the smaller ticket id).
+
+    ``max_gap`` bounds the level gap (``None``: any gap pairs, the default of this first
+    version, so nobody waits for ever while tickets do not expire yet).
+    """
     eligible = [
         c
         for c in candidates
         if c["status"] == STATUS_WAITING
         and c["skill"] == skill
         and c["learner_id"] != learner_id
-        and abs(float(c["level"]) - level) <= max_gap + 1e-9
+        and (max_gap is None or abs(float(c["level"]) - level) <= max_gap + 1e-9)
     ]
     if not eligible:
         return None
@@ -199,7 +200,7 @@ def request_match(
     now: datetime,
     open_ticket: Mapping[str, Any] | None,
     waiting: Sequence[Mapping[str, Any]],
-    max_gap: float = MAX_LEVEL_GAP,
+    max_gap: float | None = None,
 ) -> Decision:
     """Open a ticket and pair it at once when a partner waits.
 

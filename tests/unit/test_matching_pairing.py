@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from services.matching import domain
 from services.matching.domain import (
     LEVELS,
-    MAX_LEVEL_GAP,
     OPEN,
     TICKETS,
     WAITING,
@@ -78,10 +77,19 @@ def test_never_a_ticket_that_is_not_waiting(status: str) -> None:
     assert pick_partner("dan", ML, 2.0, waiting[:1]) is None
 
 
-def test_never_another_skill_nor_beyond_the_window() -> None:
+def test_never_another_skill() -> None:
     assert pick_partner("dan", ML, 2.0, [ticket("t1", "ann", 2.0, skill="data-engineering")]) is None
-    assert pick_partner("dan", ML, 1.0, [ticket("t1", "ann", 1.0 + MAX_LEVEL_GAP)]) is not None
-    assert pick_partner("dan", ML, 1.0, [ticket("t1", "ann", 1.01 + MAX_LEVEL_GAP)]) is None
+
+
+def test_any_gap_pairs_unless_a_window_is_set() -> None:
+    far = [ticket("t1", "ann", 4.0)]
+    assert pick_partner("dan", ML, 1.0, far) is not None
+    assert pick_partner("dan", ML, 1.0, far, max_gap=3.0) is not None
+    assert pick_partner("dan", ML, 1.0, far, max_gap=2.9) is None
+    d = request_match(
+        MatchRequest("t2", "dan", ML), level=1.0, now=T0, open_ticket=None, waiting=far, max_gap=1.0
+    )
+    assert d.ticket["status"] == "waiting" and len(d.emit) == 1
 
 
 # -- request_match --------------------------------------------------------------------------------
@@ -185,7 +193,8 @@ def test_cancel_rules() -> None:
 class Queue:
     """Drives the pure rules the way the API does, over an in-memory document set."""
 
-    def __init__(self, levels: dict[str, float]) -> None:
+    def __init__(self, levels: dict[str, float], max_gap: float | None) -> None:
+        self.max_gap = max_gap
         self.docs: dict[DocRef, Doc] = {
             (LEVELS, domain.level_key(learner, skill)): {"level": level}
             for learner, level in levels.items()
@@ -217,6 +226,7 @@ class Queue:
             now=self.clock,
             open_ticket=self.docs.get((TICKETS, pointer["ticket_id"])) if pointer else None,
             waiting=waiting,
+            max_gap=self.max_gap,
         )
         if decision.changed:
             self.created.append(decision.ticket["ticket_id"])
@@ -244,9 +254,15 @@ OPS = st.lists(
 
 
 @settings(max_examples=200, deadline=None)
-@given(levels=st.fixed_dictionaries({learner: LEVEL for learner in LEARNERS}), ops=OPS)
-def test_no_ticket_in_two_matches_and_no_self_pairing(levels: dict[str, float], ops: list[Any]) -> None:
-    queue = Queue(levels)
+@given(
+    levels=st.fixed_dictionaries({learner: LEVEL for learner in LEARNERS}),
+    ops=OPS,
+    max_gap=st.sampled_from([None, 1.0]),
+)
+def test_no_ticket_in_two_matches_and_no_self_pairing(
+    levels: dict[str, float], ops: list[Any], max_gap: float | None
+) -> None:
+    queue = Queue(levels, max_gap)
     for op in ops:
         if op[0] == "request":
             queue.request(op[1], op[2])
@@ -260,7 +276,7 @@ def test_no_ticket_in_two_matches_and_no_self_pairing(levels: dict[str, float], 
     for m in matches:
         first, second = m.tickets
         assert first.learner_id != second.learner_id, "a learner was paired with themself"
-        assert m.level_gap <= MAX_LEVEL_GAP
+        assert max_gap is None or m.level_gap <= max_gap
         for t in m.tickets:
             doc = tickets[t.ticket_id]
             assert doc["status"] == "matched" and doc["session_id"] == m.match_id == doc["match_id"]
@@ -279,4 +295,5 @@ def test_no_ticket_in_two_matches_and_no_self_pairing(levels: dict[str, float], 
         for b in waiting:
             if a is not b and a["skill"] == b["skill"]:
                 assert a["learner_id"] != b["learner_id"], "two open tickets for one learner and skill"
-                assert abs(a["level"] - b["level"]) > MAX_LEVEL_GAP, "two pairable tickets left waiting"
+                assert max_gap is not None, "two pairable tickets left waiting"
+                assert abs(a["level"] - b["level"]) > max_gap, "two pairable tickets left waiting"
