@@ -1,0 +1,170 @@
+"""The sci service on a real broker and SQLite: evidence, no-shows and claims in; scores over HTTP
+and SciUpdated / TierChanged out on ``lemma.sci.v1`` keyed by learner id."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import ConsumerRecord
+
+from services.sci.app import bootstrap
+from services.sci.domain import EvidenceItem, score
+from shared.events import decode, new_event
+from shared.events.envelope import CloudEvent
+from shared.events.payloads import (
+    EvidenceRecorded,
+    SciUpdated,
+    SessionAbandoned,
+    SessionScheduled,
+    SkillClaimed,
+    TierChanged,
+)
+from shared.events.registry import Topic
+from shared.settings import Settings
+from tests.support.apps import serving
+from tests.support.kafka import eventually, publish, read_until
+
+ML = "machine-learning"
+T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
+AS_OF = T0 + timedelta(days=5)
+PARTS = ("practice", "proof", "reliability", "freshness")
+
+
+def settings(tansu: str, tmp_path: Path) -> Settings:
+    return Settings(environment="test", kafka_bootstrap=tansu, state_dir=str(tmp_path))
+
+
+def evidence(learner: str, n: int, value: int, at: datetime) -> CloudEvent:
+    payload = EvidenceRecorded(
+        evidence_id=f"{learner}-ev-{n}",
+        learner_id=learner,
+        skill=ML,
+        specialty="nlp",
+        session_id=f"{learner}-s-{n}",
+        rater_id=f"rater-{n}",
+        scores={
+            "model-selection": value,
+            "feature-engineering": value,
+            "evaluation-metrics": value,
+            "generalization": value,
+            "deployment": value,
+        },
+        format="build",
+        occurred_at=at,
+    )
+    return new_event(payload, source="evidence", time=at)
+
+
+def expected(events: list[CloudEvent], no_shows: int = 0) -> dict[str, float]:
+    items = [EvidenceItem.from_event(e.data) for e in events if isinstance(e.data, EvidenceRecorded)]
+    return score(items, no_shows, AS_OF).to_doc()
+
+
+def sci_events(records: list[ConsumerRecord[bytes, bytes]], learner: str) -> list[CloudEvent]:
+    return [e for e in map(lambda r: decode(r.value), records) if e.key == learner]
+
+
+async def detail(client: httpx.AsyncClient, learner: str, skill: str = ML) -> dict[str, Any] | None:
+    r = await client.get(f"/v1/scores/{learner}/{skill}", params={"as_of": AS_OF.isoformat()})
+    return r.json() if r.status_code == 200 else None
+
+
+async def test_scores_from_evidence_claims_and_no_shows(tansu: str, tmp_path: Path) -> None:
+    ann = f"ann-{uuid.uuid4().hex[:8]}"
+    first = [evidence(ann, 1, 4, T0), evidence(ann, 2, 5, T0 + timedelta(days=1))]
+    async with serving(bootstrap(settings(tansu, tmp_path))) as client:
+        await publish(tansu, first)
+
+        async def two_sessions() -> dict[str, Any] | None:
+            body = await detail(client, ann)
+            return body if body and body["sessions"] == 2 else None
+
+        body = await eventually(two_sessions, timeout=20)
+        assert isinstance(body, dict)
+        assert body["sci"] > 0 and body["tier"] == 2 and body["tier_name"] == "Practicing"
+        assert body["sci"] == round(sum(body["parts"][p]["value"] for p in PARTS), 2)
+        assert {p: body["parts"][p]["value"] for p in PARTS} == {p: expected(first)[p] for p in PARTS}
+        assert body["parts"]["practice"]["reason"].startswith("Practice 7.1/25: 2 sessions;")
+        assert body["distinct_raters"] == 2 and body["specialties"]["nlp"]["sessions"] == 2
+        assert body["as_of"].startswith(AS_OF.isoformat()[:19])
+
+        listing = (await client.get(f"/v1/scores/{ann}", params={"as_of": AS_OF.isoformat()})).json()
+        assert listing["learner_id"] == ann and len(listing["skills"]) == 1
+        row = listing["skills"][0]
+        assert row["skill"] == ML and row["sci"] == body["sci"] and row["sessions"] == 2
+
+        later = await client.get(
+            f"/v1/scores/{ann}/{ML}", params={"as_of": (AS_OF + timedelta(days=90)).isoformat()}
+        )
+        assert later.json()["parts"]["freshness"]["value"] < body["parts"]["freshness"]["value"]
+
+        records = await read_until(tansu, Topic.SCI.value, lambda rs: len(sci_events(rs, ann)) >= 3)
+        mine = sci_events(records, ann)
+        updates = [e.data for e in mine if isinstance(e.data, SciUpdated)]
+        changes = [e.data for e in mine if isinstance(e.data, TierChanged)]
+        assert [u.sessions for u in updates] == [1, 2] and updates[-1].tier == 2
+        assert [(c.from_tier, c.to_tier) for c in changes] == [(1, 2)]
+        assert updates[-1].as_of == T0 + timedelta(days=1)
+
+        # a redelivery, a second copy under a new event id, then a new item as the sentinel
+        copy = first[0].model_copy(update={"id": str(uuid.uuid4())})
+        sentinel = evidence(ann, 3, 3, T0 + timedelta(days=2))
+        await publish(tansu, [first[0], copy, sentinel])
+
+        async def three_sessions() -> dict[str, Any] | None:
+            got = await detail(client, ann)
+            return got if got and got["sessions"] == 3 else None
+
+        body = await eventually(three_sessions, timeout=20)
+        assert isinstance(body, dict)
+        assert body["sci"] == expected([*first, sentinel])["sci"]
+        records = await read_until(tansu, Topic.SCI.value, lambda rs: len(sci_events(rs, ann)) >= 4)
+        updates = [e.data for e in sci_events(records, ann) if isinstance(e.data, SciUpdated)]
+        assert [u.sessions for u in updates] == [1, 2, 3]
+
+        assert (await client.get(f"/v1/scores/{ann}/no-such-skill")).status_code == 422
+        missing = await client.get(f"/v1/scores/{ann}/data-engineering")
+        assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
+        assert (await client.get(f"/v1/scores/{ann}/{ML}", params={"as_of": "yesterday"})).status_code == 422
+        assert (await client.get("/v1/scores/nobody-at-all")).json() == {
+            "learner_id": "nobody-at-all",
+            "skills": [],
+        }
+
+
+async def claims_and_no_shows(tansu: str, client: httpx.AsyncClient) -> None:
+    """Claims (passport topic) show tier 1; a no-show (sessions topic) lands in the session's skill."""
+    run = uuid.uuid4().hex[:8]
+    cy, dee, session = f"cy-{run}", f"dee-{run}", f"ns-{run}"
+    claim = new_event(
+        SkillClaimed(learner_id=cy, skill="data-engineering", self_level="expert"), source="passport"
+    )
+    scheduled = new_event(
+        SessionScheduled(session_id=session, match_id=session, skill=ML, participants=(cy, dee)),
+        source="sessions",
+        time=T0,
+    )
+    abandoned = new_event(
+        SessionAbandoned(session_id=session, abandoned_by=dee, reason="partner did not come", no_show=cy),
+        source="sessions",
+        time=T0 + timedelta(hours=2),
+    )
+    work = evidence(cy, 1, 4, T0 + timedelta(days=1))
+    await publish(tansu, [claim, scheduled, abandoned, abandoned, work])
+
+    claimed = await eventually(lambda: detail(client, cy, "data-engineering"), timeout=20)
+    assert isinstance(claimed, dict)
+    assert (claimed["sci"], claimed["tier"], claimed["tier_name"]) == (0.0, 1, "Claimed")
+
+    async def with_no_show() -> dict[str, Any] | None:
+        body = await detail(client, cy)
+        return body if body and "1 of 2 sessions" in body["parts"]["reliability"]["reason"] else None
+
+    body = await eventually(with_no_show, timeout=20)
+    assert isinstance(body, dict)
+    assert body["parts"]["reliability"]["value"] == expected([work], no_shows=1)["reliability"]
+    assert body["sci"] == expected([work], no_shows=1)["sci"]
