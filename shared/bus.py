@@ -81,13 +81,18 @@ class StoreOffsetsListener(ConsumerRebalanceListener):  # type: ignore[misc]
 def projection_subscriber(
     router: KafkaRouter, topic: Topic, settings: Settings, runtime: ProjectionRuntime
 ) -> Callable[[Callable[..., Awaitable[None]]], Any]:
-    """A batch subscriber for a projection: its own consumer group, positions from the store,
-    Kafka offsets committed only after the store write (and rewound if the handler fails)."""
+    """A batch subscriber for one topic of a projection.
+
+    Each (projection, topic) pair is its own consumer group, so a service with several
+    subscribers does not make them rebalance each other at every start. Positions come
+    from the store; Kafka offsets are committed only after the store write (and rewound
+    if the handler fails).
+    """
     listener = StoreOffsetsListener(runtime)
     subscriber = router.subscriber(
         topic.value,
         batch=True,
-        group_id=runtime.consumer,
+        group_id=f"{runtime.consumer}.{topic.value}",
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         max_records=settings.consumer_max_records,
