@@ -1,7 +1,8 @@
-"""Kafka wiring of the sci service: one batch subscriber per consumed topic, all in group "sci".
+"""Kafka wiring of the sci service: one batch subscriber per consumed topic, one projection.
 
-The group id is the projection's name (``SciProjection.name == "sci"``); positions come from
-the store's offsets, so a rebuild into an empty store re-reads every topic from the start.
+Consumer groups derive from the projection's name ``sci`` (``shared.bus.projection_subscriber``
+makes one group per topic, ``sci.<topic>``); positions come from the offsets in the store, so
+a rebuild into an empty store re-reads every topic from the start.
 """
 
 from __future__ import annotations
