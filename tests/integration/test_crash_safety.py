@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 
 from services.evidence.projection import EvidenceProjection
+from services.sci.projection import SciProjection
 from shared.bus import ensure_topics
+from shared.catalog import get_catalog
 from shared.events import CloudEvent, decode
 from shared.events.registry import Topic
 from shared.projection import Projection, fold_events
@@ -127,3 +129,12 @@ async def test_sigkill_mid_burst_neither_loses_nor_double_counts(broker: str, tm
     )
     recorded = {decode(r.value).id: decode(r.value) for r in published}
     assert len(recorded) == ratings  # republished after the crash at most, never a new id
+
+    # sci: folds the evidence (duplicates included) and the sessions; killed and restarted too
+    sci_total = len(published) + len(burst)
+    await asyncio.to_thread(kill_mid_burst_and_recover, "sci", broker, tmp_path, sci_total)
+    stored = docs(tmp_path / "data" / "sci.db", {"scores", "session_skill"})
+    skills = [s.id for s in get_catalog().skills]
+    expected = clean_fold(SciProjection(skills), [*burst, *recorded.values()])
+    assert len(stored) == len(expected) > SESSIONS
+    assert as_json_keys(stored) == {json.dumps(json.loads(k)): v for k, v in expected.items()}
