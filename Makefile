@@ -5,7 +5,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 VENV := .venv
 LEMMA := $(VENV)/bin/lemma
 
-.PHONY: help install run stop status test test-unit test-integration test-e2e lint fmt schemas bench clean
+.PHONY: help install run stop status test test-unit test-integration test-e2e lint fmt schemas clean
 
 help:
 	@echo "make run    install what is missing, start the local stack and all services"
@@ -55,9 +55,6 @@ test-e2e: install
 
 schemas: install
 	$(VENV)/bin/python -c "from shared.events.schemas import export; print(len(export()), 'schemas written')"
-
-bench: install
-	$(VENV)/bin/python bench/replay_fold.py
 
 clean: stop
 	rm -rf var
