@@ -140,4 +140,4 @@ async def test_an_empty_store_is_rebuilt_from_the_start_of_the_log(tansu: str, t
                 items: list[dict[str, object]] = r.json()["items"]
                 return [i for i in items if i["session_id"] == sid]
 
-            assert len(await eventually(trail)) == 1  # type: ignore[arg-type]
+            assert len(await eventually(trail)) == 1

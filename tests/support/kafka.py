@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar, overload
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from shared.events.envelope import CloudEvent, encode
+
+T = TypeVar("T")
 
 
 async def publish(bootstrap: str, events: Sequence[CloudEvent]) -> None:
@@ -54,15 +58,19 @@ async def read_until(
         await consumer.stop()
 
 
-async def eventually(check: Callable[[], object], timeout: float = 15.0, interval: float = 0.1) -> object:
-    """Await ``check()`` (sync or async) until it returns something truthy."""
+@overload
+async def eventually(check: Callable[[], Awaitable[T]], timeout: float = ..., interval: float = ...) -> T: ...
+@overload
+async def eventually(check: Callable[[], T], timeout: float = ..., interval: float = ...) -> T: ...
+async def eventually(check: Callable[[], Any], timeout: float = 15.0, interval: float = 0.1) -> Any:
+    """Await ``check()`` (sync or async) until it returns something truthy; return that."""
     deadline = time.monotonic() + timeout
     last: object = None
     while time.monotonic() < deadline:
-        last = check()
-        if asyncio.iscoroutine(last):
-            last = await last
-        if last:
-            return last
+        result = check()
+        value = await result if inspect.isawaitable(result) else result
+        last = value
+        if value:
+            return value
         await asyncio.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")

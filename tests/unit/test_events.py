@@ -4,7 +4,9 @@ and the committed JSON Schemas stay backward compatible."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -19,7 +21,12 @@ SCORES = {"a": 1, "b": 5}
 
 def rating(**overrides: object) -> RatingSubmitted:
     fields: dict[str, object] = dict(
-        rating_id="r1", session_id="s1", rater_id="ann", ratee_id="bob", skill="machine-learning", scores=SCORES
+        rating_id="r1",
+        session_id="s1",
+        rater_id="ann",
+        ratee_id="bob",
+        skill="machine-learning",
+        scores=SCORES,
     )
     fields.update(overrides)
     return RatingSubmitted.model_validate(fields)
@@ -68,11 +75,13 @@ def test_tier_changed_uses_from_and_to_on_the_wire() -> None:
         (lambda d: d.pop("id"), "Field required"),
     ],
 )
-def test_malformed_records_are_refused_with_a_reason(mutate: object, reason: str) -> None:
+def test_malformed_records_are_refused_with_a_reason(
+    mutate: Callable[[dict[str, Any]], object], reason: str
+) -> None:
     import json
 
     raw = json.loads(encode(new_event(rating(), source="t")))
-    mutate(raw)  # type: ignore[operator]
+    mutate(raw)
     with pytest.raises(ValueError, match=reason):
         decode(json.dumps(raw))
 
@@ -85,7 +94,7 @@ def test_not_json_is_refused() -> None:
 def test_match_found_carries_two_tickets() -> None:
     t = MatchedTicket(ticket_id="t", learner_id="l", level=1.0)
     with pytest.raises(ValueError):
-        MatchFound(match_id="m", skill="s", tickets=(t,), level_gap=0, waited_ms=0)  # type: ignore[arg-type]
+        MatchFound(match_id="m", skill="s", tickets=(t,), level_gap=0, waited_ms=0)
 
 
 def test_every_payload_is_registered_once() -> None:

@@ -41,8 +41,13 @@ class ClaimCounter:
             raise ValueError("boom is not a skill")
         doc = docs[("counts", event.subject)] or {"n": 0}
         echo = EvidenceRecorded(
-            evidence_id=f"e-{event.id}", learner_id=data.learner_id, skill=data.skill, session_id="s",
-            rater_id="r", scores={"x": 3}, occurred_at=event.time,
+            evidence_id=f"e-{event.id}",
+            learner_id=data.learner_id,
+            skill=data.skill,
+            session_id="s",
+            rater_id="r",
+            scores={"x": 3},
+            occurred_at=event.time,
         )
         return Outcome(changes={("counts", event.subject): {"n": doc["n"] + 1}}, emit=(echo,))
 
@@ -52,7 +57,7 @@ def claim(learner: str, skill: str = "machine-learning") -> bytes:
     return encode(new_event(payload, source="t", time=T0))
 
 
-def rec(offset: int, value: bytes, partition: int = 0) -> Rec:
+def rec(offset: int, value: bytes | None, partition: int = 0) -> Rec:
     return Rec("lemma.passport.v1", partition, offset, b"k", value)
 
 
