@@ -1,0 +1,254 @@
+"""Routes of the passport service: learners, skill claims, passports, skill pages, the waitlist.
+
+Writes hold ``ctx.lock`` while they read, decide (``domain``) and commit documents and
+events together. Passports and skill figures are read from the projection, which follows
+the event log about a second behind a write.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.passport import domain
+from services.passport.domain import HANDLES, LEARNERS, WAITLIST, Decision, Refused
+from services.passport.projection import PASSPORTS, SKILL_STATS, passport_skills, skill_figures
+from shared.auth import Principal, PrincipalDep
+from shared.catalog import Skill, get_catalog
+from shared.events.payloads import SelfLevel
+from shared.problems import Problem
+from shared.service import ContextDep, ServiceContext
+from shared.store import Change
+
+router = APIRouter(prefix="/v1", tags=["passport"])
+
+SkillPath = Annotated[str, Path(min_length=1, max_length=100)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Registration(Strict):
+    handle: str = Field(pattern=domain.HANDLE_PATTERN, examples=["ada-l"])
+    display_name: str = Field(min_length=1, max_length=80)
+
+
+class Learner(BaseModel):
+    learner_id: str
+    handle: str
+    display_name: str
+    claims: dict[str, str]
+    registered_at: str
+
+
+class ClaimBody(Strict):
+    self_level: SelfLevel
+
+
+class Claim(BaseModel):
+    learner_id: str
+    skill: str
+    claimed: bool
+    self_level: SelfLevel | None
+
+
+class PassportSkill(BaseModel):
+    skill: str
+    sci: float
+    practice: float
+    proof: float
+    reliability: float
+    freshness: float
+    tier: int
+    sessions: int
+    specialties: dict[str, int]
+    last_evidence_at: str | None
+    self_level: str | None
+
+
+class Passport(BaseModel):
+    """``specialties`` maps a specialty id to the number of evidence items in it."""
+
+    learner_id: str
+    handle: str
+    display_name: str
+    skills: list[PassportSkill]
+
+
+class CatalogSkill(BaseModel):
+    id: str
+    name: str
+    category: str
+
+
+class Named(BaseModel):
+    id: str
+    name: str
+
+
+class SkillPage(BaseModel):
+    """Live figures; averages are over learners verifying the skill, ``null`` while there are none."""
+
+    skill: str
+    name: str
+    category: str
+    rubric: list[Named]
+    specialties: list[Named]
+    formats: list[Named]
+    learners_verifying: int
+    sessions_completed: int
+    avg_sci: float | None
+    tier_distribution: dict[str, int]
+    avg_practice: float | None
+    avg_proof: float | None
+    avg_reliability: float | None
+    avg_freshness: float | None
+
+
+class WaitlistBody(Strict):
+    email: str = Field(min_length=3, max_length=320)
+    skill: str | None = Field(default=None, max_length=100)
+
+
+class WaitlistAck(BaseModel):
+    status: str
+    first_session_free: bool
+    message: str
+
+
+def _skill(skill_id: str, *, missing: int = 422) -> Skill:
+    skill = get_catalog().get(skill_id)
+    if skill is None:
+        raise Problem(missing, f"unknown skill {skill_id!r}")
+    return skill
+
+
+def _may_act_for(principal: Principal, learner_id: str) -> None:
+    if principal.learner_id != learner_id and not principal.is_ops:
+        raise Problem(403, "only the learner (or an operator) may change these claims")
+
+
+async def _commit(ctx: ServiceContext, decision: Decision) -> None:
+    changes = [Change(collection, key, doc) for (collection, key), doc in decision.docs.items()]
+    if changes or decision.events:
+        await ctx.commit(changes, [ctx.event(p) for p in decision.events])
+
+
+def _refused(exc: Refused) -> Problem:
+    return Problem(exc.status, exc.detail)
+
+
+@router.post("/learners", status_code=status.HTTP_201_CREATED, response_model=Learner)
+async def register(body: Registration, principal: PrincipalDep, ctx: ContextDep) -> Any:
+    learner_id = principal.learner_id
+    async with ctx.lock:
+        existing = await ctx.store.get(LEARNERS, learner_id)
+        owner = await ctx.store.get(HANDLES, body.handle)
+        try:
+            decision = domain.register(
+                learner_id,
+                body.handle,
+                body.display_name,
+                existing=existing,
+                handle_owner=owner,
+                now=datetime.now(UTC),
+            )
+        except Refused as exc:
+            raise _refused(exc) from exc
+        await _commit(ctx, decision)
+    return decision.docs[(LEARNERS, learner_id)]
+
+
+@router.put("/learners/{learner_id}/skills/{skill}", response_model=Claim)
+async def claim_skill(
+    learner_id: str, skill: SkillPath, body: ClaimBody, principal: PrincipalDep, ctx: ContextDep
+) -> Claim:
+    _may_act_for(principal, learner_id)
+    _skill(skill)
+    async with ctx.lock:
+        learner = await ctx.store.get(LEARNERS, learner_id)
+        try:
+            decision = domain.claim(learner, learner_id, skill, body.self_level)
+        except Refused as exc:
+            raise _refused(exc) from exc
+        await _commit(ctx, decision)
+    return Claim(learner_id=learner_id, skill=skill, claimed=True, self_level=body.self_level)
+
+
+@router.delete("/learners/{learner_id}/skills/{skill}", response_model=Claim)
+async def unclaim_skill(learner_id: str, skill: SkillPath, principal: PrincipalDep, ctx: ContextDep) -> Claim:
+    _may_act_for(principal, learner_id)
+    _skill(skill)
+    async with ctx.lock:
+        learner = await ctx.store.get(LEARNERS, learner_id)
+        try:
+            decision = domain.unclaim(learner, learner_id, skill)
+        except Refused as exc:
+            raise _refused(exc) from exc
+        await _commit(ctx, decision)
+    return Claim(learner_id=learner_id, skill=skill, claimed=False, self_level=None)
+
+
+@router.get("/passports/{who}", response_model=Passport)
+async def passport(who: str, ctx: ContextDep) -> Passport:
+    """A passport by learner id, else by handle (a learner id is looked up first)."""
+    learner = await ctx.store.get(LEARNERS, who)
+    if learner is None:
+        owner = await ctx.store.get(HANDLES, who)
+        learner = await ctx.store.get(LEARNERS, owner["learner_id"]) if owner else None
+    if learner is None:
+        raise Problem(404, f"no learner with id or handle {who!r}")
+    projected = await ctx.store.get(PASSPORTS, learner["learner_id"])
+    return Passport(
+        learner_id=learner["learner_id"],
+        handle=learner["handle"],
+        display_name=learner["display_name"],
+        skills=[PassportSkill(**s) for s in passport_skills(projected)],
+    )
+
+
+@router.get("/skills", response_model=list[CatalogSkill])
+async def catalog() -> list[CatalogSkill]:
+    return [CatalogSkill(id=s.id, name=s.name, category=s.category) for s in get_catalog().skills]
+
+
+@router.get("/skills/{skill}", response_model=SkillPage)
+async def skill_page(skill: SkillPath, ctx: ContextDep) -> SkillPage:
+    found = _skill(skill, missing=404)
+    stats = await ctx.store.get(SKILL_STATS, skill)
+
+    def named(items: tuple[Any, ...]) -> list[Named]:
+        return [Named(id=i.id, name=i.name) for i in items]
+
+    return SkillPage(
+        skill=found.id,
+        name=found.name,
+        category=found.category,
+        rubric=named(found.rubric),
+        specialties=named(found.specialties),
+        formats=named(found.formats),
+        **skill_figures(stats),
+    )
+
+
+@router.post("/waitlist", status_code=status.HTTP_202_ACCEPTED, response_model=WaitlistAck)
+async def join_waitlist(body: WaitlistBody, ctx: ContextDep) -> WaitlistAck:
+    """Public. The same answer whether the email is new or known, so it reveals nothing."""
+    if body.skill is not None:
+        _skill(body.skill)
+    email = domain.normalise_email(body.email)
+    if email is None:
+        raise Problem(422, "email is not a valid address")
+    async with ctx.lock:
+        existing = await ctx.store.get(WAITLIST, email)
+        decision = domain.join_waitlist(existing, email, body.skill, datetime.now(UTC))
+        await _commit(ctx, decision)
+    return WaitlistAck(
+        status="accepted",
+        first_session_free=True,
+        message="You are on the waitlist. Your first peer session is free.",
+    )

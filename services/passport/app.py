@@ -1,0 +1,26 @@
+"""Composition root of the passport service. A test swaps the settings or the store."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.passport import api, consumers
+from services.passport.projection import PassportProjection
+from shared.service import ServiceContext, create_app
+from shared.settings import Settings, get_settings
+from shared.store import Store
+
+NAME = "passport"
+DEFAULT_PORT = 8101
+
+
+def bootstrap(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
+    ctx = ServiceContext.build(NAME, settings or get_settings(), store=store)
+    runtime = ctx.runtime(PassportProjection())
+    return create_app(
+        ctx,
+        title="Lemma passport",
+        description="Learners, skill claims and the waitlist; serves skill passports and skill pages.",
+        routers=[api.router],
+        kafka_router=consumers.build_router(ctx.settings, runtime),
+    )

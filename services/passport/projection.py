@@ -1,0 +1,264 @@
+"""The passport fold (pure): passports and live skill figures from three topics.
+
+Read model:
+
+- ``passports``: learner_id -> {learner_id, handle, skills: {skill: entry}}; an entry holds
+  the claim (last writer wins by event time), the sessions with evidence, evidence counts per
+  specialty, the last evidence time and the latest SCI (latest ``as_of`` wins).
+- ``skill_stats``: skill -> {learners, sessions_completed, tiers, centi}: kept exactly by
+  subtracting an entry's old contribution and adding its new one on every change. Sums are
+  integers in hundredths (SCI parts have two decimals), so the arithmetic never drifts.
+- ``skill_sessions``: "skill/session_id" -> marker; counts each completed session once.
+- ``passport_evidence``: evidence_id -> marker; a second copy of an item changes nothing.
+
+Every rule is a union, a maximum or a last-writer-wins by a total order, so the state does
+not depend on how partitions interleave or on duplicates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.events.envelope import CloudEvent
+from shared.events.payloads import (
+    EvidenceRecorded,
+    LearnerRegistered,
+    SciUpdated,
+    SkillClaimed,
+    SkillUnclaimed,
+)
+from shared.projection.fold import NOTHING, Doc, DocRef, Outcome
+
+PASSPORTS = "passports"
+SKILL_STATS = "skill_stats"
+SKILL_SESSIONS = "skill_sessions"
+EVIDENCE_SEEN = "passport_evidence"
+
+PARTS = ("sci", "practice", "proof", "reliability", "freshness")
+TIERS = ("1", "2", "3", "4")
+
+
+def stamp(when: datetime) -> str:
+    """Fixed-width UTC time, so stamps compare correctly as strings (naive means UTC)."""
+    aware = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def session_key(skill: str, session_id: str) -> str:
+    return f"{skill}/{session_id}"
+
+
+def empty_entry() -> Doc:
+    return {
+        "claim": None,
+        "sessions": [],
+        "specialties": {},
+        "evidence": 0,
+        "last_evidence_at": None,
+        "score": None,
+    }
+
+
+def empty_stats() -> Doc:
+    return {
+        "learners": 0,
+        "sessions_completed": 0,
+        "tiers": dict.fromkeys(TIERS, 0),
+        "centi": dict.fromkeys(PARTS, 0),
+    }
+
+
+def is_active(entry: Mapping[str, Any]) -> bool:
+    """An entry counts (and shows) while the skill is claimed or has evidence."""
+    claim = entry.get("claim")
+    return bool(entry.get("sessions")) or (claim is not None and claim["self_level"] is not None)
+
+
+def figures(entry: Mapping[str, Any]) -> tuple[int, dict[str, float]]:
+    """Tier and SCI parts of an entry; a skill without an SCI yet is tier 1 with zeros."""
+    score = entry.get("score")
+    if score is None:
+        return 1, dict.fromkeys(PARTS, 0.0)
+    return int(score["tier"]), {p: float(score[p]) for p in PARTS}
+
+
+def _contribution(entry: Mapping[str, Any] | None) -> tuple[str, dict[str, int]] | None:
+    if entry is None or not is_active(entry):
+        return None
+    tier, parts = figures(entry)
+    return str(tier), {p: round(v * 100) for p, v in parts.items()}
+
+
+def restat(stats: Doc | None, old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> Doc:
+    """``stats`` minus the old entry's contribution plus the new one's (a fresh doc)."""
+    base = stats or empty_stats()
+    out: Doc = {**base, "tiers": dict(base["tiers"]), "centi": dict(base["centi"])}
+    for sign, contribution in ((-1, _contribution(old)), (1, _contribution(new))):
+        if contribution is None:
+            continue
+        tier, centi = contribution
+        out["learners"] += sign
+        out["tiers"][tier] += sign
+        for part, value in centi.items():
+            out["centi"][part] += sign * value
+    return out
+
+
+def _newer(key: tuple[str, str], held: Mapping[str, Any] | None) -> bool:
+    return held is None or key > (held["at"], held["event"])
+
+
+class PassportProjection:
+    name = "passport"
+
+    def refs(self, event: CloudEvent) -> Iterable[DocRef]:
+        data = event.data
+        if isinstance(data, LearnerRegistered):
+            return [(PASSPORTS, data.learner_id)]
+        if isinstance(data, SkillClaimed | SkillUnclaimed | SciUpdated):
+            return [(PASSPORTS, data.learner_id), (SKILL_STATS, data.skill)]
+        if isinstance(data, EvidenceRecorded):
+            return [
+                (PASSPORTS, data.learner_id),
+                (SKILL_STATS, data.skill),
+                (EVIDENCE_SEEN, data.evidence_id),
+                (SKILL_SESSIONS, session_key(data.skill, data.session_id)),
+            ]
+        return []
+
+    def apply(self, docs: Mapping[DocRef, Doc | None], event: CloudEvent) -> Outcome:
+        data = event.data
+        if isinstance(data, LearnerRegistered):
+            ref = (PASSPORTS, data.learner_id)
+            passport = docs.get(ref) or _new_passport(data.learner_id)
+            key = [stamp(event.time), event.id]
+            held = passport.get("registered")
+            if held is not None and key >= held:
+                return NOTHING  # registered once: the earliest registration holds
+            return Outcome(changes={ref: {**passport, "handle": data.handle, "registered": key}})
+        if isinstance(data, SkillClaimed | SkillUnclaimed):
+            level = data.self_level if isinstance(data, SkillClaimed) else None
+            return self._claim(docs, event, data.learner_id, data.skill, level)
+        if isinstance(data, SciUpdated):
+            return self._score(docs, event, data)
+        if isinstance(data, EvidenceRecorded):
+            return self._evidence(docs, data)
+        return NOTHING
+
+    def _claim(
+        self,
+        docs: Mapping[DocRef, Doc | None],
+        event: CloudEvent,
+        learner: str,
+        skill: str,
+        level: str | None,
+    ) -> Outcome:
+        entry = _entry(docs, learner, skill)
+        key = (stamp(event.time), event.id)
+        if not _newer(key, entry["claim"]):
+            return NOTHING  # an older or repeated claim/unclaim
+        new = {**entry, "claim": {"self_level": level, "at": key[0], "event": key[1]}}
+        return _changed(docs, learner, skill, entry, new)
+
+    def _score(self, docs: Mapping[DocRef, Doc | None], event: CloudEvent, data: SciUpdated) -> Outcome:
+        entry = _entry(docs, data.learner_id, data.skill)
+        key = (stamp(data.as_of), event.id)
+        if not _newer(key, entry["score"]):
+            return NOTHING  # not later than the score we hold
+        score: Doc = {p: getattr(data, p) for p in PARTS}
+        score.update(tier=data.tier, at=key[0], event=key[1])
+        return _changed(docs, data.learner_id, data.skill, entry, {**entry, "score": score})
+
+    def _evidence(self, docs: Mapping[DocRef, Doc | None], data: EvidenceRecorded) -> Outcome:
+        if docs.get((EVIDENCE_SEEN, data.evidence_id)) is not None:
+            return NOTHING
+        entry = _entry(docs, data.learner_id, data.skill)
+        specialties = dict(entry["specialties"])
+        if data.specialty is not None:
+            specialties[data.specialty] = specialties.get(data.specialty, 0) + 1
+        when = stamp(data.occurred_at)
+        last = entry["last_evidence_at"]
+        new = {
+            **entry,
+            "sessions": sorted({*entry["sessions"], data.session_id}),
+            "specialties": specialties,
+            "evidence": entry["evidence"] + 1,
+            "last_evidence_at": when if last is None or when > last else last,
+        }
+        outcome = _changed(docs, data.learner_id, data.skill, entry, new)
+        changes = dict(outcome.changes)
+        changes[(EVIDENCE_SEEN, data.evidence_id)] = {
+            "learner_id": data.learner_id,
+            "skill": data.skill,
+            "session_id": data.session_id,
+        }
+        marker = (SKILL_SESSIONS, session_key(data.skill, data.session_id))
+        if docs.get(marker) is None:
+            changes[marker] = {"skill": data.skill, "session_id": data.session_id}
+            stats = changes[(SKILL_STATS, data.skill)]
+            assert stats is not None
+            changes[(SKILL_STATS, data.skill)] = {
+                **stats,
+                "sessions_completed": stats["sessions_completed"] + 1,
+            }
+        return Outcome(changes=changes)
+
+
+def _new_passport(learner_id: str) -> Doc:
+    return {"learner_id": learner_id, "handle": None, "registered": None, "skills": {}}
+
+
+def _entry(docs: Mapping[DocRef, Doc | None], learner: str, skill: str) -> Doc:
+    passport = docs.get((PASSPORTS, learner))
+    found = passport["skills"].get(skill) if passport else None
+    return found if found is not None else empty_entry()
+
+
+def _changed(
+    docs: Mapping[DocRef, Doc | None], learner: str, skill: str, old: Mapping[str, Any], new: Doc
+) -> Outcome:
+    """The passport with the new entry, and the skill's stats moved from old to new."""
+    passport = docs.get((PASSPORTS, learner)) or _new_passport(learner)
+    updated = {**passport, "skills": {**passport["skills"], skill: new}}
+    stats = restat(docs.get((SKILL_STATS, skill)), old, new)
+    return Outcome(changes={(PASSPORTS, learner): updated, (SKILL_STATS, skill): stats})
+
+
+# Views: how the API renders the read model.
+
+
+def skill_view(skill: str, entry: Mapping[str, Any]) -> Doc:
+    tier, parts = figures(entry)
+    claim = entry.get("claim")
+    return {
+        "skill": skill,
+        **parts,
+        "tier": tier,
+        "sessions": len(entry["sessions"]),
+        "specialties": dict(sorted(entry["specialties"].items())),
+        "last_evidence_at": entry["last_evidence_at"],
+        "self_level": claim["self_level"] if claim else None,
+    }
+
+
+def passport_skills(passport: Mapping[str, Any] | None) -> list[Doc]:
+    """Active skills, highest SCI first, then by skill id."""
+    if passport is None:
+        return []
+    views = [skill_view(s, e) for s, e in passport["skills"].items() if is_active(e)]
+    return sorted(views, key=lambda v: (-v["sci"], v["skill"]))
+
+
+def skill_figures(stats: Mapping[str, Any] | None) -> Doc:
+    """Live figures of a skill page; averages are ``None`` while no learner verifies it."""
+    s = stats or empty_stats()
+    n = s["learners"]
+    averages = {f"avg_{p}": (round(s["centi"][p] / 100 / n, 2) if n else None) for p in PARTS}
+    return {
+        "learners_verifying": n,
+        "sessions_completed": s["sessions_completed"],
+        "tier_distribution": {t: s["tiers"][t] for t in TIERS},
+        **averages,
+    }

@@ -1,0 +1,203 @@
+"""The passport service on a real broker and SQLite: registration, claims, passports, skill pages.
+
+It runs on its own Tansu broker: skill figures count every learner on the topics, so events
+other tests leave on the shared broker would blur the exact counts checked here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from services.passport.app import bootstrap
+from shared.auth import mint_token
+from shared.bus import ensure_topics
+from shared.events import new_event
+from shared.events.payloads import EvidenceRecorded, SciUpdated
+from shared.events.registry import Topic
+from shared.settings import Settings
+from shared.store import Store
+from tests.support.apps import serving
+from tests.support.kafka import eventually, publish, read_until
+from tests.support.processes import tansu_memory_broker
+
+ML = "machine-learning"
+T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
+SCORES = {
+    "model-selection": 4,
+    "feature-engineering": 3,
+    "evaluation-metrics": 5,
+    "generalization": 4,
+    "deployment": 2,
+}
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with tansu_memory_broker(tmp_path_factory.mktemp("tansu-passport")) as bootstrap_address:
+        asyncio.run(ensure_topics(bootstrap_address))
+        yield bootstrap_address
+
+
+def auth(settings: Settings, learner_id: str, role: str = "learner") -> dict[str, str]:
+    return {"Authorization": f"Bearer {mint_token(settings, learner_id, role=role)}"}
+
+
+def evidence(learner: str, session: str, specialty: str) -> EvidenceRecorded:
+    return EvidenceRecorded(
+        evidence_id=f"ev-{learner}-{session}",
+        learner_id=learner,
+        skill=ML,
+        specialty=specialty,
+        session_id=session,
+        rater_id="rater",
+        scores=SCORES,
+        format="build",
+        occurred_at=T0,
+    )
+
+
+async def get_json(client: httpx.AsyncClient, path: str) -> Any:
+    response = await client.get(path)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def test_passport_service(broker: str, tmp_path: Path) -> None:
+    """One app for every check: each start joins three consumer groups, which takes seconds."""
+    settings = Settings(environment="test", kafka_bootstrap=broker, state_dir=str(tmp_path))
+    app = bootstrap(settings)
+    async with serving(app) as client:
+        await register_claim_and_see_passport_and_skill_page(client, settings, broker)
+        await waitlist_is_public_and_idempotent_per_email(client, app.state.ctx.store)
+
+
+async def register_claim_and_see_passport_and_skill_page(
+    client: httpx.AsyncClient, settings: Settings, broker: str
+) -> None:
+    ada, bob = auth(settings, "ada-id"), auth(settings, "bob-id")
+    body = {"handle": "ada", "display_name": "Ada Lovelace"}
+    assert (await client.post("/v1/learners", json=body)).status_code == 401
+    created = await client.post("/v1/learners", json=body, headers=ada)
+    assert created.status_code == 201, created.text
+    assert created.json()["learner_id"] == "ada-id" and created.json()["handle"] == "ada"
+    assert (
+        await client.post("/v1/learners", json={**body, "handle": "ada2"}, headers=ada)
+    ).status_code == 409
+    taken = await client.post("/v1/learners", json=body, headers=bob)
+    assert taken.status_code == 409 and taken.headers["content-type"] == "application/problem+json"
+    bad = await client.post("/v1/learners", json={"handle": "Bo", "display_name": "Bob"}, headers=bob)
+    assert bad.status_code == 422
+    assert (
+        await client.post("/v1/learners", json={"handle": "bob", "display_name": "Bob"}, headers=bob)
+    ).status_code == 201
+
+    claim = {"self_level": "intermediate"}
+    path = f"/v1/learners/ada-id/skills/{ML}"
+    assert (await client.put(path, json=claim)).status_code == 401
+    assert (await client.put(path, json=claim, headers=bob)).status_code == 403
+    assert (await client.put(path, json={"self_level": "guru"}, headers=ada)).status_code == 422
+    assert (
+        await client.put("/v1/learners/ada-id/skills/knitting", json=claim, headers=ada)
+    ).status_code == 422
+    ops = auth(settings, "operator", role="ops")
+    assert (await client.put(f"/v1/learners/ghost/skills/{ML}", json=claim, headers=ops)).status_code == 404
+    claimed = await client.put(path, json=claim, headers=ada)
+    assert claimed.status_code == 200 and claimed.json()["self_level"] == "intermediate"
+
+    async def claimed_on_passport() -> Any:
+        passport = await get_json(client, "/v1/passports/ada")
+        return passport if passport["skills"] else None
+
+    passport = await eventually(claimed_on_passport)
+    assert passport["learner_id"] == "ada-id" and passport["display_name"] == "Ada Lovelace"
+    (entry,) = passport["skills"]
+    assert entry["skill"] == ML and entry["tier"] == 1 and entry["sci"] == 0 and entry["sessions"] == 0
+    assert (await get_json(client, "/v1/passports/ada-id"))["handle"] == "ada"
+    page = await get_json(client, f"/v1/skills/{ML}")
+    assert page["learners_verifying"] == 1 and page["tier_distribution"] == {
+        "1": 1,
+        "2": 0,
+        "3": 0,
+        "4": 0,
+    }
+    assert page["avg_sci"] == 0 and page["sessions_completed"] == 0 and len(page["rubric"]) == 5
+
+    first = new_event(evidence("ada-id", "s1", "nlp"), source="test", time=T0)
+    copy = new_event(evidence("ada-id", "s1", "nlp"), source="test", time=T0)  # a new id, same item
+    partner = new_event(evidence("bob-id", "s1", "nlp"), source="test", time=T0)
+    score = SciUpdated(
+        learner_id="ada-id",
+        skill=ML,
+        sci=45.62,
+        practice=4.12,
+        proof=20.5,
+        reliability=6.0,
+        freshness=15.0,
+        tier=2,
+        sessions=1,
+        as_of=T0,
+    )
+    await publish(broker, [first, first, copy, partner, new_event(score, source="test", time=T0)])
+    # Same key, so folded after the copies: once s2 shows, every copy of s1 has been seen.
+    await publish(broker, [new_event(evidence("ada-id", "s2", "tabular"), source="test", time=T0)])
+
+    async def scored() -> Any:
+        passport = await get_json(client, "/v1/passports/ada")
+        skill = passport["skills"][0]
+        return skill if skill["sessions"] == 2 and skill["sci"] > 0 else None
+
+    entry = await eventually(scored)
+    assert entry["tier"] == 2 and entry["sci"] == 45.62 and entry["proof"] == 20.5
+    assert entry["specialties"] == {"nlp": 1, "tabular": 1}
+    assert entry["last_evidence_at"].startswith("2026-11-01T10:00:00")
+
+    async def both_learners() -> Any:
+        page = await get_json(client, f"/v1/skills/{ML}")
+        return page if page["learners_verifying"] == 2 else None
+
+    page = await eventually(both_learners)
+    assert page["sessions_completed"] == 2  # s1 once, though two learners and three copies
+    assert page["tier_distribution"] == {"1": 1, "2": 1, "3": 0, "4": 0}
+    assert page["avg_sci"] == round(45.62 / 2, 2) and page["avg_freshness"] == 7.5
+
+    assert (await client.delete(path, headers=bob)).status_code == 403
+    assert (await client.delete(path, headers=ada)).status_code == 200
+    assert (await client.delete(path, headers=ada)).status_code == 404
+
+    async def unclaimed() -> Any:
+        skill = (await get_json(client, "/v1/passports/ada"))["skills"][0]
+        return skill["self_level"] is None
+
+    await eventually(unclaimed)  # evidence keeps the skill on the passport
+    assert (await get_json(client, f"/v1/skills/{ML}"))["learners_verifying"] == 2
+
+    missing = await client.get("/v1/passports/nobody")
+    assert missing.status_code == 404 and missing.json()["status"] == 404
+    assert (await client.get("/v1/skills/knitting")).status_code == 404
+    assert {s["id"] for s in await get_json(client, "/v1/skills")} >= {ML, "data-engineering"}
+
+    registered = await read_until(
+        broker, Topic.PASSPORT.value, lambda rs: sum(r.key == b"ada-id" for r in rs) >= 3
+    )
+    assert registered and all(b"Lovelace" not in (r.value or b"") for r in registered)
+
+
+async def waitlist_is_public_and_idempotent_per_email(client: httpx.AsyncClient, store: Store) -> None:
+    first = await client.post("/v1/waitlist", json={"email": "Grace@Example.com", "skill": ML})
+    assert first.status_code == 202 and first.json()["first_session_free"] is True
+    again = await client.post("/v1/waitlist", json={"email": "  grace@example.COM "})
+    assert again.status_code == 202 and again.json() == first.json()
+    assert (await client.post("/v1/waitlist", json={"email": "grace@"})).status_code == 422
+    assert (
+        await client.post("/v1/waitlist", json={"email": "g@x.io", "skill": "knitting"})
+    ).status_code == 422
+    assert await store.count("waitlist") == 1
+    entry = await store.get("waitlist", "grace@example.com")
+    assert entry is not None and entry["skills"] == [ML]

@@ -1,0 +1,117 @@
+"""Passport write rules: registration, claims and the waitlist (pure)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from services.passport import domain
+from services.passport.domain import HANDLES, LEARNERS, WAITLIST, Refused
+from shared.events.payloads import LearnerRegistered, SkillClaimed, SkillUnclaimed
+
+NOW = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+
+
+def registered(learner_id: str = "u1", handle: str = "ada") -> dict[str, object]:
+    decision = domain.register(learner_id, handle, " Ada L. ", existing=None, handle_owner=None, now=NOW)
+    doc = decision.docs[(LEARNERS, learner_id)]
+    assert doc is not None
+    return doc
+
+
+def test_register_writes_learner_and_handle_and_emits_no_personal_data() -> None:
+    decision = domain.register("u1", "ada_l-2", " Ada L. ", existing=None, handle_owner=None, now=NOW)
+    learner = decision.docs[(LEARNERS, "u1")]
+    assert learner is not None and learner["display_name"] == "Ada L." and learner["claims"] == {}
+    assert decision.docs[(HANDLES, "ada_l-2")] == {"learner_id": "u1"}
+    assert decision.events == (LearnerRegistered(learner_id="u1", handle="ada_l-2"),)
+    assert "Ada" not in decision.events[0].model_dump_json()
+
+
+@pytest.mark.parametrize("handle", ["ab", "a" * 31, "Ada", "ada lovelace", "ada!", "ädä"])
+def test_register_refuses_bad_handles(handle: str) -> None:
+    with pytest.raises(Refused) as err:
+        domain.register("u1", handle, "Ada", existing=None, handle_owner=None, now=NOW)
+    assert err.value.status == 422
+
+
+def test_register_refuses_a_taken_handle_and_a_second_registration() -> None:
+    with pytest.raises(Refused) as taken:
+        domain.register("u2", "ada", "Bo", existing=None, handle_owner={"learner_id": "u1"}, now=NOW)
+    assert taken.value.status == 409
+    with pytest.raises(Refused) as again:
+        domain.register("u1", "other", "Ada", existing=registered(), handle_owner=None, now=NOW)
+    assert again.value.status == 409
+
+
+def test_register_refuses_a_blank_display_name() -> None:
+    with pytest.raises(Refused) as err:
+        domain.register("u1", "ada", "   ", existing=None, handle_owner=None, now=NOW)
+    assert err.value.status == 422
+
+
+def test_claim_then_reclaim_same_level_is_a_no_op_and_a_new_level_emits() -> None:
+    learner = registered()
+    first = domain.claim(learner, "u1", "machine-learning", "beginner")
+    assert first.events == (SkillClaimed(learner_id="u1", skill="machine-learning", self_level="beginner"),)
+    after = first.docs[(LEARNERS, "u1")]
+    assert after is not None and after["claims"] == {"machine-learning": "beginner"}
+    assert domain.claim(after, "u1", "machine-learning", "beginner") == domain.Decision()
+    changed = domain.claim(after, "u1", "machine-learning", "expert")
+    assert changed.events[0] == SkillClaimed(learner_id="u1", skill="machine-learning", self_level="expert")
+
+
+def test_claim_and_unclaim_need_a_registered_learner() -> None:
+    with pytest.raises(Refused) as err:
+        domain.claim(None, "ghost", "machine-learning", "beginner")
+    assert err.value.status == 404
+    with pytest.raises(Refused) as err2:
+        domain.unclaim(None, "ghost", "machine-learning")
+    assert err2.value.status == 404
+
+
+def test_unclaim_removes_the_claim_and_refuses_what_is_not_claimed() -> None:
+    learner = domain.claim(registered(), "u1", "machine-learning", "advanced").docs[(LEARNERS, "u1")]
+    decision = domain.unclaim(learner, "u1", "machine-learning")
+    after = decision.docs[(LEARNERS, "u1")]
+    assert after is not None and after["claims"] == {}
+    assert decision.events == (SkillUnclaimed(learner_id="u1", skill="machine-learning"),)
+    with pytest.raises(Refused) as err:
+        domain.unclaim(after, "u1", "machine-learning")
+    assert err.value.status == 404
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("  Ada@Example.COM ", "ada@example.com"),
+        ("first.last+tag@mail.example.co.uk", "first.last+tag@mail.example.co.uk"),
+        ("no-at-sign.example.com", None),
+        ("two@@example.com", None),
+        ("a@b", None),
+        (".dot@example.com", None),
+        ("dots..twice@example.com", None),
+        ("a@-bad.com", None),
+        ("a b@example.com", None),
+        ("a@example.c", None),
+        ("x" * 250 + "@example.com", None),
+    ],
+)
+def test_normalise_email(raw: str, expected: str | None) -> None:
+    assert domain.normalise_email(raw) == expected
+
+
+def test_waitlist_is_idempotent_per_email_and_merges_skills() -> None:
+    first = domain.join_waitlist(None, "Ada@Example.com", "machine-learning", NOW)
+    doc = first.docs[(WAITLIST, "ada@example.com")]
+    assert doc == {"email": "ada@example.com", "skills": ["machine-learning"], "joined_at": NOW.isoformat()}
+    assert first.events == ()
+    assert domain.join_waitlist(doc, " ADA@example.com", "machine-learning", NOW) == domain.Decision()
+    assert domain.join_waitlist(doc, "ada@example.com", None, NOW) == domain.Decision()
+    more = domain.join_waitlist(doc, "ada@example.com", "data-engineering", NOW).docs[
+        (WAITLIST, "ada@example.com")
+    ]
+    assert more is not None and more["skills"] == ["machine-learning", "data-engineering"]
+    with pytest.raises(Refused):
+        domain.join_waitlist(None, "not an email", None, NOW)
