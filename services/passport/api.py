@@ -195,7 +195,12 @@ async def unclaim_skill(learner_id: str, skill: SkillPath, principal: PrincipalD
 
 @router.get("/passports/{who}", response_model=Passport)
 async def passport(who: str, ctx: ContextDep) -> Passport:
-    """A passport by learner id, else by handle (a learner id is looked up first)."""
+    """A passport by learner id, else by handle (a learner id is looked up first).
+
+    Skills listed are those claimed or with evidence, highest SCI first. ``specialties`` maps a
+    specialty id to the number of evidence items in it; ``sessions`` counts distinct sessions
+    with evidence; ``self_level`` is the current claim (``null`` once unclaimed).
+    """
     learner = await ctx.store.get(LEARNERS, who)
     if learner is None:
         owner = await ctx.store.get(HANDLES, who)

@@ -2,9 +2,10 @@
 
 Read model:
 
-- ``passports``: learner_id -> {learner_id, handle, skills: {skill: entry}}; an entry holds
-  the claim (last writer wins by event time), the sessions with evidence, evidence counts per
-  specialty, the last evidence time and the latest SCI (latest ``as_of`` wins).
+- ``passports``: learner_id -> {learner_id, handle, registered, skills: {skill: entry}}; the
+  earliest registration holds; an entry holds the claim (last writer wins by (event time, id)),
+  the sessions with evidence, evidence counts per specialty, the last evidence time and the
+  latest SCI (latest (``as_of``, event id) wins).
 - ``skill_stats``: skill -> {learners, sessions_completed, tiers, centi}: kept exactly by
   subtracting an entry's old contribution and adding its new one on every change. Sums are
   integers in hundredths (SCI parts have two decimals), so the arithmetic never drifts.
