@@ -79,20 +79,20 @@ class StoreOffsetsListener(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 def projection_subscriber(
-    router: KafkaRouter, topic: Topic, settings: Settings, runtime: ProjectionRuntime
+    router: KafkaRouter, settings: Settings, runtime: ProjectionRuntime, *topics: Topic
 ) -> Callable[[Callable[..., Awaitable[None]]], Any]:
-    """A batch subscriber for one topic of a projection.
+    """The one batch subscriber of a projection, over every topic it folds.
 
-    Each (projection, topic) pair is its own consumer group, so a service with several
-    subscribers does not make them rebalance each other at every start. Positions come
-    from the store; Kafka offsets are committed only after the store write (and rewound
-    if the handler fails).
+    One subscriber and one consumer group per projection: on start a consumer waits for its
+    partition assignment, so a single group join (a few seconds on Tansu) beats one per
+    topic in sequence. Positions come from the store; Kafka offsets are committed only
+    after the store write, and rewound if the handler fails.
     """
     listener = StoreOffsetsListener(runtime)
     subscriber = router.subscriber(
-        topic.value,
+        *(t.value for t in topics),
         batch=True,
-        group_id=f"{runtime.consumer}.{topic.value}",
+        group_id=runtime.consumer,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         max_records=settings.consumer_max_records,
@@ -103,18 +103,6 @@ def projection_subscriber(
     )
     listener.bind(subscriber)
     return subscriber
-
-
-def batch_subscription(settings: Settings, group_id: str) -> dict[str, Any]:
-    """Transitional: plain batch subscriber options (no store positioning); use projection_subscriber."""
-    return {
-        "batch": True,
-        "group_id": group_id,
-        "auto_offset_reset": "earliest",
-        "ack_policy": AckPolicy.NACK_ON_ERROR,
-        "max_records": settings.consumer_max_records,
-        "batch_timeout_ms": 100,
-    }
 
 
 async def fold_batch(runtime: ProjectionRuntime, msg: KafkaMessage) -> None:

@@ -1,4 +1,4 @@
-"""Kafka wiring of the evidence service: one batch subscriber per consumed topic."""
+"""Kafka wiring of the evidence service: one batch subscriber (group "evidence")."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from shared.settings import Settings
 def build_router(settings: Settings, runtime: ProjectionRuntime) -> KafkaRouter:
     router = KafkaRouter()
 
-    @projection_subscriber(router, Topic.SESSIONS, settings, runtime)
+    @projection_subscriber(router, settings, runtime, Topic.SESSIONS)
     async def on_sessions(msg: KafkaMessage) -> None:
         await fold_batch(runtime, msg)
 

@@ -1,7 +1,5 @@
-"""Kafka wiring of the matching service: claims and SCI updates fold into learner levels.
-
-Both subscribers feed the one ``matching`` projection, in the consumer group ``matching``
-(the projection's name), positioned from the offsets kept in the store.
+"""Kafka wiring of the matching service: claims and SCI updates fold into learner levels
+(one batch subscriber, group "matching", positioned from the offsets kept in the store).
 """
 
 from __future__ import annotations
@@ -17,12 +15,8 @@ from shared.settings import Settings
 def build_router(settings: Settings, runtime: ProjectionRuntime) -> KafkaRouter:
     router = KafkaRouter()
 
-    @projection_subscriber(router, Topic.PASSPORT, settings, runtime)
-    async def on_passport(msg: KafkaMessage) -> None:
-        await fold_batch(runtime, msg)
-
-    @projection_subscriber(router, Topic.SCI, settings, runtime)
-    async def on_sci(msg: KafkaMessage) -> None:
+    @projection_subscriber(router, settings, runtime, Topic.PASSPORT, Topic.SCI)
+    async def on_passport_sci(msg: KafkaMessage) -> None:
         await fold_batch(runtime, msg)
 
     return router

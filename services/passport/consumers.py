@@ -1,7 +1,5 @@
-"""Kafka wiring of the passport service: one batch subscriber per consumed topic.
-
-All three feed the same projection runtime (consumer group "passport"): passports and
-skill figures fold claims, evidence and scores into the same documents.
+"""Kafka wiring of the passport service: one batch subscriber (group "passport") over the
+three topics it folds; claims, evidence and scores land in the same passport documents.
 """
 
 from __future__ import annotations
@@ -17,16 +15,8 @@ from shared.settings import Settings
 def build_router(settings: Settings, runtime: ProjectionRuntime) -> KafkaRouter:
     router = KafkaRouter()
 
-    @projection_subscriber(router, Topic.PASSPORT, settings, runtime)
-    async def on_passport(msg: KafkaMessage) -> None:
-        await fold_batch(runtime, msg)
-
-    @projection_subscriber(router, Topic.EVIDENCE, settings, runtime)
-    async def on_evidence(msg: KafkaMessage) -> None:
-        await fold_batch(runtime, msg)
-
-    @projection_subscriber(router, Topic.SCI, settings, runtime)
-    async def on_sci(msg: KafkaMessage) -> None:
+    @projection_subscriber(router, settings, runtime, Topic.PASSPORT, Topic.EVIDENCE, Topic.SCI)
+    async def on_passport_evidence_sci(msg: KafkaMessage) -> None:
         await fold_batch(runtime, msg)
 
     return router

@@ -13,7 +13,7 @@ from shared.settings import Settings
 def build_router(settings: Settings, runtime: ProjectionRuntime) -> KafkaRouter:
     router = KafkaRouter()
 
-    @projection_subscriber(router, Topic.MATCHING, settings, runtime)
+    @projection_subscriber(router, settings, runtime, Topic.MATCHING)
     async def on_matching(msg: KafkaMessage) -> None:
         await fold_batch(runtime, msg)
 
