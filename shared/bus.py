@@ -144,7 +144,9 @@ class BrokerPublisher:
         await asyncio.gather(*futures)
 
 
-async def ensure_topics(bootstrap: str, partitions: dict[Topic, int] | None = None) -> list[str]:
+async def ensure_topics(
+    bootstrap: str, partitions: dict[Topic, int] | None = None, *, replication_factor: int = 1
+) -> list[str]:
     """Create the topics that are missing; returns the names created."""
     wanted = partitions or PARTITIONS
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
@@ -152,7 +154,12 @@ async def ensure_topics(bootstrap: str, partitions: dict[Topic, int] | None = No
     try:
         existing = set(await admin.list_topics())
         new = [
-            NewTopic(name=t.value, num_partitions=n, replication_factor=1)
+            NewTopic(
+                name=t.value,
+                num_partitions=n,
+                replication_factor=replication_factor,
+                topic_configs={"retention.ms": "-1"},  # domain topics keep their events forever
+            )
             for t, n in wanted.items()
             if t.value not in existing
         ]
