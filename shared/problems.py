@@ -10,6 +10,8 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from shared.errors import Refused
+
 PROBLEM_JSON = "application/problem+json"
 
 
@@ -51,6 +53,10 @@ def install_problem_handlers(app: FastAPI) -> None:
         assert isinstance(exc, Problem)
         return problem_response(request, exc.status, exc.detail, title=exc.title, **exc.extra)
 
+    async def on_refused(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, Refused)
+        return problem_response(request, exc.status, exc.detail)
+
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
         return problem_response(request, exc.status_code, exc.detail, headers=exc.headers)
@@ -65,5 +71,6 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(request, 422, detail, title="Unprocessable Content", errors=errors)
 
     app.add_exception_handler(Problem, on_problem)
+    app.add_exception_handler(Refused, on_refused)
     app.add_exception_handler(HTTPException, on_http)
     app.add_exception_handler(RequestValidationError, on_invalid)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
@@ -26,7 +26,7 @@ from shared.events.payloads import Payload
 from shared.metrics import http_latency_middleware, metrics_response
 from shared.outbox import OutboxRelay, outbox_records
 from shared.problems import install_problem_handlers
-from shared.projection.fold import Projection
+from shared.projection.fold import Doc, DocRef, Projection
 from shared.projection.runtime import ProjectionRuntime
 from shared.settings import Settings
 from shared.store import Change, Store, open_store
@@ -68,8 +68,19 @@ class ServiceContext:
     ) -> CloudEvent:
         return new_event(payload, source=self.name, correlationid=correlationid, time=time)
 
-    async def commit(self, changes: Sequence[Change], events: Sequence[CloudEvent] = ()) -> None:
-        """Write documents and the events they cause in one atomic store write; then relay."""
+    async def commit(
+        self,
+        changes: Sequence[Change] | Mapping[DocRef, Doc | None],
+        events: Sequence[CloudEvent] = (),
+    ) -> None:
+        """Write documents and the events they cause in one atomic store write; then relay.
+
+        ``changes`` may be the ``{(collection, key): doc or None}`` a pure decision returns.
+        """
+        if isinstance(changes, Mapping):
+            changes = [Change(collection, key, doc) for (collection, key), doc in changes.items()]
+        if not changes and not events:
+            return
         await self.store.write(changes, outbox=outbox_records(events))
         self.relay.kick()
 

@@ -7,7 +7,6 @@ the queue, deciding and committing is one step: no ticket is paired twice.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -20,9 +19,7 @@ from shared.auth import PrincipalDep
 from shared.catalog import get_catalog
 from shared.events.envelope import CloudEvent, deterministic_id, new_event
 from shared.problems import Problem
-from shared.projection.fold import DocRef
 from shared.service import ContextDep, ServiceContext
-from shared.store import Change
 
 router = APIRouter(prefix="/v1", tags=["matching"])
 _PAGE = 500
@@ -46,10 +43,6 @@ class Ticket(BaseModel):
     session_id: str | None = Field(description="the match id, which is the session id; set when matched")
     partner_id: str | None = Field(description="the other learner; set when matched")
     requested_at: str
-
-
-def _changes(changes: Mapping[DocRef, domain.Doc | None]) -> list[Change]:
-    return [Change(collection, key, doc) for (collection, key), doc in changes.items()]
 
 
 def _events(ctx: ServiceContext, decision: Decision, now: datetime) -> list[CloudEvent]:
@@ -115,7 +108,7 @@ async def request_match(
             max_gap=getattr(request.app.state, "max_level_gap", None),
         )
         if decision.changed:
-            await ctx.commit(_changes(decision.changes), _events(ctx, decision, now))
+            await ctx.commit(decision.changes, _events(ctx, decision, now))
     if not decision.changed:
         response.status_code = 200
     response.headers["Location"] = f"/v1/match-requests/{decision.ticket['ticket_id']}"
@@ -137,12 +130,7 @@ async def cancel_match_request(ticket_id: str, principal: PrincipalDep, ctx: Con
         ticket = await ctx.store.get(TICKETS, ticket_id)
         if ticket is None:
             raise Problem(404, f"no match request {ticket_id!r}")
-        try:
-            decision = domain.cancel_ticket(ticket, by=principal.learner_id, by_ops=principal.is_ops, now=now)
-        except domain.NotOwner as exc:
-            raise Problem(403, str(exc)) from exc
-        except domain.NotOpen as exc:
-            raise Problem(409, str(exc)) from exc
+        decision = domain.cancel_ticket(ticket, by=principal.learner_id, by_ops=principal.is_ops, now=now)
         if decision.changed:
-            await ctx.commit(_changes(decision.changes), _events(ctx, decision, now))
+            await ctx.commit(decision.changes, _events(ctx, decision, now))
     return _view(decision.ticket)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from shared.errors import Refused
 from shared.events.envelope import deterministic_id
 from shared.events.payloads import MatchCancelled, MatchedTicket, MatchFound, MatchRequested, Payload
 from shared.projection.fold import DocRef
@@ -46,16 +47,22 @@ SELF_LEVELS: Final[Mapping[str, float]] = {
 DEFAULT_LEVEL: Final = 1.0
 
 
-class TicketError(Exception):
+class TicketError(Refused):
     """A command the ticket's state or the caller does not allow."""
 
 
 class NotOwner(TicketError):
-    """Only the ticket's learner (or an operator) may do this."""
+    """Only the ticket's learner (or an operator) may do this (403)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(403, detail)
 
 
 class NotOpen(TicketError):
-    """The ticket has left the queue (matched or expired)."""
+    """The ticket has left the queue: matched or expired (409)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(409, detail)
 
 
 # -- keys and times -------------------------------------------------------------------------------

@@ -14,14 +14,13 @@ from fastapi import APIRouter, Path, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.passport import domain
-from services.passport.domain import HANDLES, LEARNERS, WAITLIST, Decision, Refused
+from services.passport.domain import HANDLES, LEARNERS, WAITLIST, Decision
 from services.passport.projection import PASSPORTS, SKILL_STATS, passport_skills, skill_figures
 from shared.auth import Principal, PrincipalDep
 from shared.catalog import Skill, get_catalog
 from shared.events.payloads import SelfLevel
 from shared.problems import Problem
 from shared.service import ContextDep, ServiceContext
-from shared.store import Change
 
 router = APIRouter(prefix="/v1", tags=["passport"])
 
@@ -133,13 +132,7 @@ def _may_act_for(principal: Principal, learner_id: str) -> None:
 
 
 async def _commit(ctx: ServiceContext, decision: Decision) -> None:
-    changes = [Change(collection, key, doc) for (collection, key), doc in decision.docs.items()]
-    if changes or decision.events:
-        await ctx.commit(changes, [ctx.event(p) for p in decision.events])
-
-
-def _refused(exc: Refused) -> Problem:
-    return Problem(exc.status, exc.detail)
+    await ctx.commit(decision.docs, [ctx.event(p) for p in decision.events])
 
 
 @router.post("/learners", status_code=status.HTTP_201_CREATED, response_model=Learner)
@@ -148,17 +141,14 @@ async def register(body: Registration, principal: PrincipalDep, ctx: ContextDep)
     async with ctx.lock:
         existing = await ctx.store.get(LEARNERS, learner_id)
         owner = await ctx.store.get(HANDLES, body.handle)
-        try:
-            decision = domain.register(
-                learner_id,
-                body.handle,
-                body.display_name,
-                existing=existing,
-                handle_owner=owner,
-                now=datetime.now(UTC),
-            )
-        except Refused as exc:
-            raise _refused(exc) from exc
+        decision = domain.register(
+            learner_id,
+            body.handle,
+            body.display_name,
+            existing=existing,
+            handle_owner=owner,
+            now=datetime.now(UTC),
+        )
         await _commit(ctx, decision)
     return decision.docs[(LEARNERS, learner_id)]
 
@@ -171,10 +161,7 @@ async def claim_skill(
     _skill(skill)
     async with ctx.lock:
         learner = await ctx.store.get(LEARNERS, learner_id)
-        try:
-            decision = domain.claim(learner, learner_id, skill, body.self_level)
-        except Refused as exc:
-            raise _refused(exc) from exc
+        decision = domain.claim(learner, learner_id, skill, body.self_level)
         await _commit(ctx, decision)
     return Claim(learner_id=learner_id, skill=skill, claimed=True, self_level=body.self_level)
 
@@ -185,10 +172,7 @@ async def unclaim_skill(learner_id: str, skill: SkillPath, principal: PrincipalD
     _skill(skill)
     async with ctx.lock:
         learner = await ctx.store.get(LEARNERS, learner_id)
-        try:
-            decision = domain.unclaim(learner, learner_id, skill)
-        except Refused as exc:
-            raise _refused(exc) from exc
+        decision = domain.unclaim(learner, learner_id, skill)
         await _commit(ctx, decision)
     return Claim(learner_id=learner_id, skill=skill, claimed=False, self_level=None)
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from shared.errors import Refused
 from shared.events.payloads import LearnerRegistered, Payload, SelfLevel, SkillClaimed, SkillUnclaimed
 
 Doc = dict[str, Any]
@@ -34,15 +35,6 @@ _EMAIL = re.compile(
     r"^[a-z0-9_%+-]+(?:\.[a-z0-9_%+-]+)*@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
 )
 MAX_EMAIL = 254
-
-
-class Refused(Exception):
-    """A command the rules turn down; ``status`` is the HTTP status it answers with."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
 
 
 @dataclass(frozen=True)

@@ -80,10 +80,7 @@ async def _run(
     async with ctx.lock:
         doc = await ctx.store.get(SESSIONS, session_id)
         now = datetime.now(UTC)
-        try:
-            result = command(doc, now)
-        except domain.SessionError as exc:
-            raise Problem(exc.status, exc.detail) from exc
+        result = command(doc, now)
         if result.event is not None:
             event = ctx.event(result.event, time=now, correlationid=result.doc.get("correlation_id"))
             await ctx.commit([Change(SESSIONS, session_id, result.doc)], [event])

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from shared.catalog import Catalog, get_catalog
+from shared.errors import Refused
 from shared.events.envelope import deterministic_id
 from shared.events.payloads import (
     MatchFound,
@@ -35,13 +36,8 @@ TERMINAL: frozenset[str] = frozenset({"completed", "abandoned"})
 MAX_COMMENT = 2000  # RatingSubmitted.comment's limit
 
 
-class SessionError(Exception):
+class SessionError(Refused):
     """A refused command; ``status`` is the HTTP status it answers with (403, 404, 409, 422)."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import pytest
 
 from services.passport import domain
-from services.passport.domain import HANDLES, LEARNERS, WAITLIST, Refused
+from services.passport.domain import HANDLES, LEARNERS, WAITLIST
+from shared.errors import Refused
 from shared.events.payloads import LearnerRegistered, SkillClaimed, SkillUnclaimed
 
 NOW = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
