@@ -1,7 +1,11 @@
 # Lemma backend. Two commands do everything: `make run` and `make test`.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+# uv from PATH, else as a module of the system Python (installed there on first use)
+UV := $(shell command -v uv 2>/dev/null)
+ifeq ($(UV),)
+UV := python3 -m uv
+endif
 VENV := .venv
 LEMMA := $(VENV)/bin/lemma
 
@@ -13,12 +17,10 @@ help:
 	@echo "make test   install what is missing, lint, run the whole suite"
 	@echo "make lint   ruff, mypy and the import contracts"
 
-$(UV):
-	@echo "installing uv (not found)"; python3 -m pip install --quiet --user uv==0.13.8 || python3 -m pip install --quiet uv==0.13.8
-
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml uv.lock | $(UV)
+$(VENV)/.installed: pyproject.toml uv.lock
+	@$(UV) --version >/dev/null 2>&1 || { echo "uv not found: installing it with pip"; python3 -m pip install --quiet uv==0.13.8; }
 	$(UV) sync --frozen
 	@touch $@
 
