@@ -1,0 +1,87 @@
+"""The `lemma` command: the local stack, tokens, topics and event schemas."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli import stack_commands
+from deploy.local.config import StackConfig
+from deploy.local.credentials import JWT_SECRET_FILE
+from shared.settings import DEV_SECRET, Settings
+
+app = typer.Typer(help="Lemma operations: the local stack, tokens, topics, schemas.", no_args_is_help=True)
+app.add_typer(stack_commands.app, name="stack", no_args_is_help=True)
+topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
+schemas_app = typer.Typer(help="JSON Schemas of the event payloads.", no_args_is_help=True)
+app.add_typer(topics_app, name="topics")
+app.add_typer(schemas_app, name="schemas")
+
+StateDirOption = stack_commands.StateDirOption
+
+
+def local_jwt_secret(state_dir: Path | None = None) -> str:
+    """LEMMA_JWT_SECRET if set, else the stack's ``<state>/jwt-secret``, else the development default."""
+    from_env = os.environ.get("LEMMA_JWT_SECRET")
+    if from_env:
+        return from_env
+    path = StackConfig.resolve(state_dir).state_dir / JWT_SECRET_FILE
+    if path.exists():
+        return path.read_text().strip()
+    return DEV_SECRET
+
+
+@app.command()
+def token(
+    learner_id: Annotated[str, typer.Argument(help="The learner id (the token's subject).")],
+    role: Annotated[str, typer.Option(help="learner, or ops for operator routes.")] = "learner",
+    ttl_s: Annotated[int | None, typer.Option(help="Lifetime in seconds (default: 24 h).")] = None,
+    state_dir: StateDirOption = None,
+) -> None:
+    """Print a bearer token signed with the local secret.
+
+    Use it as `curl -H "Authorization: Bearer $(.venv/bin/lemma token ann)" ...`.
+    """
+    from shared.auth import mint_token
+
+    try:
+        settings = Settings(jwt_secret=local_jwt_secret(state_dir))
+    except ValueError as exc:
+        typer.echo(f"no signing secret: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(mint_token(settings, learner_id, role=role, ttl_s=ttl_s))
+
+
+@topics_app.command("create")
+def topics_create(
+    bootstrap: Annotated[
+        str | None, typer.Option(help="Kafka bootstrap (default: the local stack's broker).")
+    ] = None,
+    state_dir: StateDirOption = None,
+) -> None:
+    """Create the topics that are missing (partitions from shared.bus)."""
+    from shared.bus import ensure_topics
+
+    if bootstrap is None:
+        saved = StackConfig.load(StackConfig.resolve(state_dir).state_dir)
+        bootstrap = saved.kafka_bootstrap if saved else Settings().kafka_bootstrap
+    created = asyncio.run(ensure_topics(bootstrap))
+    typer.echo(f"created: {', '.join(created)}" if created else f"all topics exist on {bootstrap}")
+
+
+@schemas_app.command("export")
+def schemas_export() -> None:
+    """Write the JSON Schema of every event type to shared/events/schemas/."""
+    from shared.events.schemas import export
+
+    written = export()
+    folder = written[0].parent if written else "-"
+    typer.echo(f"{len(written)} schemas written to {folder}")
+
+
+if __name__ == "__main__":
+    app()

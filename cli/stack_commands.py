@@ -1,0 +1,122 @@
+"""`lemma stack up|down|status`: the local stack that `make run` / `make stop` drive."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from deploy.local.stack import (
+    StackConfig,
+    StackError,
+    process_names,
+    running_processes,
+    stack_status,
+    start_stack,
+    stop_stack,
+)
+
+app = typer.Typer(help="Start, stop and inspect the local stack (state in var/ by default).")
+console = Console(highlight=False, soft_wrap=True)
+
+StateDirOption = Annotated[
+    Path | None,
+    typer.Option("--state-dir", help="Folder of the stack's state (default: LEMMA_STATE_DIR or var/)."),
+]
+
+
+def _say(message: str) -> None:
+    console.print(f"  [dim]{message}[/dim]")
+
+
+def _print_urls(config: StackConfig) -> None:
+    gw = config.gateway_url
+    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+    table.add_column("service")
+    table.add_column("direct (API docs)")
+    table.add_column("through the gateway")
+    for name in config.services:
+        table.add_row(name, f"{config.service_url(name)}/docs", f"{gw}/{name}/docs")
+    console.print()
+    console.print(
+        f"[bold green]Lemma is running.[/bold green] Gateway: [bold]{gw}[/bold]  (try {gw}/v1/skills)"
+    )
+    console.print(table)
+    console.print(f"Kafka (Tansu): {config.kafka_bootstrap}   S3 (SeaweedFS): {config.s3_endpoint}")
+    console.print(f"Logs: {config.log_dir}/<process>.log   State: {config.state_dir}")
+    console.print("Token for a learner: [bold].venv/bin/lemma token <learner_id>[/bold] (add --role ops)")
+    console.print("Stop everything: [bold]make stop[/bold]")
+
+
+@app.command()
+def up(
+    state_dir: StateDirOption = None,
+    gateway_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Gateway port (default: LEMMA_GATEWAY_PORT, else the one in stack.json, else 8000)."
+        ),
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for every service to be ready.")] = 60.0,
+) -> None:
+    """Start SeaweedFS, Tansu, the services and the gateway; wait until all are ready.
+
+    Ports are kept in <state>/stack.json: edit it to move one, delete it for the defaults.
+    """
+    config = StackConfig.resolve(state_dir, gateway_port)
+    live = running_processes(config)
+    if live:
+        saved = StackConfig.load(config.state_dir) or config
+        if len(live) == len(process_names(saved)):
+            console.print(f"The stack is already running (state in {saved.state_dir}).")
+            _print_urls(saved)
+            return
+        missing = [n for n in process_names(saved) if n not in live]
+        console.print(f"Part of the stack runs; starting the rest: {', '.join(missing)}")
+        config = saved
+    console.print(f"Starting the local stack (state in {config.state_dir}) ...")
+    try:
+        start_stack(config, ready_timeout=timeout, say=_say)
+    except StackError as exc:
+        console.print(f"[bold red]The stack did not start:[/bold red] {exc}")
+        if exc.log_tail:
+            log = config.log_dir / f"{exc.process}.log"
+            console.print(f"[bold]Last lines of {log}:[/bold]")
+            console.print(exc.log_tail, markup=False, highlight=False)
+        console.print("Everything this command started has been stopped.")
+        raise typer.Exit(1) from exc
+    _print_urls(config)
+
+
+@app.command()
+def down(state_dir: StateDirOption = None) -> None:
+    """Stop, by pid, every process `up` started: gateway, services, broker, then SeaweedFS."""
+    config = StackConfig.resolve(state_dir)
+    if not config.run_dir.exists():
+        console.print(f"Nothing to stop (no stack ever ran in {config.state_dir}).")
+        return
+    stopped = stop_stack(config, say=_say)
+    if stopped:
+        console.print(f"Stopped {len(stopped)} processes. Data stays in {config.state_dir}.")
+    else:
+        console.print("Nothing was running.")
+
+
+@app.command()
+def status(state_dir: StateDirOption = None) -> None:
+    """Each process of the stack: pid, alive, ready."""
+    config = StackConfig.resolve(state_dir)
+    table = Table(title=f"Lemma local stack ({config.state_dir})")
+    for column in ("process", "pid", "alive", "ready", "url"):
+        table.add_column(column)
+    rows = stack_status(config)
+    for row in rows:
+        yes_no = {True: "[green]yes[/green]", False: "[red]no[/red]"}
+        pid = str(row.pid) if row.pid else "-"
+        table.add_row(row.name, pid, yes_no[row.alive], yes_no[row.ready], row.url)
+    console.print(table)
+    if not any(r.alive for r in rows):
+        console.print("Not running. Start it with `make run`.")

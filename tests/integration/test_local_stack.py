@@ -1,0 +1,164 @@
+"""The local stack as `make run` starts it: real SeaweedFS, Tansu on S3, the five services, Caddy.
+
+Started on free ports in a temporary folder, stopped (no process left), started again on the
+same folder: a record and a committed offset from before the restart are still there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import stat
+import sys
+import uuid
+from pathlib import Path
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from deploy.local import processes
+from deploy.local.stack import StackConfig, running_processes, start_stack, stop_stack
+
+TOPIC = "lemma.stack-test.v1"
+GROUP = "stack-test"
+
+#: One read route per service, answered by the service (JSON), not by the gateway's 404.
+OWNED_ROUTES = {
+    "passport": "/v1/skills",
+    "matching": "/v1/match-requests/no-such-ticket",
+    "sessions": "/v1/sessions/no-such-session",
+    "evidence": "/v1/evidence?learner_id=nobody",
+    "sci": "/v1/scores/nobody",
+}
+
+
+async def produce_and_commit(bootstrap: str, marker: bytes) -> int:
+    """Write one record, read it in a consumer group and commit past it; returns its offset."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name=TOPIC, num_partitions=1, replication_factor=1)])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        meta = await producer.send_and_wait(TOPIC, value=marker, key=b"k")
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(
+        TOPIC,
+        bootstrap_servers=bootstrap,
+        group_id=GROUP,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        seen: list[bytes] = []
+        for _ in range(100):
+            batch = await consumer.getmany(timeout_ms=200)
+            seen.extend(r.value for records in batch.values() for r in records if r.value is not None)
+            if marker in seen:
+                break
+        assert marker in seen
+        await consumer.commit({TopicPartition(TOPIC, 0): meta.offset + 1})
+    finally:
+        await consumer.stop()
+    return int(meta.offset)
+
+
+async def read_back(bootstrap: str) -> tuple[list[bytes], int | None]:
+    """Every value of the test topic and the group's committed offset, as the broker has them."""
+    tp = TopicPartition(TOPIC, 0)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=GROUP, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        committed = await consumer.committed(tp)
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        end = (await consumer.end_offsets([tp]))[tp]
+        values: list[bytes] = []
+        while await consumer.position(tp) < end:
+            batch = await consumer.getmany(tp, timeout_ms=500)
+            values.extend(r.value for r in batch.get(tp, []) if r.value is not None)
+        return values, committed
+    finally:
+        await consumer.stop()
+
+
+def assert_all_stopped(config: StackConfig, pids: list[int]) -> None:
+    assert pids
+    assert not [pid for pid in pids if processes.is_alive(pid)]
+    assert not list(config.run_dir.glob("*.pid"))
+    assert not [port for port in config.ports().values() if processes.port_open(port)]
+
+
+def test_stack_serves_every_service_stops_clean_and_keeps_its_log(tmp_path: Path) -> None:
+    config = StackConfig.with_free_ports(tmp_path / "state")
+    marker = f"durable-{uuid.uuid4()}".encode()
+    pids: list[int] = []
+    try:
+        start_stack(config)
+        pids = [h.pid for h in running_processes(config).values()]
+        assert len(pids) == len(config.services) + 3  # SeaweedFS, Tansu, gateway
+
+        with httpx.Client(base_url=config.gateway_url, timeout=10) as gw:
+            for name in config.services:
+                ready = gw.get(f"/{name}/readyz")
+                assert ready.status_code == 200, (name, ready.text)
+                assert ready.json()["ready"] is True
+                owned = gw.get(OWNED_ROUTES[name])
+                assert "json" in owned.headers["content-type"], (name, owned.status_code, owned.text)
+            skills = gw.get("/v1/skills")
+            assert skills.status_code == 200
+            assert {"id": "machine-learning"}.items() <= skills.json()[0].items()
+            assert "/passport/docs" in gw.get("/").text
+            assert "/sci/openapi.json" in gw.get("/sci/docs").text
+            assert gw.get("/sci/openapi.json").json()["info"]["title"]
+
+        for secret in ("jwt-secret", "s3-credentials.json", "s3.json"):
+            assert stat.S_IMODE((config.state_dir / secret).stat().st_mode) == 0o600
+        offset = asyncio.run(produce_and_commit(config.kafka_bootstrap, marker))
+    finally:
+        stop_stack(config)
+    assert_all_stopped(config, pids)
+
+    try:
+        start_stack(config)
+        pids = [h.pid for h in running_processes(config).values()]
+        values, committed = asyncio.run(read_back(config.kafka_bootstrap))
+        assert marker in values
+        assert committed == offset + 1
+    finally:
+        stop_stack(config)
+    assert_all_stopped(config, pids)
+
+
+def test_a_stopped_process_is_signalled_by_pid_and_killed_when_it_ignores_sigterm(tmp_path: Path) -> None:
+    stubborn = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('ignoring SIGTERM', flush=True); time.sleep(60)"
+    )
+    log = tmp_path / "log" / "stubborn.log"
+    handle = processes.spawn(
+        "stubborn", [sys.executable, "-c", stubborn], log_dir=tmp_path / "log", run_dir=tmp_path / "run"
+    )
+    try:
+        assert processes.running(tmp_path / "run", "stubborn") == handle
+        processes.wait_until(lambda: "ignoring SIGTERM" in log.read_text(), timeout=10, what="handler set")
+        processes.terminate(handle)
+        assert processes.finish(handle, 0.5) is False  # it ignored SIGTERM: SIGKILL
+        assert not handle.alive()
+        assert processes.running(tmp_path / "run", "stubborn") is None  # stale pid file removed
+        assert not (tmp_path / "run" / "stubborn.pid").exists()
+    finally:
+        processes.terminate(handle)
+        processes.finish(handle, 1.0)
+
+
+def test_a_pid_now_owned_by_another_process_is_never_taken_for_ours(tmp_path: Path) -> None:
+    other = processes.Handle("other", pid=1, started="not-the-start-time-of-pid-1")
+    assert not other.alive()
+    (tmp_path / "other.pid").write_text("1\nnot-the-start-time-of-pid-1\n")
+    assert processes.running(tmp_path, "other") is None
