@@ -74,13 +74,17 @@ def topics_create(
 
 
 @schemas_app.command("export")
-def schemas_export() -> None:
-    """Write the JSON Schema of every event type to shared/events/schemas/."""
-    from shared.events.schemas import export
+def schemas_export(
+    folder: Annotated[
+        Path | None, typer.Option(help="Where to write them (default: shared/events/schemas/).")
+    ] = None,
+) -> None:
+    """Write the JSON Schema of every event type (the committed contract) to a folder."""
+    from shared.events.schemas import SCHEMA_DIR, export
 
-    written = export()
-    folder = written[0].parent if written else "-"
-    typer.echo(f"{len(written)} schemas written to {folder}")
+    target = folder or SCHEMA_DIR
+    written = export(target)
+    typer.echo(f"{len(written)} schemas written to {target}")
 
 
 if __name__ == "__main__":

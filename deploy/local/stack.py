@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import fcntl
 import os
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +70,18 @@ def running_processes(config: StackConfig) -> dict[str, Handle]:
     """The processes of the stack that are alive (stale pid files are removed on the way)."""
     found = {name: proc.running(config.run_dir, name) for name in process_names(config)}
     return {name: handle for name, handle in found.items() if handle is not None}
+
+
+@contextlib.contextmanager
+def _locked(config: StackConfig) -> Iterator[None]:
+    """One ``up`` or ``down`` at a time per state folder (a second one waits for the first)."""
+    config.state_dir.mkdir(parents=True, exist_ok=True)
+    with (config.state_dir / "stack.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _run_async(coro: Coroutine[Any, Any, Any]) -> Any:
@@ -231,7 +245,11 @@ def start_stack(config: StackConfig, *, ready_timeout: float = 60.0, say: Say = 
 
     On failure, stops what this call started and raises ``StackError``.
     """
-    config.state_dir.mkdir(parents=True, exist_ok=True)
+    with _locked(config):
+        _start(config, ready_timeout, say)
+
+
+def _start(config: StackConfig, ready_timeout: float, say: Say) -> None:
     saved = StackConfig.load(config.state_dir)
     starter = _Starter(config, say)
     if starter.live and saved is not None and saved != config:
@@ -270,6 +288,13 @@ def _stop(config: StackConfig, handles: list[Handle], say: Say) -> None:
 
 def stop_stack(config: StackConfig, *, say: Say = _quiet) -> list[str]:
     """Stop every process of the stack: gateway, services, broker, SeaweedFS. Returns their names."""
+    if not config.state_dir.exists():
+        return []
+    with _locked(config):
+        return _stop_all(config, say)
+
+
+def _stop_all(config: StackConfig, say: Say) -> list[str]:
     live = running_processes(config)
     known = set(process_names(config))
     others = sorted(p.stem for p in config.run_dir.glob("*.pid") if p.stem not in known)
