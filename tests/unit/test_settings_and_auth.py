@@ -43,7 +43,9 @@ def test_wrong_secret_expired_and_foreign_tokens_fail() -> None:
     with pytest.raises(jwt.InvalidTokenError):
         verify_token(s, mint_token(s, "a", ttl_s=-10))
     with pytest.raises(jwt.InvalidTokenError):
-        verify_token(s, jwt.encode({"sub": "a", "iss": "elsewhere", "exp": 2**40}, "k" * 32, algorithm="HS256"))
+        verify_token(
+            s, jwt.encode({"sub": "a", "iss": "elsewhere", "exp": 2**40}, "k" * 32, algorithm="HS256")
+        )
     with pytest.raises(jwt.InvalidTokenError, match="exp"):
         verify_token(s, jwt.encode({"sub": "a", "iss": "lemma"}, "k" * 32, algorithm="HS256"))
     with pytest.raises(jwt.InvalidTokenError):
