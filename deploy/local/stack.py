@@ -11,6 +11,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import fcntl
+import logging
 import os
 import sys
 import time
@@ -177,6 +178,9 @@ class _Starter:
         from shared.bus import ensure_topics
 
         deadline = time.monotonic() + timeout
+        # the broker may still be loading its log from S3: the retries below are expected,
+        # so aiokafka's own connection errors are not shown
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
         while True:
             try:
                 created = _run_async(ensure_topics(self.config.kafka_bootstrap))
