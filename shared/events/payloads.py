@@ -141,6 +141,9 @@ class SciUpdated(Payload):
     tier: int = Field(ge=1, le=4)
     sessions: int = Field(ge=0, default=0)
     as_of: datetime
+    #: Grows with every fact folded into the score (evidence items plus no-shows); a reader
+    #: keeps the update with the highest (revision, as_of), whatever order updates arrive in.
+    revision: int = Field(ge=0, default=0)
 
 
 class TierChanged(Payload):
