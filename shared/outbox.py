@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -26,9 +27,15 @@ PublishFn = Callable[[Sequence[OutboxRecord]], Awaitable[None]]
 
 
 def outbox_records(events: Sequence[CloudEvent]) -> list[OutboxRecord]:
+    """Outbox records in publishing order. The sequence is time, process and a counter, so
+    two processes writing to one store never collide (a service is meant to have one writer;
+    see docs/operations.md)."""
     stamp = time.time_ns()
+    pid = os.getpid()
     return [
-        OutboxRecord(seq=f"{stamp:020d}-{next(_counter):09d}", topic=e.topic, key=e.key, value=encode(e))
+        OutboxRecord(
+            seq=f"{stamp:020d}-{pid:08d}-{next(_counter):09d}", topic=e.topic, key=e.key, value=encode(e)
+        )
         for e in events
     ]
 

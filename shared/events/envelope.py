@@ -76,7 +76,9 @@ def encode(event: CloudEvent) -> bytes:
 
 
 class _Raw(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """What a reader requires of an envelope; extension attributes it does not know are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
     id: str = Field(min_length=1)
     source: str = Field(min_length=1)
     type: str

@@ -1,7 +1,9 @@
 """Event payloads (the CloudEvents ``data``), named as past facts.
 
-Ids only, never personal data: the log is kept forever. Every payload is frozen
-and forbids unknown fields so a malformed record is refused, not half-read.
+Ids only, never personal data: the log is kept forever. Every payload is frozen. A
+reader ignores fields it does not know (a tolerant reader), so adding an optional field
+is a compatible change that older consumers survive during a rolling deploy; every
+field it does know is validated, so a malformed record is refused, not half-read.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ Scores = dict[str, RubricScore]
 
 
 class Payload(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
 
 # lemma.passport.v1 (key: learner_id)
@@ -153,10 +155,13 @@ class TierChanged(Payload):
     to_tier: int = Field(ge=1, le=4, alias="to")
     as_of: datetime
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
 
 # lemma.dlq.v1 (key: the original key)
+DEAD_LETTER_VALUE_LIMIT = 64 * 1024
+
+
 class DeadLettered(Payload):
     consumer: str
     error: str
@@ -164,4 +169,7 @@ class DeadLettered(Payload):
     partition: int
     offset: int
     key: str | None = None
-    value: str  # the original record value, decoded as UTF-8 with replacement
+    #: The original record value as UTF-8 (undecodable bytes replaced), at most
+    #: ``DEAD_LETTER_VALUE_LIMIT`` characters so a dead letter always fits in a record.
+    value: str
+    value_size: int = Field(ge=0, default=0)  # the original value's size in bytes

@@ -58,12 +58,15 @@ def compatibility_problems(old: dict[str, dict[str, Any]], new: dict[str, dict[s
 
 
 def _resolved(node: Any, root: dict[str, Any]) -> Any:
-    """Inline ``$ref``s so a moved definition is not mistaken for a change."""
+    """Inline ``$ref``s so a moved definition is not mistaken for a change. Titles, descriptions
+    and ``additionalProperties`` do not change what a reader accepts (readers ignore unknown
+    fields), so they are left out of the comparison."""
     if isinstance(node, dict):
         ref = node.get("$ref")
         if isinstance(ref, str) and ref.startswith("#/$defs/"):
             return _resolved(root["$defs"][ref.removeprefix("#/$defs/")], root)
-        return {k: _resolved(v, root) for k, v in node.items() if k not in ("title", "description")}
+        ignored = ("title", "description", "additionalProperties")
+        return {k: _resolved(v, root) for k, v in node.items() if k not in ignored}
     if isinstance(node, list):
         return [_resolved(v, root) for v in node]
     return node

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from shared.events.envelope import CloudEvent, decode, deterministic_id, new_event
-from shared.events.payloads import DeadLettered
+from shared.events.payloads import DEAD_LETTER_VALUE_LIMIT, DeadLettered
 from shared.metrics import CONSUMER_LAG, DEAD_LETTERS, EVENTS_CONSUMED, FOLD_BATCH_SECONDS
 from shared.outbox import outbox_records
 from shared.projection.fold import Doc, DocRef, Projection
@@ -77,19 +77,19 @@ class ProjectionRuntime:
         fresh = [r for r in records if r.offset > done.get((r.topic, r.partition), -1)]
         if not fresh:
             return 0
-        decoded: list[tuple[Record, CloudEvent]] = []
+        # 1. decode each record and name the documents it needs; a failure dead-letters it
+        decoded: list[tuple[Record, CloudEvent, list[DocRef]]] = []
         dead: list[DeadLettered] = []
         for record in fresh:
             try:
-                decoded.append((record, decode(record.value or b"")))
+                event = decode(record.value or b"")
+                decoded.append((record, event, list(self.projection.refs(event))))
             except Exception as exc:  # malformed: dead-letter it and go on
                 dead.append(self._dead_letter(record, exc))
 
+        # 2. load every document the batch touches in one read per collection
         wanted: dict[str, set[str]] = defaultdict(set)
-        refs_of: list[list[DocRef]] = []
-        for _, event in decoded:
-            refs = list(self.projection.refs(event))
-            refs_of.append(refs)
+        for _, _, refs in decoded:
             for collection, key in refs:
                 wanted[collection].add(key)
         working: dict[DocRef, Doc | None] = {}
@@ -98,19 +98,14 @@ class ProjectionRuntime:
             for key in keys:
                 working[(collection, key)] = found.get(key)
 
+        # 3. fold in order; a refused event changes nothing and is dead-lettered
         dirty: set[DocRef] = set()
         emitted: list[CloudEvent] = []
-        folded = 0
-        for (record, event), refs in zip(decoded, refs_of, strict=True):
+        folded: list[CloudEvent] = []
+        for record, event, refs in decoded:
             try:
                 outcome = self.projection.apply({ref: working.get(ref) for ref in refs}, event)
-            except Exception as exc:
-                dead.append(self._dead_letter(record, exc))
-                continue
-            working.update(outcome.changes)
-            dirty.update(outcome.changes)
-            for index, payload in enumerate(outcome.emit):
-                emitted.append(
+                caused = [
                     new_event(
                         payload,
                         source=self.service,
@@ -118,9 +113,15 @@ class ProjectionRuntime:
                         id=deterministic_id(self.consumer, event.id, str(index)),
                         cause=event,
                     )
-                )
-            folded += 1
-            EVENTS_CONSUMED.labels(self.service, self.consumer, event.type).inc()
+                    for index, payload in enumerate(outcome.emit)
+                ]
+            except Exception as exc:
+                dead.append(self._dead_letter(record, exc))
+                continue
+            working.update(outcome.changes)
+            dirty.update(outcome.changes)
+            emitted.extend(caused)
+            folded.append(event)
 
         dead_events = [
             new_event(
@@ -136,14 +137,18 @@ class ProjectionRuntime:
             offsets[slot] = max(offsets.get(slot, -1), record.offset)
         changes = [Change(collection, key, working[(collection, key)]) for collection, key in sorted(dirty)]
         await self.store.write(changes, offsets=offsets, outbox=outbox_records(emitted + dead_events))
+        for event in folded:
+            EVENTS_CONSUMED.labels(self.service, self.consumer, event.type).inc()
+        for letter in dead:
+            DEAD_LETTERS.labels(self.service, self.consumer, letter.topic).inc()
         if self._on_written is not None:
             self._on_written()
-        return folded
+        return len(folded)
 
     def _dead_letter(self, record: Record, exc: Exception) -> DeadLettered:
-        DEAD_LETTERS.labels(self.service, self.consumer, record.topic).inc()
         reason = "".join(traceback.format_exception_only(exc)).strip()
         log.warning("dead-lettering %s[%s]@%s: %s", record.topic, record.partition, record.offset, reason)
+        raw = record.value or b""
         return DeadLettered(
             consumer=self.consumer,
             error=reason[:4000],
@@ -151,5 +156,6 @@ class ProjectionRuntime:
             partition=record.partition,
             offset=record.offset,
             key=record.key.decode(errors="replace") if record.key else None,
-            value=(record.value or b"").decode(errors="replace"),
+            value=raw[:DEAD_LETTER_VALUE_LIMIT].decode(errors="replace"),
+            value_size=len(raw),
         )

@@ -108,3 +108,32 @@ async def test_bad_records_are_dead_lettered_and_the_rest_folded() -> None:
     assert "boom is not a skill" in dead[1]["data"]["error"]
     assert all(d["data"]["consumer"] == "counter" and d["subject"] == "k" for d in dead)
     assert await store.offsets("counter") == {("lemma.passport.v1", 0): 3}
+
+
+class RefsRefuser(ClaimCounter):
+    """Cannot even say which documents it needs for the skill 'nope'."""
+
+    def refs(self, event: CloudEvent) -> Iterable[DocRef]:
+        if isinstance(event.data, SkillClaimed) and event.data.skill == "nope":
+            raise KeyError("no documents for nope")
+        return super().refs(event)
+
+
+async def test_a_record_whose_refs_fail_is_dead_lettered_not_retried_forever() -> None:
+    store = SqliteStore(":memory:")
+    runtime = ProjectionRuntime(RefsRefuser(), store, service="test")
+    assert await runtime.handle([rec(0, claim("ann", skill="nope")), rec(1, claim("ann"))]) == 1
+    dead = [json.loads(r.value) for r in await store.pending_outbox() if r.topic == "lemma.dlq.v1"]
+    assert [d["data"]["offset"] for d in dead] == [0] and "no documents for nope" in dead[0]["data"]["error"]
+    assert await store.offsets("counter") == {("lemma.passport.v1", 0): 1}
+
+
+async def test_a_huge_bad_record_makes_a_bounded_dead_letter() -> None:
+    store = SqliteStore(":memory:")
+    runtime = ProjectionRuntime(ClaimCounter(), store, service="test")
+    huge = b'"' + b"\xff" * 3_000_000  # not JSON, not UTF-8, 3 MB
+    await runtime.handle([rec(0, huge)])
+    (letter,) = await store.pending_outbox()
+    assert len(letter.value) < 400_000
+    data = json.loads(letter.value)["data"]
+    assert data["value_size"] == len(huge) and len(data["value"]) == 64 * 1024
