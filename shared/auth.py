@@ -7,6 +7,7 @@ the learner id; ``role: ops`` marks operators.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -50,18 +51,32 @@ def _jwks_client(url: str) -> jwt.PyJWKClient:
     return jwt.PyJWKClient(url)
 
 
+#: What a learner id (a token's ``sub``) may look like: ids are used in document keys and URLs.
+LEARNER_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
+
+
+class KeysUnavailable(Exception):
+    """The JWKS endpoint could not be reached: the service cannot check any token now."""
+
+
 def verify_token(settings: Settings, token: str) -> Principal:
-    """Decode and check a token; raises ``jwt.InvalidTokenError`` when it is not good."""
+    """Decode and check a token; raises ``jwt.InvalidTokenError`` when it is not good and
+    ``KeysUnavailable`` when the signing keys cannot be fetched."""
     if settings.jwt_algorithm == "RS256":
-        key = _jwks_client(settings.jwt_jwks_url).get_signing_key_from_jwt(token).key
+        try:
+            key = _jwks_client(settings.jwt_jwks_url).get_signing_key_from_jwt(token).key
+        except jwt.PyJWKClientConnectionError as exc:
+            raise KeysUnavailable(str(exc)) from exc
+        except jwt.PyJWKClientError as exc:  # no key with the token's kid
+            raise jwt.InvalidTokenError(str(exc)) from exc
         claims = jwt.decode(token, key, algorithms=["RS256"], issuer=settings.jwt_issuer, options=_REQUIRED)
     else:
         claims = jwt.decode(
             token, settings.jwt_secret, algorithms=["HS256"], issuer=settings.jwt_issuer, options=_REQUIRED
         )
     sub = claims.get("sub")
-    if not isinstance(sub, str) or not sub:
-        raise jwt.InvalidTokenError("token has no subject")
+    if not isinstance(sub, str) or not LEARNER_ID_PATTERN.fullmatch(sub):
+        raise jwt.InvalidTokenError("the token's subject is not a valid learner id")
     return Principal(learner_id=sub, role=str(claims.get("role", "learner")))
 
 
@@ -86,6 +101,10 @@ def require_principal(request: Request) -> Principal:
             status.HTTP_401_UNAUTHORIZED,
             f"invalid token: {exc}",
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        ) from exc
+    except KeysUnavailable as exc:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, "the token signing keys cannot be fetched now"
         ) from exc
 
 

@@ -47,12 +47,15 @@ def http_latency_middleware(
 
     async def middleware(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        template = getattr(route, "path", "unmatched")
-        HTTP_LATENCY.labels(service, request.method, template, str(response.status_code)).observe(
-            time.perf_counter() - start
-        )
-        return response
+        status = 500  # unless the handler answers
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            template = getattr(request.scope.get("route"), "path", "unmatched")
+            HTTP_LATENCY.labels(service, request.method, template, str(status)).observe(
+                time.perf_counter() - start
+            )
 
     return middleware

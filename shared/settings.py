@@ -31,7 +31,9 @@ class Settings(BaseSettings):
     # LeaveGroup for generation 0, which is where Tansu starts) holds its partitions this long.
     consumer_session_timeout_ms: int = 6000
 
-    # Projection store: sqlite:///path/to.db or mongodb://host/db
+    # The store of each service: a URL with a ``{service}`` placeholder, so services never
+    # share a database (e.g. ``mongodb://db:27017/lemma_{service}?replicaSet=rs0``).
+    # Empty: one SQLite file per service under ``<state_dir>/data/``.
     store_url: str = ""
 
     # Auth
@@ -42,7 +44,14 @@ class Settings(BaseSettings):
     jwt_ttl_s: int = 24 * 3600
 
     @model_validator(mode="after")
-    def _refuse_default_secret(self) -> Settings:
+    def _check(self) -> Settings:
+        if self.store_url and "{service}" not in self.store_url:
+            raise ValueError(
+                "LEMMA_STORE_URL must contain {service} (each service owns its own database), "
+                "e.g. mongodb://db:27017/lemma_{service}?replicaSet=rs0"
+            )
+        if self.jwt_algorithm == "RS256" and not self.jwt_jwks_url:
+            raise ValueError("LEMMA_JWT_JWKS_URL is required with LEMMA_JWT_ALGORITHM=RS256")
         if (
             self.environment == "production"
             and self.jwt_algorithm == "HS256"
@@ -57,7 +66,7 @@ class Settings(BaseSettings):
     def store_url_for(self, service: str) -> str:
         """The store URL of one service: each service owns its own database."""
         if self.store_url:
-            return self.store_url
+            return self.store_url.replace("{service}", service)
         return f"sqlite:///{self.state_dir}/data/{service}.db"
 
 

@@ -26,13 +26,39 @@ def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_store_url_defaults_to_one_sqlite_file_per_service(tmp_path: object) -> None:
     s = Settings(state_dir="/tmp/lemma-state")
     assert s.store_url_for("sci") == "sqlite:////tmp/lemma-state/data/sci.db"
-    assert Settings(store_url="mongodb://db/lemma").store_url_for("sci") == "mongodb://db/lemma"
+    url = "mongodb://db/lemma_{service}?replicaSet=rs0"
+    assert Settings(store_url=url).store_url_for("sci") == "mongodb://db/lemma_sci?replicaSet=rs0"
+
+
+def test_a_store_url_shared_by_every_service_is_refused() -> None:
+    with pytest.raises(ValueError, match="service"):
+        Settings(store_url="mongodb://db/lemma")
+
+
+def test_rs256_needs_a_jwks_url() -> None:
+    with pytest.raises(ValueError, match="JWKS"):
+        Settings(jwt_algorithm="RS256")
 
 
 def test_token_round_trip_and_role() -> None:
     s = Settings(jwt_secret="k" * 32)
     p = verify_token(s, mint_token(s, "learner-1", role="ops"))
     assert p.learner_id == "learner-1" and p.is_ops
+
+
+@pytest.mark.parametrize("sub", ["", "a/b", "../x", "x" * 200, "a b"])
+def test_a_subject_that_is_not_a_learner_id_is_refused(sub: str) -> None:
+    s = Settings(jwt_secret="k" * 32)
+    with pytest.raises(jwt.InvalidTokenError, match="subject"):
+        verify_token(s, mint_token(s, sub))
+
+
+def test_unreachable_signing_keys_are_not_an_invalid_token() -> None:
+    from shared.auth import KeysUnavailable
+
+    s = Settings(jwt_algorithm="RS256", jwt_jwks_url="http://127.0.0.1:9/jwks.json")
+    with pytest.raises(KeysUnavailable):
+        verify_token(s, jwt.encode({"sub": "a"}, "k" * 32, algorithm="HS256", headers={"kid": "k1"}))
 
 
 def test_wrong_secret_expired_and_foreign_tokens_fail() -> None:
