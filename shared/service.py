@@ -42,7 +42,6 @@ class ServiceContext:
     broker: KafkaBroker
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     relay: OutboxRelay = field(init=False)
-    runtimes: dict[str, ProjectionRuntime] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.relay = OutboxRelay(self.store, BrokerPublisher(self.broker), service=self.name)
