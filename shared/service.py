@@ -56,11 +56,9 @@ class ServiceContext:
         )
 
     def runtime(self, projection: Projection) -> ProjectionRuntime:
-        rt = ProjectionRuntime(
+        return ProjectionRuntime(
             projection, self.store, service=self.name, lock=self.lock, on_written=self.relay.kick
         )
-        self.runtimes[projection.name] = rt
-        return rt
 
     def event(
         self, payload: Payload, *, correlationid: str | None = None, time: datetime | None = None
