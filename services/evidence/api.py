@@ -1,16 +1,24 @@
-"""Read routes of the evidence service: the evidence trail, newest first, with a cursor."""
+"""Read routes of the evidence service: the evidence trail, newest first, with a cursor.
+
+Without ``skill`` the trail is read from the all-skills keyspace (keyed by time), with it
+from the per-skill keyspace; both are descending key-prefix scans. A prefix scan of learner
+``x`` also reaches learner ``x/y``'s keys, so rows are kept only if their document is the
+learner's (and the skill's). The cursor is opaque: it names the query it was issued for
+and the last key returned, and is refused (422) for any other query.
+"""
 
 from __future__ import annotations
 
 import base64
-import binascii
+import json
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from services.evidence.domain import trail_prefix
-from services.evidence.projection import EVIDENCE
+from services.evidence.projection import EVIDENCE, EVIDENCE_BY_SKILL
 from shared.catalog import get_catalog
 from shared.problems import Problem
 from shared.service import ContextDep
@@ -36,20 +44,41 @@ class EvidencePage(BaseModel):
     next_cursor: str | None
 
 
-def _encode_cursor(key: str) -> str:
-    return base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")
+def _encode_cursor(query: list[str | None], key: str) -> str:
+    raw = json.dumps([*query, key], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str) -> str:
+def _decode_cursor(cursor: str, query: list[str | None], prefix: str) -> str:
+    """The key to continue after; 422 unless this service issued the cursor for this query."""
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError) as exc:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        decoded = json.loads(raw.decode())
+    except (ValueError, RecursionError) as exc:  # bad base64 / non-ASCII / not UTF-8 / not JSON
         raise Problem(422, "cursor is not one this service issued") from exc
+    if not isinstance(decoded, list) or len(decoded) != len(query) + 1:
+        raise Problem(422, "cursor is not one this service issued")
+    key = decoded[-1]
+    if decoded[:-1] != query or not isinstance(key, str) or not key.startswith(prefix):
+        raise Problem(422, "cursor does not belong to this query")
+    return key
 
 
 def _item(doc: dict[str, Any]) -> EvidenceItem:
     scores = doc["scores"]
     return EvidenceItem(**doc, mean_score=round(sum(scores.values()) / len(scores), 3))
+
+
+def _keep(learner_id: str, skill: str | None, specialty: str | None) -> Callable[[dict[str, Any]], bool]:
+    def keep(doc: dict[str, Any]) -> bool:
+        return (
+            doc.get("learner_id") == learner_id
+            and (skill is None or doc.get("skill") == skill)
+            and (specialty is None or doc.get("specialty") == specialty)
+            and bool(doc.get("scores"))  # never true of what the fold writes; no division by zero
+        )
+
+    return keep
 
 
 @router.get("/evidence", response_model=EvidencePage)
@@ -63,25 +92,23 @@ async def evidence_trail(
 ) -> EvidencePage:
     if skill is not None and (problems := get_catalog().problems(skill, specialty=specialty)):
         raise Problem(422, "; ".join(problems))
+    keyspace = EVIDENCE_BY_SKILL if skill is not None else EVIDENCE
+    query: list[str | None] = [keyspace, learner_id, skill, specialty]
     prefix = trail_prefix(learner_id, skill)
-    after = _decode_cursor(cursor) if cursor else None
-    if after is not None and not after.startswith(prefix):
-        raise Problem(422, "cursor does not belong to this query")
-    items: list[EvidenceItem] = []
-    last_key: str | None = None
-    exhausted = False
-    while len(items) < limit and not exhausted:
-        rows = await ctx.store.scan(EVIDENCE, prefix, after=after, limit=limit * 2, descending=True)
-        exhausted = len(rows) < limit * 2
-        for key, doc in rows:
-            after = key
-            if specialty is not None and doc.get("specialty") != specialty:
-                continue
-            items.append(_item(doc))
-            last_key = key
-            if len(items) == limit:
-                break
-    more = len(items) == limit and bool(
-        await ctx.store.scan(EVIDENCE, prefix, after=last_key, limit=1, descending=True)
+    after = _decode_cursor(cursor, query, prefix) if cursor else None
+    keep = _keep(learner_id, skill, specialty)
+    # Read one matching row past the page, so next_cursor is only given when there is more.
+    found: list[tuple[str, dict[str, Any]]] = []
+    batch = limit * 2
+    while len(found) <= limit:
+        rows = await ctx.store.scan(keyspace, prefix, after=after, limit=batch, descending=True)
+        found.extend((key, doc) for key, doc in rows if keep(doc))
+        if len(rows) < batch:
+            break
+        after = rows[-1][0]
+    page = found[:limit]
+    more = len(found) > limit
+    return EvidencePage(
+        items=[_item(doc) for _, doc in page],
+        next_cursor=_encode_cursor(query, page[-1][0]) if more else None,
     )
-    return EvidencePage(items=items, next_cursor=_encode_cursor(last_key) if more and last_key else None)

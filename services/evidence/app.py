@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from services.evidence import api, consumers
 from services.evidence.projection import EvidenceProjection
+from shared.catalog import get_catalog
 from shared.service import ServiceContext, create_app
 from shared.settings import Settings, get_settings
 from shared.store import Store
@@ -16,7 +17,7 @@ DEFAULT_PORT = 8104
 
 def bootstrap(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
     ctx = ServiceContext.build(NAME, settings or get_settings(), store=store)
-    runtime = ctx.runtime(EvidenceProjection())
+    runtime = ctx.runtime(EvidenceProjection(get_catalog()))
     return create_app(
         ctx,
         title="Lemma evidence",

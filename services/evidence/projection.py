@@ -1,10 +1,24 @@
-"""The evidence fold (pure): session facts from ``lemma.sessions.v1``, one item per rating."""
+"""The evidence fold (pure): session facts from ``lemma.sessions.v1``, one item per rating.
+
+Collections: ``sessions`` (session facts by session id), ``evidence`` (the all-skills
+trail), ``evidence_by_skill`` (the per-skill trails) and ``evidence_ids`` (one index
+document per evidence id). The index, not the trail key, decides whether a rating was
+already recorded: a second copy of a rating under a new event id and a later time has the
+same evidence id (it follows from the rating id) but would get another trail key.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from services.evidence.domain import SessionFacts, evidence_from_rating, evidence_id_for, evidence_key
+from services.evidence.domain import (
+    SessionFacts,
+    evidence_from_rating,
+    evidence_id_for,
+    skill_trail_key,
+    trail_key,
+)
+from shared.catalog import Catalog
 from shared.events.envelope import CloudEvent
 from shared.events.payloads import (
     RatingSubmitted,
@@ -17,16 +31,21 @@ from shared.projection.fold import NOTHING, Doc, DocRef, Outcome
 
 SESSIONS = "sessions"
 EVIDENCE = "evidence"
+EVIDENCE_BY_SKILL = "evidence_by_skill"
+EVIDENCE_IDS = "evidence_ids"
 
 
 class EvidenceProjection:
     name = "evidence"
 
+    def __init__(self, catalog: Catalog) -> None:
+        """``catalog``: what ratings are checked against (skill, specialty, rubric)."""
+        self.catalog = catalog
+
     def refs(self, event: CloudEvent) -> Iterable[DocRef]:
         data = event.data
         if isinstance(data, RatingSubmitted):
-            key = evidence_key(data.ratee_id, data.skill, event.time, evidence_id_for(data.rating_id))
-            return [(SESSIONS, data.session_id), (EVIDENCE, key)]
+            return [(SESSIONS, data.session_id), (EVIDENCE_IDS, evidence_id_for(data.rating_id))]
         session_id = getattr(data, "session_id", None)
         return [(SESSIONS, session_id)] if session_id else []
 
@@ -58,14 +77,22 @@ class EvidenceProjection:
                 return NOTHING  # terminal; a redelivery changes nothing
             return Outcome(changes={ref: {**current, "status": status}})
         if isinstance(data, RatingSubmitted):
-            session_doc = docs.get((SESSIONS, data.session_id))
-            session = SessionFacts.from_doc(session_doc) if session_doc else None
-            evidence = evidence_from_rating(session, data, event.time)
-            ref = (
-                EVIDENCE,
-                evidence_key(evidence.learner_id, evidence.skill, event.time, evidence.evidence_id),
-            )
-            if docs.get(ref) is not None:
-                return NOTHING  # already recorded
-            return Outcome(changes={ref: evidence.model_dump(mode="json")}, emit=(evidence,))
+            return self._rating(docs, event, data)
         return NOTHING
+
+    def _rating(self, docs: Mapping[DocRef, Doc | None], event: CloudEvent, data: RatingSubmitted) -> Outcome:
+        if docs.get((EVIDENCE_IDS, evidence_id_for(data.rating_id))) is not None:
+            return NOTHING  # already recorded (same event again, or another copy of the rating)
+        session_doc = docs.get((SESSIONS, data.session_id))
+        session = SessionFacts.from_doc(session_doc) if session_doc else None
+        evidence = evidence_from_rating(session, data, event.time, self.catalog)
+        learner, eid = evidence.learner_id, evidence.evidence_id
+        by_time = trail_key(learner, event.time, eid)
+        by_skill = skill_trail_key(learner, evidence.skill, event.time, eid)
+        index = {"learner_id": learner, "skill": evidence.skill, "trail_key": by_time, "skill_key": by_skill}
+        changes: dict[DocRef, Doc | None] = {
+            (EVIDENCE, by_time): evidence.model_dump(mode="json"),
+            (EVIDENCE_BY_SKILL, by_skill): evidence.model_dump(mode="json"),
+            (EVIDENCE_IDS, eid): index,
+        }
+        return Outcome(changes=changes, emit=(evidence,))

@@ -120,9 +120,11 @@ async def test_sigkill_mid_burst_neither_loses_nor_double_counts(broker: str, tm
 
     # evidence: folds the session burst, emits one EvidenceRecorded per rating
     await asyncio.to_thread(kill_mid_burst_and_recover, "evidence", broker, tmp_path, total)
-    stored = docs(tmp_path / "data" / "evidence.db", {"evidence", "sessions"})
-    expected = clean_fold(EvidenceProjection(), burst)
-    assert len(stored) == len(expected) == SESSIONS * 3  # a session doc and two evidence items each
+    collections = {"sessions", "evidence", "evidence_by_skill", "evidence_ids"}
+    stored = docs(tmp_path / "data" / "evidence.db", collections)
+    expected = clean_fold(EvidenceProjection(get_catalog()), burst)
+    # a session doc, and per rating (two each) a trail item, a per-skill trail item and an index doc
+    assert len(stored) == len(expected) == SESSIONS * 7
     assert as_json_keys(stored) == expected
 
     ratings = SESSIONS * 2

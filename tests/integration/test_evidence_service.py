@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from services.evidence.app import bootstrap
-from shared.events import decode, new_event
+from shared.catalog import get_catalog
+from shared.events import CloudEvent, decode, new_event
 from shared.events.payloads import RatingSubmitted, SessionCompleted, SessionScheduled
 from shared.events.registry import Topic
 from shared.settings import Settings
@@ -68,9 +69,9 @@ async def test_completed_session_ratings_become_evidence(tansu: str, tmp_path: P
         async def trail() -> list[dict[str, object]]:
             r = await client.get("/v1/evidence", params={"learner_id": "bob"})
             items: list[dict[str, object]] = r.json()["items"]
-            return items
+            return [i for i in items if i["session_id"] == sid]
 
-        items = await eventually(trail)
+        items = await eventually(trail)  # only this test's session: other tests share the broker
         assert isinstance(items, list) and len(items) == 1
         assert items[0]["session_id"] == sid and items[0]["rater_id"] == "ann"
         assert items[0]["specialty"] == "nlp" and items[0]["format"] == "build"
@@ -141,3 +142,121 @@ async def test_an_empty_store_is_rebuilt_from_the_start_of_the_log(tansu: str, t
                 return [i for i in items if i["session_id"] == sid]
 
             assert len(await eventually(trail)) == 1
+
+
+def a_session(
+    sid: str, skill: str, pair: tuple[str, str], at: datetime, ratings: list[tuple[str, str, dict[str, int]]]
+) -> list[CloudEvent]:
+    """Scheduled and completed at ``at``; rating n at ``at`` + n+1 minutes (its key's time)."""
+    events = [
+        new_event(
+            SessionScheduled(
+                session_id=sid, match_id=sid, skill=skill, specialty=None, format=None, participants=pair
+            ),
+            source="test",
+            time=at,
+        ),
+        new_event(
+            SessionCompleted(session_id=sid, completed_by=pair[0], duration_s=60), source="test", time=at
+        ),
+    ]
+    for n, (rater, ratee, scores) in enumerate(ratings):
+        rating = RatingSubmitted(
+            rating_id=f"r-{sid}-{rater}",
+            session_id=sid,
+            rater_id=rater,
+            ratee_id=ratee,
+            skill=skill,
+            scores=scores,
+        )
+        events.append(new_event(rating, source="test", time=at + timedelta(minutes=n + 1)))
+    return events
+
+
+def rubric(skill: str) -> dict[str, int]:
+    found = get_catalog().get(skill)
+    assert found is not None
+    return {d: 3 for d in sorted(found.rubric_ids)}
+
+
+async def test_a_rating_that_does_not_fit_the_rubric_is_dead_lettered(tansu: str, tmp_path: Path) -> None:
+    sid = f"bad-{tmp_path.name}"
+    ann, bob = f"ann-{sid}", f"bob-{sid}"
+    ml = "machine-learning"
+    events = a_session(sid, ml, (ann, bob), datetime(2026, 11, 3, 9, 0, tzinfo=UTC), [(ann, bob, {})])
+    events += a_session(
+        f"{sid}-ok", ml, (ann, bob), datetime(2026, 11, 3, 10, 0, tzinfo=UTC), [(bob, ann, rubric(ml))]
+    )
+    async with serving(bootstrap(settings(tansu, tmp_path))) as client:
+        await publish(tansu, events)
+        dead = await read_until(
+            tansu, Topic.DLQ.value, lambda rs: any(json.loads(r.value)["data"]["key"] == sid for r in rs)
+        )
+        letter = next(json.loads(r.value)["data"] for r in dead if json.loads(r.value)["data"]["key"] == sid)
+        assert letter["consumer"] == "evidence" and letter["topic"] == Topic.SESSIONS.value
+        assert "missing rubric dimensions" in letter["error"]
+
+        async def ann_trail() -> list[dict[str, object]]:
+            r = await client.get("/v1/evidence", params={"learner_id": ann})
+            items: list[dict[str, object]] = r.json()["items"]
+            return items
+
+        assert [i["session_id"] for i in await eventually(ann_trail)] == [f"{sid}-ok"]  # folded after
+        r = await client.get("/v1/evidence", params={"learner_id": bob})
+        assert r.status_code == 200 and r.json() == {"items": [], "next_cursor": None}
+
+
+async def test_the_trail_is_newest_first_across_skills_and_only_the_learners(
+    tansu: str, tmp_path: Path
+) -> None:
+    run = tmp_path.name
+    me, other, nested = f"me-{run}", f"pat-{run}", f"me-{run}/y"  # ``nested`` extends my id
+    t0 = datetime(2026, 11, 4, 9, 0, tzinfo=UTC)
+    ml, be, de = "machine-learning", "backend-development", "data-engineering"
+    events = [
+        # the newest item is in the skill whose name sorts first: a skill-major scan puts it last
+        *a_session(f"ml-{run}", ml, (me, other), t0, [(other, me, rubric(ml))]),
+        *a_session(f"de-{run}", de, (me, other), t0 + timedelta(hours=1), [(other, me, rubric(de))]),
+        *a_session(f"be-{run}", be, (me, other), t0 + timedelta(hours=2), [(other, me, rubric(be))]),
+        *a_session(f"n-{run}", be, (nested, other), t0 + timedelta(hours=3), [(other, nested, rubric(be))]),
+    ]
+    async with serving(bootstrap(settings(tansu, tmp_path))) as client:
+        await publish(tansu, events)
+
+        async def nested_trail() -> list[dict[str, object]]:
+            r = await client.get("/v1/evidence", params={"learner_id": nested})
+            items: list[dict[str, object]] = r.json()["items"]
+            return items
+
+        assert len(await eventually(nested_trail)) == 1  # published last, so all is folded now
+
+        r = await client.get("/v1/evidence", params={"learner_id": me})
+        assert r.status_code == 200
+        assert [i["skill"] for i in r.json()["items"]] == [be, de, ml]
+        assert r.json()["next_cursor"] is None
+
+        walked: list[str] = []
+        cursor: str | None = None
+        while True:
+            params = {"learner_id": me, "limit": "1", **({"cursor": cursor} if cursor else {})}
+            page = (await client.get("/v1/evidence", params=params)).json()
+            walked += [i["skill"] for i in page["items"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert walked == [be, de, ml]
+
+        r = await client.get("/v1/evidence", params={"learner_id": me, "skill": be, "limit": "1"})
+        assert [i["session_id"] for i in r.json()["items"]] == [f"be-{run}"]
+        assert r.json()["next_cursor"] is None  # ``nested``'s be item is not mine
+
+        first = (await client.get("/v1/evidence", params={"learner_id": me, "limit": "1"})).json()
+        for params in (
+            {"learner_id": me, "skill": be, "cursor": first["next_cursor"]},  # the other keyspace
+            {"learner_id": nested, "cursor": first["next_cursor"]},  # another learner
+            {"learner_id": me, "cursor": "é"},  # not ASCII
+            {"learner_id": me, "cursor": "not-a-cursor"},
+        ):
+            r = await client.get("/v1/evidence", params=params)
+            assert r.status_code == 422, params
+            assert r.headers["content-type"].startswith("application/problem+json")
