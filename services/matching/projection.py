@@ -2,8 +2,10 @@
 
 One ``levels`` document per ``f"{learner_id}/{skill}"``. Each source keeps only its newest
 fact: the claim (SkillClaimed or SkillUnclaimed) with the greatest (event time, event id),
-the SciUpdated with the greatest (as_of, event id). Both are maxima, so the document is
-the same whatever the order of delivery and however often an event is delivered.
+the SciUpdated with the greatest (revision, as_of, event id). Both are maxima, so the
+document is the same whatever the order of delivery and however often an event is delivered.
+The revision comes first because sci stamps updates with a max as-of, so two updates can
+share one; the revision grows with every fact sci folded, so it tells the newer score.
 """
 
 from __future__ import annotations
@@ -22,6 +24,17 @@ def _version(doc: Mapping[str, Any] | None, field: str) -> tuple[str, str]:
         return ("", "")
     at, event_id = doc[field]
     return (str(at), str(event_id))
+
+
+def _sci_version(doc: Mapping[str, Any] | None) -> tuple[int, str, str]:
+    """(revision, as_of, event id) of the held SCI; one stored before revisions counts as 0."""
+    if doc is None or doc.get("sci_version") is None:
+        return (-1, "", "")
+    held = list(doc["sci_version"])
+    if len(held) == 2:
+        held = [0, *held]
+    revision, at, event_id = held
+    return (int(revision), str(at), str(event_id))
 
 
 def fold_level(doc: Mapping[str, Any] | None, event: CloudEvent) -> Doc | None:
@@ -43,10 +56,10 @@ def fold_level(doc: Mapping[str, Any] | None, event: CloudEvent) -> Doc | None:
         }
     )
     if isinstance(data, SciUpdated):
-        version = (stamp(data.as_of), event.id)
-        if version <= _version(doc, "sci_version"):
+        sci_version = (data.revision, stamp(data.as_of), event.id)
+        if sci_version <= _sci_version(doc):
             return None  # an older or the same update
-        base.update(sci=data.sci, sci_version=list(version))
+        base.update(sci=data.sci, sci_version=list(sci_version))
     else:
         version = (stamp(event.time), event.id)
         if version <= _version(doc, "claim_version"):

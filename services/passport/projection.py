@@ -5,7 +5,9 @@ Read model:
 - ``passports``: learner_id -> {learner_id, handle, registered, skills: {skill: entry}}; the
   earliest registration holds; an entry holds the claim (last writer wins by (event time, id)),
   the sessions with evidence, evidence counts per specialty, the last evidence time and the
-  latest SCI (latest (``as_of``, event id) wins).
+  latest SCI (the greatest (``revision``, ``as_of``, event id) wins: sci stamps an update
+  with a max as-of, so two updates may share it; the revision, which grows with every fact
+  sci folded, tells the newer one).
 - ``skill_stats``: skill -> {learners, sessions_completed, tiers, centi}: kept exactly by
   subtracting an entry's old contribution and adding its new one on every change. Sums are
   integers in hundredths (SCI parts have two decimals), so the arithmetic never drifts.
@@ -111,6 +113,14 @@ def _newer(key: tuple[str, str], held: Mapping[str, Any] | None) -> bool:
     return held is None or key > (held["at"], held["event"])
 
 
+def _newer_score(key: tuple[int, str, str], held: Mapping[str, Any] | None) -> bool:
+    """Whether an SciUpdated keyed (revision, as_of, event id) beats the held score.
+
+    A score stored before revisions existed counts as revision 0.
+    """
+    return held is None or key > (int(held.get("revision", 0)), held["at"], held["event"])
+
+
 class PassportProjection:
     name = "passport"
 
@@ -165,11 +175,11 @@ class PassportProjection:
 
     def _score(self, docs: Mapping[DocRef, Doc | None], event: CloudEvent, data: SciUpdated) -> Outcome:
         entry = _entry(docs, data.learner_id, data.skill)
-        key = (stamp(data.as_of), event.id)
-        if not _newer(key, entry["score"]):
+        key = (data.revision, stamp(data.as_of), event.id)
+        if not _newer_score(key, entry["score"]):
             return NOTHING  # not later than the score we hold
         score: Doc = {p: getattr(data, p) for p in PARTS}
-        score.update(tier=data.tier, at=key[0], event=key[1])
+        score.update(tier=data.tier, revision=key[0], at=key[1], event=key[2])
         return _changed(docs, data.learner_id, data.skill, entry, {**entry, "score": score})
 
     def _evidence(self, docs: Mapping[DocRef, Doc | None], data: EvidenceRecorded) -> Outcome:

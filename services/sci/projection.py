@@ -6,6 +6,12 @@ seen and the score at that time. The score is recomputed from the stored sets on
 change, and the as-of is the latest event time folded (a max), so the document is the same
 for the same events whatever the order in which partitions deliver them.
 
+Because the as-of is a max, evidence that happened earlier but arrives later gives a second
+SciUpdated with the same as-of and a different score. Each SciUpdated therefore carries a
+``revision``: the number of facts folded (evidence items plus no-show sessions). It grows
+with every fact, and the highest revision is the whole set, so a reader that keeps the
+update with the highest (revision, as_of, event id) ends on the score of everything folded.
+
 A ``SessionAbandoned`` names the no-show learner but not the skill: the skill comes from a
 small ``session_skill`` document kept from ``SessionScheduled``. Because ``refs`` must be
 known before any document is read, a no-show loads the learner's document in every skill
@@ -58,6 +64,11 @@ def no_shows_of(doc: Mapping[str, Any], items: Iterable[EvidenceItem]) -> int:
 def visible(doc: Mapping[str, Any] | None) -> bool:
     """Shown by the read routes: a claimed skill or one with evidence (no-shows alone are not)."""
     return doc is not None and (bool(doc["claimed"]) or bool(doc["items"]))
+
+
+def revision_of(doc: Mapping[str, Any]) -> int:
+    """Facts folded into the score: evidence items plus no-show sessions (each counted once)."""
+    return len(doc["items"]) + len(doc["no_shows"])
 
 
 def score_of(doc: Mapping[str, Any], as_of: datetime) -> Score:
@@ -196,6 +207,7 @@ class SciProjection:
                     tier=new.tier,
                     sessions=new.sessions,
                     as_of=as_of,
+                    revision=revision_of(doc),
                 )
             )
         old_tier = int(before["tier"])

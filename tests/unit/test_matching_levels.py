@@ -1,5 +1,5 @@
-"""The levels fold: self-levels from claims, an SCI wins over them, the newest SCI (by as_of)
-wins, and the state is the same whatever the order and however often events arrive."""
+"""The levels fold: self-levels from claims, an SCI wins over them, the newest SCI (by revision,
+then as_of) wins, and the state is the same whatever the order and however often events arrive."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.matching.domain import LEVELS, level_key, level_of
-from services.matching.projection import MatchingProjection
+from services.matching.projection import MatchingProjection, fold_level
 from shared.events.envelope import CloudEvent, new_event
 from shared.events.payloads import LearnerRegistered, SciUpdated, SkillClaimed, SkillUnclaimed
 from shared.projection.fold import fold_events
@@ -35,7 +35,9 @@ def unclaim(minute: int, learner: str = "ann", skill: str = ML) -> CloudEvent:
     )
 
 
-def sci(value: float, day: int, learner: str = "ann", skill: str = ML) -> CloudEvent:
+def sci(
+    value: float, day: int, learner: str = "ann", skill: str = ML, revision: int = 0, id: str | None = None
+) -> CloudEvent:
     as_of = T0 + timedelta(days=day)
     payload = SciUpdated(
         learner_id=learner,
@@ -47,8 +49,9 @@ def sci(value: float, day: int, learner: str = "ann", skill: str = ML) -> CloudE
         freshness=0,
         tier=2,
         as_of=as_of,
+        revision=revision,
     )
-    return new_event(payload, source="sci", time=as_of)
+    return new_event(payload, source="sci", time=as_of, id=id)
 
 
 def level(events: list[CloudEvent], learner: str = "ann", skill: str = ML) -> float | None:
@@ -87,6 +90,23 @@ def test_the_newest_sci_by_as_of_wins() -> None:
     assert level([sci(80, 5), sci(20, 1)]) == 3.4
 
 
+def test_with_one_as_of_the_higher_revision_wins_whatever_the_event_ids() -> None:
+    for ids in (("a", "z"), ("z", "a")):
+        first, second = sci(30, 1, revision=1, id=ids[0]), sci(60, 1, revision=2, id=ids[1])
+        assert level([first, second]) == level([second, first]) == 2.8
+    # a higher revision wins even over a later as_of (sci's revision only grows)
+    assert level([sci(60, 1, revision=2), sci(30, 3, revision=1)]) == 2.8
+
+
+def test_a_level_stored_before_revisions_counts_as_revision_0() -> None:
+    docs, _ = fold_events(PROJECTION, [sci(30, 1, id="z")])
+    doc = docs[(LEVELS, level_key("ann", ML))]
+    legacy = {**doc, "sci_version": doc["sci_version"][1:]}  # [as_of, event id]
+    assert fold_level(legacy, sci(20, 0, id="a")) is None  # older as_of, same revision
+    newer = fold_level(legacy, sci(60, 1, revision=1, id="a"))
+    assert newer is not None and newer["sci"] == 60
+
+
 def test_duplicates_are_harmless_and_other_events_are_ignored() -> None:
     events = [claim("advanced", 0), sci(40, 1)]
     once, _ = fold_events(PROJECTION, events)
@@ -118,6 +138,7 @@ EVENT = st.one_of(
         st.integers(0, 20),
         st.sampled_from(["ann", "bob"]),
         st.sampled_from([ML, "data-engineering"]),
+        st.integers(0, 3),
     ),
 )
 
@@ -137,7 +158,7 @@ def test_any_order_and_any_duplicates_give_the_same_levels(
         scis = [e for e in mine if isinstance(e.data, SciUpdated)]
         claims = [e for e in mine if not isinstance(e.data, SciUpdated)]
         if scis:
-            newest = max(scis, key=lambda e: (e.data.as_of, e.id))  # type: ignore[attr-defined]
+            newest = max(scis, key=lambda e: (e.data.revision, e.data.as_of, e.id))  # type: ignore[attr-defined]
             assert doc["level"] == round(1 + 3 * newest.data.sci / 100, 4)  # type: ignore[attr-defined]
         else:
             last = max(claims, key=lambda e: (e.time, e.id))

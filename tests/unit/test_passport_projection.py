@@ -57,7 +57,9 @@ def evidence(
     )
 
 
-def sci(learner: str, value: float, *, tier: int, minutes: int, skill: str = ML) -> SciUpdated:
+def sci(
+    learner: str, value: float, *, tier: int, minutes: int, skill: str = ML, revision: int = 0
+) -> SciUpdated:
     practice = min(round(value * 0.25, 2), 25.0)
     proof = round(value - practice, 2)
     return SciUpdated(
@@ -71,6 +73,7 @@ def sci(learner: str, value: float, *, tier: int, minutes: int, skill: str = ML)
         tier=tier,
         sessions=1,
         as_of=T0 + timedelta(minutes=minutes),
+        revision=revision,
     )
 
 
@@ -131,6 +134,26 @@ def test_an_older_score_never_replaces_a_newer_one() -> None:
         docs = fold([ev(SkillClaimed(learner_id="u1", skill=ML, self_level="expert")), *events])
         assert skills_of(docs, "u1")[ML]["sci"] == 50.0
         assert figures_of(docs, ML)["avg_sci"] == 50.0
+
+
+def test_with_one_as_of_the_higher_revision_wins_whatever_the_event_ids() -> None:
+    # sci's as_of is a max: a late, earlier item gives a second update with the same as_of
+    first = sci("u1", 30.0, tier=2, minutes=10, revision=1)
+    second = sci("u1", 45.0, tier=2, minutes=10, revision=2)
+    for ids in (("a", "z"), ("z", "a")):
+        pair = [ev(first, 10, id=ids[0]), ev(second, 10, id=ids[1])]
+        for events in (pair, pair[::-1], [*pair, *pair]):
+            claimed = ev(SkillClaimed(learner_id="u1", skill=ML, self_level="expert"))
+            entry = skills_of(fold([claimed, *events]), "u1")[ML]
+            assert entry["sci"] == 45.0
+
+
+def test_a_score_stored_before_revisions_counts_as_revision_0() -> None:
+    docs = fold([ev(sci("u1", 30.0, tier=2, minutes=10), 10, id="z")])
+    del docs[(PASSPORTS, "u1")]["skills"][ML]["score"]["revision"]
+    later = ev(sci("u1", 45.0, tier=2, minutes=10, revision=1), 10, id="a")
+    outcome = P.apply({ref: docs.get(ref) for ref in P.refs(later)}, later)
+    assert outcome.changes[(PASSPORTS, "u1")]["skills"][ML]["score"]["sci"] == 45.0  # type: ignore[index]
 
 
 def test_unclaim_removes_a_skill_without_evidence_and_keeps_one_with_evidence() -> None:
@@ -197,6 +220,7 @@ def sci_payloads(draw: st.DrawFn) -> SciUpdated:
         tier=draw(st.integers(1, 4)),
         sessions=draw(st.integers(0, 5)),
         as_of=T0 + timedelta(minutes=draw(minutes)),
+        revision=draw(st.integers(0, 4)),
         **parts,
     )
 

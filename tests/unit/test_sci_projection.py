@@ -137,6 +137,7 @@ def test_a_no_show_is_attributed_to_the_session_skill_once() -> None:
     assert doc["no_shows"] == {"s9": True} and doc["as_of"] == later.isoformat()
     updates = [e for e in emitted if isinstance(e, SciUpdated)]
     assert len(updates) == 2 and updates[1].reliability < updates[0].reliability
+    assert [u.revision for u in updates] == [1, 2]  # the evidence item, then the no-show
 
 
 def test_a_no_show_without_evidence_is_kept_but_announces_nothing() -> None:
@@ -161,7 +162,10 @@ def test_scores_never_go_back_in_time() -> None:
     late, early = evidence(session="a", at=T0 + timedelta(days=30)), evidence(session="b", at=T0)
     docs, emitted = fold_events(projection(), [late, early])
     assert docs[(SCORES, "ann/machine-learning")]["as_of"] == late.time.isoformat()
-    assert [u.as_of for u in emitted if isinstance(u, SciUpdated)] == [late.time, late.time]
+    updates = [u for u in emitted if isinstance(u, SciUpdated)]
+    assert [u.as_of for u in updates] == [late.time, late.time]
+    # one as_of, two scores: the revision (facts folded) tells readers which is newer
+    assert [u.revision for u in updates] == [1, 2] and updates[0].sci != updates[1].sci
 
 
 # --- order and duplicates: the same events, any interleaving, the same documents ---------------
