@@ -92,8 +92,8 @@ async def request_match(
         specialty=body.specialty,
         format=body.format,
     )
-    now = datetime.now(UTC)
     async with ctx.lock:
+        now = datetime.now(UTC)  # inside the lock: request times follow commit order
         pointer = await ctx.store.get(OPEN, domain.open_key(wanted.learner_id, wanted.skill))
         open_ticket = await ctx.store.get(TICKETS, str(pointer["ticket_id"])) if pointer else None
         level = domain.level_of(
@@ -125,8 +125,8 @@ async def get_match_request(ticket_id: str, ctx: ContextDep) -> Ticket:
 
 @router.delete("/match-requests/{ticket_id}", response_model=Ticket)
 async def cancel_match_request(ticket_id: str, principal: PrincipalDep, ctx: ContextDep) -> Ticket:
-    now = datetime.now(UTC)
     async with ctx.lock:
+        now = datetime.now(UTC)  # inside the lock: event times follow commit order
         ticket = await ctx.store.get(TICKETS, ticket_id)
         if ticket is None:
             raise Problem(404, f"no match request {ticket_id!r}")

@@ -68,7 +68,13 @@ class ScoreDetail(BaseModel):
 
 
 def _at(as_of: datetime | None) -> datetime:
-    return utc(as_of) if as_of is not None else datetime.now(UTC)
+    """The evaluation time in UTC; 422 for a time UTC cannot hold (e.g. year 1 at +01:00)."""
+    if as_of is None:
+        return datetime.now(UTC)
+    try:
+        return utc(as_of)
+    except (OverflowError, ValueError) as error:
+        raise Problem(422, f"as_of {as_of.isoformat()} is outside the range of UTC times") from error
 
 
 @router.get("/scores/{learner_id}", response_model=LearnerScores)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from shared.catalog import Catalog, get_catalog
 from shared.errors import Refused
@@ -31,7 +31,6 @@ from shared.events.payloads import (
 )
 
 Doc = dict[str, Any]
-Status = Literal["scheduled", "started", "completed", "abandoned"]
 TERMINAL: frozenset[str] = frozenset({"completed", "abandoned"})
 MAX_COMMENT = 2000  # RatingSubmitted.comment's limit
 

@@ -125,11 +125,18 @@ async def test_scores_from_evidence_claims_and_no_shows(tansu: str, tmp_path: Pa
         records = await read_until(tansu, Topic.SCI.value, lambda rs: len(sci_events(rs, ann)) >= 4)
         updates = [e.data for e in sci_events(records, ann) if isinstance(e.data, SciUpdated)]
         assert [u.sessions for u in updates] == [1, 2, 3]
+        assert [u.revision for u in updates] == [1, 2, 3]  # one per fact folded
 
         assert (await client.get(f"/v1/scores/{ann}/no-such-skill")).status_code == 422
         missing = await client.get(f"/v1/scores/{ann}/data-engineering")
         assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
         assert (await client.get(f"/v1/scores/{ann}/{ML}", params={"as_of": "yesterday"})).status_code == 422
+        # a valid ISO time that UTC cannot hold (before year 1 once shifted): 422, not a 500
+        for path in (f"/v1/scores/{ann}", f"/v1/scores/{ann}/{ML}"):
+            for edge in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"):
+                out = await client.get(path, params={"as_of": edge})
+                assert out.status_code == 422, (path, edge, out.text)
+                assert out.headers["content-type"] == "application/problem+json"
         assert (await client.get("/v1/scores/nobody-at-all")).json() == {
             "learner_id": "nobody-at-all",
             "skills": [],
