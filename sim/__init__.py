@@ -1,0 +1,1 @@
+"""Simulated populations with a known true skill, for measuring the SCI (issue 3)."""

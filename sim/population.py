@@ -1,0 +1,191 @@
+"""A seeded population: learners with hidden true skill, raters with leniency and noise, sessions.
+
+Everything is drawn from one ``random.Random(seed)``, so the same seed and settings give the
+same population, session for session and rating for rating.
+
+Model (1..5 scale):
+
+- each learner has a true quality ``q`` in the skill (``1 + 4 * Beta(2, 2)``) and, per
+  specialty, ``q`` plus a small offset (sd 0.3), clipped to 1..5;
+- as a rater, each learner has a leniency (sd ``leniency_sd``) and a personal noise sd
+  (``noise_sd`` times a log-normal factor, so some raters are more reliable than others);
+- ``careless_share`` of raters give 4 on every dimension, whatever they saw;
+- ``colluding_share`` of learners are paired off; a colluding pair meets for half of its
+  sessions and each adds ``collusion_boost`` to the other's scores;
+- each learner has a no-show rate; a session where someone does not show yields no ratings;
+- sessions run in rounds spread over ``span_days``; each round pairs learners of similar level
+  (sorted by ``q`` plus a wide jitter), which keeps the who-rated-whom graph connected;
+- a rubric score is ``clip(round(q_specialty + leniency + noise), 1, 5)`` per dimension, with
+  fresh noise per dimension.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+
+SKILL = "machine-learning"
+DIMENSIONS = ("model-selection", "feature-engineering", "evaluation-metrics", "generalization", "deployment")
+SPECIALTIES = ("nlp", "computer-vision", "reinforcement-learning", "tabular", "mlops")
+START = datetime(2026, 1, 5, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Settings:
+    learners: int = 1000
+    sessions_per_learner: int = 8
+    leniency_sd: float = 0.5
+    noise_sd: float = 0.7
+    noise_spread: float = 0.3  # log-normal sd of a rater's noise factor
+    careless_share: float = 0.0
+    colluding_share: float = 0.0
+    collusion_boost: float = 1.0
+    mean_no_show: float = 0.05
+    specialty_sd: float = 0.3
+    pairing_jitter: float = 0.6  # sd added to q before sorting into pairs each round
+    span_days: float = 120.0
+
+
+SCENARIOS: dict[str, Settings] = {
+    "biased": Settings(),
+    "careless": Settings(careless_share=0.10),
+    "colluding": Settings(colluding_share=0.02),
+    "unbiased": Settings(leniency_sd=0.0, noise_spread=0.0),
+}
+
+
+def scenario(name: str, *, learners: int = 1000, sessions_per_learner: int = 8) -> Settings:
+    return replace(SCENARIOS[name], learners=learners, sessions_per_learner=sessions_per_learner)
+
+
+@dataclass(frozen=True)
+class Learner:
+    learner_id: str
+    quality: float  # true skill, 1..5
+    specialty_quality: dict[str, float]
+    leniency: float
+    noise_sd: float
+    careless: bool
+    no_show_rate: float
+    partner: str | None = None  # colluding partner, if any
+
+    @property
+    def true_unit(self) -> float:
+        """True skill on 0..1, the scale of Proof / 40."""
+        return (self.quality - 1.0) / 4.0
+
+
+@dataclass(frozen=True)
+class Rating:
+    """One rating received: ``rater_id`` rated ``ratee_id`` in a session."""
+
+    rating_id: str
+    session_id: str
+    rater_id: str
+    ratee_id: str
+    specialty: str
+    scores: dict[str, int]
+    occurred_at: datetime
+
+
+@dataclass(frozen=True)
+class Session:
+    session_id: str
+    participants: tuple[str, str]
+    specialty: str
+    occurred_at: datetime
+    no_show: str | None  # the learner who did not show, if any
+
+
+@dataclass
+class Population:
+    settings: Settings
+    seed: int
+    learners: dict[str, Learner]
+    sessions: list[Session] = field(default_factory=list)
+    ratings: list[Rating] = field(default_factory=list)
+
+    @property
+    def end(self) -> datetime:
+        return START + timedelta(days=self.settings.span_days)
+
+
+def _clip(value: float, low: float, high: float) -> float:
+    return min(high, max(low, value))
+
+
+def _learners(settings: Settings, rng: random.Random) -> dict[str, Learner]:
+    ids = [f"L{i:05d}" for i in range(settings.learners)]
+    careless = set(rng.sample(ids, round(settings.careless_share * len(ids))))
+    colluders = rng.sample(ids, 2 * (round(settings.colluding_share * len(ids)) // 2))
+    partner = {a: b for a, b in zip(colluders[::2], colluders[1::2], strict=True)}
+    partner.update({b: a for a, b in list(partner.items())})
+    learners: dict[str, Learner] = {}
+    for learner_id in ids:
+        quality = 1.0 + 4.0 * rng.betavariate(2.0, 2.0)
+        learners[learner_id] = Learner(
+            learner_id=learner_id,
+            quality=quality,
+            specialty_quality={
+                s: _clip(quality + rng.gauss(0.0, settings.specialty_sd), 1.0, 5.0) for s in SPECIALTIES
+            },
+            leniency=rng.gauss(0.0, settings.leniency_sd),
+            noise_sd=settings.noise_sd * rng.lognormvariate(0.0, settings.noise_spread),
+            careless=learner_id in careless,
+            no_show_rate=min(0.5, rng.expovariate(1.0 / settings.mean_no_show))
+            if settings.mean_no_show
+            else 0.0,
+            partner=partner.get(learner_id),
+        )
+    return learners
+
+
+def _rate(
+    rater: Learner, ratee: Learner, specialty: str, settings: Settings, rng: random.Random
+) -> dict[str, int]:
+    if rater.careless:
+        return dict.fromkeys(DIMENSIONS, 4)
+    boost = settings.collusion_boost if rater.partner == ratee.learner_id else 0.0
+    base = ratee.specialty_quality[specialty] + rater.leniency + boost
+    return {d: int(_clip(round(base + rng.gauss(0.0, rater.noise_sd)), 1, 5)) for d in DIMENSIONS}
+
+
+def _pairs(settings: Settings, learners: dict[str, Learner], rng: random.Random) -> list[tuple[str, str]]:
+    """One round: colluders half the time with their partner, everyone else by similar level."""
+    pairs: list[tuple[str, str]] = []
+    taken: set[str] = set()
+    for learner_id in sorted(learners):
+        partner = learners[learner_id].partner
+        if partner and learner_id < partner and rng.random() < 0.5:
+            pairs.append((learner_id, partner))
+            taken.update((learner_id, partner))
+    rest = [i for i in sorted(learners) if i not in taken]
+    keyed = sorted(rest, key=lambda i: learners[i].quality + rng.gauss(0.0, settings.pairing_jitter))
+    pairs.extend((a, b) for a, b in zip(keyed[::2], keyed[1::2], strict=False))
+    return pairs
+
+
+def simulate(settings: Settings, seed: int) -> Population:
+    """A population and its sessions and ratings, fully determined by ``settings`` and ``seed``."""
+    rng = random.Random(seed)
+    learners = _learners(settings, rng)
+    population = Population(settings=settings, seed=seed, learners=learners)
+    rounds = settings.sessions_per_learner
+    for round_no in range(rounds):
+        for pair_no, (a, b) in enumerate(_pairs(settings, learners, rng)):
+            day = (round_no + rng.random()) * settings.span_days / rounds
+            occurred_at = START + timedelta(days=day)
+            specialty = rng.choice(SPECIALTIES)
+            session_id = f"S{seed}-{round_no:02d}-{pair_no:05d}"
+            no_show = next((x for x in (a, b) if rng.random() < learners[x].no_show_rate), None)
+            population.sessions.append(Session(session_id, (a, b), specialty, occurred_at, no_show))
+            if no_show is not None:
+                continue
+            for rater, ratee in ((a, b), (b, a)):
+                scores = _rate(learners[rater], learners[ratee], specialty, settings, rng)
+                rating_id = f"{session_id}-{rater}"
+                population.ratings.append(
+                    Rating(rating_id, session_id, rater, ratee, specialty, scores, occurred_at)
+                )
+    return population
