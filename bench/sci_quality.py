@@ -8,6 +8,7 @@ each model scores every learner:
 
 - ``plain``: the baseline, Proof = 40 x the plain mean of the ratings (no prior, no calibration);
 - ``shrunk``: the current domain model, uncalibrated (ratings as given, prior of 3 pseudo-ratings);
+- ``oracle``: what a perfect rater correction could reach (see ``oracle``), a bound, not a model;
 - ``calibrated``: the domain model with the rater calibration of ``services.sci.calibration``
   estimated from all ratings in the skill.
 
@@ -84,8 +85,23 @@ def shrunk(population: Population, folded: Folded) -> dict[str, Scored]:
     return _scored(stats(folded), population, plain=False)
 
 
+def oracle(population: Population, folded: Folded) -> dict[str, Scored]:
+    """The bound for any rater correction: each rater's true leniency removed, careless raters ignored.
+
+    A plain mean of the corrected ratings (no prior). Collusion is not undone (a rating does not
+    name its ratee here), nor are noise, rounding, clipping or specialty differences.
+    """
+
+    def correct(item: domain.EvidenceItem) -> domain.Corrected:
+        rater = population.learners[item.rater_id]
+        weight = 1e-9 if rater.careless else 1.0
+        return domain.Corrected(value=domain.rating_to_unit(item.mean - rater.leniency), weight=weight)
+
+    return _scored(stats(folded, correct), population, plain=True)
+
+
 def models() -> dict[str, Model]:
-    found: dict[str, Model] = {"plain": plain_mean, "shrunk": shrunk}
+    found: dict[str, Model] = {"plain": plain_mean, "shrunk": shrunk, "oracle": oracle}
     try:
         from sim.calibrated import calibrated_model
     except ImportError:  # the calibration is not there yet
