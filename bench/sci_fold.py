@@ -45,6 +45,7 @@ from shared.store.sqlite import SqliteStore
 from tests.support.processes import tansu_memory_broker
 
 TARGET_FOLD_EPS = 50_000
+STALL_S = 30.0  # give up when the broker hands out nothing for this long
 TOPIC = Topic.EVIDENCE.value
 SKILL = "machine-learning"
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -118,13 +119,18 @@ async def consume(bootstrap: str, count: int, batch: int, runtime: ProjectionRun
     await consumer.start()
     seen = 0
     try:
-        start = time.perf_counter()
+        start = last = time.perf_counter()
         while seen < count:
             got = await consumer.getmany(timeout_ms=500, max_records=batch)
             records = [r for part in got.values() for r in part]
             if runtime is not None and records:
                 await runtime.handle(records)
             seen += len(records)
+            now = time.perf_counter()
+            if records:
+                last = now
+            elif now - last > STALL_S:
+                raise RuntimeError(f"no records for {STALL_S} s after {seen} of {count}")
         return time.perf_counter() - start
     finally:
         await consumer.stop()
@@ -137,8 +143,11 @@ async def collect(bootstrap: str, count: int) -> list[bytes]:
     )
     await consumer.start()
     values: list[bytes] = []
+    deadline = time.perf_counter() + STALL_S + count / 10_000
     try:
         while len(values) < count:
+            if time.perf_counter() > deadline:
+                raise RuntimeError(f"read only {len(values)} of {count} records")
             got = await consumer.getmany(timeout_ms=500, max_records=10_000)
             values.extend(r.value or b"" for part in got.values() for r in part)
         return values
