@@ -61,6 +61,10 @@ def up(
         ),
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for every service to be ready.")] = 60.0,
+    seed: Annotated[
+        bool,
+        typer.Option("--seed/--no-seed", help="Seed a demo population on an empty store (or LEMMA_SEED=0)."),
+    ] = True,
 ) -> None:
     """Start SeaweedFS, Tansu, the services and the gateway; wait until all are ready.
 
@@ -89,6 +93,39 @@ def up(
         console.print("Everything this command started has been stopped.")
         raise typer.Exit(1) from exc
     _print_urls(config)
+    if seed:
+        _seed_if_empty(config)
+
+
+def _seed_if_empty(config: StackConfig) -> None:
+    """Seed a demo population through the gateway when the store is empty (see deploy/local/seed.py)."""
+    import httpx
+
+    from cli.simulate_commands import drive_with_progress, summary
+    from deploy.local import seed as demo
+
+    if demo.seeding_disabled():
+        return
+    try:
+        if not demo.is_empty(config):
+            return
+        plan = demo.demo_plan()
+        console.print()
+        console.print(
+            f"Empty store: seeding a demo population ({len(plan.learners)} learners, "
+            f"{len(plan.sessions)} sessions; skip with --no-seed or LEMMA_SEED=0) ..."
+        )
+        result = drive_with_progress(plan, config.gateway_url, demo.secret(config))
+        demo.record(config, plan, result)
+        console.print(f"Seeded: {summary(result)}")
+        page = demo.wait_for_figures(config, demo.SKILL, demo.completed_in(plan, demo.SKILL), timeout=20)
+        console.print(
+            f"Skill page: {config.gateway_url}/v1/skills/{demo.SKILL}  "
+            f"({page['learners_verifying']} learners, {page['sessions_completed']} sessions, "
+            f"average SCI {page['avg_sci']}, tiers {page['tier_distribution']})"
+        )
+    except httpx.HTTPError as exc:
+        console.print(f"[yellow]Seeding stopped: {exc!r}. The stack runs; data so far stays.[/yellow]")
 
 
 @app.command()
