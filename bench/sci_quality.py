@@ -43,6 +43,7 @@ TARGETS = {
     "mae_ratio_biased_max": 0.70,
     "mae_ratio_unbiased_max": 1.05,
     "false_peer_endorsed_max": 0.02,
+    "max_tier_step": 1,
 }
 
 
@@ -125,6 +126,43 @@ def figures(population: Population, scored: dict[str, Scored]) -> dict[str, floa
     }
 
 
+def tier_steps(folded: Folded, population: Population, model: str) -> dict[str, float]:
+    """Replay each learner's evidence session by session (time order): the largest tier move on one session.
+
+    ``ours`` replays with the calibration of the whole period (a hindsight approximation: the
+    service would recalibrate as the rating set grows); ``plain`` with the plain mean.
+    """
+    correct: domain.Corrector = domain.uncalibrated
+    prior = domain.DEFAULT_PRIOR
+    if model == "calibrated":
+        from services.sci.calibration import corrector
+        from sim.calibrated import calibration
+
+        found = calibration(folded)
+        correct = corrector(found)
+    worst, jumped, learners = 0, 0, 0
+    for items in folded.items.values():
+        ordered = domain.canonical(items)
+        sessions: list[str] = []
+        for item in ordered:
+            if item.session_id not in sessions:
+                sessions.append(item.session_id)
+        tier, biggest = domain.TIER_CLAIMED, 0
+        for k in range(1, len(sessions) + 1):
+            seen = set(sessions[:k])
+            prefix = [i for i in ordered if i.session_id in seen]
+            s = domain.summarize(prefix, 0, correct, prior)
+            base = domain.score_from_stats(s, prefix[-1].occurred_at)
+            proof = round(domain.PROOF_MAX * s.weighted_sum / s.weight, 2) if model == "plain" else base.proof
+            sci = round(base.practice + base.reliability + base.freshness + proof, 2)
+            now = domain.tier_for(sci, s.sessions, s.distinct_raters)
+            biggest, tier = max(biggest, abs(now - tier)), now
+        learners += 1
+        worst = max(worst, biggest)
+        jumped += biggest > 1
+    return {"max_tier_step": float(worst), "tier_jump_share": jumped / learners if learners else 0.0}
+
+
 def run(seeds: int, learners: int, sessions: list[int]) -> Results:
     results: Results = {}
     for name in SCENARIOS:
@@ -139,7 +177,10 @@ def run(seeds: int, learners: int, sessions: list[int]) -> Results:
                 edges = [(r.rater_id, r.ratee_id) for r in population.ratings]
                 connectivity.append(largest_component_share(population.learners, edges))
                 for model_name, model in models().items():
-                    runs.setdefault(model_name, []).append(figures(population, model(population, folded)))
+                    figs = figures(population, model(population, folded))
+                    if model_name in ("plain", "calibrated"):
+                        figs.update(tier_steps(folded, population, model_name))
+                    runs.setdefault(model_name, []).append(figs)
             averaged = {
                 m: {k: round(math.fsum(r[k] for r in rs) / len(rs), 4) for k in rs[0]}
                 for m, rs in runs.items()
@@ -164,13 +205,16 @@ def verdict(results: Results, ours: str) -> dict[str, bool]:
         checks[f"{key} false peer-endorsed"] = (
             mine["false_peer_endorsed"] <= TARGETS["false_peer_endorsed_max"]
         )
+        if "max_tier_step" in mine:
+            checks[f"{key} tier step"] = mine["max_tier_step"] <= TARGETS["max_tier_step"]
     return checks
 
 
 def table(results: Results, names: list[str]) -> str:
     cols = ("spearman_sci", "spearman_proof", "proof_mae", "tier_accuracy", "false_peer_endorsed")
-    head = "| scenario@sessions | conn. | " + " | ".join(f"{c} ({'/'.join(names)})" for c in cols) + " |"
-    lines = [head, "|" + " --- |" * (len(cols) + 2)]
+    head = "| scenario@sessions | conn. | " + " | ".join(f"{c} ({'/'.join(names)})" for c in cols)
+    head += " | max tier step (share > 1) (plain/calibrated) |"
+    lines = [head, "|" + " --- |" * (len(cols) + 3)]
     for key, row in results.items():
         cells = []
         for c in cols:
@@ -180,6 +224,12 @@ def table(results: Results, names: list[str]) -> str:
                 assert isinstance(figs, dict)
                 values.append(f"{figs[c]:.3f}")
             cells.append(" / ".join(values))
+        steps = [
+            f"{row[m]['max_tier_step']:.0f} ({row[m]['tier_jump_share']:.3f})"
+            for m in names
+            if "max_tier_step" in row[m]
+        ]
+        cells.append(" / ".join(steps))
         lines.append(f"| {key} | {row['connectivity']:.3f} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

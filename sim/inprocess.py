@@ -58,11 +58,15 @@ def fold(population: Population) -> Folded:
     return Folded(items=items, no_shows=no_shows, as_of=population.end)
 
 
-def stats(folded: Folded, correct: domain.Corrector = domain.uncalibrated) -> dict[str, domain.Stats]:
-    """Each learner's score inputs, with ``correct`` as the rater calibration."""
+def stats(
+    folded: Folded,
+    correct: domain.Corrector = domain.uncalibrated,
+    prior: domain.Prior = domain.DEFAULT_PRIOR,
+) -> dict[str, domain.Stats]:
+    """Each learner's score inputs, with ``correct`` as the rater calibration and ``prior`` for Proof."""
     return {
         learner_id: domain.summarize(
-            items, domain.count_no_shows(folded.no_shows[learner_id], items), correct
+            items, domain.count_no_shows(folded.no_shows[learner_id], items), correct, prior
         )
         for learner_id, items in folded.items.items()
     }

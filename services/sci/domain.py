@@ -144,6 +144,17 @@ def count_no_shows(no_show_sessions: Iterable[str], items: Iterable[EvidenceItem
 
 
 @dataclass(frozen=True)
+class Prior:
+    """What Proof shrinks toward while evidence is thin: a mean on 0..1 worth ``weight`` pseudo-ratings."""
+
+    mean: float
+    weight: float
+
+
+DEFAULT_PRIOR = Prior(mean=PROOF_PRIOR, weight=PROOF_PRIOR_WEIGHT)
+
+
+@dataclass(frozen=True)
 class Stats:
     """Everything the four parts (and their explanations) are computed from."""
 
@@ -156,9 +167,16 @@ class Stats:
     spread: float  # population standard deviation of the corrected values
     no_shows: int
     last_evidence_at: datetime | None
+    prior_mean: float = PROOF_PRIOR
+    prior_weight: float = PROOF_PRIOR_WEIGHT
 
 
-def summarize(items: Iterable[EvidenceItem], no_shows: int, correct: Corrector = uncalibrated) -> Stats:
+def summarize(
+    items: Iterable[EvidenceItem],
+    no_shows: int,
+    correct: Corrector = uncalibrated,
+    prior: Prior = DEFAULT_PRIOR,
+) -> Stats:
     ordered = canonical(items)
     corrected = [correct(i) for i in ordered]
     values = [c.value for c in corrected]
@@ -174,6 +192,8 @@ def summarize(items: Iterable[EvidenceItem], no_shows: int, correct: Corrector =
         spread=spread,
         no_shows=max(0, no_shows),
         last_evidence_at=max((i.occurred_at for i in ordered), default=None),
+        prior_mean=prior.mean,
+        prior_weight=prior.weight,
     )
 
 
@@ -182,13 +202,14 @@ def practice_points(sessions: int) -> float:
 
 
 def shrunk_mean(stats: Stats) -> float:
-    """Posterior mean on 0..1: the prior counts as ``PROOF_PRIOR_WEIGHT`` pseudo-ratings."""
-    return (PROOF_PRIOR_WEIGHT * PROOF_PRIOR + stats.weighted_sum) / (PROOF_PRIOR_WEIGHT + stats.weight)
+    """Posterior mean on 0..1: the prior counts as ``stats.prior_weight`` pseudo-ratings."""
+    return (stats.prior_weight * stats.prior_mean + stats.weighted_sum) / (stats.prior_weight + stats.weight)
 
 
 def proof_points(stats: Stats) -> float:
+    """40 x the shrunk mean, held to 0..40 (calibrated values may lie past the ends of the scale)."""
     # No evidence, no proof: the prior only tempers ratings that exist.
-    return PROOF_MAX * shrunk_mean(stats) if stats.ratings else 0.0
+    return PROOF_MAX * min(1.0, max(0.0, shrunk_mean(stats))) if stats.ratings else 0.0
 
 
 def agreement(stats: Stats) -> float:
@@ -296,10 +317,15 @@ def score_from_stats(stats: Stats, as_of: datetime) -> Score:
 
 
 def score(
-    items: Iterable[EvidenceItem], no_shows: int, as_of: datetime, *, correct: Corrector = uncalibrated
+    items: Iterable[EvidenceItem],
+    no_shows: int,
+    as_of: datetime,
+    *,
+    correct: Corrector = uncalibrated,
+    prior: Prior = DEFAULT_PRIOR,
 ) -> Score:
     """The SCI of one learner in one skill, evaluated at ``as_of``."""
-    return score_from_stats(summarize(items, no_shows, correct), as_of)
+    return score_from_stats(summarize(items, no_shows, correct, prior), as_of)
 
 
 @dataclass(frozen=True)
@@ -358,9 +384,12 @@ def _proof_reason(value: float, stats: Stats) -> str:
         f"Proof {value:.1f}/40: peers rated you {stats.mean_rating:.1f}/5 on average "
         f"over {_plural(stats.ratings, 'rating')}"
     )
-    prior_share = PROOF_PRIOR_WEIGHT / (PROOF_PRIOR_WEIGHT + stats.weight)
+    prior_share = stats.prior_weight / (stats.prior_weight + stats.weight)
     if prior_share >= 0.2:
-        line += "; with few ratings it is pulled toward the middle (3/5) until more come in"
+        typical = 1.0 + 4.0 * stats.prior_mean
+        line += (
+            f"; with few ratings it is pulled toward the typical rating ({typical:.1f}/5) until more come in"
+        )
     return line
 
 
@@ -395,10 +424,15 @@ def _freshness_reason(value: float, stats: Stats, as_of: datetime) -> str:
 
 
 def explain(
-    items: Iterable[EvidenceItem], no_shows: int, as_of: datetime, *, correct: Corrector = uncalibrated
+    items: Iterable[EvidenceItem],
+    no_shows: int,
+    as_of: datetime,
+    *,
+    correct: Corrector = uncalibrated,
+    prior: Prior = DEFAULT_PRIOR,
 ) -> tuple[Score, dict[str, PartExplanation]]:
     """The score and, per part, its value, its maximum and one line a learner understands."""
-    stats = summarize(items, no_shows, correct)
+    stats = summarize(items, no_shows, correct, prior)
     result = score_from_stats(stats, as_of)
     reasons = {
         "practice": _practice_reason(result.practice, stats),
