@@ -139,7 +139,7 @@ def tier_steps(folded: Folded, population: Population, model: str) -> dict[str, 
         from sim.calibrated import calibration
 
         found = calibration(folded)
-        correct = corrector(found)
+        correct, prior = corrector(found), found.prior()
     worst, jumped, learners = 0, 0, 0
     for items in folded.items.values():
         ordered = domain.canonical(items)

@@ -32,4 +32,5 @@ def calibration(folded: Folded) -> Calibration:
 def calibrated_model(population: Population, folded: Folded) -> dict[str, Scored]:
     from bench.sci_quality import _scored
 
-    return _scored(stats(folded, corrector(calibration(folded))), population, plain=False)
+    found = calibration(folded)
+    return _scored(stats(folded, corrector(found), found.prior()), population, plain=False)

@@ -8,7 +8,8 @@ Model (1..5 scale):
 - each learner has a true quality ``q`` in the skill (``1 + 4 * Beta(2, 2)``) and, per
   specialty, ``q`` plus a small offset (sd 0.3), clipped to 1..5;
 - as a rater, each learner has a leniency (sd ``leniency_sd``) and a personal noise sd
-  (``noise_sd`` times a log-normal factor, so some raters are more reliable than others);
+  (``noise_sd`` times a log-normal factor with mean square 1, so some raters are more reliable
+  than others while the population's noise sd, root mean square, stays ``noise_sd``);
 - ``careless_share`` of raters give 4 on every dimension, whatever they saw;
 - ``colluding_share`` of learners are paired off; a colluding pair meets for half of its
   sessions and each adds ``collusion_boost`` to the other's scores;
@@ -131,7 +132,9 @@ def _learners(settings: Settings, rng: random.Random) -> dict[str, Learner]:
                 s: _clip(quality + rng.gauss(0.0, settings.specialty_sd), 1.0, 5.0) for s in SPECIALTIES
             },
             leniency=rng.gauss(0.0, settings.leniency_sd),
-            noise_sd=settings.noise_sd * rng.lognormvariate(0.0, settings.noise_spread),
+            # exp(N(-s^2, s)) has E[f^2] = 1: the population noise sd (RMS) is noise_sd, as in the issue.
+            noise_sd=settings.noise_sd
+            * rng.lognormvariate(-(settings.noise_spread**2), settings.noise_spread),
             careless=learner_id in careless,
             no_show_rate=min(0.5, rng.expovariate(1.0 / settings.mean_no_show))
             if settings.mean_no_show

@@ -1,39 +1,64 @@
-"""Rater calibration (pure): each rater's leniency and reliability, from all ratings in a skill.
+"""Rater calibration (pure): each rater's leniency, reliability and informativeness, from a skill's ratings.
 
 A PG1-like model from the Piech et al. 2013 family ("Tuned Models of Peer Assessment in
-MOOCs"): a rating (mean rubric score, 1..5) is ``true(ratee) + bias(rater) + noise``, with the
-noise variance a property of the rater. A fixed number of alternating steps estimates:
+MOOCs"), made aware of the 1..5 bounds. A rating (mean rubric score) is the mean of rubric
+scores ``clip(round(true(ratee) + bias(rater) + e), 1, 5)``, so its expected value is
+``link(true + bias)``, with ``link(x) = 1 + sum_k P(x + e > k + 0.5)`` for k = 1..4 and
+``e ~ N(0, LINK_SD^2)``: the identity in the middle of the scale, flattening toward 1 and 5
+(a censored model; a plain mean reads a 4.8 learner rated mostly 5s as about 4.5). A fixed
+number of alternating steps estimates:
 
-- each ratee's true score: the precision-weighted mean of their ratings less each rater's
-  bias, with a prior at the mean of all ratings (weight: the spread of true scores);
-- each rater's bias: the mean of (rating - true) over what they rated, leaving the rating's own
-  ratee estimate out of it, shrunk toward 0 by an empirical-Bayes factor (how much biases
-  really vary beyond what noise alone explains), so honest data is left nearly as it was;
-- each rater's noise variance: their mean squared residual, shrunk toward the pooled one.
+- each ratee's true score (latent, 1..5 scale): one Gauss-Newton (IRLS) step per round on
+  the ratings less their raters' bias through the link, with a population prior (mean and
+  variance of the true scores, estimated from the set: empirical Bayes);
+- each rater's bias: the mean residual of their ratings against the ratee's estimate
+  *without* that rating, shrunk toward 0 by an empirical-Bayes factor (how much biases vary
+  beyond what noise explains), so honest data is left nearly as it was;
+- each rater's noise variance: their mean squared residual, shrunk toward the pooled one;
+- each rater's informativeness: a careless rater gives (nearly) the same rating to everyone,
+  so the spread of their ratings across ratees is far below what the ratees' spread plus
+  their own noise predicts. Informativeness = min(1, observed / expected spread / knee),
+  with at least 3 ratings to judge; it multiplies the rater's weight.
 
 The result depends only on the SET of ratings: inputs are deduplicated and sorted before any
 float is summed, the number of steps is fixed, and no step depends on arrival order.
 
-``corrector(calibration)`` plugs the result into ``domain.Corrector``: a rating becomes
-``rating - bias`` on 0..1, weighted by ``PROOF_PRIOR_WEIGHT x (true-score variance / rater noise
-variance)``, so the Proof prior (3 pseudo-ratings) keeps its Bayesian meaning: a prior on true
-skill with the population's spread, and each rating counted by its precision (see docs/sci.md).
+``corrector(calibration)`` plugs the result into ``domain.Corrector``. Each rating seen by the
+calibration gets its IRLS working response ``t + (rating - link(t + bias)) / link'(t + bias)``
+(on 0..1, not clipped) and weight ``PROOF_PRIOR_WEIGHT x true variance x precision``, and
+``calibration.prior()`` is the population prior (mean of the true scores, ``PROOF_PRIOR_WEIGHT``
+pseudo-ratings x ``PRIOR_STRENGTH``), so the domain's Proof reproduces the ratee's estimate.
+A rating the calibration never saw is taken as ``rating - bias`` with the rater's weight.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from services.sci.domain import PROOF_PRIOR_WEIGHT, Corrected, Corrector, EvidenceItem, rating_to_unit
+from services.sci.domain import (
+    DEFAULT_PRIOR,
+    PROOF_PRIOR_WEIGHT,
+    Corrected,
+    Corrector,
+    EvidenceItem,
+    Prior,
+    rating_to_unit,
+)
 
-VERSION = "pg1-alt-v1"
-ITERATIONS = 12
-VARIANCE_PRIOR_RATINGS = 6.0  # a rater's noise variance counts the pooled one as this many ratings
+VERSION = "pg1-link-v2"
+ITERATIONS = 16
+LINK_SD = 0.8  # per-rubric-score spread assumed by the link (1..5 scale)
+MIN_SLOPE = 0.5  # the link's slope is never taken as flatter than this (a rating always says something)
+VARIANCE_PRIOR_RATINGS = 100.0  # a rater's noise variance counts the pooled one as this many ratings
 MIN_VARIANCE = 0.01  # on the 1..5 scale; no rater is ever taken as noiseless
 MIN_TRUE_VARIANCE = 0.05
-MAX_WEIGHT = 12.0  # no single rating outweighs four times the Proof prior
+MAX_WEIGHT = 30.0  # a cap on any one rating's weight (the Bayesian prior is 3)
+INFORMATIVE_MIN_RATINGS = 3
+INFORMATIVE_KNEE = 0.15  # observed / expected spread at which a rater counts fully
+MIN_INFORMATIVE = 0.02
+PRIOR_STRENGTH = 0.5  # the population prior's weight, in units of the Bayesian one (tuned by the bench)
 
 
 @dataclass(frozen=True, order=True)
@@ -48,13 +73,24 @@ class Rating:
 
 @dataclass(frozen=True)
 class Calibration:
-    """Per-rater bias (1..5 scale) and weight, and the version of the method that produced them."""
+    """Per-rater bias (1..5 scale), weight and informativeness; per-rating corrected value and weight."""
 
     version: str
     bias: Mapping[str, float]
     weight: Mapping[str, float]
     default_weight: float  # for a rater the calibration never saw
     ratings: int
+    informative: Mapping[str, float] = field(default_factory=dict)
+    values: Mapping[str, float] = field(default_factory=dict)  # rating id -> corrected value, 1..5 scale
+    weights: Mapping[str, float] = field(default_factory=dict)  # rating id -> weight
+    prior_mean: float = 3.0  # 1..5 scale
+    prior_weight: float = PROOF_PRIOR_WEIGHT
+
+    def prior(self) -> Prior:
+        """The Proof prior this calibration implies (the domain default when it saw nothing)."""
+        if not self.ratings:
+            return DEFAULT_PRIOR
+        return Prior(mean=rating_to_unit(self.prior_mean), weight=self.prior_weight)
 
 
 def _mean(values: Iterable[float]) -> float:
@@ -67,20 +103,26 @@ def _variance(values: list[float]) -> float:
     return _mean((v - mean) ** 2 for v in values)
 
 
-def _left_out(
-    r: Rating,
-    num: dict[str, float],
-    den: dict[str, float],
-    bias: dict[str, float],
-    variance: dict[str, float],
-) -> float:
-    """The ratee's true-score estimate without this rating (so a rater is not judged against itself)."""
-    own = 1.0 / variance[r.rater_id]
-    return (num[r.ratee_id] - (r.value - bias[r.rater_id]) * own) / (den[r.ratee_id] - own)
+def _upper(x: float) -> float:
+    """P(N(0, 1) > x)."""
+    return 0.5 * math.erfc(x / math.sqrt(2.0))
+
+
+def link(x: float) -> float:
+    """Expected rubric score (1..5) of a rater whose unrounded, unclipped score would be ``x``."""
+    return 1.0 + math.fsum(_upper((k + 0.5 - x) / LINK_SD) for k in range(1, 5))
+
+
+def slope(x: float) -> float:
+    """d link / dx, held at or above ``MIN_SLOPE``."""
+    density = math.fsum(math.exp(-0.5 * ((k + 0.5 - x) / LINK_SD) ** 2) for k in range(1, 5)) / (
+        LINK_SD * math.sqrt(2.0 * math.pi)
+    )
+    return max(MIN_SLOPE, density)
 
 
 def calibrate(ratings: Iterable[Rating], *, iterations: int = ITERATIONS) -> Calibration:
-    """Estimate every rater's bias and weight from all ``ratings`` in one skill."""
+    """Estimate every rater's bias and weight, and every rating's corrected value, from all ``ratings``."""
     ordered = sorted(set(ratings))
     if not ordered:
         return Calibration(VERSION, {}, {}, default_weight=1.0, ratings=0)
@@ -90,57 +132,128 @@ def calibrate(ratings: Iterable[Rating], *, iterations: int = ITERATIONS) -> Cal
     for r in ordered:
         by_rater[r.rater_id].append(r)
         by_ratee.setdefault(r.ratee_id, []).append(r)
-    prior_mean = _mean(r.value for r in ordered)
-    pooled = _variance([r.value for r in ordered])
+    ratees = sorted(by_ratee)
+    pooled = max(MIN_VARIANCE, _variance([r.value for r in ordered]))
+    true = {j: _mean(r.value for r in by_ratee[j]) for j in ratees}
+    prior_mean = _mean(true[j] for j in ratees)
+    true_variance = max(MIN_TRUE_VARIANCE, _variance([true[j] for j in ratees]))
     bias = dict.fromkeys(raters, 0.0)
     variance = dict.fromkeys(raters, pooled)
-    true_variance = max(MIN_TRUE_VARIANCE, pooled)
-    for _ in range(iterations):
-        # True scores: sums kept so a rating's own contribution can be left out below.
-        num: dict[str, float] = {}
-        den: dict[str, float] = {}
-        for ratee, received in by_ratee.items():
-            num[ratee] = prior_mean / true_variance + math.fsum(
-                (r.value - bias[r.rater_id]) / variance[r.rater_id] for r in received
-            )
-            den[ratee] = 1.0 / true_variance + math.fsum(1.0 / variance[r.rater_id] for r in received)
-        true = {ratee: num[ratee] / den[ratee] for ratee in by_ratee}
-        true_variance = max(MIN_TRUE_VARIANCE, _variance([true[k] for k in sorted(true)]))
+    informative = dict.fromkeys(raters, 1.0)
+    bias_uncertainty = dict.fromkeys(raters, 0.0)  # posterior variance of each bias estimate
 
+    def precision(r: Rating, at: float) -> float:
+        noise = variance[r.rater_id] + bias_uncertainty[r.rater_id]
+        return informative[r.rater_id] * slope(at + bias[r.rater_id]) ** 2 / noise
+
+    def response(r: Rating, at: float) -> float:
+        x = at + bias[r.rater_id]
+        return at + (r.value - link(x)) / slope(x)
+
+    num: dict[str, float] = {}
+    den: dict[str, float] = {}
+    for _ in range(iterations):
+        # True scores: one IRLS step around the current estimate, sums kept for the leave-one-out below.
+        for j in ratees:
+            received = by_ratee[j]
+            num[j] = prior_mean / true_variance + math.fsum(
+                precision(r, true[j]) * response(r, true[j]) for r in received
+            )
+            den[j] = 1.0 / true_variance + math.fsum(precision(r, true[j]) for r in received)
+        true = {j: num[j] / den[j] for j in ratees}
+        prior_mean = _mean(true[j] for j in ratees)
+        # Empirical Bayes: the spread of estimates plus their mean posterior variance.
+        true_variance = max(
+            MIN_TRUE_VARIANCE, _variance([true[j] for j in ratees]) + _mean(1.0 / den[j] for j in ratees)
+        )
+
+        def left_out(
+            r: Rating, true: dict[str, float] = true, spread: float = true_variance
+        ) -> tuple[float, float]:
+            """The ratee's estimate and its variance without this rating (a rater is not judged by itself)."""
+            at = true[r.ratee_id]
+            own = precision(r, at)
+            rest = den[r.ratee_id] - own
+            if rest <= 0:
+                return at, spread
+            return (num[r.ratee_id] - own * response(r, at)) / rest, 1.0 / rest
+
+        left = {rater: [left_out(r) for r in by_rater[rater]] for rater in raters}
+        anchors = {rater: [a for a, _ in left[rater]] for rater in raters}
         residuals = {
-            rater: [r.value - _left_out(r, num, den, bias, variance) for r in by_rater[rater]]
+            rater: [
+                (r.value - link(a + bias[rater])) / slope(a + bias[rater]) + bias[rater]
+                for r, a in zip(by_rater[rater], anchors[rater], strict=True)
+            ]
             for rater in raters
         }
         raw = {rater: _mean(residuals[rater]) for rater in raters}
-        # Empirical Bayes: the spread of biases beyond what each rater's noise explains.
-        noise_share = _mean(variance[rater] / len(by_rater[rater]) for rater in raters)
-        bias_variance = max(0.0, _variance([raw[k] for k in raters]) - noise_share)
+        # Sampling variance of each raw bias: the rater's noise and the anchors' own error.
+        error = {
+            rater: _mean(variance[rater] / slope(a + bias[rater]) ** 2 + v for a, v in left[rater])
+            / len(left[rater])
+            for rater in raters
+        }
+        # Careless raters' raw biases (a constant less the ratees' scores) would inflate the spread.
+        mass = math.fsum(informative[k] for k in raters)
+        centre = math.fsum(informative[k] * raw[k] for k in raters) / mass
+        spread = math.fsum(informative[k] * (raw[k] - centre) ** 2 for k in raters) / mass
+        bias_variance = max(0.0, spread - math.fsum(informative[k] * error[k] for k in raters) / mass)
         for rater in raters:
-            n = len(by_rater[rater])
-            shrink = bias_variance / (bias_variance + variance[rater] / n) if bias_variance else 0.0
+            shrink = bias_variance / (bias_variance + error[rater]) if bias_variance else 0.0
             bias[rater] = shrink * raw[rater]
-        squared = {rater: [(e - bias[rater]) ** 2 for e in residuals[rater]] for rater in raters}
-        pooled = max(MIN_VARIANCE, _mean(s for rater in raters for s in squared[rater]))
+            bias_uncertainty[rater] = shrink * error[rater]
+        # A residual against an estimated anchor also carries the anchor's own error: take it out.
+        squared = {
+            rater: [
+                (r.value - link(a + bias[rater])) ** 2 - slope(a + bias[rater]) ** 2 * v
+                for r, (a, v) in zip(by_rater[rater], left[rater], strict=True)
+            ]
+            for rater in raters
+        }
+        # Careless raters' residuals say nothing about honest noise: pool by informativeness.
+        pooled = max(
+            MIN_VARIANCE,
+            math.fsum(informative[k] * math.fsum(squared[k]) for k in raters)
+            / math.fsum(informative[k] * len(squared[k]) for k in raters),
+        )
         for rater in raters:
             total = VARIANCE_PRIOR_RATINGS * pooled + math.fsum(squared[rater])
             variance[rater] = max(MIN_VARIANCE, total / (VARIANCE_PRIOR_RATINGS + len(squared[rater])))
+            given = by_rater[rater]
+            if len(given) >= INFORMATIVE_MIN_RATINGS:
+                observed = _variance([r.value for r in given])
+                expected = _variance([link(a + bias[rater]) for a in anchors[rater]]) + variance[rater]
+                informative[rater] = max(MIN_INFORMATIVE, min(1.0, observed / expected / INFORMATIVE_KNEE))
 
-    def weight_for(noise_variance: float) -> float:
-        return min(MAX_WEIGHT, PROOF_PRIOR_WEIGHT * true_variance / noise_variance)
-
+    scale = PROOF_PRIOR_WEIGHT * true_variance  # the prior (precision 1 / true variance) is 3 pseudo-ratings
+    values: dict[str, float] = {}
+    weights: dict[str, float] = {}
+    for r in ordered:
+        at = true[r.ratee_id]
+        values[r.rating_id] = response(r, at)
+        weights[r.rating_id] = min(MAX_WEIGHT, scale * precision(r, at))
     return Calibration(
         version=VERSION,
         bias={rater: bias[rater] for rater in raters},
-        weight={rater: weight_for(variance[rater]) for rater in raters},
-        default_weight=weight_for(pooled),
+        weight={rater: min(MAX_WEIGHT, scale * informative[rater] / variance[rater]) for rater in raters},
+        default_weight=min(MAX_WEIGHT, scale / pooled),
         ratings=len(ordered),
+        informative={rater: informative[rater] for rater in raters},
+        values=values,
+        weights=weights,
+        prior_mean=prior_mean,
+        prior_weight=PROOF_PRIOR_WEIGHT * PRIOR_STRENGTH,
     )
 
 
 def corrector(calibration: Calibration) -> Corrector:
-    """The ``domain.Corrector`` for this calibration: bias removed, weighted by reliability."""
+    """The ``domain.Corrector`` for this calibration: the rating's corrected value and weight."""
 
     def correct(item: EvidenceItem) -> Corrected:
+        known = calibration.values.get(item.evidence_id)
+        if known is not None:
+            return Corrected(value=(known - 1.0) / 4.0, weight=calibration.weights[item.evidence_id])
         bias = calibration.bias.get(item.rater_id, 0.0)
         weight = calibration.weight.get(item.rater_id, calibration.default_weight)
         return Corrected(value=rating_to_unit(item.mean - bias), weight=weight)

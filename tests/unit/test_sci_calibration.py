@@ -8,20 +8,34 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.sci.calibration import VERSION, Calibration, Rating, calibrate, corrector
-from services.sci.domain import EvidenceItem
+from services.sci.calibration import (
+    LINK_SD,
+    VERSION,
+    Calibration,
+    Rating,
+    calibrate,
+    corrector,
+    link,
+    slope,
+)
+from services.sci.domain import DEFAULT_PRIOR, EvidenceItem
+
+
+def _rubric(level: float, rng: random.Random, sd: float = LINK_SD) -> float:
+    return sum(min(5, max(1, round(level + rng.gauss(0.0, sd)))) for _ in range(5)) / 5
 
 
 def synthetic(
     seed: int, *, raters: int = 30, ratees: int = 60, per_ratee: int = 8
 ) -> tuple[list[Rating], dict[str, float], dict[str, float]]:
-    """Every ratee rated by ``per_ratee`` random raters: value = true + bias + small noise."""
+    """Every ratee rated by ``per_ratee`` random raters, as real ratings are made: the mean of 5 rubric
+    scores clip(round(true + bias + noise), 1, 5), noise sd LINK_SD per score (the model's assumption)."""
     rng = random.Random(seed)
     # Biases average 0: a shift shared by every rater cannot be told apart from the true scores.
     bias = {f"r{i:02d}": (-1.0, -0.5, 0.0, 0.5, 1.0)[i % 5] for i in range(raters)}
     true = {f"t{j:02d}": rng.uniform(2.0, 4.0) for j in range(ratees)}
     ratings = [
-        Rating(ratee_id=t, rater_id=r, rating_id=f"{t}-{r}", value=true[t] + bias[r] + rng.gauss(0.0, 0.1))
+        Rating(ratee_id=t, rater_id=r, rating_id=f"{t}-{r}", value=_rubric(true[t] + bias[r], rng))
         for t in sorted(true)
         for r in rng.sample(sorted(bias), per_ratee)
     ]
@@ -29,7 +43,9 @@ def synthetic(
 
 
 def test_recovers_known_biases() -> None:
-    ratings, bias, _ = synthetic(1)
+    # Rubric scores carry noise sd 0.8 each (the mean about 0.4 with rounding), so every rater rates
+    # every ratee: 60 ratings per rater pin a bias down as tightly as the tolerances ask.
+    ratings, bias, _ = synthetic(1, per_ratee=30)
     calibration = calibrate(ratings)
     assert calibration.version == VERSION
     errors = [abs(calibration.bias[r] - b) for r, b in bias.items()]
@@ -83,3 +99,42 @@ def test_order_and_duplicates_do_not_matter(seed: int, shuffle_seed: int, duplic
     shuffled = ratings + [rng.choice(ratings) for _ in range(duplicates)]
     rng.shuffle(shuffled)
     assert calibrate(shuffled) == calibrate(ratings)
+
+
+def test_careless_rater_is_found_and_weighs_little() -> None:
+    """A rater who gives 4 to everyone says nothing about who is better: informativeness near 0."""
+    ratings, _, true = synthetic(5)
+    careless = [
+        Rating(ratee_id=t, rater_id="careless", rating_id=f"{t}-careless", value=4.0)
+        for t in sorted(true)[:12]
+    ]
+    calibration = calibrate(ratings + careless)
+    assert calibration.informative["careless"] < 0.2
+    honest = [w for r, w in calibration.informative.items() if r != "careless"]
+    assert sum(honest) / len(honest) > 0.9
+    assert calibration.weight["careless"] < 0.2 * min(
+        w for r, w in calibration.weight.items() if r != "careless"
+    )
+
+
+def test_link_is_the_identity_in_the_middle_and_flattens_at_the_bounds() -> None:
+    assert abs(link(3.0) - 3.0) < 1e-9
+    xs = [0.0 + 0.25 * k for k in range(25)]
+    values = [link(x) for x in xs]
+    assert values == sorted(values) and all(1.0 <= v <= 5.0 for v in values)
+    assert link(5.0) < 4.8 and link(1.0) > 1.2  # a 5-level learner is not rated 5 on every score
+    assert slope(3.0) > 0.9 and slope(6.0) == slope(7.0)  # floored, so a rating always counts
+
+
+def test_corrector_uses_the_rating_own_correction_and_prior() -> None:
+    ratings, _, _ = synthetic(6, per_ratee=4)
+    calibration = calibrate(ratings)
+    first = ratings[0]
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    item = EvidenceItem(first.rating_id, "s1", first.rater_id, first.value, None, at)
+    corrected = corrector(calibration)(item)
+    assert corrected.value == (calibration.values[first.rating_id] - 1.0) / 4.0
+    assert corrected.weight == calibration.weights[first.rating_id]
+    prior = calibration.prior()
+    assert 0.3 < prior.mean < 0.7 and prior.weight > 0
+    assert calibrate([]).prior() == DEFAULT_PRIOR

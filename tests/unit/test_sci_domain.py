@@ -70,6 +70,18 @@ def test_proof_is_a_mean_shrunk_toward_the_middle() -> None:
     assert score(items, 0, T0).proof == round(40 * (1.5 + 2.25) / 6, 2)
 
 
+def test_proof_prior_is_a_parameter_and_proof_stays_in_range() -> None:
+    items = [item(i, mean=1.0 + 4 * v) for i, v in enumerate([1.0, 0.5, 0.75])]
+    prior = d.Prior(mean=0.25, weight=1.5)
+    assert score(items, 0, T0, prior=prior).proof == round(40 * (0.375 + 2.25) / 4.5, 2)
+    assert score(items, 0, T0, prior=d.DEFAULT_PRIOR) == score(items, 0, T0)
+
+    def beyond(_: d.EvidenceItem) -> d.Corrected:  # a calibrated value may lie past the end of the scale
+        return d.Corrected(value=1.4, weight=10.0)
+
+    assert score(items, 0, T0, correct=beyond).proof == 40.0
+
+
 def test_agreement_falls_with_spread() -> None:
     same = [item(i, mean=4.0) for i in range(4)]
     split = [item(i, mean=1.0 if i % 2 else 5.0) for i in range(4)]
