@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any, Literal, Union, cast
 
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    SerializeAsAny,
+    TypeAdapter,
+    ValidationError,
+    create_model,
+)
 
 from shared.events.payloads import Payload
 from shared.events.registry import REGISTRY, spec_for
@@ -75,32 +84,59 @@ def encode(event: CloudEvent) -> bytes:
     return event.model_dump_json(by_alias=True).encode()
 
 
-class _Raw(BaseModel):
+class _Envelope(BaseModel):
     """What a reader requires of an envelope; extension attributes it does not know are ignored."""
 
     model_config = ConfigDict(extra="ignore")
     id: str = Field(min_length=1)
     source: str = Field(min_length=1)
     type: str
-    specversion: str
+    specversion: Literal["1.0"]
     time: datetime
     subject: str
     datacontenttype: str = "application/json"
     dataschema: str
-    data: dict[str, Any]
     correlationid: str
     causationid: str | None = None
 
 
+def _typed_envelope(type_: str, payload: type[Payload]) -> type[_Envelope]:
+    """An envelope model whose ``type`` is one constant and whose ``data`` is its payload."""
+    return create_model(
+        f"Envelope_{payload.__name__}",
+        __base__=_Envelope,
+        type=(Literal[type_], ...),  # type: ignore[arg-type]
+        data=(payload, ...),
+    )
+
+
+# One validation pass from JSON to the typed payload: pydantic picks the envelope by ``type``.
+_ENVELOPES = tuple(_typed_envelope(t, spec.model) for t, spec in REGISTRY.items())
+_ANY_EVENT: TypeAdapter[Any] = TypeAdapter(
+    cast(Any, Annotated[Union[_ENVELOPES], Discriminator("type")])  # noqa: UP007
+)
+
+
+def _reason(error: ValidationError) -> str:
+    """One readable line per problem, e.g. ``data.scores.a: Input should be ... 5``."""
+    lines = []
+    for e in error.errors(include_url=False):
+        if e["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            ctx = e.get("ctx") or {}
+            lines.append(f"unknown event type {ctx.get('tag', '(none)')!r}")
+            continue
+        loc = ".".join(str(part) for part in e["loc"][1:])  # drop the union member's name
+        lines.append(f"{loc or 'record'}: {e['msg']}")
+    return "; ".join(lines)
+
+
 def decode(value: bytes | str) -> CloudEvent:
     """Parse a record value; raises ``ValueError`` (with the reason) for anything malformed."""
-    raw = _Raw.model_validate_json(value)
-    if raw.specversion != "1.0":
-        raise ValueError(f"unsupported specversion {raw.specversion!r}")
-    spec = REGISTRY.get(raw.type)
-    if spec is None:
-        raise ValueError(f"unknown event type {raw.type!r}")
-    payload = spec.model.model_validate(raw.data)
-    if spec.key_of(payload) != raw.subject:
-        raise ValueError(f"subject {raw.subject!r} does not match the payload key")
-    return CloudEvent.model_construct(**{**raw.__dict__, "data": payload})
+    try:
+        envelope = _ANY_EVENT.validate_json(value)
+    except ValidationError as exc:
+        raise ValueError(_reason(exc)) from None
+    spec = REGISTRY[envelope.type]
+    if spec.key_of(envelope.data) != envelope.subject:
+        raise ValueError(f"subject {envelope.subject!r} does not match the payload key")
+    return CloudEvent.model_construct(**envelope.__dict__)
