@@ -22,7 +22,7 @@ console = Console(highlight=False, soft_wrap=True)
 
 def in_process(population: Population) -> None:
     """Fold the population through the sci rules and print how well the SCI tracks true skill."""
-    from bench.sci_quality import figures, models  # the bench's own figures, not a copy
+    from sim.evaluation import figures, models
     from sim.inprocess import fold
 
     folded = fold(population)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.metrics import largest_component_share, mae, ranks, spearman
+from sim.metrics import largest_component_share, mae, ranks, spearman
 
 
 def test_ranks_average_ties() -> None:

@@ -1,4 +1,4 @@
-"""Rank correlation, error, tier and graph figures for the SCI quality bench (pure Python)."""
+"""Rank correlation, error and graph figures for judging a model on a simulated population (pure Python)."""
 
 from __future__ import annotations
 
