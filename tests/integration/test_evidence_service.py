@@ -101,35 +101,7 @@ async def test_an_empty_store_is_rebuilt_from_the_start_of_the_log(tansu: str, t
     """The consumer group has committed offsets already; the store's own (absent) offsets win."""
     sid = f"s-{tmp_path.name}"
     t0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
-    events = [
-        new_event(
-            SessionScheduled(
-                session_id=sid,
-                match_id=sid,
-                skill="machine-learning",
-                specialty=None,
-                format=None,
-                participants=("cat", "dan"),
-            ),
-            source="test",
-            time=t0,
-        ),
-        new_event(
-            SessionCompleted(session_id=sid, completed_by="cat", duration_s=60), source="test", time=t0
-        ),
-        new_event(
-            RatingSubmitted(
-                rating_id=f"r-{sid}",
-                session_id=sid,
-                rater_id="dan",
-                ratee_id="cat",
-                skill="machine-learning",
-                scores=SCORES,
-            ),
-            source="test",
-            time=t0,
-        ),
-    ]
+    events = a_session(sid, "machine-learning", ("cat", "dan"), t0, [("dan", "cat", SCORES)])
     for generation in ("first", "rebuilt"):
         state = tmp_path / generation
         async with serving(bootstrap(settings(tansu, state))) as client:
