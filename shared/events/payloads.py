@@ -143,9 +143,15 @@ class SciUpdated(Payload):
     tier: int = Field(ge=1, le=4)
     sessions: int = Field(ge=0, default=0)
     as_of: datetime
-    #: Grows with every fact folded into the score (evidence items plus no-shows); a reader
-    #: keeps the update with the highest (revision, as_of), whatever order updates arrive in.
+    #: Grows with every fact folded into the score (evidence items plus no-shows).
     revision: int = Field(ge=0, default=0)
+    #: The rater calibration the score used, as the number of ratings in the skill it was
+    #: computed over (0: none yet). It only grows, so a reader keeps the update with the
+    #: highest (revision, calibration, as_of, event id), whatever order updates arrive in.
+    calibration: int = Field(ge=0, default=0)
+    #: When the newest evidence happened: Freshness decays from here at read time, so a reader
+    #: can show today's Freshness without a new event (see ``shared.freshness``).
+    last_evidence_at: datetime | None = None
 
 
 class TierChanged(Payload):
