@@ -2,10 +2,12 @@
 
 One ``levels`` document per ``f"{learner_id}/{skill}"``. Each source keeps only its newest
 fact: the claim (SkillClaimed or SkillUnclaimed) with the greatest (event time, event id),
-the SciUpdated with the greatest (revision, as_of, event id). Both are maxima, so the
-document is the same whatever the order of delivery and however often an event is delivered.
+the SciUpdated with the greatest (revision, calibration, as_of, event id). Both are maxima, so
+the document is the same whatever the order of delivery and however often an event is delivered.
 The revision comes first because sci stamps updates with a max as-of, so two updates can
-share one; the revision grows with every fact sci folded, so it tells the newer score.
+share one; the revision grows with every fact sci folded, so it tells the newer score. At one
+revision, the calibration (ratings in the skill the rater calibration used; it only grows) tells
+a rescore under a newer calibration from an older one, whatever their as_of.
 """
 
 from __future__ import annotations
@@ -26,15 +28,21 @@ def _version(doc: Mapping[str, Any] | None, field: str) -> tuple[str, str]:
     return (str(at), str(event_id))
 
 
-def _sci_version(doc: Mapping[str, Any] | None) -> tuple[int, str, str]:
-    """(revision, as_of, event id) of the held SCI; one stored before revisions counts as 0."""
+def _sci_version(doc: Mapping[str, Any] | None) -> tuple[int, int, str, str]:
+    """(revision, calibration, as_of, event id) of the held SCI.
+
+    A version stored before revisions ([as_of, event id]) counts as revision 0, and one stored
+    before calibrations ([revision, as_of, event id]) as calibration 0.
+    """
     if doc is None or doc.get("sci_version") is None:
-        return (-1, "", "")
+        return (-1, -1, "", "")
     held = list(doc["sci_version"])
     if len(held) == 2:
         held = [0, *held]
-    revision, at, event_id = held
-    return (int(revision), str(at), str(event_id))
+    if len(held) == 3:
+        held = [held[0], 0, *held[1:]]
+    revision, calibration, at, event_id = held
+    return (int(revision), int(calibration), str(at), str(event_id))
 
 
 def fold_level(doc: Mapping[str, Any] | None, event: CloudEvent) -> Doc | None:
@@ -56,7 +64,7 @@ def fold_level(doc: Mapping[str, Any] | None, event: CloudEvent) -> Doc | None:
         }
     )
     if isinstance(data, SciUpdated):
-        sci_version = (data.revision, stamp(data.as_of), event.id)
+        sci_version = (data.revision, data.calibration, stamp(data.as_of), event.id)
         if sci_version <= _sci_version(doc):
             return None  # an older or the same update
         base.update(sci=data.sci, sci_version=list(sci_version))

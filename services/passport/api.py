@@ -2,7 +2,8 @@
 
 Writes hold ``ctx.lock`` while they read, decide (``domain``) and commit documents and
 events together. Passports and skill figures are read from the projection, which follows
-the event log about a second behind a write.
+the event log about a second behind a write. A passport shows Freshness (and the SCI with it)
+decayed to the request time (``?as_of=``, default now), like sci's own score routes.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.passport import domain
@@ -25,6 +26,10 @@ from shared.service import ContextDep, ServiceContext
 router = APIRouter(prefix="/v1", tags=["passport"])
 
 SkillPath = Annotated[str, Path(min_length=1, max_length=100)]
+AsOf = Annotated[
+    datetime | None,
+    Query(description="ISO 8601 time to show Freshness and the SCI at (default now; naive means UTC)"),
+]
 
 
 class Strict(BaseModel):
@@ -70,12 +75,14 @@ class PassportSkill(BaseModel):
 
 
 class Passport(BaseModel):
-    """``specialties`` maps a specialty id to the number of evidence items in it."""
+    """``specialties`` maps a specialty id to the number of evidence items in it; ``as_of`` is
+    the time Freshness and the SCI are shown at."""
 
     learner_id: str
     handle: str
     display_name: str
     skills: list[PassportSkill]
+    as_of: datetime
 
 
 class CatalogSkill(BaseModel):
@@ -131,6 +138,16 @@ def _may_act_for(principal: Principal, learner_id: str) -> None:
         raise Problem(403, "only the learner (or an operator) may change these claims")
 
 
+def _at(as_of: datetime | None) -> datetime:
+    """The read time in UTC (naive means UTC); 422 for a time UTC cannot hold (e.g. year 1 at +01:00)."""
+    if as_of is None:
+        return datetime.now(UTC)
+    try:
+        return as_of.replace(tzinfo=UTC) if as_of.tzinfo is None else as_of.astimezone(UTC)
+    except (OverflowError, ValueError) as error:
+        raise Problem(422, f"as_of {as_of.isoformat()} is outside the range of UTC times") from error
+
+
 async def _commit(ctx: ServiceContext, decision: Decision) -> None:
     await ctx.commit(decision.docs, [ctx.event(p) for p in decision.events])
 
@@ -178,13 +195,16 @@ async def unclaim_skill(learner_id: str, skill: SkillPath, principal: PrincipalD
 
 
 @router.get("/passports/{who}", response_model=Passport)
-async def passport(who: str, ctx: ContextDep) -> Passport:
+async def passport(who: str, ctx: ContextDep, as_of: AsOf = None) -> Passport:
     """A passport by learner id, else by handle (a learner id is looked up first).
 
     Skills listed are those claimed or with evidence, highest SCI first. ``specialties`` maps a
     specialty id to the number of evidence items in it; ``sessions`` counts distinct sessions
-    with evidence; ``self_level`` is the current claim (``null`` once unclaimed).
+    with evidence; ``self_level`` is the current claim (``null`` once unclaimed). Freshness and
+    the SCI are decayed from the newest evidence to ``as_of`` (default now); the tier is the
+    one sci last set (it does not lapse by itself).
     """
+    at = _at(as_of)
     learner = await ctx.store.get(LEARNERS, who)
     if learner is None:
         owner = await ctx.store.get(HANDLES, who)
@@ -196,7 +216,8 @@ async def passport(who: str, ctx: ContextDep) -> Passport:
         learner_id=learner["learner_id"],
         handle=learner["handle"],
         display_name=learner["display_name"],
-        skills=[PassportSkill(**s) for s in passport_skills(projected)],
+        skills=[PassportSkill(**s) for s in passport_skills(projected, at)],
+        as_of=at,
     )
 
 

@@ -9,6 +9,9 @@ The write model is three document collections:
 
 Each function looks at the current documents and returns a ``Decision`` (documents to
 write, events to publish) or raises ``Refused`` with the HTTP status it maps to.
+
+``decayed`` is the read-time rule: a passport shows Freshness (and so the SCI) as of the
+request, from the last ``SciUpdated``, without a new event arriving.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 
 from shared.errors import Refused
 from shared.events.payloads import LearnerRegistered, Payload, SelfLevel, SkillClaimed, SkillUnclaimed
+from shared.freshness import freshness_points
 
 Doc = dict[str, Any]
 DocRef = tuple[str, str]
@@ -126,3 +130,19 @@ def join_waitlist(existing: Doc | None, raw_email: str, skill: str | None, now: 
     if skill is None or skill in skills:
         return Decision()
     return Decision(docs={(WAITLIST, email): {**existing, "skills": [*skills, skill]}})
+
+
+def decayed(
+    sci: float, freshness: float, last_evidence_at: datetime | None, as_of: datetime
+) -> tuple[float, float]:
+    """(sci, freshness) of a stored score as shown at ``as_of``.
+
+    Freshness is recomputed from the newest evidence with sci's own rule
+    (``shared.freshness``), rounded to 2 decimals like every part; the SCI moves by the same
+    amount, so the parts still add up. The tier is not touched: sci decides it from evidence.
+    A score without ``last_evidence_at`` (sent before the field existed) is shown as stored.
+    """
+    if last_evidence_at is None:
+        return sci, freshness
+    freshness_now = round(freshness_points(last_evidence_at, as_of), 2)
+    return max(0.0, round(sci - freshness + freshness_now, 2)), freshness_now

@@ -5,12 +5,15 @@ Read model:
 - ``passports``: learner_id -> {learner_id, handle, registered, skills: {skill: entry}}; the
   earliest registration holds; an entry holds the claim (last writer wins by (event time, id)),
   the sessions with evidence, evidence counts per specialty, the last evidence time and the
-  latest SCI (the greatest (``revision``, ``as_of``, event id) wins: sci stamps an update
-  with a max as-of, so two updates may share it; the revision, which grows with every fact
-  sci folded, tells the newer one).
+  latest SCI (the greatest (``revision``, ``calibration``, ``as_of``, event id) wins: sci
+  stamps an update with a max as-of, so two updates may share it; the revision, which grows
+  with every fact sci folded, tells the newer one, and at one revision the calibration, which
+  only grows, tells a rescore under newer rater calibration). The score keeps the update's
+  ``last_evidence_at``, from which the views decay Freshness at read time (``domain.decayed``).
 - ``skill_stats``: skill -> {learners, sessions_completed, tiers, centi}: kept exactly by
   subtracting an entry's old contribution and adding its new one on every change. Sums are
-  integers in hundredths (SCI parts have two decimals), so the arithmetic never drifts.
+  integers in hundredths (SCI parts have two decimals), so the arithmetic never drifts. They
+  sum the stored scores (as of each learner's latest SciUpdated), never read-time decayed ones.
 - ``skill_sessions``: "skill/session_id" -> marker; counts each completed session once.
 - ``passport_evidence``: evidence_id -> marker; a second copy of an item changes nothing.
 
@@ -24,6 +27,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from services.passport.domain import decayed
 from shared.events.envelope import CloudEvent
 from shared.events.payloads import (
     EvidenceRecorded,
@@ -113,12 +117,15 @@ def _newer(key: tuple[str, str], held: Mapping[str, Any] | None) -> bool:
     return held is None or key > (held["at"], held["event"])
 
 
-def _newer_score(key: tuple[int, str, str], held: Mapping[str, Any] | None) -> bool:
-    """Whether an SciUpdated keyed (revision, as_of, event id) beats the held score.
+def _newer_score(key: tuple[int, int, str, str], held: Mapping[str, Any] | None) -> bool:
+    """Whether an SciUpdated keyed (revision, calibration, as_of, event id) beats the held score.
 
-    A score stored before revisions existed counts as revision 0.
+    A score stored before revisions existed counts as revision 0, and one stored before
+    calibrations existed as calibration 0.
     """
-    return held is None or key > (int(held.get("revision", 0)), held["at"], held["event"])
+    if held is None:
+        return True
+    return key > (int(held.get("revision", 0)), int(held.get("calibration", 0)), held["at"], held["event"])
 
 
 class PassportProjection:
@@ -175,11 +182,19 @@ class PassportProjection:
 
     def _score(self, docs: Mapping[DocRef, Doc | None], event: CloudEvent, data: SciUpdated) -> Outcome:
         entry = _entry(docs, data.learner_id, data.skill)
-        key = (data.revision, stamp(data.as_of), event.id)
+        key = (data.revision, data.calibration, stamp(data.as_of), event.id)
         if not _newer_score(key, entry["score"]):
             return NOTHING  # not later than the score we hold
         score: Doc = {p: getattr(data, p) for p in PARTS}
-        score.update(tier=data.tier, revision=key[0], at=key[1], event=key[2])
+        last = data.last_evidence_at
+        score.update(
+            tier=data.tier,
+            revision=key[0],
+            calibration=key[1],
+            at=key[2],
+            event=key[3],
+            last_evidence_at=None if last is None else stamp(last),
+        )
         return _changed(docs, data.learner_id, data.skill, entry, {**entry, "score": score})
 
     def _evidence(self, docs: Mapping[DocRef, Doc | None], data: EvidenceRecorded) -> Outcome:
@@ -240,8 +255,22 @@ def _changed(
 # Views: how the API renders the read model.
 
 
-def skill_view(skill: str, entry: Mapping[str, Any]) -> Doc:
+def shown_parts(entry: Mapping[str, Any], as_of: datetime | None) -> tuple[int, dict[str, float]]:
+    """``figures`` with Freshness (and the SCI with it) decayed to ``as_of``; stored if ``None``.
+
+    The tier is shown as sci set it: it is earned by evidence and does not lapse by itself.
+    """
     tier, parts = figures(entry)
+    score = entry.get("score")
+    last = score.get("last_evidence_at") if score is not None else None
+    if as_of is None or last is None:
+        return tier, parts
+    sci, freshness = decayed(parts["sci"], parts["freshness"], datetime.fromisoformat(last), as_of)
+    return tier, {**parts, "sci": sci, "freshness": freshness}
+
+
+def skill_view(skill: str, entry: Mapping[str, Any], as_of: datetime | None = None) -> Doc:
+    tier, parts = shown_parts(entry, as_of)
     claim = entry.get("claim")
     return {
         "skill": skill,
@@ -254,16 +283,20 @@ def skill_view(skill: str, entry: Mapping[str, Any]) -> Doc:
     }
 
 
-def passport_skills(passport: Mapping[str, Any] | None) -> list[Doc]:
-    """Active skills, highest SCI first, then by skill id."""
+def passport_skills(passport: Mapping[str, Any] | None, as_of: datetime | None = None) -> list[Doc]:
+    """Active skills as of ``as_of`` (as stored if ``None``), highest SCI first, then by skill id."""
     if passport is None:
         return []
-    views = [skill_view(s, e) for s, e in passport["skills"].items() if is_active(e)]
+    views = [skill_view(s, e, as_of) for s, e in passport["skills"].items() if is_active(e)]
     return sorted(views, key=lambda v: (-v["sci"], v["skill"]))
 
 
 def skill_figures(stats: Mapping[str, Any] | None) -> Doc:
-    """Live figures of a skill page; averages are ``None`` while no learner verifies it."""
+    """Live figures of a skill page; averages are ``None`` while no learner verifies it.
+
+    Averages are of each learner's latest SciUpdated, not decayed at read time: they are exact
+    sums kept by the fold, which a per-read decay of every learner would break.
+    """
     s = stats or empty_stats()
     n = s["learners"]
     averages = {f"avg_{p}": (round(s["centi"][p] / 100 / n, 2) if n else None) for p in PARTS}

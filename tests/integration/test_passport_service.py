@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,7 @@ async def test_passport_service(broker: str, tmp_path: Path) -> None:
     async with serving(app) as client:
         await register_claim_and_see_passport_and_skill_page(client, settings, broker)
         await waitlist_is_public_and_idempotent_per_email(client, app.state.ctx.store)
+        await freshness_decays_at_read_time(client, settings, broker)
 
 
 async def register_claim_and_see_passport_and_skill_page(
@@ -201,3 +202,50 @@ async def waitlist_is_public_and_idempotent_per_email(client: httpx.AsyncClient,
     assert await store.count("waitlist") == 1
     entry = await store.get("waitlist", "grace@example.com")
     assert entry is not None and entry["skills"] == [ML]
+
+
+async def freshness_decays_at_read_time(client: httpx.AsyncClient, settings: Settings, broker: str) -> None:
+    """One SciUpdated, read at its as_of and 90 days later: Freshness and the SCI fall by the same
+    amount (15 e^(-10/60) = 12.70 to 15 e^(-100/60) = 2.83) with no new event; the tier stays."""
+    de, cy = "data-engineering", auth(settings, "cy-id")
+    body = {"handle": "cyd", "display_name": "Cy D"}
+    assert (await client.post("/v1/learners", json=body, headers=cy)).status_code == 201
+    claim = {"self_level": "beginner"}
+    assert (await client.put(f"/v1/learners/cy-id/skills/{de}", json=claim, headers=cy)).status_code == 200
+    scored_at = T0 + timedelta(days=30)
+    score = SciUpdated(
+        learner_id="cy-id",
+        skill=de,
+        sci=47.7,
+        practice=10.0,
+        proof=20.0,
+        reliability=5.0,
+        freshness=12.7,
+        tier=3,
+        sessions=3,
+        as_of=scored_at,
+        revision=3,
+        calibration=4,
+        last_evidence_at=scored_at - timedelta(days=10),
+    )
+    await publish(broker, [new_event(score, source="test", time=scored_at)])
+
+    async def read(as_of: str) -> Any:
+        response = await client.get("/v1/passports/cyd", params={"as_of": as_of})
+        assert response.status_code == 200, response.text
+        skills = response.json()["skills"]
+        return skills[0] if skills and skills[0]["sci"] > 0 else None
+
+    then = await eventually(lambda: read(scored_at.isoformat()))
+    later = await read((scored_at + timedelta(days=90)).isoformat())
+    assert (then["sci"], then["freshness"], then["tier"]) == (47.7, 12.7, 3)
+    assert (later["sci"], later["freshness"], later["tier"]) == (37.83, 2.83, 3)
+    assert round(then["freshness"] - later["freshness"], 2) == round(then["sci"] - later["sci"], 2) == 9.87
+    naive = await read((scored_at + timedelta(days=90)).replace(tzinfo=None).isoformat())
+    assert naive == later  # a naive as_of is UTC
+    answered = (await client.get("/v1/passports/cyd", params={"as_of": scored_at.isoformat()})).json()
+    assert answered["as_of"].startswith("2026-12-01T10:00:00")
+    for bad in ("soon", "0001-01-01T00:00:00+01:00"):
+        refused = await client.get("/v1/passports/cyd", params={"as_of": bad})
+        assert refused.status_code == 422, refused.text
+        assert refused.headers["content-type"] == "application/problem+json"

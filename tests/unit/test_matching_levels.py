@@ -1,5 +1,6 @@
 """The levels fold: self-levels from claims, an SCI wins over them, the newest SCI (by revision,
-then as_of) wins, and the state is the same whatever the order and however often events arrive."""
+then calibration, then as_of) wins, and the state is the same whatever the order and however
+often events arrive."""
 
 from __future__ import annotations
 
@@ -36,7 +37,13 @@ def unclaim(minute: int, learner: str = "ann", skill: str = ML) -> CloudEvent:
 
 
 def sci(
-    value: float, day: int, learner: str = "ann", skill: str = ML, revision: int = 0, id: str | None = None
+    value: float,
+    day: int,
+    learner: str = "ann",
+    skill: str = ML,
+    revision: int = 0,
+    calibration: int = 0,
+    id: str | None = None,
 ) -> CloudEvent:
     as_of = T0 + timedelta(days=day)
     payload = SciUpdated(
@@ -50,6 +57,7 @@ def sci(
         tier=2,
         as_of=as_of,
         revision=revision,
+        calibration=calibration,
     )
     return new_event(payload, source="sci", time=as_of, id=id)
 
@@ -98,12 +106,35 @@ def test_with_one_as_of_the_higher_revision_wins_whatever_the_event_ids() -> Non
     assert level([sci(60, 1, revision=2), sci(30, 3, revision=1)]) == 2.8
 
 
+def test_at_one_revision_the_higher_calibration_wins_whatever_the_as_of_and_event_ids() -> None:
+    for ids in (("a", "z"), ("z", "a")):
+        older = sci(30, 5, revision=2, calibration=4, id=ids[0])  # the later as_of
+        recalibrated = sci(60, 1, revision=2, calibration=7, id=ids[1])
+        assert level([older, recalibrated]) == level([recalibrated, older]) == 2.8
+        assert level([recalibrated, older, recalibrated, older]) == 2.8
+    # a higher revision still beats a higher calibration
+    assert level([sci(60, 1, revision=2, calibration=7), sci(20, 0, revision=3, calibration=0)]) == 1.6
+
+
 def test_a_level_stored_before_revisions_counts_as_revision_0() -> None:
     docs, _ = fold_events(PROJECTION, [sci(30, 1, id="z")])
     doc = docs[(LEVELS, level_key("ann", ML))]
-    legacy = {**doc, "sci_version": doc["sci_version"][1:]}  # [as_of, event id]
+    legacy = {**doc, "sci_version": doc["sci_version"][2:]}  # [as_of, event id]
     assert fold_level(legacy, sci(20, 0, id="a")) is None  # older as_of, same revision
     newer = fold_level(legacy, sci(60, 1, revision=1, id="a"))
+    assert newer is not None and newer["sci"] == 60
+    recalibrated = fold_level(legacy, sci(60, 0, calibration=1, id="a"))
+    assert recalibrated is not None and recalibrated["sci"] == 60
+
+
+def test_a_level_stored_before_calibrations_counts_as_calibration_0() -> None:
+    docs, _ = fold_events(PROJECTION, [sci(30, 1, revision=2, id="z")])
+    doc = docs[(LEVELS, level_key("ann", ML))]
+    assert doc["sci_version"][:2] == [2, 0]
+    legacy = {**doc, "sci_version": [doc["sci_version"][0], *doc["sci_version"][2:]]}
+    assert fold_level(legacy, sci(20, 1, revision=2, id="a")) is None  # same key but a smaller id
+    assert fold_level(legacy, sci(20, 0, revision=2, id="zz")) is None  # older as_of
+    newer = fold_level(legacy, sci(60, 0, revision=2, calibration=1, id="a"))
     assert newer is not None and newer["sci"] == 60
 
 
@@ -139,6 +170,7 @@ EVENT = st.one_of(
         st.sampled_from(["ann", "bob"]),
         st.sampled_from([ML, "data-engineering"]),
         st.integers(0, 3),
+        st.integers(0, 3),
     ),
 )
 
@@ -158,7 +190,10 @@ def test_any_order_and_any_duplicates_give_the_same_levels(
         scis = [e for e in mine if isinstance(e.data, SciUpdated)]
         claims = [e for e in mine if not isinstance(e.data, SciUpdated)]
         if scis:
-            newest = max(scis, key=lambda e: (e.data.revision, e.data.as_of, e.id))  # type: ignore[attr-defined]
+            newest = max(
+                scis,
+                key=lambda e: (e.data.revision, e.data.calibration, e.data.as_of, e.id),  # type: ignore[attr-defined]
+            )
             assert doc["level"] == round(1 + 3 * newest.data.sci / 100, 4)  # type: ignore[attr-defined]
         else:
             last = max(claims, key=lambda e: (e.time, e.id))

@@ -58,7 +58,14 @@ def evidence(
 
 
 def sci(
-    learner: str, value: float, *, tier: int, minutes: int, skill: str = ML, revision: int = 0
+    learner: str,
+    value: float,
+    *,
+    tier: int,
+    minutes: int,
+    skill: str = ML,
+    revision: int = 0,
+    calibration: int = 0,
 ) -> SciUpdated:
     practice = min(round(value * 0.25, 2), 25.0)
     proof = round(value - practice, 2)
@@ -74,6 +81,7 @@ def sci(
         sessions=1,
         as_of=T0 + timedelta(minutes=minutes),
         revision=revision,
+        calibration=calibration,
     )
 
 
@@ -148,11 +156,41 @@ def test_with_one_as_of_the_higher_revision_wins_whatever_the_event_ids() -> Non
             assert entry["sci"] == 45.0
 
 
+def test_at_one_revision_the_higher_calibration_wins_whatever_the_as_of_and_event_ids() -> None:
+    # a rescore under newer rater calibration, sent with an earlier as_of and a smaller id
+    older = sci("u1", 30.0, tier=2, minutes=20, revision=2, calibration=5)
+    recalibrated = sci("u1", 45.0, tier=3, minutes=10, revision=2, calibration=9)
+    for ids in (("a", "z"), ("z", "a")):
+        pair = [ev(older, 20, id=ids[0]), ev(recalibrated, 10, id=ids[1])]
+        for events in (pair, pair[::-1], [*pair, *pair]):
+            claimed = ev(SkillClaimed(learner_id="u1", skill=ML, self_level="expert"))
+            docs = fold([claimed, *events])
+            entry = skills_of(docs, "u1")[ML]
+            assert (entry["sci"], entry["tier"]) == (45.0, 3)
+            assert figures_of(docs, ML)["avg_sci"] == 45.0
+    # a higher revision still beats a higher calibration
+    newer_fact = sci("u1", 20.0, tier=2, minutes=5, revision=3, calibration=1)
+    entry = skills_of(fold([claimed, ev(recalibrated, 10), ev(newer_fact, 5)]), "u1")[ML]
+    assert entry["sci"] == 20.0
+
+
 def test_a_score_stored_before_revisions_counts_as_revision_0() -> None:
     docs = fold([ev(sci("u1", 30.0, tier=2, minutes=10), 10, id="z")])
     del docs[(PASSPORTS, "u1")]["skills"][ML]["score"]["revision"]
+    del docs[(PASSPORTS, "u1")]["skills"][ML]["score"]["calibration"]
     later = ev(sci("u1", 45.0, tier=2, minutes=10, revision=1), 10, id="a")
     outcome = P.apply({ref: docs.get(ref) for ref in P.refs(later)}, later)
+    assert outcome.changes[(PASSPORTS, "u1")]["skills"][ML]["score"]["sci"] == 45.0  # type: ignore[index]
+
+
+def test_a_score_stored_before_calibrations_counts_as_calibration_0() -> None:
+    docs = fold([ev(sci("u1", 30.0, tier=2, minutes=10, revision=2), 10, id="z")])
+    del docs[(PASSPORTS, "u1")]["skills"][ML]["score"]["calibration"]
+    refs = P.refs(ev(sci("u1", 0.0, tier=2, minutes=0), 0))
+    same = ev(sci("u1", 45.0, tier=2, minutes=10, revision=2), 10, id="a")  # calibration 0 too
+    assert P.apply({ref: docs.get(ref) for ref in refs}, same).changes == {}
+    recalibrated = ev(sci("u1", 45.0, tier=2, minutes=1, revision=2, calibration=1), 1, id="a")
+    outcome = P.apply({ref: docs.get(ref) for ref in refs}, recalibrated)
     assert outcome.changes[(PASSPORTS, "u1")]["skills"][ML]["score"]["sci"] == 45.0  # type: ignore[index]
 
 
@@ -221,6 +259,8 @@ def sci_payloads(draw: st.DrawFn) -> SciUpdated:
         sessions=draw(st.integers(0, 5)),
         as_of=T0 + timedelta(minutes=draw(minutes)),
         revision=draw(st.integers(0, 4)),
+        calibration=draw(st.integers(0, 3)),
+        last_evidence_at=draw(st.none() | minutes.map(lambda m: T0 + timedelta(minutes=m))),
         **parts,
     )
 
