@@ -4,7 +4,8 @@ score of the whole evidence set.
 
 sci stamps an update with the latest event time it has folded (a max), so evidence that
 happened earlier but arrives later gives a second update with the same as_of and another
-score. Readers must order updates by (revision, as_of, event id), not (as_of, event id).
+score. Readers must order updates by (revision, calibration, as_of, event id), not (as_of,
+event id); here no calibration exists, so every update carries calibration 0.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 
 from services.matching.projection import fold_level
 from services.passport.projection import PASSPORTS, PassportProjection, figures
-from services.sci.domain import EvidenceItem, count_no_shows, score
+from services.sci.domain import EvidenceItem, facts_of, score
 from services.sci.projection import SciProjection
 from shared.catalog import get_catalog
 from shared.events import new_event
@@ -78,10 +79,12 @@ def evidence_sets(draw: st.DrawFn) -> tuple[list[CloudEvent], list[CloudEvent]]:
 
 
 def expected_score(facts: list[CloudEvent]) -> dict[str, Any]:
-    """The score of the whole set at the latest fact's time, computed straight from the domain."""
+    """The score of the whole set at the latest fact's time (tier earned then), from the domain."""
     items = [EvidenceItem.from_event(e.data) for e in facts if isinstance(e.data, EvidenceRecorded)]
     no_shows = [e.data.session_id for e in facts if isinstance(e.data, SessionAbandoned)]
-    return score(items, count_no_shows(no_shows, items), max(e.time for e in facts)).to_doc()
+    latest = max(e.time for e in facts)
+    result = score(facts_of(items, no_shows), latest, earned_at=latest)
+    return {**result.parts(), "sci": result.sci, "tier": result.tier}
 
 
 @settings(max_examples=200, deadline=None)
@@ -98,6 +101,7 @@ def test_readers_end_on_the_score_of_the_whole_evidence_set(
         updates.extend(p for p in emitted if isinstance(p, SciUpdated))
     assert updates, "the first evidence item always moves the score"
     assert max(u.revision for u in updates) <= len(facts)
+    assert all(u.calibration == 0 for u in updates)
 
     # every update is one event on lemma.sci.v1; the readers get them in any order, some twice
     events = [new_event(u, source="sci", time=u.as_of) for u in updates]
