@@ -30,6 +30,7 @@ from shared.projection.fold import Doc, DocRef, Projection
 from shared.projection.runtime import ProjectionRuntime
 from shared.settings import Settings
 from shared.store import Change, Store, open_store
+from shared.worker import PeriodicWorker
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,7 @@ def create_app(
     routers: Sequence[APIRouter],
     kafka_router: KafkaRouter | None = None,
     description: str = "",
+    workers: Sequence[PeriodicWorker] = (),
 ) -> FastAPI:
     if kafka_router is not None:
         ctx.broker.include_router(kafka_router)
@@ -107,10 +109,14 @@ def create_app(
         await ctx.broker.start()
         await ctx.relay.start()
         ctx.relay.kick()
+        for worker in workers:
+            await worker.start()
         app.state.started = True
         try:
             yield
         finally:
+            for worker in workers:
+                await worker.stop()
             await ctx.relay.stop()
             await ctx.broker.stop()
             await ctx.store.close()

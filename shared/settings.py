@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     # LeaveGroup for generation 0, which is where Tansu starts) holds its partitions this long.
     consumer_session_timeout_ms: int = 6000
 
+    # How often the sci service checks whether a skill's rater calibration is due (0: never).
+    sci_calibration_interval_s: float = 10.0
+
     # The store of each service: a URL with a ``{service}`` placeholder, so services never
     # share a database (e.g. ``mongodb://db:27017/lemma_{service}?replicaSet=rs0``).
     # Empty: one SQLite file per service under ``<state_dir>/data/``.

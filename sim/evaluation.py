@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from services.sci import domain
-from services.sci.calibration import Calibration, Rating, calibrate, corrector
+from services.sci.calibration import Calibration, Rating, calibrate
 from sim.inprocess import Folded, stats
 from sim.metrics import mae, spearman
 from sim.population import Population
@@ -67,12 +67,12 @@ def oracle(population: Population, folded: Folded) -> dict[str, Scored]:
     name its ratee here), nor are noise, rounding, clipping or specialty differences.
     """
 
-    def correct(item: domain.EvidenceItem) -> domain.Corrected:
-        rater = population.learners[item.rater_id]
-        weight = 1e-9 if rater.careless else 1.0
-        return domain.Corrected(value=domain.rating_to_unit(item.mean - rater.leniency), weight=weight)
-
-    return scored(stats(folded, correct), population, plain=True)
+    learners = population.learners
+    correction = domain.Correction(
+        bias={i: learner.leniency for i, learner in learners.items()},
+        weight={i: 1e-9 if learner.careless else 1.0 for i, learner in learners.items()},
+    )
+    return scored(stats(folded, correction), population, plain=True)
 
 
 def ratings(folded: Folded) -> list[Rating]:
@@ -89,8 +89,7 @@ def calibration(folded: Folded) -> Calibration:
 
 
 def calibrated(population: Population, folded: Folded) -> dict[str, Scored]:
-    found = calibration(folded)
-    return scored(stats(folded, corrector(found), found.prior()), population, plain=False)
+    return scored(stats(folded, calibration(folded).correction()), population, plain=False)
 
 
 def models() -> dict[str, Model]:
@@ -118,14 +117,10 @@ def tier_steps(folded: Folded, population: Population, model: str) -> dict[str, 
     ``ours`` replays with the calibration of the whole period (a hindsight approximation: the
     service would recalibrate as the rating set grows); ``plain`` with the plain mean.
     """
-    correct: domain.Corrector = domain.uncalibrated
-    prior = domain.DEFAULT_PRIOR
-    if model == "calibrated":
-        found = calibration(folded)
-        correct, prior = corrector(found), found.prior()
+    correction = calibration(folded).correction() if model == "calibrated" else domain.UNCALIBRATED
     worst, jumped, learners = 0, 0, 0
     for items in folded.items.values():
-        ordered = domain.canonical(items)
+        ordered = sorted(items, key=lambda i: (i.occurred_at, i.evidence_id))
         sessions: list[str] = []
         for item in ordered:
             if item.session_id not in sessions:
@@ -134,7 +129,7 @@ def tier_steps(folded: Folded, population: Population, model: str) -> dict[str, 
         for k in range(1, len(sessions) + 1):
             seen = set(sessions[:k])
             prefix = [i for i in ordered if i.session_id in seen]
-            s = domain.summarize(prefix, 0, correct, prior)
+            s = domain.summarize(domain.facts_of(prefix), correction)
             base = domain.score_from_stats(s, prefix[-1].occurred_at)
             proof = round(domain.PROOF_MAX * s.weighted_sum / s.weight, 2) if model == "plain" else base.proof
             sci = round(base.practice + base.reliability + base.freshness + proof, 2)

@@ -58,20 +58,14 @@ def fold(population: Population) -> Folded:
     return Folded(items=items, no_shows=no_shows, as_of=population.end)
 
 
-def stats(
-    folded: Folded,
-    correct: domain.Corrector = domain.uncalibrated,
-    prior: domain.Prior = domain.DEFAULT_PRIOR,
-) -> dict[str, domain.Stats]:
-    """Each learner's score inputs, with ``correct`` as the rater calibration and ``prior`` for Proof."""
+def stats(folded: Folded, correction: domain.Correction = domain.UNCALIBRATED) -> dict[str, domain.Stats]:
+    """Each learner's score inputs, with ``correction`` as the rater calibration (and its prior)."""
     return {
-        learner_id: domain.summarize(
-            items, domain.count_no_shows(folded.no_shows[learner_id], items), correct, prior
-        )
+        learner_id: domain.summarize(domain.facts_of(items, folded.no_shows[learner_id]), correction)
         for learner_id, items in folded.items.items()
     }
 
 
-def scores(folded: Folded, correct: domain.Corrector = domain.uncalibrated) -> dict[str, domain.Score]:
+def scores(folded: Folded, correction: domain.Correction = domain.UNCALIBRATED) -> dict[str, domain.Score]:
     """Each learner's SCI, parts and tier at the end of the simulated period."""
-    return {i: domain.score_from_stats(s, folded.as_of) for i, s in stats(folded, correct).items()}
+    return {i: domain.score_from_stats(s, folded.as_of) for i, s in stats(folded, correction).items()}

@@ -1,7 +1,8 @@
 """Read routes of the sci service (public): scores per skill, and one score explained.
 
-Both recompute the score at request time (``?as_of=``, default now) from the stored
-evidence, so Freshness decays even when no new event arrives.
+Both recompute the score at request time (``?as_of=``, default now) from the stored facts and
+the skill's current calibration, so Freshness decays even when no new event arrives. The tier
+is the one earned at the newest fact (it does not lapse by itself).
 """
 
 from __future__ import annotations
@@ -12,11 +13,23 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from services.sci.domain import TIER_NAMES, explain, specialty_depth, utc
-from services.sci.projection import SCORES, items_of, no_shows_of, score_key, score_of, visible
+from services.sci.domain import TIER_NAMES, Correction, EvidenceItem, explain, specialty_depth, utc
+from services.sci.projection import (
+    CALIBRATIONS,
+    RECEIVED,
+    SCORES,
+    as_of_of,
+    current_score,
+    facts_from_doc,
+    items_of,
+    received_prefix,
+    score_key,
+    visible,
+)
 from shared.catalog import get_catalog
 from shared.problems import Problem
-from shared.service import ContextDep
+from shared.service import ContextDep, ServiceContext
+from shared.store import Store
 
 router = APIRouter(prefix="/v1", tags=["sci"])
 
@@ -54,6 +67,12 @@ class SpecialtyDepth(BaseModel):
     mean_rating: float
 
 
+class CalibrationUsed(BaseModel):
+    version: str
+    ratings: int
+    digest: str
+
+
 class ScoreDetail(BaseModel):
     learner_id: str
     skill: str
@@ -64,6 +83,7 @@ class ScoreDetail(BaseModel):
     distinct_raters: int
     parts: dict[str, Part]
     specialties: dict[str, SpecialtyDepth]
+    calibration: CalibrationUsed
     as_of: datetime
 
 
@@ -77,6 +97,20 @@ def _at(as_of: datetime | None) -> datetime:
         raise Problem(422, f"as_of {as_of.isoformat()} is outside the range of UTC times") from error
 
 
+async def _correction(store: Store, skill: str) -> Correction:
+    return Correction.from_doc(await store.get(CALIBRATIONS, skill))
+
+
+async def _received(ctx: ServiceContext, learner_id: str, skill: str) -> list[EvidenceItem]:
+    prefix = received_prefix(skill, learner_id)
+    items: list[EvidenceItem] = []
+    after: str | None = None
+    while page := await ctx.store.scan(RECEIVED, prefix, after=after, limit=500):
+        items += [item for _, doc in page for item in items_of(doc)]
+        after = page[-1][0]
+    return items
+
+
 @router.get("/scores/{learner_id}", response_model=LearnerScores)
 async def learner_scores(ctx: ContextDep, learner_id: str, as_of: AsOf = None) -> LearnerScores:
     """Every skill the learner claimed or has evidence in (an empty list if none)."""
@@ -86,7 +120,7 @@ async def learner_scores(ctx: ContextDep, learner_id: str, as_of: AsOf = None) -
     for _, doc in rows:
         if doc["learner_id"] != learner_id or not visible(doc):
             continue  # another learner whose id extends this one with a "/"
-        s = score_of(doc, at)
+        s = current_score(doc, await _correction(ctx.store, doc["skill"]), at)
         skills.append(
             SkillScore(
                 skill=doc["skill"],
@@ -111,8 +145,9 @@ async def skill_score(ctx: ContextDep, learner_id: str, skill: str, as_of: AsOf 
     if doc is None or not visible(doc):
         raise Problem(404, f"learner {learner_id!r} has no claim or evidence in {skill!r}")
     at = _at(as_of)
-    items = items_of(doc)
-    result, parts = explain(items, no_shows_of(doc, items), at)
+    correction = await _correction(ctx.store, skill)
+    result, parts = explain(facts_from_doc(doc), at, correction, earned_at=as_of_of(doc))
+    items = await _received(ctx, learner_id, skill)
     return ScoreDetail(
         learner_id=learner_id,
         skill=skill,
@@ -124,7 +159,10 @@ async def skill_score(ctx: ContextDep, learner_id: str, skill: str, as_of: AsOf 
         parts={name: Part(value=p.value, max=p.max, reason=p.reason) for name, p in parts.items()},
         specialties={
             name: SpecialtyDepth(sessions=d.sessions, mean_rating=d.mean_rating)
-            for name, d in specialty_depth(items).items()
+            for name, d in specialty_depth(items, correction).items()
         },
+        calibration=CalibrationUsed(
+            version=correction.version, ratings=correction.ratings, digest=correction.digest
+        ),
         as_of=at,
     )

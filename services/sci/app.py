@@ -6,10 +6,12 @@ from fastapi import FastAPI
 
 from services.sci import api, consumers
 from services.sci.projection import SciProjection
+from services.sci.recalibration import Recalibrator
 from shared.catalog import get_catalog
 from shared.service import ServiceContext, create_app
 from shared.settings import Settings, get_settings
 from shared.store import Store
+from shared.worker import PeriodicWorker
 
 NAME = "sci"
 DEFAULT_PORT = 8105
@@ -17,11 +19,16 @@ DEFAULT_PORT = 8105
 
 def bootstrap(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
     ctx = ServiceContext.build(NAME, settings or get_settings(), store=store)
-    runtime = ctx.runtime(SciProjection(skill.id for skill in get_catalog().skills))
+    skills = [skill.id for skill in get_catalog().skills]
+    runtime = ctx.runtime(SciProjection(skills))
+    recalibrator = Recalibrator(ctx, skills)
     return create_app(
         ctx,
         title="Lemma sci",
         description="SCI per learner and skill: the four parts, the tier and why.",
         routers=[api.router],
         kafka_router=consumers.build_router(ctx.settings, runtime),
+        workers=[
+            PeriodicWorker("sci-calibration", ctx.settings.sci_calibration_interval_s, recalibrator.tick)
+        ],
     )

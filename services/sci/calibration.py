@@ -23,16 +23,16 @@ number of alternating steps estimates:
 The result depends only on the SET of ratings: inputs are deduplicated and sorted before any
 float is summed, the number of steps is fixed, and no step depends on arrival order.
 
-``corrector(calibration)`` plugs the result into ``domain.Corrector``. Each rating seen by the
-calibration gets its IRLS working response ``t + (rating - link(t + bias)) / link'(t + bias)``
-(on 0..1, not clipped) and weight ``PROOF_PRIOR_WEIGHT x true variance x precision``, and
-``calibration.prior()`` is the population prior (mean of the true scores, ``PROOF_PRIOR_WEIGHT``
-pseudo-ratings x ``PRIOR_STRENGTH``), so the domain's Proof reproduces the ratee's estimate.
-A rating the calibration never saw is taken as ``rating - bias`` with the rater's weight.
+``Calibration.correction()`` is what the score uses (``domain.Correction``): per rater a bias
+and a weight ``PROOF_PRIOR_WEIGHT x true variance x informativeness / noise variance``, and the
+population prior (mean of the true scores, ``PROOF_PRIOR_WEIGHT`` x ``PRIOR_STRENGTH``
+pseudo-ratings). A per-rater correction keeps every sum the score needs a function of the
+per-rater tallies, so the fold never re-reads items. ``digest`` names the exact rating set.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -40,14 +40,12 @@ from dataclasses import dataclass, field
 from services.sci.domain import (
     DEFAULT_PRIOR,
     PROOF_PRIOR_WEIGHT,
-    Corrected,
-    Corrector,
-    EvidenceItem,
+    Correction,
     Prior,
     rating_to_unit,
 )
 
-VERSION = "pg1-link-v2"
+VERSION = "pg1-link-v3"  # v3: the score applies it per rater (bias and weight), not per rating
 ITERATIONS = 16
 LINK_SD = 0.8  # per-rubric-score spread assumed by the link (1..5 scale)
 MIN_SLOPE = 0.5  # the link's slope is never taken as flatter than this (a rating always says something)
@@ -73,16 +71,15 @@ class Rating:
 
 @dataclass(frozen=True)
 class Calibration:
-    """Per-rater bias (1..5 scale), weight and informativeness; per-rating corrected value and weight."""
+    """Per-rater bias (1..5 scale), weight and informativeness, over a rating set named by ``digest``."""
 
     version: str
     bias: Mapping[str, float]
     weight: Mapping[str, float]
     default_weight: float  # for a rater the calibration never saw
     ratings: int
+    digest: str = ""
     informative: Mapping[str, float] = field(default_factory=dict)
-    values: Mapping[str, float] = field(default_factory=dict)  # rating id -> corrected value, 1..5 scale
-    weights: Mapping[str, float] = field(default_factory=dict)  # rating id -> weight
     prior_mean: float = 3.0  # 1..5 scale
     prior_weight: float = PROOF_PRIOR_WEIGHT
 
@@ -91,6 +88,26 @@ class Calibration:
         if not self.ratings:
             return DEFAULT_PRIOR
         return Prior(mean=rating_to_unit(self.prior_mean), weight=self.prior_weight)
+
+    def correction(self) -> Correction:
+        """What the score uses: per-rater bias and weight, and the prior."""
+        return Correction(
+            bias=dict(self.bias),
+            weight=dict(self.weight),
+            default_weight=self.default_weight,
+            prior=self.prior(),
+            ratings=self.ratings,
+            version=self.version,
+            digest=self.digest,
+        )
+
+
+def digest_of(ordered: Iterable[Rating]) -> str:
+    """A short name for a rating set (given deduplicated and sorted)."""
+    h = hashlib.sha256()
+    for r in ordered:
+        h.update(f"{r.ratee_id}\x1f{r.rater_id}\x1f{r.rating_id}\x1f{r.value!r}\x1e".encode())
+    return h.hexdigest()[:16]
 
 
 def _mean(values: Iterable[float]) -> float:
@@ -227,35 +244,14 @@ def calibrate(ratings: Iterable[Rating], *, iterations: int = ITERATIONS) -> Cal
                 informative[rater] = max(MIN_INFORMATIVE, min(1.0, observed / expected / INFORMATIVE_KNEE))
 
     scale = PROOF_PRIOR_WEIGHT * true_variance  # the prior (precision 1 / true variance) is 3 pseudo-ratings
-    values: dict[str, float] = {}
-    weights: dict[str, float] = {}
-    for r in ordered:
-        at = true[r.ratee_id]
-        values[r.rating_id] = response(r, at)
-        weights[r.rating_id] = min(MAX_WEIGHT, scale * precision(r, at))
     return Calibration(
         version=VERSION,
         bias={rater: bias[rater] for rater in raters},
         weight={rater: min(MAX_WEIGHT, scale * informative[rater] / variance[rater]) for rater in raters},
         default_weight=min(MAX_WEIGHT, scale / pooled),
         ratings=len(ordered),
+        digest=digest_of(ordered),
         informative={rater: informative[rater] for rater in raters},
-        values=values,
-        weights=weights,
         prior_mean=prior_mean,
         prior_weight=PROOF_PRIOR_WEIGHT * PRIOR_STRENGTH,
     )
-
-
-def corrector(calibration: Calibration) -> Corrector:
-    """The ``domain.Corrector`` for this calibration: the rating's corrected value and weight."""
-
-    def correct(item: EvidenceItem) -> Corrected:
-        known = calibration.values.get(item.evidence_id)
-        if known is not None:
-            return Corrected(value=(known - 1.0) / 4.0, weight=calibration.weights[item.evidence_id])
-        bias = calibration.bias.get(item.rater_id, 0.0)
-        weight = calibration.weight.get(item.rater_id, calibration.default_weight)
-        return Corrected(value=rating_to_unit(item.mean - bias), weight=weight)
-
-    return correct

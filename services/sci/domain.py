@@ -1,29 +1,39 @@
-"""SCI rules (pure): one learner's score in one skill from their evidence, no-shows and a time.
+"""SCI rules (pure): one learner's score in one skill from their facts, a rater correction and a time.
 
-The score is a pure function of the evidence set, so the projection recomputes it from the
-stored set on every change and redelivery or reordering cannot drift it. Items are put in a
-canonical order before any float is summed, so the same set always gives the same bits.
+The score depends on the evidence only through ``Facts``: distinct sessions, counted no-shows,
+the newest evidence time and, per rater, a ``Tally`` (count, sum and sum of squares of the
+ratings received from that rater). Ratings are kept in integer micro-points, so a tally is an
+exact sum: the same set of evidence gives the same facts, bit for bit, in any order. The fold
+keeps the facts up to date in O(raters) per event and never re-reads the items.
 
-Rater calibration plugs in at ``Corrector``: it maps one evidence item to its corrected
-0..1 value and a weight. Today ``uncalibrated`` takes each rating as given, with weight 1;
-the calibrated peer-grading model replaces it without touching the parts below.
+Rater calibration enters as a ``Correction``: each rater's bias (subtracted from their
+ratings) and weight, plus the prior Proof shrinks toward. Because a correction is per rater,
+every sum the parts need follows from the tallies; ``UNCALIBRATED`` takes ratings as given.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from shared.events.payloads import EvidenceRecorded
+from shared.freshness import (
+    FRESHNESS_MAX,
+    FRESHNESS_TAU_DAYS,
+    days_between,
+    freshness_points,
+    utc,
+)
+
+__all__ = ["FRESHNESS_MAX", "FRESHNESS_TAU_DAYS", "days_between", "freshness_points", "utc"]
 
 # Maxima of the four parts (they add up to 100).
 PRACTICE_MAX = 25.0
 PROOF_MAX = 40.0
 RELIABILITY_MAX = 20.0
-FRESHNESS_MAX = 15.0
 
 PRACTICE_SCALE_SESSIONS = 6.0  # Practice = 25 * (1 - exp(-sessions / 6))
 PROOF_PRIOR = 0.5  # Proof shrinks toward the middle of the scale (3/5) ...
@@ -34,7 +44,8 @@ SINGLE_ITEM_AGREEMENT = 0.5  # one rating says nothing about consistency yet
 RELIABILITY_RATERS_WEIGHT = 0.4
 RELIABILITY_AGREEMENT_WEIGHT = 0.4
 RELIABILITY_SHOW_UP_WEIGHT = 0.2
-FRESHNESS_TAU_DAYS = 60.0  # Freshness = 15 * exp(-days / 60)
+
+MICRO = 1_000_000  # ratings are kept as integer micro-points of the 1..5 scale
 
 TIER_CLAIMED = 1
 TIER_PRACTICING = 2
@@ -61,9 +72,9 @@ PART_MAX: Mapping[str, float] = {
 }
 
 
-def utc(moment: datetime) -> datetime:
-    """An aware UTC datetime; a naive one is taken to be UTC already."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+def to_micro(mean: float) -> int:
+    """A mean rubric score (1..5) in integer micro-points."""
+    return round(mean * MICRO)
 
 
 @dataclass(frozen=True)
@@ -112,35 +123,58 @@ class EvidenceItem:
 
 
 @dataclass(frozen=True)
-class Corrected:
-    """An item's value on 0..1 after rater correction, and how much it counts."""
+class Tally:
+    """The ratings a learner received from one rater: count, sum and sum of squares (micro-points)."""
 
-    value: float
-    weight: float
+    count: int = 0
+    total: int = 0
+    squares: int = 0
+
+    def add(self, mean: float) -> Tally:
+        micro = to_micro(mean)
+        return Tally(self.count + 1, self.total + micro, self.squares + micro * micro)
+
+    def to_doc(self) -> list[int]:
+        return [self.count, self.total, self.squares]
+
+    @classmethod
+    def from_doc(cls, doc: Iterable[int]) -> Tally:
+        count, total, squares = doc
+        return cls(int(count), int(total), int(squares))
 
 
-Corrector = Callable[[EvidenceItem], Corrected]
+@dataclass(frozen=True)
+class Facts:
+    """Everything the score depends on, kept exactly, so any folding order gives the same facts."""
+
+    sessions: int = 0  # distinct sessions with evidence
+    no_shows: int = 0  # no-show sessions that produced no evidence after all
+    raters: Mapping[str, Tally] = field(default_factory=dict)
+    last_evidence_at: datetime | None = None
+
+    @property
+    def ratings(self) -> int:
+        return sum(t.count for t in self.raters.values())
+
+
+def facts_of(items: Iterable[EvidenceItem], no_show_sessions: Iterable[str] = ()) -> Facts:
+    """The facts of a set of items (duplicates by evidence id count once) and no-show sessions."""
+    unique = {i.evidence_id: i for i in items}
+    raters: dict[str, Tally] = {}
+    for item in sorted(unique.values(), key=lambda i: i.evidence_id):
+        raters[item.rater_id] = raters.get(item.rater_id, Tally()).add(item.mean)
+    attended = {i.session_id for i in unique.values()}
+    return Facts(
+        sessions=len(attended),
+        no_shows=len(set(no_show_sessions) - attended),
+        raters=dict(sorted(raters.items())),
+        last_evidence_at=max((i.occurred_at for i in unique.values()), default=None),
+    )
 
 
 def rating_to_unit(mean: float) -> float:
     """A mean rubric score on 1..5 as 0..1."""
     return min(1.0, max(0.0, (mean - 1.0) / 4.0))
-
-
-def uncalibrated(item: EvidenceItem) -> Corrected:
-    """The seam for rater calibration: for now every rating counts as given, weight 1."""
-    return Corrected(value=rating_to_unit(item.mean), weight=1.0)
-
-
-def canonical(items: Iterable[EvidenceItem]) -> list[EvidenceItem]:
-    """Items in a fixed order, so float sums do not depend on delivery order."""
-    return sorted(items, key=lambda i: (i.occurred_at, i.evidence_id))
-
-
-def count_no_shows(no_show_sessions: Iterable[str], items: Iterable[EvidenceItem]) -> int:
-    """No-shows that count: a session that produced evidence was attended after all."""
-    attended = {i.session_id for i in items}
-    return len(set(no_show_sessions) - attended)
 
 
 @dataclass(frozen=True)
@@ -155,6 +189,58 @@ DEFAULT_PRIOR = Prior(mean=PROOF_PRIOR, weight=PROOF_PRIOR_WEIGHT)
 
 
 @dataclass(frozen=True)
+class Correction:
+    """A rater calibration as the score uses it: per rater a bias (1..5 scale) and a weight.
+
+    ``ratings`` is how many ratings it was computed over (0: no calibration yet); it only grows,
+    so it orders calibrations, and ``digest`` names the exact rating set.
+    """
+
+    bias: Mapping[str, float] = field(default_factory=dict)
+    weight: Mapping[str, float] = field(default_factory=dict)
+    default_weight: float = 1.0  # for a rater the calibration has not seen
+    prior: Prior = DEFAULT_PRIOR
+    ratings: int = 0
+    version: str = "none"
+    digest: str = ""
+
+    def bias_of(self, rater_id: str) -> float:
+        return self.bias.get(rater_id, 0.0)
+
+    def weight_of(self, rater_id: str) -> float:
+        return self.weight.get(rater_id, self.default_weight)
+
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "digest": self.digest,
+            "ratings": self.ratings,
+            "prior": [self.prior.mean, self.prior.weight],
+            "default_weight": self.default_weight,
+            "bias": dict(self.bias),
+            "weight": dict(self.weight),
+        }
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any] | None) -> Correction:
+        if doc is None:
+            return UNCALIBRATED
+        mean, weight = doc["prior"]
+        return cls(
+            bias=doc["bias"],
+            weight=doc["weight"],
+            default_weight=float(doc["default_weight"]),
+            prior=Prior(mean=float(mean), weight=float(weight)),
+            ratings=int(doc["ratings"]),
+            version=str(doc["version"]),
+            digest=str(doc["digest"]),
+        )
+
+
+UNCALIBRATED = Correction()
+
+
+@dataclass(frozen=True)
 class Stats:
     """Everything the four parts (and their explanations) are computed from."""
 
@@ -164,36 +250,47 @@ class Stats:
     weight: float  # total weight of the corrected values
     weighted_sum: float
     mean_rating: float  # plain mean rubric score on 1..5 (for explanations); 0 with no ratings
-    spread: float  # population standard deviation of the corrected values
+    spread: float  # population standard deviation of the corrected values (0..1 scale)
     no_shows: int
     last_evidence_at: datetime | None
     prior_mean: float = PROOF_PRIOR
     prior_weight: float = PROOF_PRIOR_WEIGHT
 
 
-def summarize(
-    items: Iterable[EvidenceItem],
-    no_shows: int,
-    correct: Corrector = uncalibrated,
-    prior: Prior = DEFAULT_PRIOR,
-) -> Stats:
-    ordered = canonical(items)
-    corrected = [correct(i) for i in ordered]
-    values = [c.value for c in corrected]
-    mean_value = math.fsum(values) / len(values) if values else 0.0
-    spread = math.sqrt(math.fsum((v - mean_value) ** 2 for v in values) / len(values)) if values else 0.0
+def summarize(facts: Facts, correction: Correction = UNCALIBRATED) -> Stats:
+    """The sums the parts need, from the tallies: value v = (rating - 1 - bias) / 4, weight per rater.
+
+    Raters are visited in sorted order, so the float sums are the same bits for the same facts.
+    """
+    weight = weighted = plain = values = squares = 0.0
+    count = 0
+    for rater_id in sorted(facts.raters):
+        tally = facts.raters[rater_id]
+        n = tally.count
+        total, sq = tally.total / MICRO, tally.squares / (MICRO * MICRO)
+        centre = 1.0 + correction.bias_of(rater_id)
+        w = correction.weight_of(rater_id)
+        sum_v = (total - n * centre) / 4.0
+        weight += w * n
+        weighted += w * sum_v
+        values += sum_v
+        squares += (sq - 2.0 * centre * total + n * centre * centre) / 16.0
+        plain += total
+        count += n
+    mean_v = values / count if count else 0.0
+    spread = math.sqrt(max(0.0, squares / count - mean_v * mean_v)) if count else 0.0
     return Stats(
-        sessions=len({i.session_id for i in ordered}),
-        distinct_raters=len({i.rater_id for i in ordered}),
-        ratings=len(ordered),
-        weight=math.fsum(c.weight for c in corrected),
-        weighted_sum=math.fsum(c.value * c.weight for c in corrected),
-        mean_rating=math.fsum(i.mean for i in ordered) / len(ordered) if ordered else 0.0,
+        sessions=facts.sessions,
+        distinct_raters=len(facts.raters),
+        ratings=count,
+        weight=weight,
+        weighted_sum=weighted,
+        mean_rating=plain / count if count else 0.0,
         spread=spread,
-        no_shows=max(0, no_shows),
-        last_evidence_at=max((i.occurred_at for i in ordered), default=None),
-        prior_mean=prior.mean,
-        prior_weight=prior.weight,
+        no_shows=max(0, facts.no_shows),
+        last_evidence_at=facts.last_evidence_at,
+        prior_mean=correction.prior.mean,
+        prior_weight=correction.prior.weight,
     )
 
 
@@ -207,7 +304,7 @@ def shrunk_mean(stats: Stats) -> float:
 
 
 def proof_points(stats: Stats) -> float:
-    """40 x the shrunk mean, held to 0..40 (calibrated values may lie past the ends of the scale)."""
+    """40 x the shrunk mean, held to 0..40 (corrected values may lie past the ends of the scale)."""
     # No evidence, no proof: the prior only tempers ratings that exist.
     return PROOF_MAX * min(1.0, max(0.0, shrunk_mean(stats))) if stats.ratings else 0.0
 
@@ -239,17 +336,6 @@ def reliability_points(stats: Stats) -> float:
         + RELIABILITY_AGREEMENT_WEIGHT * agreement(stats)
         + RELIABILITY_SHOW_UP_WEIGHT * show_up(stats)
     )
-
-
-def days_between(earlier: datetime, later: datetime) -> float:
-    """Days from ``earlier`` to ``later``; never negative (an as-of before the evidence is 0)."""
-    return max(0.0, (utc(later) - utc(earlier)).total_seconds() / 86400.0)
-
-
-def freshness_points(last_evidence_at: datetime | None, as_of: datetime) -> float:
-    if last_evidence_at is None:
-        return 0.0
-    return FRESHNESS_MAX * math.exp(-days_between(last_evidence_at, as_of) / FRESHNESS_TAU_DAYS)
 
 
 def tier_for(sci: float, sessions: int, distinct_raters: int) -> int:
@@ -292,24 +378,30 @@ class Score:
             "freshness": self.freshness,
         }
 
-    def to_doc(self) -> dict[str, Any]:
-        """The figures (without ``as_of``) a projection compares to see whether the score moved."""
-        return {"sci": self.sci, **self.parts(), "tier": self.tier, "sessions": self.sessions}
 
+def score_from_stats(stats: Stats, as_of: datetime, earned_at: datetime | None = None) -> Score:
+    """The score at ``as_of``. The tier is the one earned at ``earned_at`` (default ``as_of``).
 
-def score_from_stats(stats: Stats, as_of: datetime) -> Score:
+    A tier is earned by evidence and does not lapse by itself: readers pass the time of the
+    newest fact as ``earned_at``, so Freshness decaying afterwards lowers the SCI, not the tier.
+    """
     practice = round(practice_points(stats.sessions), 2)
     proof = round(proof_points(stats), 2)
     reliability = round(reliability_points(stats), 2)
     freshness = round(freshness_points(stats.last_evidence_at, as_of), 2)
     sci = round(practice + proof + reliability + freshness, 2)
+    earned = sci
+    if earned_at is not None:
+        earned = round(
+            practice + proof + reliability + round(freshness_points(stats.last_evidence_at, earned_at), 2), 2
+        )
     return Score(
         sci=sci,
         practice=practice,
         proof=proof,
         reliability=reliability,
         freshness=freshness,
-        tier=tier_for(sci, stats.sessions, stats.distinct_raters),
+        tier=tier_for(earned, stats.sessions, stats.distinct_raters),
         sessions=stats.sessions,
         distinct_raters=stats.distinct_raters,
         as_of=utc(as_of),
@@ -317,38 +409,39 @@ def score_from_stats(stats: Stats, as_of: datetime) -> Score:
 
 
 def score(
-    items: Iterable[EvidenceItem],
-    no_shows: int,
+    facts: Facts,
     as_of: datetime,
+    correction: Correction = UNCALIBRATED,
     *,
-    correct: Corrector = uncalibrated,
-    prior: Prior = DEFAULT_PRIOR,
+    earned_at: datetime | None = None,
 ) -> Score:
     """The SCI of one learner in one skill, evaluated at ``as_of``."""
-    return score_from_stats(summarize(items, no_shows, correct, prior), as_of)
+    return score_from_stats(summarize(facts, correction), as_of, earned_at)
 
 
 @dataclass(frozen=True)
 class Depth:
-    """Evidence in one specialty: sessions with evidence and the weighted mean corrected rating (0..1)."""
+    """Evidence in one specialty: sessions with evidence and the weighted mean corrected rating (1..5)."""
 
     sessions: int
     mean_rating: float
 
 
-def specialty_depth(items: Iterable[EvidenceItem], correct: Corrector = uncalibrated) -> dict[str, Depth]:
+def specialty_depth(items: Iterable[EvidenceItem], correction: Correction = UNCALIBRATED) -> dict[str, Depth]:
     """Depth per specialty. Evidence without a specialty counts toward the skill, not toward a specialty."""
     grouped: dict[str, list[EvidenceItem]] = {}
-    for item in canonical(items):
+    for item in sorted({i.evidence_id: i for i in items}.values(), key=lambda i: i.evidence_id):
         if item.specialty is not None:
             grouped.setdefault(item.specialty, []).append(item)
     depth: dict[str, Depth] = {}
     for specialty in sorted(grouped):
-        corrected = [correct(i) for i in grouped[specialty]]
-        weight = math.fsum(c.weight for c in corrected)
-        mean = math.fsum(c.value * c.weight for c in corrected) / weight if weight else 0.0
+        chosen = grouped[specialty]
+        weights = [correction.weight_of(i.rater_id) for i in chosen]
+        values = [i.mean - correction.bias_of(i.rater_id) for i in chosen]
+        total = math.fsum(weights)
+        mean = math.fsum(w * v for w, v in zip(weights, values, strict=True)) / total if total else 0.0
         depth[specialty] = Depth(
-            sessions=len({i.session_id for i in grouped[specialty]}), mean_rating=round(mean, 3)
+            sessions=len({i.session_id for i in chosen}), mean_rating=round(min(5.0, max(1.0, mean)), 2)
         )
     return depth
 
@@ -377,13 +470,15 @@ def _practice_reason(value: float, stats: Stats) -> str:
     return f"Practice {value:.1f}/25: {done}; the next session adds {_points(gain)}"
 
 
-def _proof_reason(value: float, stats: Stats) -> str:
+def _proof_reason(value: float, stats: Stats, calibrated: bool) -> str:
     if stats.ratings == 0:
         return f"Proof {value:.1f}/40: no peer ratings yet"
     line = (
         f"Proof {value:.1f}/40: peers rated you {stats.mean_rating:.1f}/5 on average "
         f"over {_plural(stats.ratings, 'rating')}"
     )
+    if calibrated:
+        line += ", corrected for how lenient or harsh each rater is"
     prior_share = stats.prior_weight / (stats.prior_weight + stats.weight)
     if prior_share >= 0.2:
         typical = 1.0 + 4.0 * stats.prior_mean
@@ -424,19 +519,18 @@ def _freshness_reason(value: float, stats: Stats, as_of: datetime) -> str:
 
 
 def explain(
-    items: Iterable[EvidenceItem],
-    no_shows: int,
+    facts: Facts,
     as_of: datetime,
+    correction: Correction = UNCALIBRATED,
     *,
-    correct: Corrector = uncalibrated,
-    prior: Prior = DEFAULT_PRIOR,
+    earned_at: datetime | None = None,
 ) -> tuple[Score, dict[str, PartExplanation]]:
     """The score and, per part, its value, its maximum and one line a learner understands."""
-    stats = summarize(items, no_shows, correct, prior)
-    result = score_from_stats(stats, as_of)
+    stats = summarize(facts, correction)
+    result = score_from_stats(stats, as_of, earned_at)
     reasons = {
         "practice": _practice_reason(result.practice, stats),
-        "proof": _proof_reason(result.proof, stats),
+        "proof": _proof_reason(result.proof, stats, correction.ratings > 0),
         "reliability": _reliability_reason(result.reliability, stats),
         "freshness": _freshness_reason(result.freshness, stats, as_of),
     }

@@ -1,21 +1,29 @@
 """The SCI fold (pure): evidence, no-shows and claims per learner and skill; SciUpdated out.
 
-One ``scores`` document per ``learner_id/skill`` holds the evidence items keyed by evidence
-id (a second copy is a no-op), the no-show sessions, the claim flag, the latest as-of time
-seen and the score at that time. The score is recomputed from the stored sets on every
-change, and the as-of is the latest event time folded (a max), so the document is the same
-for the same events whatever the order in which partitions deliver them.
+Documents:
 
-Because the as-of is a max, evidence that happened earlier but arrives later gives a second
-SciUpdated with the same as-of and a different score. Each SciUpdated therefore carries a
-``revision``: the number of facts folded (evidence items plus no-show sessions). It grows
-with every fact, and the highest revision is the whole set, so a reader that keeps the
-update with the highest (revision, as_of, event id) ends on the score of everything folded.
+- ``scores/{learner_id}/{skill}``: the learner's ``Facts`` in the skill (distinct sessions,
+  counted no-shows, per-rater tallies in integer micro-points, newest evidence time), the claim
+  flag, ``facts`` (evidence items plus no-show sessions folded, each once) and ``as_of`` (the
+  latest event time folded, a max). Every field is a count, an exact integer sum or a max, and
+  maps are written in sorted key order, so the stored bytes are the same for the same events
+  in any order, with any duplicates.
+- ``received/{skill}/{learner_id}/{session_id}``: the evidence items received in one session
+  (keyed by evidence id, so a second copy is a no-op) and whether the learner was a no-show
+  there. The calibration reads a skill's ratings from here, and the read routes the specialties.
+- ``session_skill/{session_id}``: the skill and participants from SessionScheduled, because
+  SessionAbandoned names the no-show but not the skill.
+- ``calibrations/{skill}``: the rater calibration, written by the calibration job
+  (``services.sci.recalibration``), only read here.
 
-A ``SessionAbandoned`` names the no-show learner but not the skill: the skill comes from a
-small ``session_skill`` document kept from ``SessionScheduled``. Because ``refs`` must be
-known before any document is read, a no-show loads the learner's document in every skill
-the service knows (the catalog is small) and ``apply`` picks the session's one.
+Each fact scores the learner with the skill's current calibration and emits SciUpdated with
+``revision`` = facts and ``calibration`` = the ratings the calibration covered; TierChanged when
+the tier moved. The stored facts do not depend on the calibration, so a rebuild gives the same
+documents; the calibration job re-scores a skill when the calibration changes.
+
+A ``SessionAbandoned`` names no skill, and ``refs`` must be known before any document is read,
+so a no-show loads the learner's documents in every catalog skill and ``apply`` picks the one
+of the session's skill.
 """
 
 from __future__ import annotations
@@ -26,9 +34,11 @@ from typing import Any
 
 from services.sci.domain import (
     TIER_CLAIMED,
+    Correction,
     EvidenceItem,
+    Facts,
     Score,
-    count_no_shows,
+    Tally,
     score,
     utc,
 )
@@ -46,46 +56,73 @@ from shared.events.payloads import (
 from shared.projection.fold import NOTHING, Doc, DocRef, Outcome
 
 SCORES = "scores"
+RECEIVED = "received"
 SESSION_SKILL = "session_skill"
+CALIBRATIONS = "calibrations"
 
 
 def score_key(learner_id: str, skill: str) -> str:
     return f"{learner_id}/{skill}"
 
 
-def items_of(doc: Mapping[str, Any]) -> list[EvidenceItem]:
-    return [EvidenceItem.from_doc(evidence_id, item) for evidence_id, item in doc["items"].items()]
+def received_key(skill: str, learner_id: str, session_id: str) -> str:
+    return f"{skill}/{learner_id}/{session_id}"
 
 
-def no_shows_of(doc: Mapping[str, Any], items: Iterable[EvidenceItem]) -> int:
-    return count_no_shows(doc["no_shows"], items)
+def received_prefix(skill: str, learner_id: str | None = None) -> str:
+    """Scan prefix of a skill's received evidence, or of one learner's in it."""
+    return f"{skill}/" if learner_id is None else f"{skill}/{learner_id}/"
+
+
+def facts_from_doc(doc: Mapping[str, Any]) -> Facts:
+    last = doc["last_evidence_at"]
+    return Facts(
+        sessions=int(doc["sessions"]),
+        no_shows=int(doc["no_shows"]),
+        raters={rater: Tally.from_doc(t) for rater, t in doc["raters"].items()},
+        last_evidence_at=utc(datetime.fromisoformat(last)) if last else None,
+    )
+
+
+def items_of(received: Mapping[str, Any]) -> list[EvidenceItem]:
+    """The evidence items of one ``received`` document."""
+    return [EvidenceItem.from_doc(evidence_id, item) for evidence_id, item in received["items"].items()]
 
 
 def visible(doc: Mapping[str, Any] | None) -> bool:
     """Shown by the read routes: a claimed skill or one with evidence (no-shows alone are not)."""
-    return doc is not None and (bool(doc["claimed"]) or bool(doc["items"]))
+    return doc is not None and (bool(doc["claimed"]) or bool(doc["raters"]))
 
 
-def revision_of(doc: Mapping[str, Any]) -> int:
-    """Facts folded into the score: evidence items plus no-show sessions (each counted once)."""
-    return len(doc["items"]) + len(doc["no_shows"])
+def as_of_of(doc: Mapping[str, Any]) -> datetime | None:
+    return utc(datetime.fromisoformat(doc["as_of"])) if doc["as_of"] else None
 
 
-def score_of(doc: Mapping[str, Any], as_of: datetime) -> Score:
-    items = items_of(doc)
-    return score(items, no_shows_of(doc, items), as_of)
+def current_score(doc: Mapping[str, Any], correction: Correction, at: datetime | None = None) -> Score:
+    """The score at ``at`` (default: the document's as-of), with the tier earned at its as-of."""
+    earned = as_of_of(doc)
+    when = at or earned
+    assert when is not None, "a document with facts has an as-of"
+    return score(facts_from_doc(doc), when, correction, earned_at=earned)
 
 
-# What a learner has before any evidence: nothing to announce until this moves.
-_UNSCORED: dict[str, Any] = {
-    "sci": 0.0,
-    "practice": 0.0,
-    "proof": 0.0,
-    "reliability": 0.0,
-    "freshness": 0.0,
-    "tier": TIER_CLAIMED,
-    "sessions": 0,
-}
+def sci_updated(doc: Mapping[str, Any], new: Score, correction: Correction) -> SciUpdated:
+    facts = facts_from_doc(doc)
+    return SciUpdated(
+        learner_id=doc["learner_id"],
+        skill=doc["skill"],
+        sci=new.sci,
+        practice=new.practice,
+        proof=new.proof,
+        reliability=new.reliability,
+        freshness=new.freshness,
+        tier=new.tier,
+        sessions=new.sessions,
+        as_of=new.as_of,
+        revision=int(doc["facts"]),
+        calibration=correction.ratings,
+        last_evidence_at=facts.last_evidence_at,
+    )
 
 
 def _empty(learner_id: str, skill: str) -> Doc:
@@ -93,11 +130,21 @@ def _empty(learner_id: str, skill: str) -> Doc:
         "learner_id": learner_id,
         "skill": skill,
         "claimed": False,
-        "items": {},
-        "no_shows": {},
+        "facts": 0,
+        "sessions": 0,
+        "no_shows": 0,
+        "raters": {},
+        "last_evidence_at": None,
         "as_of": None,
-        "score": None,
     }
+
+
+def _later(current: str | None, at: datetime) -> str:
+    """The later of a stored ISO time and ``at``, as ISO (a max: order-independent)."""
+    moment = utc(at)
+    if current is not None:
+        moment = max(moment, utc(datetime.fromisoformat(current)))
+    return moment.isoformat()
 
 
 class SciProjection:
@@ -109,13 +156,26 @@ class SciProjection:
 
     def refs(self, event: CloudEvent) -> Iterable[DocRef]:
         data = event.data
-        if isinstance(data, EvidenceRecorded | SkillClaimed | SkillUnclaimed):
+        if isinstance(data, EvidenceRecorded):
+            return [
+                (SCORES, score_key(data.learner_id, data.skill)),
+                (RECEIVED, received_key(data.skill, data.learner_id, data.session_id)),
+                (CALIBRATIONS, data.skill),
+            ]
+        if isinstance(data, SkillClaimed | SkillUnclaimed):
             return [(SCORES, score_key(data.learner_id, data.skill))]
         if isinstance(data, SessionScheduled):
             return [(SESSION_SKILL, data.session_id)]
         if isinstance(data, SessionAbandoned) and data.no_show:
             learner = data.no_show
-            return [(SESSION_SKILL, data.session_id), *((SCORES, score_key(learner, s)) for s in self.skills)]
+            refs: list[DocRef] = [(SESSION_SKILL, data.session_id)]
+            for skill in self.skills:
+                refs += [
+                    (SCORES, score_key(learner, skill)),
+                    (RECEIVED, received_key(skill, learner, data.session_id)),
+                    (CALIBRATIONS, skill),
+                ]
+            return refs
         return []
 
     def apply(self, docs: Mapping[DocRef, Doc | None], event: CloudEvent) -> Outcome:
@@ -142,7 +202,7 @@ class SciProjection:
             current = docs.get(ref)
             if current is None or not current["claimed"]:
                 return NOTHING
-            if not current["items"] and not current["no_shows"]:
+            if not current["facts"]:
                 return Outcome(changes={ref: None})
             # Evidence is a fact that outlives the claim: keep it (and its score).
             return Outcome(changes={ref: {**current, "claimed": False}})
@@ -150,11 +210,30 @@ class SciProjection:
 
     def _evidence(self, docs: Mapping[DocRef, Doc | None], data: EvidenceRecorded, at: datetime) -> Outcome:
         ref = (SCORES, score_key(data.learner_id, data.skill))
-        current = docs.get(ref) or _empty(data.learner_id, data.skill)
-        if data.evidence_id in current["items"]:
+        received_ref = (RECEIVED, received_key(data.skill, data.learner_id, data.session_id))
+        received = docs.get(received_ref) or {"items": {}, "no_show": False}
+        if data.evidence_id in received["items"]:
             return NOTHING  # a redelivery or a second copy
         item = EvidenceItem.from_event(data)
-        return self._rescore(ref, current, {**current["items"], data.evidence_id: item.to_doc()}, None, at)
+        current = docs.get(ref) or _empty(data.learner_id, data.skill)
+        raters = dict(current["raters"])
+        tally = Tally.from_doc(raters[item.rater_id]) if item.rater_id in raters else Tally()
+        raters[item.rater_id] = tally.add(item.mean).to_doc()
+        first_in_session = not received["items"]
+        last = current["last_evidence_at"]
+        doc: Doc = {
+            **current,
+            "facts": current["facts"] + 1,
+            "sessions": current["sessions"] + first_in_session,
+            # a no-show session that produced evidence was attended after all
+            "no_shows": current["no_shows"] - (first_in_session and received["no_show"]),
+            "raters": dict(sorted(raters.items())),
+            "last_evidence_at": _later(last, item.occurred_at),
+            "as_of": _later(current["as_of"], at),
+        }
+        items = {**received["items"], data.evidence_id: item.to_doc()}
+        new_received = {**received, "items": dict(sorted(items.items()))}
+        return self._scored(docs, ref, current, doc, {received_ref: new_received}, data.skill)
 
     def _no_show(self, docs: Mapping[DocRef, Doc | None], data: SessionAbandoned, at: datetime) -> Outcome:
         learner = data.no_show
@@ -164,61 +243,71 @@ class SciProjection:
             raise ValueError(f"no-show for unknown session {data.session_id}")
         if learner not in session["participants"]:
             raise ValueError(f"no-show {learner} is not a participant of session {data.session_id}")
-        ref = (SCORES, score_key(learner, session["skill"]))
+        skill = session["skill"]
+        ref = (SCORES, score_key(learner, skill))
         if ref not in docs:
-            raise ValueError(f"session {data.session_id} is in skill {session['skill']}, unknown here")
-        current = docs.get(ref) or _empty(learner, session["skill"])
-        if data.session_id in current["no_shows"]:
+            raise ValueError(f"session {data.session_id} is in skill {skill}, unknown here")
+        received_ref = (RECEIVED, received_key(skill, learner, data.session_id))
+        received = docs.get(received_ref) or {"items": {}, "no_show": False}
+        if received["no_show"]:
             return NOTHING
-        no_shows = {**current["no_shows"], data.session_id: True}
-        return self._rescore(ref, current, None, no_shows, at)
-
-    def _rescore(
-        self,
-        ref: DocRef,
-        current: Doc,
-        items: dict[str, Any] | None,
-        no_shows: dict[str, Any] | None,
-        at: datetime,
-    ) -> Outcome:
-        """Store the new sets, score them at the latest time seen, emit what moved."""
-        at = utc(at)
-        as_of = max(at, utc(datetime.fromisoformat(current["as_of"]))) if current["as_of"] else at
+        current = docs.get(ref) or _empty(learner, skill)
         doc: Doc = {
             **current,
-            "items": current["items"] if items is None else items,
-            "no_shows": current["no_shows"] if no_shows is None else no_shows,
-            "as_of": as_of.isoformat(),
+            "facts": current["facts"] + 1,
+            "no_shows": current["no_shows"] + (not received["items"]),
+            "as_of": _later(current["as_of"], at),
         }
-        new = score_of(doc, as_of)
-        doc["score"] = new.to_doc()
-        before: dict[str, Any] = current["score"] or _UNSCORED
-        emit: list[Payload] = []
-        if doc["score"] != before:
-            emit.append(
-                SciUpdated(
-                    learner_id=doc["learner_id"],
-                    skill=doc["skill"],
-                    sci=new.sci,
-                    practice=new.practice,
-                    proof=new.proof,
-                    reliability=new.reliability,
-                    freshness=new.freshness,
-                    tier=new.tier,
-                    sessions=new.sessions,
-                    as_of=as_of,
-                    revision=revision_of(doc),
-                )
-            )
-        old_tier = int(before["tier"])
+        return self._scored(docs, ref, current, doc, {received_ref: {**received, "no_show": True}}, skill)
+
+    def _scored(
+        self,
+        docs: Mapping[DocRef, Doc | None],
+        ref: DocRef,
+        before: Doc,
+        doc: Doc,
+        more: Mapping[DocRef, Doc],
+        skill: str,
+    ) -> Outcome:
+        """Store the new facts; score them with the skill's calibration; emit SciUpdated (and TierChanged)."""
+        correction = Correction.from_doc(docs.get((CALIBRATIONS, skill)))
+        if not doc["raters"]:
+            return Outcome(changes={ref: doc, **more})  # no ratings yet: nothing to announce
+        new = current_score(doc, correction)
+        old_tier = current_score(before, correction).tier if before["raters"] else TIER_CLAIMED
+        emit: list[Payload] = [sci_updated(doc, new, correction)]
         if new.tier != old_tier:
             emit.append(
                 TierChanged(
                     learner_id=doc["learner_id"],
-                    skill=doc["skill"],
+                    skill=skill,
                     from_tier=old_tier,
                     to_tier=new.tier,
-                    as_of=as_of,
+                    as_of=new.as_of,
                 )
             )
-        return Outcome(changes={ref: doc}, emit=tuple(emit))
+        return Outcome(changes={ref: doc, **more}, emit=tuple(emit))
+
+
+def rescored(scores: Iterable[Mapping[str, Any]], old: Correction, new: Correction) -> list[Payload]:
+    """What a new calibration announces: SciUpdated for each learner whose score moves under it
+    (same revision, higher ``calibration``), TierChanged when the tier moves too."""
+    emit: list[Payload] = []
+    for doc in scores:
+        if not doc["raters"]:
+            continue
+        before, after = current_score(doc, old), current_score(doc, new)
+        if after == before:
+            continue
+        emit.append(sci_updated(doc, after, new))
+        if after.tier != before.tier:
+            emit.append(
+                TierChanged(
+                    learner_id=doc["learner_id"],
+                    skill=doc["skill"],
+                    from_tier=before.tier,
+                    to_tier=after.tier,
+                    as_of=after.as_of,
+                )
+            )
+    return emit

@@ -103,7 +103,7 @@ class _Envelope(CloudEvent):
     model_config = ConfigDict(frozen=True, extra="ignore")
     id: str = Field(min_length=1)
     source: str = Field(min_length=1)
-    specversion: Literal["1.0"]  # type: ignore[assignment]
+    specversion: Literal["1.0"]
 
 
 def _typed_envelope(type_: str, payload: type[Payload]) -> type[_Envelope]:

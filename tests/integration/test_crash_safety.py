@@ -137,7 +137,7 @@ async def test_sigkill_mid_burst_neither_loses_nor_double_counts(broker: str, tm
     # sci: folds the evidence (duplicates included) and the sessions; killed and restarted too
     sci_total = len(published) + len(burst)
     await asyncio.to_thread(kill_mid_burst_and_recover, "sci", broker, tmp_path, sci_total)
-    stored = docs(tmp_path / "data" / "sci.db", {"scores", "session_skill"})
+    stored = docs(tmp_path / "data" / "sci.db", {"scores", "received", "session_skill"})
     skills = [s.id for s in get_catalog().skills]
     expected = clean_fold(SciProjection(skills), [*burst, *recorded.values()])
     assert len(stored) == len(expected) > SESSIONS

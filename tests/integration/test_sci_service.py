@@ -12,7 +12,8 @@ import httpx
 from aiokafka import ConsumerRecord
 
 from services.sci.app import bootstrap
-from services.sci.domain import EvidenceItem, score
+from services.sci.calibration import Rating, calibrate
+from services.sci.domain import EvidenceItem, facts_of, score
 from shared.events import decode, new_event
 from shared.events.envelope import CloudEvent
 from shared.events.payloads import (
@@ -34,8 +35,14 @@ AS_OF = T0 + timedelta(days=5)
 PARTS = ("practice", "proof", "reliability", "freshness")
 
 
-def settings(tansu: str, tmp_path: Path) -> Settings:
-    return Settings(environment="test", kafka_bootstrap=tansu, state_dir=str(tmp_path))
+def settings(tansu: str, tmp_path: Path, calibrate_every_s: float = 0) -> Settings:
+    """Calibration off unless asked for: these scores are checked against the uncalibrated rules."""
+    return Settings(
+        environment="test",
+        kafka_bootstrap=tansu,
+        state_dir=str(tmp_path),
+        sci_calibration_interval_s=calibrate_every_s,
+    )
 
 
 def evidence(learner: str, n: int, value: int, at: datetime) -> CloudEvent:
@@ -59,9 +66,10 @@ def evidence(learner: str, n: int, value: int, at: datetime) -> CloudEvent:
     return new_event(payload, source="evidence", time=at)
 
 
-def expected(events: list[CloudEvent], no_shows: int = 0) -> dict[str, float]:
+def expected(events: list[CloudEvent], no_show_sessions: tuple[str, ...] = ()) -> dict[str, float]:
     items = [EvidenceItem.from_event(e.data) for e in events if isinstance(e.data, EvidenceRecorded)]
-    return score(items, no_shows, AS_OF).to_doc()
+    result = score(facts_of(items, no_show_sessions), AS_OF)
+    return {"sci": result.sci, **result.parts()}
 
 
 def sci_events(records: list[ConsumerRecord[bytes, bytes]], learner: str) -> list[CloudEvent]:
@@ -173,5 +181,88 @@ async def claims_and_no_shows(tansu: str, client: httpx.AsyncClient) -> None:
 
     body = await eventually(with_no_show, timeout=20)
     assert isinstance(body, dict)
-    assert body["parts"]["reliability"]["value"] == expected([work], no_shows=1)["reliability"]
-    assert body["sci"] == expected([work], no_shows=1)["sci"]
+    assert body["parts"]["reliability"]["value"] == expected([work], (session,))["reliability"]
+    assert body["sci"] == expected([work], (session,))["sci"]
+
+
+async def test_the_calibration_job_recalibrates_the_skill_and_announces_what_moved(
+    tansu: str, tmp_path: Path
+) -> None:
+    """Ratings from a lenient rater and honest ones; the job calibrates over all of them, the
+    scores served are the calibrated ones, and SciUpdated carries the calibration's size."""
+    run = uuid.uuid4().hex[:6]
+    learners = [f"cal-{run}-{n}" for n in range(6)]
+    raters = [f"judge-{run}-{n}" for n in range(4)]
+    events: list[CloudEvent] = []
+    recorded: list[EvidenceRecorded] = []
+    for i, learner in enumerate(learners):
+        for j, rater in enumerate(raters):
+            value = min(5, 2 + i % 3 + (1 if j == 0 else 0))  # judge 0 adds a point
+            payload = EvidenceRecorded(
+                evidence_id=f"{learner}-{rater}",
+                learner_id=learner,
+                skill=ML,
+                specialty="nlp",
+                session_id=f"{learner}-s{j}",
+                rater_id=rater,
+                scores={"model-selection": value, "deployment": value},
+                occurred_at=T0 + timedelta(hours=j),
+            )
+            recorded.append(payload)
+            events.append(new_event(payload, source="evidence", time=T0 + timedelta(hours=j)))
+    async with serving(bootstrap(settings(tansu, tmp_path, calibrate_every_s=0.3))) as client:
+        await publish(tansu, events)
+        # the broker is shared: the skill's rating set is everything on the topic so far
+        ids = {p.evidence_id for p in recorded}
+        records = await read_until(
+            tansu,
+            Topic.EVIDENCE.value,
+            lambda rs: ids <= {decode(r.value).data.evidence_id for r in rs},  # type: ignore[attr-defined]
+        )
+        ratings = sorted(
+            {
+                Rating(ratee_id=d.learner_id, rater_id=d.rater_id, rating_id=d.evidence_id, value=item.mean)
+                for d in (decode(r.value).data for r in records)
+                if isinstance(d, EvidenceRecorded) and d.skill == ML
+                for item in [EvidenceItem.from_event(d)]
+            }
+        )
+
+        async def calibrated() -> dict[str, Any] | None:
+            body = await detail(client, learners[0])
+            return body if body and body["calibration"]["ratings"] >= len(ratings) else None
+
+        body = await eventually(calibrated, timeout=30)
+        assert isinstance(body, dict)
+        # the job sees the same rating set as this test, so it gets the same calibration
+        correction = calibrate(ratings).correction()
+        assert body["calibration"] == {
+            "version": correction.version,
+            "ratings": len(ratings),
+            "digest": correction.digest,
+        }
+        assert correction.bias[raters[0]] > 0.3  # the lenient judge is found out
+        for learner in learners:
+            got = await detail(client, learner)
+            assert isinstance(got, dict)
+            items = [EvidenceItem.from_event(p) for p in recorded if p.learner_id == learner]
+            want = score(facts_of(items), AS_OF, correction)
+            assert got["sci"] == want.sci and got["parts"]["proof"]["value"] == want.proof
+            assert "corrected for how lenient or harsh" in got["parts"]["proof"]["reason"]
+
+        def recalibrated(rs: list[ConsumerRecord[bytes, bytes]]) -> bool:
+            return any(
+                isinstance(e.data, SciUpdated) and e.data.calibration == len(ratings)
+                for learner in learners
+                for e in sci_events(rs, learner)
+            )
+
+        records = await read_until(tansu, Topic.SCI.value, recalibrated)
+        moved = [
+            e.data
+            for learner in learners
+            for e in sci_events(records, learner)
+            if isinstance(e.data, SciUpdated) and e.data.calibration == len(ratings)
+        ]
+        assert moved and all(u.revision == len(raters) for u in moved)  # same facts, newer calibration
+        assert len({r.rating_id for r in ratings}) == len(ratings)

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import itertools
+import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.sci.domain import EvidenceItem, score
-from services.sci.projection import SCORES, SESSION_SKILL, SciProjection, score_key
+from services.sci.domain import UNCALIBRATED, Correction, EvidenceItem, facts_of, score
+from services.sci.projection import (
+    CALIBRATIONS,
+    RECEIVED,
+    SCORES,
+    SESSION_SKILL,
+    SciProjection,
+    received_key,
+    rescored,
+    score_key,
+)
 from shared.catalog import get_catalog
 from shared.events import new_event
 from shared.events.envelope import CloudEvent
@@ -73,23 +84,32 @@ def no_show(session: str, who: str, at: datetime = T0) -> CloudEvent:
     return ev(SessionAbandoned(session_id=session, abandoned_by="x", reason="no-show", no_show=who), at)
 
 
-def test_first_evidence_stores_the_item_and_announces_score_and_tier() -> None:
+def test_first_evidence_stores_the_facts_and_the_item_and_announces_score_and_tier() -> None:
     e = evidence(at=T0)
     docs, emitted = fold_events(projection(), [e])
     doc = docs[(SCORES, "ann/machine-learning")]
-    item = doc["items"][e.data.evidence_id]  # type: ignore[attr-defined]
-    assert item == {
-        "session_id": "s1",
-        "rater_id": "bob",
-        "mean": 4.0,
-        "specialty": "nlp",
-        "occurred_at": T0.isoformat(),
+    assert doc["facts"] == 1 and doc["sessions"] == 1 and doc["no_shows"] == 0
+    assert doc["raters"] == {"bob": [1, 4_000_000, 16_000_000_000_000]}
+    assert doc["last_evidence_at"] == doc["as_of"] == T0.isoformat()
+    received = docs[(RECEIVED, received_key(ML, "ann", "s1"))]
+    assert received == {
+        "items": {
+            e.data.evidence_id: {  # type: ignore[attr-defined]
+                "session_id": "s1",
+                "rater_id": "bob",
+                "mean": 4.0,
+                "specialty": "nlp",
+                "occurred_at": T0.isoformat(),
+            }
+        },
+        "no_show": False,
     }
     updated, changed = emitted
     assert isinstance(updated, SciUpdated) and isinstance(changed, TierChanged)
-    expected = score([EvidenceItem.from_doc(e.data.evidence_id, item)], 0, T0)  # type: ignore[attr-defined]
+    expected = score(facts_of([EvidenceItem.from_doc(k, v) for k, v in received["items"].items()]), T0)
     assert updated.sci == expected.sci and updated.tier == 2 and updated.sessions == 1
-    assert updated.as_of == T0 and doc["score"] == expected.to_doc()
+    assert updated.as_of == T0 and updated.last_evidence_at == T0
+    assert (updated.revision, updated.calibration) == (1, 0)
     assert (changed.from_tier, changed.to_tier) == (1, 2)
 
 
@@ -97,20 +117,50 @@ def test_a_second_copy_or_redelivery_of_evidence_changes_nothing() -> None:
     e = evidence()
     copy = ev(e.data, e.time)  # same evidence id, new event id
     docs, emitted = fold_events(projection(), [e, e, copy])
-    assert len(docs[(SCORES, "ann/machine-learning")]["items"]) == 1
+    assert docs[(SCORES, "ann/machine-learning")]["facts"] == 1
+    assert len(docs[(RECEIVED, received_key(ML, "ann", "s1"))]["items"]) == 1
     assert [type(p) for p in emitted] == [SciUpdated, TierChanged]
+
+
+def test_two_ratings_in_one_session_count_one_session() -> None:
+    docs, _ = fold_events(projection(), [evidence(rater="bob"), evidence(rater="cy")])
+    doc = docs[(SCORES, "ann/machine-learning")]
+    assert (doc["sessions"], doc["facts"], sorted(doc["raters"])) == (1, 2, ["bob", "cy"])
 
 
 def test_more_evidence_updates_without_a_tier_change_until_a_threshold() -> None:
     events = [
         evidence(session=f"s{i}", rater=f"r{i}", score_value=5, at=T0 + timedelta(hours=i)) for i in range(6)
     ]
-    docs, emitted = fold_events(projection(), events)
+    _, emitted = fold_events(projection(), events)
     tiers = [(p.from_tier, p.to_tier) for p in emitted if isinstance(p, TierChanged)]
     assert tiers == [(1, 2), (2, 3)]
     updates = [p for p in emitted if isinstance(p, SciUpdated)]
     assert len(updates) == 6 and [u.sessions for u in updates] == [1, 2, 3, 4, 5, 6]
-    assert docs[(SCORES, "ann/machine-learning")]["score"]["tier"] == 3
+    assert updates[-1].tier == 3
+
+
+def test_the_skill_calibration_corrects_the_score_it_announces() -> None:
+    harsh = Correction(bias={"bob": -1.0}, weight={"bob": 2.0}, ratings=50, version="v", digest="d")
+    state = {(CALIBRATIONS, ML): harsh.to_doc()}
+    _, plain = fold_events(projection(), [evidence(score_value=3)])
+    _, corrected = fold_events(projection(), [evidence(score_value=3)], state)
+    before, after = plain[0], corrected[0]
+    assert isinstance(before, SciUpdated) and isinstance(after, SciUpdated)
+    assert after.proof > before.proof and after.calibration == 50 and before.calibration == 0
+
+
+def test_a_new_calibration_announces_the_scores_it_moves_at_the_same_revision() -> None:
+    events = [evidence("ann", rater="bob"), evidence("cy", rater="dan", session="s2")]
+    docs, emitted = fold_events(projection(), events)
+    scores = [docs[(SCORES, score_key(learner, ML))] for learner in ("ann", "cy")]
+    lenient_bob = Correction(bias={"bob": 0.5}, ratings=10, version="v", digest="d")
+    moved = rescored(scores, UNCALIBRATED, lenient_bob)
+    assert len(moved) == 1 and isinstance(moved[0], SciUpdated)
+    first = next(u for u in emitted if isinstance(u, SciUpdated) and u.learner_id == "ann")
+    assert moved[0].learner_id == "ann" and moved[0].proof < first.proof
+    assert (moved[0].revision, moved[0].calibration) == (first.revision, 10)
+    assert rescored(scores, lenient_bob, lenient_bob) == []
 
 
 def test_claims_show_tier_1_and_unclaiming_keeps_evidence() -> None:
@@ -118,12 +168,12 @@ def test_claims_show_tier_1_and_unclaiming_keeps_evidence() -> None:
     unclaim = ev(SkillUnclaimed(learner_id="ann", skill=ML))
     docs, emitted = fold_events(projection(), [claim, claim])
     doc = docs[(SCORES, "ann/machine-learning")]
-    assert doc["claimed"] is True and doc["items"] == {} and emitted == []
+    assert doc["claimed"] is True and doc["facts"] == 0 and emitted == []
     docs, _ = fold_events(projection(), [claim, unclaim])
     assert docs == {}
     docs, _ = fold_events(projection(), [claim, evidence(), unclaim])
     doc = docs[(SCORES, "ann/machine-learning")]
-    assert doc["claimed"] is False and len(doc["items"]) == 1
+    assert doc["claimed"] is False and doc["facts"] == 1
 
 
 def test_a_no_show_is_attributed_to_the_session_skill_once() -> None:
@@ -134,15 +184,27 @@ def test_a_no_show_is_attributed_to_the_session_skill_once() -> None:
     later = T0 + timedelta(hours=1)
     docs, emitted = fold_events(p, [*before, no_show("s9", "ann", later), no_show("s9", "ann", later)])
     doc = docs[(SCORES, "ann/machine-learning")]
-    assert doc["no_shows"] == {"s9": True} and doc["as_of"] == later.isoformat()
+    assert doc["no_shows"] == 1 and doc["as_of"] == later.isoformat()
+    assert docs[(RECEIVED, received_key(ML, "ann", "s9"))] == {"items": {}, "no_show": True}
     updates = [e for e in emitted if isinstance(e, SciUpdated)]
     assert len(updates) == 2 and updates[1].reliability < updates[0].reliability
     assert [u.revision for u in updates] == [1, 2]  # the evidence item, then the no-show
 
 
+def test_a_no_show_in_a_session_that_produced_evidence_does_not_count() -> None:
+    rated = evidence(session="s9")
+    for events in (
+        [scheduled("s9"), no_show("s9", "ann"), rated],
+        [scheduled("s9"), rated, no_show("s9", "ann")],
+    ):
+        docs, _ = fold_events(projection(), events)
+        doc = docs[(SCORES, "ann/machine-learning")]
+        assert (doc["no_shows"], doc["sessions"], doc["facts"]) == (0, 1, 2)
+
+
 def test_a_no_show_without_evidence_is_kept_but_announces_nothing() -> None:
     docs, emitted = fold_events(projection(), [scheduled("s9"), no_show("s9", "bob")])
-    assert docs[(SCORES, "bob/machine-learning")]["no_shows"] == {"s9": True}
+    assert docs[(SCORES, "bob/machine-learning")]["no_shows"] == 1
     assert emitted == []
 
 
@@ -161,7 +223,8 @@ def test_bad_no_shows_are_refused(events: list[CloudEvent], message: str) -> Non
 def test_scores_never_go_back_in_time() -> None:
     late, early = evidence(session="a", at=T0 + timedelta(days=30)), evidence(session="b", at=T0)
     docs, emitted = fold_events(projection(), [late, early])
-    assert docs[(SCORES, "ann/machine-learning")]["as_of"] == late.time.isoformat()
+    doc = docs[(SCORES, "ann/machine-learning")]
+    assert doc["as_of"] == doc["last_evidence_at"] == late.time.isoformat()
     updates = [u for u in emitted if isinstance(u, SciUpdated)]
     assert [u.as_of for u in updates] == [late.time, late.time]
     # one as_of, two scores: the revision (facts folded) tells readers which is newer
@@ -236,10 +299,14 @@ def test_any_interleaving_with_duplicates_gives_the_same_documents(
 ) -> None:
     canonical, _ = fold_events(projection(), itertools.chain.from_iterable(per_key))
     redelivered = [with_redeliveries(data, s) for s in per_key]
-    shuffled, _ = fold_events(projection(), interleave(data, redelivered))
-    assert shuffled == canonical
-    for (collection, _), doc in canonical.items():
-        if collection == SCORES and doc["score"] is not None:
-            assert doc["score"]["sci"] == round(
-                sum(doc["score"][p] for p in ("practice", "proof", "reliability", "freshness")), 2
-            )
+    shuffled, emitted = fold_events(projection(), interleave(data, redelivered))
+    assert as_bytes(shuffled) == as_bytes(canonical)
+    for update in emitted:
+        if isinstance(update, SciUpdated):
+            parts = (update.practice, update.proof, update.reliability, update.freshness)
+            assert update.sci == round(sum(parts), 2)
+
+
+def as_bytes(docs: dict[tuple[str, str], dict[str, Any]]) -> dict[tuple[str, str], bytes]:
+    """What the store would hold: JSON in the documents' own key order (order is part of the bytes)."""
+    return {ref: json.dumps(doc).encode() for ref, doc in docs.items()}
