@@ -17,7 +17,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from shared.events.payloads import EvidenceRecorded
 from shared.freshness import (
@@ -46,6 +46,7 @@ RELIABILITY_AGREEMENT_WEIGHT = 0.4
 RELIABILITY_SHOW_UP_WEIGHT = 0.2
 
 MICRO = 1_000_000  # ratings are kept as integer micro-points of the 1..5 scale
+_MICRO2_16 = MICRO * MICRO * 16.0
 
 TIER_CLAIMED = 1
 TIER_PRACTICING = 2
@@ -122,25 +123,23 @@ class EvidenceItem:
         }
 
 
-@dataclass(frozen=True)
-class Tally:
+class Tally(NamedTuple):
     """The ratings a learner received from one rater: count, sum and sum of squares (micro-points)."""
 
-    count: int = 0
+    ratings: int = 0
     total: int = 0
     squares: int = 0
 
     def add(self, mean: float) -> Tally:
         micro = to_micro(mean)
-        return Tally(self.count + 1, self.total + micro, self.squares + micro * micro)
+        return Tally(self.ratings + 1, self.total + micro, self.squares + micro * micro)
 
     def to_doc(self) -> list[int]:
-        return [self.count, self.total, self.squares]
+        return [self.ratings, self.total, self.squares]
 
     @classmethod
     def from_doc(cls, doc: Iterable[int]) -> Tally:
-        count, total, squares = doc
-        return cls(int(count), int(total), int(squares))
+        return cls._make(doc)
 
 
 @dataclass(frozen=True)
@@ -154,7 +153,22 @@ class Facts:
 
     @property
     def ratings(self) -> int:
-        return sum(t.count for t in self.raters.values())
+        return sum(t.ratings for t in self.raters.values())
+
+    def with_rating(
+        self, rater_id: str, mean: float, occurred_at: datetime, *, new_session: bool, was_no_show: bool
+    ) -> Facts:
+        """These facts plus one rating. ``new_session``: the first evidence of its session;
+        ``was_no_show``: that session was marked a no-show (it no longer counts as one)."""
+        raters = dict(self.raters)
+        raters[rater_id] = raters.get(rater_id, Tally()).add(mean)
+        last = self.last_evidence_at
+        return Facts(
+            sessions=self.sessions + new_session,
+            no_shows=self.no_shows - (new_session and was_no_show),
+            raters=dict(sorted(raters.items())),
+            last_evidence_at=occurred_at if last is None else max(last, occurred_at),
+        )
 
 
 def facts_of(items: Iterable[EvidenceItem], no_show_sessions: Iterable[str] = ()) -> Facts:
@@ -260,32 +274,40 @@ class Stats:
 def summarize(facts: Facts, correction: Correction = UNCALIBRATED) -> Stats:
     """The sums the parts need, from the tallies: value v = (rating - 1 - bias) / 4, weight per rater.
 
-    Raters are visited in sorted order, so the float sums are the same bits for the same facts.
+    The spread of the values is the within-rater part, exact from each tally's integers (a
+    bias shifts all of a rater's values alike), plus the between-rater part of the corrected
+    rater means. Raters are visited in sorted order, so the same facts give the same bits.
     """
-    weight = weighted = plain = values = squares = 0.0
+    biases, weights, default = correction.bias, correction.weight, correction.default_weight
+    weight = weighted = plain = within = values = 0.0
     count = 0
+    means: list[tuple[int, float]] = []  # (count, corrected mean value) per rater
     for rater_id in sorted(facts.raters):
-        tally = facts.raters[rater_id]
-        n = tally.count
-        total, sq = tally.total / MICRO, tally.squares / (MICRO * MICRO)
-        centre = 1.0 + correction.bias_of(rater_id)
-        w = correction.weight_of(rater_id)
-        sum_v = (total - n * centre) / 4.0
+        n, total, squares = facts.raters[rater_id]
+        w = weights.get(rater_id, default)
+        sum_v = (total / MICRO - n * (1.0 + biases.get(rater_id, 0.0))) / 4.0
         weight += w * n
         weighted += w * sum_v
         values += sum_v
-        squares += (sq - 2.0 * centre * total + n * centre * centre) / 16.0
+        within += (n * squares - total * total) / (n * _MICRO2_16)
         plain += total
         count += n
-    mean_v = values / count if count else 0.0
-    spread = math.sqrt(max(0.0, squares / count - mean_v * mean_v)) if count else 0.0
+        means.append((n, sum_v / n))
+    spread = 0.0
+    if count:
+        between = 0.0
+        if len(means) > 1:
+            centre = values / count
+            for n, m in means:
+                between += n * (m - centre) ** 2
+        spread = math.sqrt(max(0.0, (within + between) / count))
     return Stats(
         sessions=facts.sessions,
         distinct_raters=len(facts.raters),
         ratings=count,
         weight=weight,
         weighted_sum=weighted,
-        mean_rating=plain / count if count else 0.0,
+        mean_rating=plain / MICRO / count if count else 0.0,
         spread=spread,
         no_shows=max(0, facts.no_shows),
         last_evidence_at=facts.last_evidence_at,
@@ -369,6 +391,7 @@ class Score:
     sessions: int
     distinct_raters: int
     as_of: datetime
+    last_evidence_at: datetime | None = None
 
     def parts(self) -> dict[str, float]:
         return {
@@ -391,7 +414,7 @@ def score_from_stats(stats: Stats, as_of: datetime, earned_at: datetime | None =
     freshness = round(freshness_points(stats.last_evidence_at, as_of), 2)
     sci = round(practice + proof + reliability + freshness, 2)
     earned = sci
-    if earned_at is not None:
+    if earned_at is not None and earned_at != as_of:
         earned = round(
             practice + proof + reliability + round(freshness_points(stats.last_evidence_at, earned_at), 2), 2
         )
@@ -405,6 +428,7 @@ def score_from_stats(stats: Stats, as_of: datetime, earned_at: datetime | None =
         sessions=stats.sessions,
         distinct_raters=stats.distinct_raters,
         as_of=utc(as_of),
+        last_evidence_at=stats.last_evidence_at,
     )
 
 

@@ -29,6 +29,7 @@ of the session's skill.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -84,6 +85,17 @@ def facts_from_doc(doc: Mapping[str, Any]) -> Facts:
     )
 
 
+def facts_to_doc(facts: Facts) -> dict[str, Any]:
+    """The facts' fields of a ``scores`` document (raters already in sorted order)."""
+    last = facts.last_evidence_at
+    return {
+        "sessions": facts.sessions,
+        "no_shows": facts.no_shows,
+        "raters": {rater: tally.to_doc() for rater, tally in facts.raters.items()},
+        "last_evidence_at": last.isoformat() if last else None,
+    }
+
+
 def items_of(received: Mapping[str, Any]) -> list[EvidenceItem]:
     """The evidence items of one ``received`` document."""
     return [EvidenceItem.from_doc(evidence_id, item) for evidence_id, item in received["items"].items()]
@@ -107,7 +119,6 @@ def current_score(doc: Mapping[str, Any], correction: Correction, at: datetime |
 
 
 def sci_updated(doc: Mapping[str, Any], new: Score, correction: Correction) -> SciUpdated:
-    facts = facts_from_doc(doc)
     return SciUpdated(
         learner_id=doc["learner_id"],
         skill=doc["skill"],
@@ -121,7 +132,7 @@ def sci_updated(doc: Mapping[str, Any], new: Score, correction: Correction) -> S
         as_of=new.as_of,
         revision=int(doc["facts"]),
         calibration=correction.ratings,
-        last_evidence_at=facts.last_evidence_at,
+        last_evidence_at=new.last_evidence_at,
     )
 
 
@@ -216,24 +227,23 @@ class SciProjection:
             return NOTHING  # a redelivery or a second copy
         item = EvidenceItem.from_event(data)
         current = docs.get(ref) or _empty(data.learner_id, data.skill)
-        raters = dict(current["raters"])
-        tally = Tally.from_doc(raters[item.rater_id]) if item.rater_id in raters else Tally()
-        raters[item.rater_id] = tally.add(item.mean).to_doc()
-        first_in_session = not received["items"]
-        last = current["last_evidence_at"]
+        before = facts_from_doc(current)
+        after = before.with_rating(
+            item.rater_id,
+            item.mean,
+            item.occurred_at,
+            new_session=not received["items"],
+            was_no_show=received["no_show"],
+        )
         doc: Doc = {
             **current,
             "facts": current["facts"] + 1,
-            "sessions": current["sessions"] + first_in_session,
-            # a no-show session that produced evidence was attended after all
-            "no_shows": current["no_shows"] - (first_in_session and received["no_show"]),
-            "raters": dict(sorted(raters.items())),
-            "last_evidence_at": _later(last, item.occurred_at),
+            **facts_to_doc(after),
             "as_of": _later(current["as_of"], at),
         }
         items = {**received["items"], data.evidence_id: item.to_doc()}
         new_received = {**received, "items": dict(sorted(items.items()))}
-        return self._scored(docs, ref, current, doc, {received_ref: new_received}, data.skill)
+        return self._scored(docs, ref, doc, {received_ref: new_received}, data.skill, before, after)
 
     def _no_show(self, docs: Mapping[DocRef, Doc | None], data: SessionAbandoned, at: datetime) -> Outcome:
         learner = data.no_show
@@ -258,23 +268,37 @@ class SciProjection:
             "no_shows": current["no_shows"] + (not received["items"]),
             "as_of": _later(current["as_of"], at),
         }
-        return self._scored(docs, ref, current, doc, {received_ref: {**received, "no_show": True}}, skill)
+        before = facts_from_doc(current)
+        after = replace(before, no_shows=doc["no_shows"])
+        marked = {received_ref: {**received, "no_show": True}}
+        return self._scored(docs, ref, doc, marked, skill, before, after)
 
     def _scored(
         self,
         docs: Mapping[DocRef, Doc | None],
         ref: DocRef,
-        before: Doc,
         doc: Doc,
         more: Mapping[DocRef, Doc],
         skill: str,
+        before: Facts,
+        after: Facts,
     ) -> Outcome:
-        """Store the new facts; score them with the skill's calibration; emit SciUpdated (and TierChanged)."""
-        correction = Correction.from_doc(docs.get((CALIBRATIONS, skill)))
-        if not doc["raters"]:
+        """Store the new facts; score them with the skill's calibration; emit SciUpdated (and TierChanged).
+
+        ``before`` and ``after`` are the facts of the stored and the new document, so the
+        document is not parsed again; the tier before is the one earned at the stored as-of.
+        """
+        if not after.raters:
             return Outcome(changes={ref: doc, **more})  # no ratings yet: nothing to announce
-        new = current_score(doc, correction)
-        old_tier = current_score(before, correction).tier if before["raters"] else TIER_CLAIMED
+        correction = Correction.from_doc(docs.get((CALIBRATIONS, skill)))
+        as_of = as_of_of(doc)
+        assert as_of is not None
+        new = score(after, as_of, correction)
+        old_tier = TIER_CLAIMED
+        if before.raters:
+            previous = docs.get(ref)
+            earned = as_of_of(previous) if previous else None
+            old_tier = score(before, earned or as_of, correction).tier
         emit: list[Payload] = [sci_updated(doc, new, correction)]
         if new.tier != old_tier:
             emit.append(

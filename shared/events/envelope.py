@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Union, cast
@@ -22,6 +23,7 @@ from shared.events.registry import REGISTRY, spec_for
 
 SCHEMA_BASE = "https://schemas.lemma.dev/events/"
 _NAMESPACE = uuid.UUID("6f1c7a1e-4a55-4a43-9d0b-4c1f2c7a8b10")
+_NAMESPACE_BYTES = _NAMESPACE.bytes
 
 
 class CloudEvent(BaseModel):
@@ -60,8 +62,16 @@ class CloudEvent(BaseModel):
 
 
 def deterministic_id(*parts: str) -> str:
-    """An id that is the same every time the same inputs are seen (replay-safe)."""
-    return str(uuid.uuid5(_NAMESPACE, "|".join(parts)))
+    """An id that is the same every time the same inputs are seen (replay-safe).
+
+    Exactly ``str(uuid.uuid5(namespace, "|".join(parts)))`` (RFC 4122 name-based, SHA-1), built
+    without the ``UUID`` object: it is made for every event a projection emits.
+    """
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + "|".join(parts).encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def new_event(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from shared.events import payloads as p
@@ -23,16 +23,16 @@ class EventSpec:
     topic: Topic
     key_field: str
     version: int = 1
+    #: The CloudEvents ``type``, e.g. ``lemma.sessions.RatingSubmitted.v1`` (derived, kept: it is hot).
+    type: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        domain = self.topic.value.split(".")[1]
+        object.__setattr__(self, "type", f"lemma.{domain}.{self.name}.v{self.version}")
 
     @property
     def name(self) -> str:
         return self.model.__name__
-
-    @property
-    def type(self) -> str:
-        """The CloudEvents ``type``, e.g. ``lemma.sessions.RatingSubmitted.v1``."""
-        domain = self.topic.value.split(".")[1]
-        return f"lemma.{domain}.{self.name}.v{self.version}"
 
     def key_of(self, payload: p.Payload) -> str:
         value = getattr(payload, self.key_field)

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 import traceback
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -137,10 +137,10 @@ class ProjectionRuntime:
             offsets[slot] = max(offsets.get(slot, -1), record.offset)
         changes = [Change(collection, key, working[(collection, key)]) for collection, key in sorted(dirty)]
         await self.store.write(changes, offsets=offsets, outbox=outbox_records(emitted + dead_events))
-        for event in folded:
-            EVENTS_CONSUMED.labels(self.service, self.consumer, event.type).inc()
-        for letter in dead:
-            DEAD_LETTERS.labels(self.service, self.consumer, letter.topic).inc()
+        for type_, count in Counter(event.type for event in folded).items():
+            EVENTS_CONSUMED.labels(self.service, self.consumer, type_).inc(count)
+        for topic, count in Counter(letter.topic for letter in dead).items():
+            DEAD_LETTERS.labels(self.service, self.consumer, topic).inc(count)
         if self._on_written is not None:
             self._on_written()
         return len(folded)

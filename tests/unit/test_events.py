@@ -4,6 +4,7 @@ and the committed JSON Schemas stay backward compatible."""
 from __future__ import annotations
 
 import copy
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -138,3 +139,10 @@ def test_compatibility_check_catches_breaking_changes() -> None:
     added = copy.deepcopy(old)
     added[t]["properties"]["extra"] = {"type": "string", "default": ""}
     assert compatibility_problems(old, added) == []
+
+
+@given(st.lists(st.text(), min_size=1, max_size=4))
+def test_deterministic_ids_are_rfc_4122_name_based_uuids(parts: list[str]) -> None:
+    from shared.events.envelope import _NAMESPACE, deterministic_id
+
+    assert deterministic_id(*parts) == str(uuid.uuid5(_NAMESPACE, "|".join(parts)))

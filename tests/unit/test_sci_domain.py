@@ -7,7 +7,6 @@ import math
 import statistics
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -145,20 +144,14 @@ def test_summarize_matches_a_direct_float_computation(items: list[EvidenceItem])
     assert stats.distinct_raters == len({i.rater_id for i in items})
     assert math.isclose(stats.mean_rating, statistics.fmean(means) if means else 0.0, abs_tol=1e-9)
     assert math.isclose(stats.weighted_sum, math.fsum(values), abs_tol=1e-9)
-    # The variance is within 1e-9; the spread (its square root) near 0 is not: see the xfail below.
     variance = statistics.pvariance(values) if values else 0.0
     assert math.isclose(stats.spread**2, variance, abs_tol=1e-9)
-    if variance > 1e-6:
-        assert math.isclose(stats.spread, math.sqrt(variance), abs_tol=1e-9)
+    assert math.isclose(stats.spread, math.sqrt(variance), abs_tol=1e-7)
     assert (stats.prior_mean, stats.prior_weight) == (d.PROOF_PRIOR, d.PROOF_PRIOR_WEIGHT)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="summarize takes the variance as E[v^2] - E[v]^2 in floats: identical ratings of 4.6 "
-    "leave ~1e-15 of cancellation, and its square root is a spread of ~1.5e-8, not 0",
-)
 def test_identical_ratings_have_no_spread() -> None:
+    """The within-rater variance is exact (integers), so equal ratings spread by exactly 0."""
     stats = summarize(facts_of([item(i, mean=4.6, rater=f"r{i % 3}") for i in range(3)]))
     assert stats.spread == 0.0 and d.agreement(stats) == 1.0
 
