@@ -13,7 +13,7 @@ scores with the truth. Used by ``lemma simulate`` and by ``bench/sci_quality.py`
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from services.sci import domain
 from services.sci.calibration import Calibration, Rating, calibrate
@@ -46,18 +46,28 @@ def scored(
         out[learner_id] = Scored(
             proof=proof,
             sci=sci,
-            tier=domain.tier_for(sci, s.sessions, s.distinct_raters),
-            true_tier=domain.tier_for(round(others + true_proof, 2), s.sessions, s.distinct_raters),
+            tier=domain.tier_for(sci, proof, s),
+            true_tier=domain.tier_for(round(others + true_proof, 2), round(true_proof, 2), s),
         )
     return out
 
 
+def with_seniors(
+    population: Population, folded: Folded, correction: domain.Correction, plain: bool
+) -> dict[str, Scored]:
+    """Score twice, as the service does: the learners at tier 3 or 4 under the model are the
+    senior raters Peer-endorsed asks for (Practitioner asks for none, so one pass finds them)."""
+    first = scored(stats(folded, correction), population, plain)
+    senior = frozenset(i for i, s in first.items() if s.tier >= domain.TIER_PRACTITIONER)
+    return scored(stats(folded, replace(correction, senior=senior)), population, plain)
+
+
 def plain_mean(population: Population, folded: Folded) -> dict[str, Scored]:
-    return scored(stats(folded), population, plain=True)
+    return with_seniors(population, folded, domain.UNCALIBRATED, plain=True)
 
 
 def shrunk(population: Population, folded: Folded) -> dict[str, Scored]:
-    return scored(stats(folded), population, plain=False)
+    return with_seniors(population, folded, domain.UNCALIBRATED, plain=False)
 
 
 def oracle(population: Population, folded: Folded) -> dict[str, Scored]:
@@ -72,7 +82,7 @@ def oracle(population: Population, folded: Folded) -> dict[str, Scored]:
         bias={i: learner.leniency for i, learner in learners.items()},
         weight={i: 1e-9 if learner.careless else 1.0 for i, learner in learners.items()},
     )
-    return scored(stats(folded, correction), population, plain=True)
+    return with_seniors(population, folded, correction, plain=True)
 
 
 def ratings(folded: Folded) -> list[Rating]:
@@ -89,7 +99,7 @@ def calibration(folded: Folded) -> Calibration:
 
 
 def calibrated(population: Population, folded: Folded) -> dict[str, Scored]:
-    return scored(stats(folded, calibration(folded).correction()), population, plain=False)
+    return with_seniors(population, folded, calibration(folded).correction(), plain=False)
 
 
 def models() -> dict[str, Model]:
@@ -118,6 +128,9 @@ def tier_steps(folded: Folded, population: Population, model: str) -> dict[str, 
     service would recalibrate as the rating set grows); ``plain`` with the plain mean.
     """
     correction = calibration(folded).correction() if model == "calibrated" else domain.UNCALIBRATED
+    first = scored(stats(folded, correction), population, plain=model == "plain")
+    senior = frozenset(i for i, s in first.items() if s.tier >= domain.TIER_PRACTITIONER)
+    correction = replace(correction, senior=senior)  # in hindsight: the seniors at the end
     worst, jumped, learners = 0, 0, 0
     for items in folded.items.values():
         ordered = sorted(items, key=lambda i: (i.occurred_at, i.evidence_id))
@@ -133,7 +146,7 @@ def tier_steps(folded: Folded, population: Population, model: str) -> dict[str, 
             base = domain.score_from_stats(s, prefix[-1].occurred_at)
             proof = round(domain.PROOF_MAX * s.weighted_sum / s.weight, 2) if model == "plain" else base.proof
             sci = round(base.practice + base.reliability + base.freshness + proof, 2)
-            now = domain.tier_for(sci, s.sessions, s.distinct_raters)
+            now = domain.tier_for(sci, proof, s)
             biggest, tier = max(biggest, abs(now - tier)), now
         learners += 1
         worst = max(worst, biggest)

@@ -83,6 +83,7 @@ class ScoreDetail(BaseModel):
     distinct_raters: int
     parts: dict[str, Part]
     specialties: dict[str, SpecialtyDepth]
+    next_tier: str | None
     calibration: CalibrationUsed
     as_of: datetime
 
@@ -146,7 +147,8 @@ async def skill_score(ctx: ContextDep, learner_id: str, skill: str, as_of: AsOf 
         raise Problem(404, f"learner {learner_id!r} has no claim or evidence in {skill!r}")
     at = _at(as_of)
     correction = await _correction(ctx.store, skill)
-    result, parts = explain(facts_from_doc(doc), at, correction, earned_at=as_of_of(doc))
+    explained = explain(facts_from_doc(doc), at, correction, earned_at=as_of_of(doc))
+    result, parts = explained.score, explained.parts
     items = await _received(ctx, learner_id, skill)
     return ScoreDetail(
         learner_id=learner_id,
@@ -157,6 +159,7 @@ async def skill_score(ctx: ContextDep, learner_id: str, skill: str, as_of: AsOf 
         sessions=result.sessions,
         distinct_raters=result.distinct_raters,
         parts={name: Part(value=p.value, max=p.max, reason=p.reason) for name, p in parts.items()},
+        next_tier=explained.next_tier,
         specialties={
             name: SpecialtyDepth(sessions=d.sessions, mean_rating=d.mean_rating)
             for name, d in specialty_depth(items, correction).items()

@@ -58,12 +58,29 @@ TIER_NAMES: Mapping[int, str] = {
     TIER_PRACTITIONER: "Practitioner",
     TIER_PEER_ENDORSED: "Peer-endorsed",
 }
-PRACTITIONER_MIN_SCI = 50.0
-PRACTITIONER_MIN_SESSIONS = 5
-PRACTITIONER_MIN_RATERS = 3
-PEER_ENDORSED_MIN_SCI = 70.0
-PEER_ENDORSED_MIN_SESSIONS = 10
-PEER_ENDORSED_MIN_RATERS = 5
+
+
+@dataclass(frozen=True)
+class TierRule:
+    """What a tier asks for: a total, a level of rated quality, and breadth of evidence.
+
+    ``min_proof`` keeps a tier about rated quality: practice, reliability and freshness alone
+    reach 60 points. ``min_senior_raters`` counts distinct raters who are Practitioners or above
+    in the skill (as of the latest calibration): Peer-endorsed means endorsed by proven peers.
+    """
+
+    tier: int
+    min_sci: float
+    min_proof: float
+    min_sessions: int
+    min_raters: int
+    min_senior_raters: int = 0
+
+
+PRACTITIONER = TierRule(TIER_PRACTITIONER, min_sci=50.0, min_proof=20.0, min_sessions=5, min_raters=3)
+PEER_ENDORSED = TierRule(
+    TIER_PEER_ENDORSED, min_sci=70.0, min_proof=28.0, min_sessions=10, min_raters=5, min_senior_raters=2
+)
 
 PART_MAX: Mapping[str, float] = {
     "practice": PRACTICE_MAX,
@@ -217,6 +234,7 @@ class Correction:
     ratings: int = 0
     version: str = "none"
     digest: str = ""
+    senior: frozenset[str] = frozenset()  # learners at tier 3 or 4 in the skill when calibrated
 
     def bias_of(self, rater_id: str) -> float:
         return self.bias.get(rater_id, 0.0)
@@ -233,6 +251,7 @@ class Correction:
             "default_weight": self.default_weight,
             "bias": dict(self.bias),
             "weight": dict(self.weight),
+            "senior": sorted(self.senior),
         }
 
     @classmethod
@@ -248,6 +267,7 @@ class Correction:
             ratings=int(doc["ratings"]),
             version=str(doc["version"]),
             digest=str(doc["digest"]),
+            senior=frozenset(doc.get("senior", ())),
         )
 
 
@@ -269,6 +289,7 @@ class Stats:
     last_evidence_at: datetime | None
     prior_mean: float = PROOF_PRIOR
     prior_weight: float = PROOF_PRIOR_WEIGHT
+    senior_raters: int = 0  # distinct raters at tier 3 or 4 (as the correction knows them)
 
 
 def summarize(facts: Facts, correction: Correction = UNCALIBRATED) -> Stats:
@@ -313,6 +334,7 @@ def summarize(facts: Facts, correction: Correction = UNCALIBRATED) -> Stats:
         last_evidence_at=facts.last_evidence_at,
         prior_mean=correction.prior.mean,
         prior_weight=correction.prior.weight,
+        senior_raters=len(correction.senior.intersection(facts.raters)) if correction.senior else 0,
     )
 
 
@@ -360,21 +382,30 @@ def reliability_points(stats: Stats) -> float:
     )
 
 
-def tier_for(sci: float, sessions: int, distinct_raters: int) -> int:
-    if sessions == 0:
+def shortfalls(rule: TierRule, sci: float, proof: float, stats: Stats) -> list[str]:
+    """What ``rule`` asks for that these figures lack, in words (empty: the tier is reached)."""
+    missing: list[str] = []
+    if sci < rule.min_sci:
+        missing.append(f"an SCI of {rule.min_sci:.0f} (you have {sci:.1f})")
+    if proof < rule.min_proof:
+        missing.append(f"Proof of {rule.min_proof:.0f}/40 (you have {proof:.1f})")
+    if stats.sessions < rule.min_sessions:
+        missing.append(f"{rule.min_sessions} sessions (you have {stats.sessions})")
+    if stats.distinct_raters < rule.min_raters:
+        missing.append(f"{rule.min_raters} distinct raters (you have {stats.distinct_raters})")
+    if stats.senior_raters < rule.min_senior_raters:
+        missing.append(
+            f"{rule.min_senior_raters} raters who are Practitioners or above (you have {stats.senior_raters})"
+        )
+    return missing
+
+
+def tier_for(sci: float, proof: float, stats: Stats) -> int:
+    if stats.sessions == 0:
         return TIER_CLAIMED
-    if (
-        sci >= PEER_ENDORSED_MIN_SCI
-        and sessions >= PEER_ENDORSED_MIN_SESSIONS
-        and distinct_raters >= PEER_ENDORSED_MIN_RATERS
-    ):
-        return TIER_PEER_ENDORSED
-    if (
-        sci >= PRACTITIONER_MIN_SCI
-        and sessions >= PRACTITIONER_MIN_SESSIONS
-        and distinct_raters >= PRACTITIONER_MIN_RATERS
-    ):
-        return TIER_PRACTITIONER
+    for rule in (PEER_ENDORSED, PRACTITIONER):
+        if not shortfalls(rule, sci, proof, stats):
+            return rule.tier
     return TIER_PRACTICING
 
 
@@ -424,7 +455,7 @@ def score_from_stats(stats: Stats, as_of: datetime, earned_at: datetime | None =
         proof=proof,
         reliability=reliability,
         freshness=freshness,
-        tier=tier_for(earned, stats.sessions, stats.distinct_raters),
+        tier=tier_for(earned, proof, stats),
         sessions=stats.sessions,
         distinct_raters=stats.distinct_raters,
         as_of=utc(as_of),
@@ -542,14 +573,35 @@ def _freshness_reason(value: float, stats: Stats, as_of: datetime) -> str:
     )
 
 
+def next_tier_hint(result: Score, stats: Stats) -> str | None:
+    """One line on what the next tier asks for that is still missing (None at the top tier)."""
+    if result.tier == TIER_CLAIMED:
+        return "Practicing starts with your first rated session: book one"
+    rule = {TIER_PRACTICING: PRACTITIONER, TIER_PRACTITIONER: PEER_ENDORSED}.get(result.tier)
+    if rule is None:
+        return None
+    missing = shortfalls(rule, result.sci, result.proof, stats)
+    name = TIER_NAMES[rule.tier]
+    if not missing:  # reached on today's figures but not yet earned (it is earned by new evidence)
+        return f"{name}: your next rated session can earn it"
+    return f"{name} needs " + "; ".join(missing)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    score: Score
+    parts: dict[str, PartExplanation]
+    next_tier: str | None
+
+
 def explain(
     facts: Facts,
     as_of: datetime,
     correction: Correction = UNCALIBRATED,
     *,
     earned_at: datetime | None = None,
-) -> tuple[Score, dict[str, PartExplanation]]:
-    """The score and, per part, its value, its maximum and one line a learner understands."""
+) -> Explanation:
+    """The score; per part its value, its maximum and one line a learner understands; the next tier."""
     stats = summarize(facts, correction)
     result = score_from_stats(stats, as_of, earned_at)
     reasons = {
@@ -562,4 +614,14 @@ def explain(
         name: PartExplanation(value=value, max=PART_MAX[name], reason=reasons[name])
         for name, value in result.parts().items()
     }
-    return result, parts
+    return Explanation(score=result, parts=parts, next_tier=next_tier_hint(result, stats))
+
+
+def seniors(scored: Iterable[tuple[str, Facts, datetime]], correction: Correction) -> frozenset[str]:
+    """The learners at tier 3 or 4 under ``correction``, each scored at the time of their newest fact.
+
+    Practitioner asks for no senior raters, so this does not depend on the seniors it finds.
+    """
+    return frozenset(
+        learner for learner, facts, at in scored if score(facts, at, correction).tier >= TIER_PRACTITIONER
+    )

@@ -110,6 +110,13 @@ def as_of_of(doc: Mapping[str, Any]) -> datetime | None:
     return utc(datetime.fromisoformat(doc["as_of"])) if doc["as_of"] else None
 
 
+def facts_at(doc: Mapping[str, Any]) -> tuple[str, Facts, datetime]:
+    """(learner, facts, as-of) of a ``scores`` document that holds facts."""
+    as_of = as_of_of(doc)
+    assert as_of is not None, "a document with facts has an as-of"
+    return doc["learner_id"], facts_from_doc(doc), as_of
+
+
 def current_score(doc: Mapping[str, Any], correction: Correction, at: datetime | None = None) -> Score:
     """The score at ``at`` (default: the document's as-of), with the tier earned at its as-of."""
     earned = as_of_of(doc)

@@ -15,11 +15,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from services.sci.calibration import Rating, calibrate
-from services.sci.domain import Correction
-from services.sci.projection import CALIBRATIONS, RECEIVED, SCORES, received_prefix, rescored, score_key
+from services.sci.domain import Correction, seniors
+from services.sci.projection import (
+    CALIBRATIONS,
+    RECEIVED,
+    SCORES,
+    facts_at,
+    received_prefix,
+    rescored,
+    score_key,
+)
 from shared.events.envelope import deterministic_id, new_event
 from shared.service import ServiceContext
 from shared.store import Change, Store
@@ -66,7 +75,9 @@ async def recalibrate(ctx: ServiceContext, skill: str) -> bool:
         if new.ratings <= current.ratings:
             return False  # another run got there first
         docs = await ctx.store.get_many(SCORES, [score_key(learner, skill) for learner in ratees])
-        payloads = rescored((docs[k] for k in sorted(docs)), current, new)
+        ordered = [docs[k] for k in sorted(docs)]
+        new = replace(new, senior=seniors((facts_at(doc) for doc in ordered if doc["raters"]), new))
+        payloads = rescored(ordered, current, new)
         now = datetime.now(UTC)
         events = [
             new_event(

@@ -224,18 +224,61 @@ def test_freshness_decays_with_time_since_last_evidence() -> None:
     assert d.freshness_points(None, T0) == 0.0
 
 
-def test_tiers_need_score_sessions_and_raters() -> None:
-    assert d.tier_for(99.0, 0, 0) == d.TIER_CLAIMED
-    assert d.tier_for(49.99, 20, 20) == d.TIER_PRACTICING
-    assert d.tier_for(50.0, 5, 3) == d.TIER_PRACTITIONER
-    assert d.tier_for(50.0, 4, 3) == d.TIER_PRACTICING
-    assert d.tier_for(80.0, 5, 2) == d.TIER_PRACTICING
-    assert d.tier_for(70.0, 10, 5) == d.TIER_PEER_ENDORSED
-    assert d.tier_for(69.99, 10, 5) == d.TIER_PRACTITIONER
-    assert d.tier_for(70.0, 9, 5) == d.TIER_PRACTITIONER
-    assert d.tier_for(70.0, 10, 4) == d.TIER_PRACTITIONER
-    strong = [item(i, mean=5.0, rater=f"r{i % 6}") for i in range(12)]
-    assert scored(strong).tier == d.TIER_PEER_ENDORSED
+def breadth(sessions: int, raters: int, senior: int = 0) -> d.Stats:
+    return d.Stats(
+        sessions=sessions,
+        distinct_raters=raters,
+        ratings=sessions,
+        weight=float(sessions),
+        weighted_sum=0.0,
+        mean_rating=0.0,
+        spread=0.0,
+        no_shows=0,
+        last_evidence_at=None,
+        senior_raters=senior,
+    )
+
+
+def test_tiers_need_score_quality_and_breadth() -> None:
+    assert d.tier_for(99.0, 40.0, breadth(0, 0)) == d.TIER_CLAIMED
+    assert d.tier_for(49.99, 40.0, breadth(20, 20, 20)) == d.TIER_PRACTICING
+    assert d.tier_for(50.0, 20.0, breadth(5, 3)) == d.TIER_PRACTITIONER
+    assert d.tier_for(60.0, 19.99, breadth(5, 3)) == d.TIER_PRACTICING  # practice alone is not proof
+    assert d.tier_for(50.0, 20.0, breadth(4, 3)) == d.TIER_PRACTICING
+    assert d.tier_for(80.0, 30.0, breadth(5, 2)) == d.TIER_PRACTICING
+    assert d.tier_for(70.0, 28.0, breadth(10, 5, 2)) == d.TIER_PEER_ENDORSED
+    assert d.tier_for(69.99, 28.0, breadth(10, 5, 2)) == d.TIER_PRACTITIONER
+    assert d.tier_for(90.0, 27.99, breadth(10, 5, 2)) == d.TIER_PRACTITIONER
+    assert d.tier_for(70.0, 28.0, breadth(9, 5, 2)) == d.TIER_PRACTITIONER
+    assert d.tier_for(70.0, 28.0, breadth(10, 4, 2)) == d.TIER_PRACTITIONER
+    assert d.tier_for(70.0, 28.0, breadth(10, 5, 1)) == d.TIER_PRACTITIONER  # endorsed by proven peers only
+
+
+def test_senior_raters_are_the_raters_the_correction_knows_at_tier_3_or_4() -> None:
+    items = [item(i, mean=5.0, rater=f"r{i % 6}") for i in range(12)]
+    assert d.summarize(facts_of(items)).senior_raters == 0
+    knows = Correction(senior=frozenset({"r0", "r1", "nobody"}))
+    assert d.summarize(facts_of(items), knows).senior_raters == 2
+    assert scored(items).tier == d.TIER_PRACTITIONER  # no proven peer among the raters yet
+    assert score(facts_of(items), T0, knows).tier == d.TIER_PEER_ENDORSED
+
+
+def test_seniors_are_the_learners_at_tier_3_or_4() -> None:
+    strong = facts_of([item(i, mean=5.0, rater=f"r{i % 6}") for i in range(12)])
+    weak = facts_of([item(i, mean=2.0, rater=f"r{i % 6}") for i in range(12)])
+    found = d.seniors([("ann", strong, T0), ("bob", weak, T0), ("cy", Facts(), T0)], UNCALIBRATED)
+    assert found == frozenset({"ann"})
+
+
+def test_the_next_tier_says_what_is_missing() -> None:
+    assert explain(Facts(), T0).next_tier == "Practicing starts with your first rated session: book one"
+    two = explain(facts_of([item(1), item(2)]), T0).next_tier
+    assert two is not None and two.startswith("Practitioner needs ")
+    assert "5 sessions (you have 2)" in two and "3 distinct raters (you have 2)" in two
+    strong = facts_of([item(i, mean=5.0, rater=f"r{i % 6}") for i in range(12)])
+    hint = explain(strong, T0).next_tier
+    assert hint == "Peer-endorsed needs 2 raters who are Practitioners or above (you have 0)"
+    assert explain(strong, T0, Correction(senior=frozenset({"r0", "r1"}))).next_tier is None
 
 
 def test_the_tier_does_not_lapse_as_freshness_decays() -> None:
@@ -243,12 +286,13 @@ def test_the_tier_does_not_lapse_as_freshness_decays() -> None:
     facts = facts_of(items)
     earned_at = facts.last_evidence_at
     assert earned_at is not None
-    now = score(facts, earned_at)
-    later = score(facts, earned_at + timedelta(days=200), earned_at=earned_at)
+    proven = Correction(senior=frozenset({"r0", "r1"}))
+    now = score(facts, earned_at, proven)
+    later = score(facts, earned_at + timedelta(days=200), proven, earned_at=earned_at)
     assert now.tier == d.TIER_PEER_ENDORSED
     assert later.freshness < now.freshness and later.sci < now.sci < 100
-    assert later.sci < d.PEER_ENDORSED_MIN_SCI  # low enough to lose the tier if it were recomputed ...
-    assert score(facts, earned_at + timedelta(days=200)).tier == d.TIER_PRACTITIONER
+    assert later.sci < d.PEER_ENDORSED.min_sci  # low enough to lose the tier if it were recomputed ...
+    assert score(facts, earned_at + timedelta(days=200), proven).tier == d.TIER_PRACTITIONER
     assert later.tier == now.tier  # ... but it was earned, and stays
     assert later.as_of == earned_at + timedelta(days=200)
 
@@ -290,7 +334,8 @@ def test_correction_round_trips_through_a_document() -> None:
 
 def test_explanations_read_like_the_brief() -> None:
     items = [item(i, rater=f"r{i % 3}", at=T0 + timedelta(days=i)) for i in range(9)]
-    result, parts = explain(facts_of(items, ("x1",)), T0 + timedelta(days=20))
+    explained = explain(facts_of(items, ("x1",)), T0 + timedelta(days=20))
+    result, parts = explained.score, explained.parts
     assert parts["practice"].reason == (
         f"Practice {result.practice:.1f}/25: 9 sessions; the next session adds about 0.9 points"
     )
@@ -306,11 +351,11 @@ def test_explanations_read_like_the_brief() -> None:
     assert "last evidence 12 days ago" in parts["freshness"].reason
     assert "halves about every 42 days" in parts["freshness"].reason
     assert [p.value for p in parts.values()] == list(result.parts().values())
-    _, none = explain(Facts(), T0)
+    none = explain(Facts(), T0).parts
     assert none["freshness"].reason == "Freshness 0.0/15: no evidence yet"
     assert none["proof"].reason == "Proof 0.0/40: no peer ratings yet"
     assert none["practice"].reason.startswith("Practice 0.0/25: no rated sessions yet; your first one adds")
-    _, one = explain(facts_of([item(1)]), T0)
+    one = explain(facts_of([item(1)]), T0).parts
     assert (
         "one rating so far" in one["reliability"].reason and "last evidence today" in one["freshness"].reason
     )
@@ -319,7 +364,8 @@ def test_explanations_read_like_the_brief() -> None:
 def test_explanations_name_the_calibration_and_drop_the_prior_once_ratings_dominate() -> None:
     items = [item(i, mean=1.0 if i % 2 else 5.0, rater=f"r{i % 4}") for i in range(20)]
     calibrated = Correction(ratings=500, prior=Prior(0.5, 1.5))
-    result, parts = explain(facts_of(items), T0, calibrated, earned_at=T0)
+    explained = explain(facts_of(items), T0, calibrated, earned_at=T0)
+    result, parts = explained.score, explained.parts
     assert "corrected for how lenient or harsh each rater is" in parts["proof"].reason
     assert "pulled toward" not in parts["proof"].reason  # 1.5 of 21.5 pseudo-ratings
     assert "your ratings vary a lot" in parts["reliability"].reason
@@ -381,7 +427,7 @@ def test_parts_stay_in_bounds_and_add_up(
             assert round(value, 2) == value
         assert 0.0 <= s.sci <= 100.0
         assert s.sci == round(sum(s.parts().values()), 2)
-        assert s.tier == d.tier_for(s.sci, s.sessions, s.distinct_raters)
+        assert s.tier == d.tier_for(s.sci, s.proof, d.summarize(facts, correction))
         assert (s.tier == d.TIER_CLAIMED) == (not items)
     # with earned_at, every figure is the one at as_of except the tier, which is the one at earned_at
     earned_at = T0 + timedelta(days=earned_days)
