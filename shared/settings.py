@@ -33,6 +33,9 @@ class Settings(BaseSettings):
 
     # How often the sci service checks whether a skill's rater calibration is due (0: never).
     sci_calibration_interval_s: float = 10.0
+    # A skill is calibrated once it has this many ratings (below, bias and noise are not
+    # identifiable and the estimates degenerate).
+    sci_calibration_min_ratings: int = 100
 
     # The store of each service: a URL with a ``{service}`` placeholder, so services never
     # share a database (e.g. ``mongodb://db:27017/lemma_{service}?replicaSet=rs0``).

@@ -42,12 +42,14 @@ def scored(
         proof = round(domain.PROOF_MAX * s.weighted_sum / s.weight, 2) if plain and s.weight else base.proof
         others = base.practice + base.reliability + base.freshness
         sci = round(others + proof, 2)
-        true_proof = domain.PROOF_MAX * population.learners[learner_id].true_unit
+        # as the service does: the tier is earned at the newest evidence (full Freshness then)
+        earned = base.practice + base.reliability + (domain.FRESHNESS_MAX if s.last_evidence_at else 0.0)
+        true_proof = round(domain.PROOF_MAX * population.learners[learner_id].true_unit, 2)
         out[learner_id] = Scored(
             proof=proof,
             sci=sci,
-            tier=domain.tier_for(sci, proof, s),
-            true_tier=domain.tier_for(round(others + true_proof, 2), round(true_proof, 2), s),
+            tier=domain.tier_for(round(earned + proof, 2), proof, s),
+            true_tier=domain.tier_for(round(earned + true_proof, 2), true_proof, s),
         )
     return out
 

@@ -2,7 +2,7 @@
 
 Both recompute the score at request time (``?as_of=``, default now) from the stored facts and
 the skill's current calibration, so Freshness decays even when no new event arrives. The tier
-is the one earned at the newest fact (it does not lapse by itself).
+is the one earned at the newest evidence (it does not lapse by itself).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from services.sci.projection import (
     CALIBRATIONS,
     RECEIVED,
     SCORES,
-    as_of_of,
     current_score,
     facts_from_doc,
     items_of,
@@ -147,7 +146,8 @@ async def skill_score(ctx: ContextDep, learner_id: str, skill: str, as_of: AsOf 
         raise Problem(404, f"learner {learner_id!r} has no claim or evidence in {skill!r}")
     at = _at(as_of)
     correction = await _correction(ctx.store, skill)
-    explained = explain(facts_from_doc(doc), at, correction, earned_at=as_of_of(doc))
+    facts = facts_from_doc(doc)
+    explained = explain(facts, at, correction, earned_at=facts.last_evidence_at)
     result, parts = explained.score, explained.parts
     items = await _received(ctx, learner_id, skill)
     return ScoreDetail(

@@ -436,8 +436,8 @@ class Score:
 def score_from_stats(stats: Stats, as_of: datetime, earned_at: datetime | None = None) -> Score:
     """The score at ``as_of``. The tier is the one earned at ``earned_at`` (default ``as_of``).
 
-    A tier is earned by evidence and does not lapse by itself: readers pass the time of the
-    newest fact as ``earned_at``, so Freshness decaying afterwards lowers the SCI, not the tier.
+    A tier is earned by evidence and does not lapse by itself: callers pass the time of the
+    newest evidence as ``earned_at``, so Freshness decaying afterwards lowers the SCI, not the tier.
     """
     practice = round(practice_points(stats.sessions), 2)
     proof = round(proof_points(stats), 2)

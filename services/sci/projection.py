@@ -118,11 +118,11 @@ def facts_at(doc: Mapping[str, Any]) -> tuple[str, Facts, datetime]:
 
 
 def current_score(doc: Mapping[str, Any], correction: Correction, at: datetime | None = None) -> Score:
-    """The score at ``at`` (default: the document's as-of), with the tier earned at its as-of."""
-    earned = as_of_of(doc)
-    when = at or earned
+    """The score at ``at`` (default: the document's as-of), with the tier earned at the newest evidence."""
+    facts = facts_from_doc(doc)
+    when = at or as_of_of(doc)
     assert when is not None, "a document with facts has an as-of"
-    return score(facts_from_doc(doc), when, correction, earned_at=earned)
+    return score(facts, when, correction, earned_at=facts.last_evidence_at)
 
 
 def sci_updated(doc: Mapping[str, Any], new: Score, correction: Correction) -> SciUpdated:
@@ -293,19 +293,17 @@ class SciProjection:
         """Store the new facts; score them with the skill's calibration; emit SciUpdated (and TierChanged).
 
         ``before`` and ``after`` are the facts of the stored and the new document, so the
-        document is not parsed again; the tier before is the one earned at the stored as-of.
+        document is not parsed again; both tiers are the ones earned at their newest evidence.
         """
         if not after.raters:
             return Outcome(changes={ref: doc, **more})  # no ratings yet: nothing to announce
         correction = Correction.from_doc(docs.get((CALIBRATIONS, skill)))
         as_of = as_of_of(doc)
         assert as_of is not None
-        new = score(after, as_of, correction)
+        new = score(after, as_of, correction, earned_at=after.last_evidence_at)
         old_tier = TIER_CLAIMED
         if before.raters:
-            previous = docs.get(ref)
-            earned = as_of_of(previous) if previous else None
-            old_tier = score(before, earned or as_of, correction).tier
+            old_tier = score(before, as_of, correction, earned_at=before.last_evidence_at).tier
         emit: list[Payload] = [sci_updated(doc, new, correction)]
         if new.tier != old_tier:
             emit.append(
@@ -320,10 +318,12 @@ class SciProjection:
         return Outcome(changes={ref: doc, **more}, emit=tuple(emit))
 
 
-def rescored(scores: Iterable[Mapping[str, Any]], old: Correction, new: Correction) -> list[Payload]:
+def rescored(
+    scores: Iterable[Mapping[str, Any]], old: Correction, new: Correction
+) -> list[SciUpdated | TierChanged]:
     """What a new calibration announces: SciUpdated for each learner whose score moves under it
     (same revision, higher ``calibration``), TierChanged when the tier moves too."""
-    emit: list[Payload] = []
+    emit: list[SciUpdated | TierChanged] = []
     for doc in scores:
         if not doc["raters"]:
             continue

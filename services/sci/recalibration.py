@@ -1,13 +1,15 @@
 """The calibration job: a skill's rater calibration, recomputed from every rating stored in it.
 
-Every ``LEMMA_SCI_CALIBRATION_INTERVAL_S`` the job looks at each catalog skill. When the number
-of ratings has grown by ``GROWTH`` (2%, at least one rating) since the stored calibration, it
-reads the skill's whole rating set, runs ``calibrate`` on it in a worker thread (it is a pure,
-deterministic function of the set, seconds for tens of thousands of ratings), and then, under
-the service's write lock, stores ``calibrations/{skill}`` (version, digest of the rating set,
-ratings, per-rater bias and weight, prior) and emits SciUpdated for every learner whose score
-moved, in one atomic write. A calibration is only ever replaced by one over more ratings, so
-``SciUpdated.calibration`` only grows.
+Every ``LEMMA_SCI_CALIBRATION_INTERVAL_S`` the job looks at each catalog skill. A skill is
+calibrated once it has ``LEMMA_SCI_CALIBRATION_MIN_RATINGS`` ratings, then again when they have
+grown by 2%, or by any amount once the stored calibration is a minute old (``due``). The job
+reads the skill's whole rating set, runs ``calibrate`` on it in a worker thread (a pure,
+deterministic function of the set), and then, under the service's write lock, finds the senior
+learners, re-scores every learner with ratings in the skill and, in one atomic write, stores
+``calibrations/{skill}`` (version, digest of the rating set, ratings, per-rater bias and weight,
+prior, seniors, when) and emits SciUpdated (and TierChanged) for every score that moved. A
+calibration is only ever replaced by one over more ratings, so ``SciUpdated.calibration`` only
+grows. The events' ids derive from the skill, the digest, the learner and the event type.
 """
 
 from __future__ import annotations
@@ -30,12 +32,16 @@ from services.sci.projection import (
     score_key,
 )
 from shared.events.envelope import deterministic_id, new_event
+from shared.events.payloads import SciUpdated, TierChanged
+from shared.projection.fold import Doc
 from shared.service import ServiceContext
 from shared.store import Change, Store
 
 log = logging.getLogger(__name__)
 
 GROWTH = 0.02
+MAX_AGE_S = 60.0
+FULL_LOOK_EVERY = 6
 PAGE = 1000
 
 
@@ -55,63 +61,93 @@ async def ratings_in(store: Store, skill: str) -> list[Rating]:
     return ratings
 
 
-def due(ratings: int, calibrated: int) -> bool:
-    """Whether ``ratings`` have grown enough past the ``calibrated`` count to recalibrate."""
-    return ratings > calibrated and ratings - calibrated >= max(1, math.ceil(GROWTH * calibrated))
+def due(ratings: int, calibrated: int, *, minimum: int, age_s: float | None) -> bool:
+    """Whether to recalibrate over ``ratings`` when the stored calibration covers ``calibrated``.
+
+    Never below ``minimum`` ratings (on a handful of ratings bias and noise are not
+    identifiable: the estimates degenerate and would distort scores). Then on 2% growth, or on
+    any growth once the stored calibration is ``MAX_AGE_S`` old (``age_s``; ``None``: none yet),
+    so a rebuilt or a quiet skill ends calibrated over its whole rating set.
+    """
+    if ratings < minimum or ratings <= calibrated:
+        return False
+    grown = ratings - calibrated >= max(1, math.ceil(GROWTH * calibrated))
+    return grown or age_s is None or age_s >= MAX_AGE_S
 
 
 async def recalibrate(ctx: ServiceContext, skill: str) -> bool:
     """Recalibrate ``skill`` if due; returns whether a new calibration was stored."""
     stored = await ctx.store.get(CALIBRATIONS, skill)
     old = Correction.from_doc(stored)
-    ratings = await ratings_in(ctx.store, skill)
-    if not due(len(set(ratings)), old.ratings):
+    now = datetime.now(UTC)
+    age_s = (now - datetime.fromisoformat(stored["calibrated_at"])).total_seconds() if stored else None
+    ratings = sorted(set(await ratings_in(ctx.store, skill)))
+    if not due(len(ratings), old.ratings, minimum=ctx.settings.sci_calibration_min_ratings, age_s=age_s):
         return False
     calibration = await asyncio.to_thread(calibrate, ratings)
     new = calibration.correction()
-    ratees = sorted({r.ratee_id for r in ratings})
     async with ctx.lock:
         current = Correction.from_doc(await ctx.store.get(CALIBRATIONS, skill))
         if new.ratings <= current.ratings:
             return False  # another run got there first
+        # Learners first rated since the scan above were scored with ``current``: include them.
+        ratees = sorted({r.ratee_id for r in await ratings_in(ctx.store, skill)})
         docs = await ctx.store.get_many(SCORES, [score_key(learner, skill) for learner in ratees])
-        ordered = [docs[k] for k in sorted(docs)]
-        new = replace(new, senior=seniors((facts_at(doc) for doc in ordered if doc["raters"]), new))
-        payloads = rescored(ordered, current, new)
-        now = datetime.now(UTC)
+        ordered = [docs[k] for k in sorted(docs) if docs[k]["raters"]]
+        new, payloads = await asyncio.to_thread(_rescore, ordered, current, new)
+        at = datetime.now(UTC)
         events = [
             new_event(
                 payload,
                 source=ctx.name,
-                time=now,
-                id=deterministic_id("sci-calibration", skill, new.digest, str(index)),
+                time=at,
+                id=deterministic_id(
+                    "sci-calibration", skill, new.digest, payload.learner_id, type(payload).__name__
+                ),
             )
-            for index, payload in enumerate(payloads)
+            for payload in payloads
         ]
-        await ctx.commit([Change(CALIBRATIONS, skill, new.to_doc())], events)
+        doc = {**new.to_doc(), "calibrated_at": at.isoformat()}
+        await ctx.commit([Change(CALIBRATIONS, skill, doc)], events)
     log.info(
         "calibrated %s over %d ratings (%s, digest %s): %d scores moved",
         skill,
         new.ratings,
         new.version,
         new.digest,
-        sum(1 for p in payloads if type(p).__name__ == "SciUpdated"),
+        sum(1 for p in payloads if isinstance(p, SciUpdated)),
     )
     return True
 
 
+def _rescore(
+    ordered: list[Doc], current: Correction, new: Correction
+) -> tuple[Correction, list[SciUpdated | TierChanged]]:
+    """The new correction with its seniors, and what it announces (run in a worker thread)."""
+    new = replace(new, senior=seniors((facts_at(doc) for doc in ordered), new))
+    return new, rescored(ordered, current, new)
+
+
 class Recalibrator:
-    """The periodic tick: a skill is looked at only when its ``received`` documents changed in number."""
+    """The periodic tick. A skill is looked at when its ``received`` documents changed in number,
+    and every ``FULL_LOOK_EVERY`` ticks anyway (a rating can join an existing document, and a
+    calibration that was not due may become due by age)."""
 
     def __init__(self, ctx: ServiceContext, skills: list[str]) -> None:
         self.ctx = ctx
         self.skills = sorted(skills)
         self._seen: dict[str, int] = {}
+        self._ticks = 0
 
     async def tick(self) -> None:
+        self._ticks += 1
+        full = self._ticks % FULL_LOOK_EVERY == 0
         for skill in self.skills:
-            count = await self.ctx.store.count(RECEIVED, received_prefix(skill))
-            if self._seen.get(skill) == count:
-                continue
-            await recalibrate(self.ctx, skill)
-            self._seen[skill] = count
+            try:
+                count = await self.ctx.store.count(RECEIVED, received_prefix(skill))
+                if self._seen.get(skill) == count and not full:
+                    continue
+                await recalibrate(self.ctx, skill)
+                self._seen[skill] = count
+            except Exception:  # one skill failing must not hold the others back
+                log.exception("calibrating %s failed; trying again at the next tick", skill)

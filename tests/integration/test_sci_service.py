@@ -42,6 +42,7 @@ def settings(tansu: str, tmp_path: Path, calibrate_every_s: float = 0) -> Settin
         kafka_bootstrap=tansu,
         state_dir=str(tmp_path),
         sci_calibration_interval_s=calibrate_every_s,
+        sci_calibration_min_ratings=10,
     )
 
 

@@ -202,6 +202,23 @@ def test_a_no_show_in_a_session_that_produced_evidence_does_not_count() -> None:
         assert (doc["no_shows"], doc["sessions"], doc["facts"]) == (0, 1, 2)
 
 
+def test_a_late_no_show_does_not_cost_the_tier_through_freshness() -> None:
+    """The tier is earned at the newest evidence: a no-show months later costs show-up, not Freshness."""
+    sessions, values = [f"s{i}" for i in range(5)], [4, 2, 4, 2, 3]  # Proof exactly 20, SCI 59
+    events = [
+        *(scheduled(s) for s in [*sessions, "late"]),
+        *(
+            evidence(session=s, rater=f"r{i % 3}", score_value=v, at=T0 + timedelta(hours=i))
+            for i, (s, v) in enumerate(zip(sessions, values, strict=True))
+        ),
+    ]
+    _, emitted = fold_events(projection(), [*events, no_show("late", "ann", T0 + timedelta(days=300))])
+    before, after = [p for p in emitted if isinstance(p, SciUpdated)][-2:]
+    assert before.tier == after.tier == 3
+    assert after.sci < 50 <= before.sci  # as of the no-show the SCI has decayed below the tier's 50
+    assert [(p.from_tier, p.to_tier) for p in emitted if isinstance(p, TierChanged)] == [(1, 2), (2, 3)]
+
+
 def test_a_no_show_without_evidence_is_kept_but_announces_nothing() -> None:
     docs, emitted = fold_events(projection(), [scheduled("s9"), no_show("s9", "bob")])
     assert docs[(SCORES, "bob/machine-learning")]["no_shows"] == 1
