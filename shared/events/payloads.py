@@ -47,7 +47,11 @@ class MatchRequested(Payload):
     specialty: str | None = None
     format: str | None = None
     level: float = Field(ge=0, le=5)
+    #: When the learner started waiting; a requeued ticket keeps its original time.
     requested_at: datetime
+    #: Set when the ticket puts a learner back in the queue because their partner did not show
+    #: up: the match (and session) id that was abandoned.
+    requeue_of: str | None = None
 
 
 class MatchCancelled(Payload):
