@@ -30,7 +30,7 @@ from shared.projection.fold import Doc, DocRef, Projection
 from shared.projection.runtime import ProjectionRuntime
 from shared.settings import Settings
 from shared.store import Change, Store, open_store
-from shared.worker import PeriodicWorker
+from shared.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def create_app(
     routers: Sequence[APIRouter],
     kafka_router: KafkaRouter | None = None,
     description: str = "",
-    workers: Sequence[PeriodicWorker] = (),
+    workers: Sequence[Worker] = (),
 ) -> FastAPI:
     if kafka_router is not None:
         ctx.broker.include_router(kafka_router)

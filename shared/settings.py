@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "lemma-development-secret-change-me"
@@ -20,6 +20,9 @@ class Settings(BaseSettings):
 
     environment: Literal["development", "test", "production"] = "development"
     service: str = "lemma"
+    # Which process of a service this is, when one runs several (each with its own store):
+    # read models folded from the whole log use a consumer group per instance.
+    instance: str = Field(default="1", pattern=r"^[A-Za-z0-9_-]{1,40}$")
     state_dir: str = "var"
 
     # Kafka

@@ -4,7 +4,9 @@ All of a skill's matching events share one partition (the topic is keyed by skil
 reader sees them in one order. In that order:
 
 - a ``MatchRequested`` opens its ticket, unless the ticket id is already known (a copy) or the
-  learner already has an open ticket in the skill (one open ticket per learner and skill);
+  learner already has an open ticket in the skill (one open ticket per learner and skill); a
+  request refused for that reason leaves its ticket cancelled, so a later copy of it (a producer
+  retry lands anywhere after the original) is a copy, not a new ticket;
 - a ``MatchFound`` takes effect only when both of its tickets are open at that point, and
   closes both (matched);
 - a ``MatchCancelled`` or ``MatchExpired`` takes effect only when its ticket is open;
@@ -53,6 +55,14 @@ def takes_effect(
     if isinstance(payload, MatchCancelled | MatchExpired):
         return states.get(payload.ticket_id) == WAITING
     return False
+
+
+def state_after_refusal(payload: Payload, states: Mapping[str, str | None]) -> str | None:
+    """The state a request that did not take effect leaves its ticket in: cancelled when the
+    ticket was new (its learner already waited), else unchanged (``None``: a copy)."""
+    if isinstance(payload, MatchRequested) and states.get(payload.ticket_id) is None:
+        return CANCELLED
+    return None
 
 
 def state_after(payload: TicketEvent) -> str:

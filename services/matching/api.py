@@ -1,28 +1,37 @@
-"""HTTP routes of the matching service: open, read and cancel match tickets.
+"""HTTP routes of the matching service: open, read (or wait for) and cancel match tickets.
 
-Commands run under the service's write lock (shared with the levels fold), so loading
-the queue, deciding and committing is one step: no ticket is paired twice.
+A command publishes its event (MatchRequested, MatchCancelled) and then waits, up to
+``LEMMA_MATCHING_SETTLE_S``, for the log to settle it: the ticket's state is whatever the
+skill's partition says (``shared.ticket_log``), folded by ``projection.py``. So a request
+answers with the ticket as the log has it (often already matched), and a cancel that lost a
+race with a match answers 409 with the matched ticket's state.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.matching import domain
-from services.matching.domain import LEVELS, OPEN, TICKETS, WAITING, Decision
+from services.matching.domain import BUSY, LEVELS, MATCHES, OPEN, TICKETS, learner_key
 from shared.auth import PrincipalDep
 from shared.catalog import get_catalog
-from shared.events.envelope import CloudEvent, deterministic_id, new_event
+from shared.events.envelope import deterministic_id, new_event
+from shared.events.payloads import MatchRequested, Payload
 from shared.problems import Problem
 from shared.service import ContextDep, ServiceContext
 
 router = APIRouter(prefix="/v1", tags=["matching"])
-_PAGE = 500
+
+MAX_WAIT_S = 60
 
 
 class MatchRequestBody(BaseModel):
@@ -38,99 +47,150 @@ class Ticket(BaseModel):
     skill: str
     specialty: str | None
     format: str | None
-    level: float
+    level: float = Field(description="the level the ticket was queued (and matched) at")
     status: Literal["waiting", "matched", "cancelled", "expired"]
     session_id: str | None = Field(description="the match id, which is the session id; set when matched")
     partner_id: str | None = Field(description="the other learner; set when matched")
     requested_at: str
+    requeue_of: str | None = Field(
+        default=None, description="set when the learner was put back after a partner's no-show"
+    )
 
 
-def _events(ctx: ServiceContext, decision: Decision, now: datetime) -> list[CloudEvent]:
-    """Wrap the payloads; ids are derived from the ticket or match, later events are caused by the first."""
-    events: list[CloudEvent] = []
-    for payload in decision.emit:
-        subject = getattr(payload, "match_id", None) or getattr(payload, "ticket_id", "")
-        event_id = deterministic_id(ctx.name, type(payload).__name__, str(subject))
-        events.append(
-            new_event(payload, source=ctx.name, time=now, id=event_id, cause=events[0] if events else None)
-        )
-    return events
-
-
-async def _waiting_tickets(ctx: ServiceContext, skill: str) -> list[domain.Doc]:
-    ids: list[str] = []
-    after: str | None = None
-    while True:
-        rows = await ctx.store.scan(WAITING, domain.waiting_prefix(skill), after=after, limit=_PAGE)
-        ids.extend(str(doc["ticket_id"]) for _, doc in rows)
-        if len(rows) < _PAGE:
-            break
-        after = rows[-1][0]
-    found = await ctx.store.get_many(TICKETS, ids)
-    return [found[i] for i in ids if i in found]
-
-
-def _view(ticket: domain.Doc) -> Ticket:
+def _view(ticket: dict[str, Any]) -> Ticket:
     return Ticket.model_validate(domain.ticket_view(ticket))
+
+
+async def _publish(ctx: ServiceContext, payload: Payload, subject: str, now: datetime) -> None:
+    event_id = deterministic_id(ctx.name, type(payload).__name__, subject)
+    await ctx.commit([], [new_event(payload, source=ctx.name, time=now, id=event_id)])
+
+
+async def _until(request: Request, seconds: float, check: Callable[[], Awaitable[Any]]) -> Any:
+    """Re-run ``check`` after every fold write until it returns something, or ``seconds`` pass.
+
+    The check runs holding the condition, so a write between the check and the wait is not missed.
+    """
+    changed: asyncio.Condition = request.app.state.watch.changed
+    deadline = time.monotonic() + seconds
+    async with changed:
+        while True:
+            if (found := await check()) is not None:
+                return found
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), min(left, 1.0))
 
 
 @router.post(
     "/match-requests",
     status_code=202,
     response_model=Ticket,
-    responses={200: {"model": Ticket, "description": "The learner already waits in this skill: that ticket"}},
+    responses={
+        200: {"model": Ticket, "description": "The learner already waits in this skill: that ticket"},
+        409: {"description": "The learner is in a session of this skill that has not ended"},
+    },
 )
 async def request_match(
     body: MatchRequestBody, principal: PrincipalDep, ctx: ContextDep, request: Request, response: Response
 ) -> Ticket:
     if problems := get_catalog().problems(body.skill, specialty=body.specialty, format=body.format):
         raise Problem(422, "; ".join(problems))
-    wanted = domain.MatchRequest(
+    learner, skill = principal.learner_id, body.skill
+    key = learner_key(learner, skill)
+
+    async def open_ticket() -> dict[str, Any] | None:
+        pointer = await ctx.store.get(OPEN, key)
+        return await ctx.store.get(TICKETS, str(pointer["ticket_id"])) if pointer else None
+
+    if (waiting := await open_ticket()) is not None:
+        response.status_code = 200
+        response.headers["Location"] = f"/v1/match-requests/{waiting['ticket_id']}"
+        return _view(waiting)
+    busy = await ctx.store.get(BUSY, key)
+    match = await ctx.store.get(MATCHES, str(busy["match_id"])) if busy else None
+    domain.request_refused(learner, skill, busy=busy, match=match)
+    now = datetime.now(UTC)
+    requested = MatchRequested(
         ticket_id=str(uuid.uuid4()),
-        learner_id=principal.learner_id,
-        skill=body.skill,
+        learner_id=learner,
+        skill=skill,
         specialty=body.specialty,
         format=body.format,
+        level=domain.level_of(await ctx.store.get(LEVELS, key)),
+        requested_at=now,
     )
-    async with ctx.lock:
-        now = datetime.now(UTC)  # inside the lock: request times follow commit order
-        pointer = await ctx.store.get(OPEN, domain.open_key(wanted.learner_id, wanted.skill))
-        open_ticket = await ctx.store.get(TICKETS, str(pointer["ticket_id"])) if pointer else None
-        level = domain.level_of(
-            await ctx.store.get(LEVELS, domain.level_key(wanted.learner_id, wanted.skill))
-        )
-        decision = domain.request_match(
-            wanted,
-            level=level,
-            now=now,
-            open_ticket=open_ticket,
-            waiting=await _waiting_tickets(ctx, wanted.skill),
-            max_gap=getattr(request.app.state, "max_level_gap", None),
-        )
-        if decision.changed:
-            await ctx.commit(decision.changes, _events(ctx, decision, now))
-    if not decision.changed:
-        response.status_code = 200
-    response.headers["Location"] = f"/v1/match-requests/{decision.ticket['ticket_id']}"
-    return _view(decision.ticket)
+    await _publish(ctx, requested, requested.ticket_id, now)
 
+    async def settled() -> dict[str, Any] | None:
+        mine = await ctx.store.get(TICKETS, requested.ticket_id)
+        return mine if mine is not None else await open_ticket()
 
-@router.get("/match-requests/{ticket_id}", response_model=Ticket)
-async def get_match_request(ticket_id: str, ctx: ContextDep) -> Ticket:
-    ticket = await ctx.store.get(TICKETS, ticket_id)
-    if ticket is None:
-        raise Problem(404, f"no match request {ticket_id!r}")
+    ticket = await _until(request, request.app.state.rules.settle_s, settled)
+    if ticket is None:  # not folded back yet: the ticket as requested
+        ticket = domain.ticket_doc(requested, now)
+    elif ticket["ticket_id"] != requested.ticket_id:
+        response.status_code = 200  # another request of this learner got there first
+    response.headers["Location"] = f"/v1/match-requests/{ticket['ticket_id']}"
     return _view(ticket)
 
 
-@router.delete("/match-requests/{ticket_id}", response_model=Ticket)
-async def cancel_match_request(ticket_id: str, principal: PrincipalDep, ctx: ContextDep) -> Ticket:
-    async with ctx.lock:
-        now = datetime.now(UTC)  # inside the lock: event times follow commit order
-        ticket = await ctx.store.get(TICKETS, ticket_id)
-        if ticket is None:
-            raise Problem(404, f"no match request {ticket_id!r}")
-        decision = domain.cancel_ticket(ticket, by=principal.learner_id, by_ops=principal.is_ops, now=now)
-        if decision.changed:
-            await ctx.commit(decision.changes, _events(ctx, decision, now))
-    return _view(decision.ticket)
+@router.get("/match-requests/{ticket_id}", response_model=Ticket)
+async def get_match_request(
+    ticket_id: str,
+    ctx: ContextDep,
+    request: Request,
+    wait: Annotated[
+        int,
+        Query(
+            ge=0,
+            le=MAX_WAIT_S,
+            description="hold the request up to this many seconds until a waiting ticket changes",
+        ),
+    ] = 0,
+) -> Ticket:
+    async def known() -> dict[str, Any] | None:
+        return await ctx.store.get(TICKETS, ticket_id)
+
+    ticket = await known() if not wait else await _until(request, wait, known)
+    if ticket is None:
+        raise Problem(404, f"no match request {ticket_id!r}")
+    if wait and ticket["status"] == domain.STATUS_WAITING:
+
+        async def changed() -> dict[str, Any] | None:
+            now = await known()
+            return now if now is not None and now["status"] != domain.STATUS_WAITING else None
+
+        ticket = await _until(request, wait, changed) or await known() or ticket
+    return _view(ticket)
+
+
+@router.delete(
+    "/match-requests/{ticket_id}",
+    response_model=Ticket,
+    responses={202: {"model": Ticket, "description": "The cancel is published but not settled yet"}},
+)
+async def cancel_match_request(
+    ticket_id: str, principal: PrincipalDep, ctx: ContextDep, request: Request, response: Response
+) -> Ticket:
+    ticket = await ctx.store.get(TICKETS, ticket_id)
+    if ticket is None:
+        raise Problem(404, f"no match request {ticket_id!r}")
+    cancel = domain.cancel_request(ticket, by=principal.learner_id, by_ops=principal.is_ops)
+    if cancel is None:
+        return _view(ticket)  # cancelled already
+    await _publish(ctx, cancel, ticket_id, datetime.now(UTC))
+
+    async def closed() -> dict[str, Any] | None:
+        now = await ctx.store.get(TICKETS, ticket_id)
+        return now if now is not None and now["status"] != domain.STATUS_WAITING else None
+
+    final = await _until(request, request.app.state.rules.settle_s, closed)
+    if final is None:
+        response.status_code = 202
+        return _view(ticket)
+    if final["status"] != domain.STATUS_CANCELLED:
+        raise Problem(409, f"ticket {ticket_id} was {final['status']} before the cancel took effect")
+    return _view(final)

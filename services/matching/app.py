@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import FastAPI
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.matching import api, consumers
+from services.matching.engine import Expansion, Rules
+from services.matching.matcher import Matcher
 from services.matching.projection import MatchingProjection
+from shared.catalog import get_catalog
+from shared.projection.runtime import ProjectionRuntime
 from shared.service import ServiceContext, create_app
 from shared.settings import Settings, get_settings
 from shared.store import Store
@@ -16,25 +23,74 @@ DEFAULT_PORT = 8102
 
 
 class MatchingRules(BaseSettings):
-    """Tunables of the pairing rule, from ``LEMMA_MATCHING_*`` (kept here until shared settings has them)."""
+    """Tunables of the pairing rule and the matcher, from ``LEMMA_MATCHING_*``."""
 
     model_config = SettingsConfigDict(env_prefix="LEMMA_MATCHING_", extra="ignore")
 
-    #: The widest level gap paired; unset pairs any gap (the closest still wins).
-    max_level_gap: float | None = None
+    #: The widening window: ``after_s:max_gap`` steps, e.g. ``0:0.25,10:0.5,30:1,60:2,120:3``.
+    expansions: str = Field(default="0:0.25,10:0.5,30:1.0,60:2.0,120:3.0", pattern=r"^[0-9.:,]+$")
+    recent_partners: int = Field(default=3, ge=0, le=10)
+    ttl_s: float = Field(default=900.0, gt=0)
+    sweep_interval_s: float = Field(default=1.0, gt=0)
+    #: How long a command waits for the log to settle its ticket before answering.
+    settle_s: float = Field(default=3.0, ge=0)
+
+    def rules(self) -> Rules:
+        steps = []
+        for part in self.expansions.split(","):
+            after, gap = part.split(":")
+            steps.append(Expansion(float(after), float(gap)))
+        return Rules(expansions=tuple(steps), recent_partners=self.recent_partners, ttl_s=self.ttl_s)
+
+
+class TicketWatch:
+    """Wakes requests waiting for a ticket to change (``?wait=``) after every fold write."""
+
+    def __init__(self) -> None:
+        self.changed = asyncio.Condition()
+
+    def notify(self) -> None:
+        asyncio.get_running_loop().create_task(self._notify())
+
+    async def _notify(self) -> None:
+        async with self.changed:
+            self.changed.notify_all()
 
 
 def bootstrap(
     settings: Settings | None = None, store: Store | None = None, *, rules: MatchingRules | None = None
 ) -> FastAPI:
     ctx = ServiceContext.build(NAME, settings or get_settings(), store=store)
-    runtime = ctx.runtime(MatchingProjection())
+    tunables = rules or MatchingRules()
+    matcher = Matcher(
+        ctx,
+        tunables.rules(),
+        [skill.id for skill in get_catalog().skills],
+        sweep_interval_s=tunables.sweep_interval_s,
+    )
+    watch = TicketWatch()
+
+    def written() -> None:
+        ctx.relay.kick()
+        watch.notify()
+        matcher.kick()
+
+    runtime = ProjectionRuntime(
+        MatchingProjection(f"{NAME}-{ctx.settings.instance}"),
+        ctx.store,
+        service=NAME,
+        lock=ctx.lock,
+        on_written=written,
+    )
     app = create_app(
         ctx,
         title="Lemma matching",
-        description="Match tickets: pairs learners of a skill by level; MatchFound creates the session.",
+        description="Match tickets: pairs learners of a skill by level, in a window widening with waiting.",
         routers=[api.router],
-        kafka_router=consumers.build_router(ctx.settings, runtime),
+        kafka_router=consumers.build_router(ctx.settings, runtime, matcher.ownership),
+        workers=[matcher],
     )
-    app.state.max_level_gap = (rules or MatchingRules()).max_level_gap
+    app.state.watch = watch
+    app.state.matcher = matcher
+    app.state.rules = tunables
     return app

@@ -1,22 +1,46 @@
-"""Kafka wiring of the matching service: claims and SCI updates fold into learner levels
-(one batch subscriber, group "matching", positioned from the offsets kept in the store).
+"""Kafka wiring of the matching service.
+
+- ``on_matching_passport_sci_sessions``: the matching projection (tickets, matches, levels,
+  sessions' ends) folds the whole log into this process's store. Its consumer group is per
+  process instance (``matching-<instance>``), so every process gets every partition.
+- ``on_matching_ownership``: membership of the shared ``matching-engine`` group; the partitions
+  it is assigned are the skills this process decides for (``matcher.Ownership``). The records
+  themselves are not needed there.
 """
 
 from __future__ import annotations
 
+from faststream import AckPolicy
 from faststream.kafka import KafkaMessage, KafkaRouter
 
+from services.matching.matcher import ENGINE_GROUP, Ownership
 from shared.bus import fold_batch, projection_subscriber
 from shared.events.registry import Topic
 from shared.projection.runtime import ProjectionRuntime
 from shared.settings import Settings
 
 
-def build_router(settings: Settings, runtime: ProjectionRuntime) -> KafkaRouter:
+def build_router(settings: Settings, runtime: ProjectionRuntime, ownership: Ownership) -> KafkaRouter:
     router = KafkaRouter()
 
-    @projection_subscriber(router, settings, runtime, Topic.PASSPORT, Topic.SCI)
-    async def on_passport_sci(msg: KafkaMessage) -> None:
+    @projection_subscriber(
+        router, settings, runtime, Topic.MATCHING, Topic.PASSPORT, Topic.SCI, Topic.SESSIONS
+    )
+    async def on_matching_passport_sci_sessions(msg: KafkaMessage) -> None:
         await fold_batch(runtime, msg)
+
+    @router.subscriber(
+        Topic.MATCHING.value,
+        batch=True,
+        group_id=ENGINE_GROUP,
+        auto_offset_reset="latest",
+        ack_policy=AckPolicy.ACK,
+        max_records=settings.consumer_max_records,
+        session_timeout_ms=settings.consumer_session_timeout_ms,
+        heartbeat_interval_ms=max(settings.consumer_session_timeout_ms // 3, 500),
+        listener=ownership,
+    )
+    async def on_matching_ownership(msg: KafkaMessage) -> None:
+        return None  # membership is what counts: the assignment says which skills are ours
 
     return router

@@ -1,41 +1,51 @@
-"""Matching rules (pure): learner levels, tickets, the pairing rule and cancelling.
+"""Matching rules (pure): keys, levels, ticket documents, and what a command or a decision emits.
 
-Documents the service keeps (collection -> key -> doc):
+The queue is a projection of ``lemma.matching.v1`` (``projection.py``): the HTTP commands only
+publish MatchRequested / MatchCancelled, the matcher (``matcher.py`` driving ``engine.py``)
+publishes MatchFound / MatchExpired, and every ticket's state is what the skill's partition says
+(``shared.ticket_log``: the first effective event wins). Documents (collection -> key -> doc):
 
-- ``tickets``: ``ticket_id`` -> the ticket (its status is the truth);
-- ``waiting``: ``f"{skill}/{ticket_id}"`` -> ``{ticket_id, level, learner_id, requested_at}``,
-  the queue index, scanned by the prefix ``f"{skill}/"``;
-- ``open``: ``f"{learner_id}/{skill}"`` -> ``{ticket_id}``, one open ticket per learner and skill;
-- ``levels``: ``f"{learner_id}/{skill}"`` -> the learner's level (folded by ``projection.py``).
-
-The functions here take the loaded documents and return the document changes and the
-event payloads; the API only loads, calls and commits. A ticket that leaves the queue
-leaves ``waiting`` and ``open`` in the same change set, so it can never be assigned twice.
+- ``tickets``: ``ticket_id`` -> the ticket (its status is the truth of the log);
+- ``waiting``: ``f"{skill}/{ticket_id}"`` -> ``{ticket_id}``, the queue, scanned by ``f"{skill}/"``;
+- ``open``: ``f"{learner_id}/{skill}"`` -> ``{ticket_id}``, a learner's one open ticket in a skill;
+- ``matches``: ``match_id`` -> the two tickets and whether their session has ended;
+- ``busy``: ``f"{learner_id}/{skill}"`` -> ``{match_id}``, the learner's latest match in a skill;
+- ``partners``: ``f"{learner_id}/{skill}"`` -> ``{partners: [...]}``, their latest partners, oldest first;
+- ``promised``: ``ticket_id`` -> ``{match_id, at}``, tickets a decision named that the log has
+  not settled yet (so the matcher does not offer them twice);
+- ``levels``: ``f"{learner_id}/{skill}"`` -> the learner's level.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from services.matching.engine import Rules, SkillQueue, Ticket
 from shared.errors import Refused
 from shared.events.envelope import deterministic_id
-from shared.events.payloads import MatchCancelled, MatchedTicket, MatchFound, MatchRequested, Payload
-from shared.projection.fold import DocRef
+from shared.events.payloads import MatchCancelled, MatchedTicket, MatchExpired, MatchFound, MatchRequested
+from shared.ticket_log import CANCELLED, EXPIRED, MATCHED, WAITING
 
 Doc = dict[str, Any]
 
 TICKETS: Final = "tickets"
-WAITING: Final = "waiting"
+WAITING_INDEX: Final = "waiting"
 OPEN: Final = "open"
+MATCHES: Final = "matches"
+BUSY: Final = "busy"
+PARTNERS: Final = "partners"
+PROMISED: Final = "promised"
 LEVELS: Final = "levels"
 
-STATUS_WAITING: Final = "waiting"
-STATUS_MATCHED: Final = "matched"
-STATUS_CANCELLED: Final = "cancelled"
-STATUS_EXPIRED: Final = "expired"
+STATUS_WAITING: Final = WAITING
+STATUS_MATCHED: Final = MATCHED
+STATUS_CANCELLED: Final = CANCELLED
+STATUS_EXPIRED: Final = EXPIRED
+
+#: How many partners per learner and skill the projection remembers (the rule uses the last N).
+PARTNERS_KEPT: Final = 10
 
 SELF_LEVELS: Final[Mapping[str, float]] = {
     "beginner": 1.0,
@@ -65,6 +75,13 @@ class NotOpen(TicketError):
         super().__init__(409, detail)
 
 
+class Busy(TicketError):
+    """The learner is in a session of this skill that has not ended (409)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(409, detail)
+
+
 # -- keys and times -------------------------------------------------------------------------------
 
 
@@ -76,12 +93,13 @@ def waiting_key(skill: str, ticket_id: str) -> str:
     return f"{waiting_prefix(skill)}{ticket_id}"
 
 
-def open_key(learner_id: str, skill: str) -> str:
+def learner_key(learner_id: str, skill: str) -> str:
+    """The key of a learner's documents in a skill (``open``, ``busy``, ``partners``, ``levels``)."""
     return f"{learner_id}/{skill}"
 
 
-def level_key(learner_id: str, skill: str) -> str:
-    return f"{learner_id}/{skill}"
+open_key = learner_key
+level_key = learner_key
 
 
 def stamp(moment: datetime) -> str:
@@ -118,34 +136,29 @@ def level_of(doc: Mapping[str, Any] | None) -> float:
     return float(doc["level"])
 
 
-# -- pairing --------------------------------------------------------------------------------------
+# -- tickets --------------------------------------------------------------------------------------
 
 
-def pick_partner(
-    learner_id: str,
-    skill: str,
-    level: float,
-    candidates: Sequence[Mapping[str, Any]],
-    *,
-    max_gap: float | None = None,
-) -> Mapping[str, Any] | None:
-    """The waiting ticket of the same skill, of another learner, whose level is closest
-    (ties: the longest waiting, then the smaller ticket id).
-
-    ``max_gap`` bounds the level gap (``None``: any gap pairs, the default of this first
-    version, so nobody waits for ever while tickets do not expire yet).
-    """
-    eligible = [
-        c
-        for c in candidates
-        if c["status"] == STATUS_WAITING
-        and c["skill"] == skill
-        and c["learner_id"] != learner_id
-        and (max_gap is None or abs(float(c["level"]) - level) <= max_gap + 1e-9)
-    ]
-    if not eligible:
-        return None
-    return min(eligible, key=lambda c: (abs(float(c["level"]) - level), c["requested_at"], c["ticket_id"]))
+def ticket_doc(requested: MatchRequested, queued_at: datetime) -> Doc:
+    """A ticket as the log opened it. ``queued_at`` (the event's time) starts its time to live;
+    ``requested_at`` (kept by a requeued ticket) sets its place and window."""
+    return {
+        "ticket_id": requested.ticket_id,
+        "learner_id": requested.learner_id,
+        "skill": requested.skill,
+        "specialty": requested.specialty,
+        "format": requested.format,
+        "level": requested.level,
+        "status": STATUS_WAITING,
+        "requested_at": stamp(requested.requested_at),
+        "queued_at": stamp(queued_at),
+        "requeue_of": requested.requeue_of,
+        "match_id": None,
+        "session_id": None,
+        "partner_id": None,
+        "closed_at": None,
+        "reason": None,
+    }
 
 
 def match_id_for(ticket_a: str, ticket_b: str) -> str:
@@ -154,7 +167,7 @@ def match_id_for(ticket_a: str, ticket_b: str) -> str:
     return deterministic_id("match", first, second)
 
 
-def _agreed(newer: str | None, older: str | None) -> str | None:
+def agreed(newer: str | None, older: str | None) -> str | None:
     """A preference both tickets accept: the shared one, the only one given, else the older ticket's."""
     if newer is None:
         return older
@@ -163,116 +176,14 @@ def _agreed(newer: str | None, older: str | None) -> str | None:
     return older
 
 
-@dataclass(frozen=True)
-class MatchRequest:
-    ticket_id: str
-    learner_id: str
-    skill: str
-    specialty: str | None = None
-    format: str | None = None
-
-
-@dataclass(frozen=True)
-class Decision:
-    """What a command decided: the caller's ticket as it now stands, whether anything changed,
-    the document changes (``None`` deletes) and the payloads to publish, in order."""
-
-    ticket: Doc
-    changed: bool
-    changes: dict[DocRef, Doc | None] = field(default_factory=dict)
-    emit: tuple[Payload, ...] = ()
-
-
-def new_ticket(request: MatchRequest, *, level: float, now: datetime) -> Doc:
-    return {
-        "ticket_id": request.ticket_id,
-        "learner_id": request.learner_id,
-        "skill": request.skill,
-        "specialty": request.specialty,
-        "format": request.format,
-        "level": level,
-        "status": STATUS_WAITING,
-        "requested_at": stamp(now),
-        "match_id": None,
-        "session_id": None,
-        "partner_id": None,
-        "closed_at": None,
-    }
-
-
-def request_match(
-    request: MatchRequest,
-    *,
-    level: float,
-    now: datetime,
-    open_ticket: Mapping[str, Any] | None,
-    waiting: Sequence[Mapping[str, Any]],
-    max_gap: float | None = None,
-) -> Decision:
-    """Open a ticket and pair it at once when a partner waits.
-
-    ``open_ticket`` is the learner's open ticket in the skill (if any) and ``waiting`` the
-    tickets in the skill's queue. A second request while one waits returns that ticket.
-    """
-    if (
-        open_ticket is not None
-        and open_ticket["status"] == STATUS_WAITING
-        and open_ticket["learner_id"] == request.learner_id
-        and open_ticket["skill"] == request.skill
-    ):
-        return Decision(ticket=dict(open_ticket), changed=False)
-    ticket = new_ticket(request, level=level, now=now)
-    requested = MatchRequested(
-        ticket_id=request.ticket_id,
-        learner_id=request.learner_id,
-        skill=request.skill,
-        specialty=request.specialty,
-        format=request.format,
-        level=level,
-        requested_at=now,
-    )
-    partner = pick_partner(request.learner_id, request.skill, level, waiting, max_gap=max_gap)
-    if partner is None:
-        return Decision(
-            ticket=ticket,
-            changed=True,
-            changes={
-                (TICKETS, request.ticket_id): ticket,
-                (WAITING, waiting_key(request.skill, request.ticket_id)): {
-                    "ticket_id": request.ticket_id,
-                    "level": level,
-                    "learner_id": request.learner_id,
-                    "requested_at": ticket["requested_at"],
-                },
-                (OPEN, open_key(request.learner_id, request.skill)): {"ticket_id": request.ticket_id},
-            },
-            emit=(requested,),
-        )
-    found = match_found(partner, ticket, now=now)
-    older = matched(partner, found, partner_id=request.learner_id, now=now)
-    newer = matched(ticket, found, partner_id=str(partner["learner_id"]), now=now)
-    return Decision(
-        ticket=newer,
-        changed=True,
-        changes={
-            (TICKETS, request.ticket_id): newer,
-            (TICKETS, older["ticket_id"]): older,
-            (WAITING, waiting_key(request.skill, older["ticket_id"])): None,
-            (OPEN, open_key(older["learner_id"], request.skill)): None,
-            (OPEN, open_key(request.learner_id, request.skill)): None,
-        },
-        emit=(requested, found),
-    )
-
-
 def match_found(older: Mapping[str, Any], newer: Mapping[str, Any], *, now: datetime) -> MatchFound:
-    """The MatchFound of two tickets; ``older`` is the one that waited."""
+    """The MatchFound of two waiting tickets; ``older`` is the one that waited longer."""
     waited = now - parse_stamp(str(older["requested_at"]))
     return MatchFound(
         match_id=match_id_for(str(older["ticket_id"]), str(newer["ticket_id"])),
         skill=str(newer["skill"]),
-        specialty=_agreed(newer.get("specialty"), older.get("specialty")),
-        format=_agreed(newer.get("format"), older.get("format")),
+        specialty=agreed(newer.get("specialty"), older.get("specialty")),
+        format=agreed(newer.get("format"), older.get("format")),
         tickets=(
             MatchedTicket(
                 ticket_id=older["ticket_id"], learner_id=older["learner_id"], level=float(older["level"])
@@ -286,48 +197,33 @@ def match_found(older: Mapping[str, Any], newer: Mapping[str, Any], *, now: date
     )
 
 
-def matched(ticket: Mapping[str, Any], found: MatchFound, *, partner_id: str, now: datetime) -> Doc:
-    """The ticket once paired: the session id is the match id (the sessions service uses it)."""
-    return {
-        **ticket,
-        "status": STATUS_MATCHED,
-        "match_id": found.match_id,
-        "session_id": found.match_id,
-        "partner_id": partner_id,
-        "closed_at": stamp(now),
-    }
+def expired(ticket: Mapping[str, Any]) -> MatchExpired:
+    return MatchExpired(ticket_id=ticket["ticket_id"], learner_id=ticket["learner_id"], skill=ticket["skill"])
 
 
-# -- cancelling -----------------------------------------------------------------------------------
+def request_refused(
+    learner_id: str, skill: str, *, busy: Mapping[str, Any] | None, match: Mapping[str, Any] | None
+) -> None:
+    """Refuse a request while the learner's latest match in the skill has a session still open."""
+    if busy is not None and match is not None and not match.get("ended"):
+        raise Busy(
+            f"{learner_id} is in session {busy['match_id']} of {skill}, which has not ended; "
+            "request a partner once it has"
+        )
 
 
-def cancel_ticket(ticket: Mapping[str, Any], *, by: str, by_ops: bool, now: datetime) -> Decision:
-    """Take a waiting ticket out of the queue. Cancelling a cancelled ticket changes nothing."""
+def cancel_request(ticket: Mapping[str, Any], *, by: str, by_ops: bool) -> MatchCancelled | None:
+    """What cancelling publishes; ``None`` when the ticket is already cancelled (nothing to do)."""
     if ticket["learner_id"] != by and not by_ops:
         raise NotOwner("only the ticket's learner may cancel it")
     status = ticket["status"]
     if status == STATUS_CANCELLED:
-        return Decision(ticket=dict(ticket), changed=False)
+        return None
     if status != STATUS_WAITING:
         raise NotOpen(f"ticket {ticket['ticket_id']} is {status}; only a waiting ticket can be cancelled")
-    cancelled = {**ticket, "status": STATUS_CANCELLED, "closed_at": stamp(now)}
     reason = "cancelled by learner" if ticket["learner_id"] == by else "cancelled by an operator"
-    return Decision(
-        ticket=cancelled,
-        changed=True,
-        changes={
-            (TICKETS, ticket["ticket_id"]): cancelled,
-            (WAITING, waiting_key(ticket["skill"], ticket["ticket_id"])): None,
-            (OPEN, open_key(ticket["learner_id"], ticket["skill"])): None,
-        },
-        emit=(
-            MatchCancelled(
-                ticket_id=ticket["ticket_id"],
-                learner_id=ticket["learner_id"],
-                skill=ticket["skill"],
-                reason=reason,
-            ),
-        ),
+    return MatchCancelled(
+        ticket_id=ticket["ticket_id"], learner_id=ticket["learner_id"], skill=ticket["skill"], reason=reason
     )
 
 
@@ -345,4 +241,37 @@ def ticket_view(ticket: Mapping[str, Any]) -> Doc:
         "session_id": ticket.get("session_id") if is_matched else None,
         "partner_id": ticket.get("partner_id") if is_matched else None,
         "requested_at": ticket["requested_at"],
+        "requeue_of": ticket.get("requeue_of"),
     }
+
+
+# -- decisions ------------------------------------------------------------------------------------
+
+
+def engine_ticket(doc: Mapping[str, Any]) -> Ticket:
+    return Ticket(
+        ticket_id=doc["ticket_id"],
+        learner_id=doc["learner_id"],
+        level=float(doc["level"]),
+        requested_at=parse_stamp(doc["requested_at"]),
+        specialty=doc.get("specialty"),
+        format=doc.get("format"),
+        queued_at=parse_stamp(doc["queued_at"]) if doc.get("queued_at") else None,
+    )
+
+
+def decide(
+    waiting: Sequence[Mapping[str, Any]],
+    partners: Mapping[str, Sequence[str]],
+    rules: Rules,
+    now: datetime,
+) -> tuple[list[MatchFound], list[MatchExpired]]:
+    """One matcher run over a skill's waiting tickets: the pairs the rule accepts now (every
+    ticket examined, the longest waiting first) and the tickets past their time to live."""
+    queue = SkillQueue(rules, recent=partners)
+    by_id = {str(doc["ticket_id"]): doc for doc in waiting}
+    for doc in waiting:
+        queue.add(engine_ticket(doc), now)
+    pairs, gone = queue.sweep(now, full=True)
+    found = [match_found(by_id[p.older.ticket_id], by_id[p.newer.ticket_id], now=now) for p in pairs]
+    return found, [expired(by_id[t.ticket_id]) for t in gone]

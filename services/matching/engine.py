@@ -76,6 +76,9 @@ class Ticket:
     requested_at: datetime
     specialty: str | None = None
     format: str | None = None
+    #: When it entered the queue (its time to live runs from here); a requeued ticket keeps its
+    #: original ``requested_at`` (its place and window) but starts a new time to live.
+    queued_at: datetime | None = None
 
     @property
     def order(self) -> tuple[datetime, str]:
@@ -171,7 +174,7 @@ class SkillQueue:
     def sweep(self, now: datetime, *, full: bool = False) -> tuple[list[Pair], list[Ticket]]:
         """Expire tickets past their time to live, then pair every ticket whose window widened
         since it was last examined (``full``: every ticket), the longest waiting first."""
-        expired = [t for t in self.waiting() if self._waited(t, now) >= self.rules.ttl_s]
+        expired = [t for t in self.waiting() if self._queued(t, now) >= self.rules.ttl_s]
         for ticket in expired:
             self.remove(ticket.ticket_id)
         pairs: list[Pair] = []
@@ -208,6 +211,10 @@ class SkillQueue:
     @staticmethod
     def _waited(ticket: Ticket, now: datetime) -> float:
         return max(0.0, (now - ticket.requested_at).total_seconds())
+
+    @staticmethod
+    def _queued(ticket: Ticket, now: datetime) -> float:
+        return max(0.0, (now - (ticket.queued_at or ticket.requested_at)).total_seconds())
 
     def _by_preference(self, ticket: Ticket) -> Iterable[list[_Bucket]]:
         """The buckets in four classes: same specialty and format, same specialty, same format, other."""

@@ -1,13 +1,19 @@
-"""The levels fold (pure): a learner's level in a skill, from passport claims and SCI updates.
+"""The matching fold (pure): the queue from ``lemma.matching.v1``, levels, sessions' ends.
 
-One ``levels`` document per ``f"{learner_id}/{skill}"``. Each source keeps only its newest
-fact: the claim (SkillClaimed or SkillUnclaimed) with the greatest (event time, event id),
-the SciUpdated with the greatest (revision, calibration, as_of, event id). Both are maxima, so
-the document is the same whatever the order of delivery and however often an event is delivered.
-The revision comes first because sci stamps updates with a max as-of, so two updates can
-share one; the revision grows with every fact sci folded, so it tells the newer score. At one
-revision, the calibration (ratings in the skill the rater calibration used; it only grows) tells
-a rescore under a newer calibration from an older one, whatever their as_of.
+- **Tickets** follow the log rule of ``shared.ticket_log``: in a skill's partition, the first
+  effective event wins. MatchRequested opens a ticket (unless it is a copy or the learner already
+  waits in the skill), MatchFound matches two waiting tickets, MatchCancelled / MatchExpired
+  close a waiting one; anything naming a closed ticket is void. So the waiting queue after a
+  restart, in every process, is exactly what the log says, and no ticket is assigned twice.
+- **Matches** remember both tickets and whether the session ended (SessionCompleted or
+  SessionAbandoned on ``lemma.sessions.v1``; a session's id is its match id). When a session is
+  abandoned because one learner did not show up, the fold emits a MatchRequested that puts the
+  other learner back in the queue with their original ``requested_at`` (ahead of newer tickets,
+  with the window they had earned); its ticket id derives from the match, so every copy of it
+  is one ticket.
+- **Levels**: each source keeps its newest fact: the claim with the greatest (event time, event
+  id), the SciUpdated with the greatest (revision, calibration, as_of, event id). An SCI, once
+  present, wins over the self-declared level.
 """
 
 from __future__ import annotations
@@ -15,10 +21,39 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from services.matching.domain import LEVELS, level_from, level_key, stamp
-from shared.events.envelope import CloudEvent
-from shared.events.payloads import SciUpdated, SkillClaimed, SkillUnclaimed
+from services.matching.domain import (
+    BUSY,
+    LEVELS,
+    MATCHES,
+    OPEN,
+    PARTNERS,
+    PARTNERS_KEPT,
+    PROMISED,
+    STATUS_CANCELLED,
+    STATUS_MATCHED,
+    TICKETS,
+    WAITING_INDEX,
+    learner_key,
+    level_from,
+    parse_stamp,
+    stamp,
+    ticket_doc,
+    waiting_key,
+)
+from shared.events.envelope import CloudEvent, deterministic_id
+from shared.events.payloads import (
+    MatchCancelled,
+    MatchExpired,
+    MatchFound,
+    MatchRequested,
+    SciUpdated,
+    SessionAbandoned,
+    SessionCompleted,
+    SkillClaimed,
+    SkillUnclaimed,
+)
 from shared.projection.fold import NOTHING, Doc, DocRef, Outcome
+from shared.ticket_log import state_after, state_after_refusal, takes_effect
 
 
 def _version(doc: Mapping[str, Any] | None, field: str) -> tuple[str, str]:
@@ -78,18 +113,157 @@ def fold_level(doc: Mapping[str, Any] | None, event: CloudEvent) -> Doc | None:
     return base
 
 
+def requeue_ticket_id(match_id: str, learner_id: str) -> str:
+    return deterministic_id("requeue", match_id, learner_id)
+
+
+def _status(doc: Mapping[str, Any] | None) -> str | None:
+    return None if doc is None else str(doc["status"])
+
+
 class MatchingProjection:
-    name = "matching"
+    def __init__(self, name: str = "matching") -> None:
+        """``name`` is the consumer (and group) name; each process folds the whole log under its own."""
+        self.name = name
 
     def refs(self, event: CloudEvent) -> Iterable[DocRef]:
         data = event.data
         if isinstance(data, SkillClaimed | SkillUnclaimed | SciUpdated):
-            return [(LEVELS, level_key(data.learner_id, data.skill))]
+            return [(LEVELS, learner_key(data.learner_id, data.skill))]
+        if isinstance(data, MatchRequested):
+            return [(TICKETS, data.ticket_id), (OPEN, learner_key(data.learner_id, data.skill))]
+        if isinstance(data, MatchFound):
+            refs: list[DocRef] = [(MATCHES, data.match_id)]
+            for t in data.tickets:
+                refs += [(TICKETS, t.ticket_id), (PARTNERS, learner_key(t.learner_id, data.skill))]
+            return refs
+        if isinstance(data, MatchCancelled | MatchExpired):
+            return [(TICKETS, data.ticket_id)]
+        if isinstance(data, SessionCompleted | SessionAbandoned):
+            return [(MATCHES, data.session_id)]
         return []
 
     def apply(self, docs: Mapping[DocRef, Doc | None], event: CloudEvent) -> Outcome:
-        refs = list(self.refs(event))
-        if not refs:
+        data = event.data
+        if isinstance(data, SkillClaimed | SkillUnclaimed | SciUpdated):
+            ref = (LEVELS, learner_key(data.learner_id, data.skill))
+            updated = fold_level(docs.get(ref), event)
+            return NOTHING if updated is None else Outcome(changes={ref: updated})
+        if isinstance(data, MatchRequested):
+            return self._requested(docs, data, event)
+        if isinstance(data, MatchFound):
+            return self._found(docs, data, event)
+        if isinstance(data, MatchCancelled | MatchExpired):
+            return self._closed(docs, data, event)
+        if isinstance(data, SessionCompleted | SessionAbandoned):
+            return self._session_ended(docs, data)
+        return NOTHING
+
+    def _requested(
+        self, docs: Mapping[DocRef, Doc | None], data: MatchRequested, event: CloudEvent
+    ) -> Outcome:
+        ticket = docs.get((TICKETS, data.ticket_id))
+        pointer = docs.get((OPEN, learner_key(data.learner_id, data.skill)))
+        states = {data.ticket_id: _status(ticket)}
+        if not takes_effect(data, states, learner_has_open_ticket=pointer is not None):
+            if state_after_refusal(data, states) is None:
+                return NOTHING  # a copy
+            # the learner already waits in the skill: the ticket is closed, so a copy stays void
+            other = pointer["ticket_id"] if pointer else "?"
+            refused = {
+                **ticket_doc(data, event.time),
+                "status": STATUS_CANCELLED,
+                "closed_at": stamp(event.time),
+                "reason": f"the learner already waits in this skill (ticket {other})",
+            }
+            return Outcome(changes={(TICKETS, data.ticket_id): refused})
+        return Outcome(
+            changes={
+                (TICKETS, data.ticket_id): ticket_doc(data, event.time),
+                (OPEN, learner_key(data.learner_id, data.skill)): {"ticket_id": data.ticket_id},
+                (WAITING_INDEX, waiting_key(data.skill, data.ticket_id)): {"ticket_id": data.ticket_id},
+            }
+        )
+
+    def _found(self, docs: Mapping[DocRef, Doc | None], data: MatchFound, event: CloudEvent) -> Outcome:
+        tickets = [docs.get((TICKETS, t.ticket_id)) for t in data.tickets]
+        states = {t.ticket_id: _status(doc) for t, doc in zip(data.tickets, tickets, strict=True)}
+        promises: dict[DocRef, Doc | None] = {(PROMISED, t.ticket_id): None for t in data.tickets}
+        if not takes_effect(data, states):
+            return Outcome(changes=promises)  # void: a ticket was closed first; free the promise
+        closed = stamp(event.time)
+        changes: dict[DocRef, Doc | None] = dict(promises)
+        sides: list[Doc] = []
+        for me, other, doc in ((0, 1, tickets[0]), (1, 0, tickets[1])):
+            assert doc is not None
+            learner, partner = data.tickets[me].learner_id, data.tickets[other].learner_id
+            changes[(TICKETS, doc["ticket_id"])] = {
+                **doc,
+                "status": STATUS_MATCHED,
+                "match_id": data.match_id,
+                "session_id": data.match_id,
+                "partner_id": partner,
+                "closed_at": closed,
+            }
+            changes[(WAITING_INDEX, waiting_key(data.skill, doc["ticket_id"]))] = None
+            changes[(OPEN, learner_key(learner, data.skill))] = None
+            changes[(BUSY, learner_key(learner, data.skill))] = {"match_id": data.match_id}
+            met = docs.get((PARTNERS, learner_key(learner, data.skill)))
+            partners = [*(met["partners"] if met else []), partner][-PARTNERS_KEPT:]
+            changes[(PARTNERS, learner_key(learner, data.skill))] = {"partners": partners}
+            sides.append({k: doc[k] for k in ("ticket_id", "learner_id", "level", "specialty", "format")})
+            sides[-1]["requested_at"] = doc["requested_at"]
+        changes[(MATCHES, data.match_id)] = {
+            "match_id": data.match_id,
+            "skill": data.skill,
+            "tickets": sides,
+            "ended": False,
+        }
+        return Outcome(changes=changes)
+
+    def _closed(
+        self, docs: Mapping[DocRef, Doc | None], data: MatchCancelled | MatchExpired, event: CloudEvent
+    ) -> Outcome:
+        ticket = docs.get((TICKETS, data.ticket_id))
+        if ticket is None or not takes_effect(data, {data.ticket_id: _status(ticket)}):
             return NOTHING
-        updated = fold_level(docs.get(refs[0]), event)
-        return NOTHING if updated is None else Outcome(changes={refs[0]: updated})
+        reason = data.reason if isinstance(data, MatchCancelled) else "no acceptable partner in time"
+        return Outcome(
+            changes={
+                (TICKETS, data.ticket_id): {
+                    **ticket,
+                    "status": state_after(data),
+                    "closed_at": stamp(event.time),
+                    "reason": reason,
+                },
+                (WAITING_INDEX, waiting_key(data.skill, data.ticket_id)): None,
+                (OPEN, learner_key(data.learner_id, data.skill)): None,
+                (PROMISED, data.ticket_id): None,
+            }
+        )
+
+    def _session_ended(
+        self, docs: Mapping[DocRef, Doc | None], data: SessionCompleted | SessionAbandoned
+    ) -> Outcome:
+        ref = (MATCHES, data.session_id)
+        match = docs.get(ref)
+        if match is None or match["ended"]:
+            return NOTHING  # not a session of ours, or already ended
+        ended = {**match, "ended": True}
+        if not isinstance(data, SessionAbandoned) or data.no_show is None:
+            return Outcome(changes={ref: ended})
+        learners = [t["learner_id"] for t in match["tickets"]]
+        if data.no_show not in learners:
+            raise ValueError(f"no-show {data.no_show} is not in match {data.session_id}")
+        stayed = next(t for t in match["tickets"] if t["learner_id"] != data.no_show)
+        requeued = MatchRequested(
+            ticket_id=requeue_ticket_id(data.session_id, stayed["learner_id"]),
+            learner_id=stayed["learner_id"],
+            skill=match["skill"],
+            specialty=stayed["specialty"],
+            format=stayed["format"],
+            level=stayed["level"],
+            requested_at=parse_stamp(stayed["requested_at"]),
+            requeue_of=data.session_id,
+        )
+        return Outcome(changes={ref: ended}, emit=(requeued,))
