@@ -194,3 +194,20 @@ async def cancel_match_request(
     if final["status"] != domain.STATUS_CANCELLED:
         raise Problem(409, f"ticket {ticket_id} was {final['status']} before the cancel took effect")
     return _view(final)
+
+
+class Ownership(BaseModel):
+    instance: str
+    partitions: list[int] = Field(description="partitions of lemma.matching.v1 this process decides for")
+    skills: list[str] = Field(description="the catalog skills in those partitions")
+
+
+@router.get("/matching/ownership", response_model=Ownership, tags=["ops"])
+async def ownership(ctx: ContextDep, request: Request) -> Ownership:
+    """Which skills this matcher process decides for (they follow its partitions in the engine group)."""
+    matcher = request.app.state.matcher
+    return Ownership(
+        instance=ctx.settings.instance,
+        partitions=sorted(matcher.ownership.partitions),
+        skills=matcher.owned_skills(),
+    )

@@ -1,5 +1,5 @@
 """The matching service on a real broker and SQLite: levels folded from claims and SCI updates,
-tickets paired by closest level, MatchFound published on ``lemma.matching.v1``."""
+tickets queued and paired through the log, MatchFound published on ``lemma.matching.v1``."""
 
 from __future__ import annotations
 
@@ -55,8 +55,8 @@ async def test_closest_levels_are_paired_and_the_match_is_published(tansu: str, 
             time=t0,
         ),
     ]
-    # a window of one level, so that the far-apart ann and bob both wait and cat has a choice
-    app = bootstrap(cfg, rules=MatchingRules(max_level_gap=1.0))
+    # a window of one level that never widens, so the far-apart ann and bob both wait
+    app = bootstrap(cfg, rules=MatchingRules(expansions="0:1.0"))
     ctx = app.state.ctx
     assert isinstance(ctx, ServiceContext)
     async with serving(app) as client:
@@ -80,7 +80,9 @@ async def test_closest_levels_are_paired_and_the_match_is_published(tansu: str, 
         assert r_bob.status_code == 202 and r_bob.json()["status"] == "waiting"  # gap 3: too far from ann
         r_cat = await request(cat)
         assert r_cat.status_code == 202, r_cat.text
-        matched = r_cat.json()
+        # the matcher decides once this process owns the skill; wait for the outcome, no polling
+        waited = await client.get(f"/v1/match-requests/{r_cat.json()['ticket_id']}", params={"wait": 30})
+        matched = waited.json()
         assert matched["status"] == "matched" and matched["partner_id"] == bob and matched["level"] == 3.0
         session_id = matched["session_id"]
         assert session_id

@@ -1,5 +1,6 @@
-"""The sessions service on a real broker and SQLite: a MatchFound in, a session driven over HTTP,
-its events out on ``lemma.sessions.v1`` keyed by session id, and every refusal on the way."""
+"""The sessions service on a real broker and SQLite: the requests and their MatchFound in, a session
+driven over HTTP, its events out on ``lemma.sessions.v1`` keyed by session id, and every refusal on
+the way. A conflicting second decision naming an already matched ticket schedules nothing."""
 
 from __future__ import annotations
 
@@ -33,20 +34,36 @@ def settings(tansu: str, tmp_path: Path) -> Settings:
     return Settings(environment="test", kafka_bootstrap=tansu, state_dir=str(tmp_path))
 
 
-def match_found(match_id: str, a: str, b: str) -> CloudEvent:
+T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
+
+
+def requested(ticket_id: str, learner: str) -> CloudEvent:
+    payload = MatchRequested(
+        ticket_id=ticket_id, learner_id=learner, skill="machine-learning", level=2.0, requested_at=T0
+    )
+    return new_event(payload, source="matching", time=T0)
+
+
+def match_found(match_id: str, a: str, b: str, tickets: tuple[str, str] | None = None) -> CloudEvent:
+    ta, tb = tickets or (f"{match_id}-a", f"{match_id}-b")
     payload = MatchFound(
         match_id=match_id,
         skill="machine-learning",
         specialty="nlp",
         format="build",
         tickets=(
-            MatchedTicket(ticket_id=f"{match_id}-a", learner_id=a, level=2.0),
-            MatchedTicket(ticket_id=f"{match_id}-b", learner_id=b, level=2.3),
+            MatchedTicket(ticket_id=ta, learner_id=a, level=2.0),
+            MatchedTicket(ticket_id=tb, learner_id=b, level=2.3),
         ),
         level_gap=0.3,
         waited_ms=4200,
     )
-    return new_event(payload, source="matching", time=datetime(2026, 11, 1, 10, 0, tzinfo=UTC))
+    return new_event(payload, source="matching", time=T0)
+
+
+def match(match_id: str, a: str, b: str) -> list[CloudEvent]:
+    """What the matching service writes: both requests first (same partition), then the decision."""
+    return [requested(f"{match_id}-a", a), requested(f"{match_id}-b", b), match_found(match_id, a, b)]
 
 
 async def test_session_lifecycle_ratings_and_refusals(tansu: str, tmp_path: Path) -> None:
@@ -55,16 +72,13 @@ async def test_session_lifecycle_ratings_and_refusals(tansu: str, tmp_path: Path
     sid, other = f"m-{run}", f"m-{run}-2"
     ann, bob, cat = f"ann-{run}", f"bob-{run}", f"cat-{run}"
     auth = {who: {"Authorization": f"Bearer {mint_token(cfg, who)}"} for who in (ann, bob, cat)}
-    found = match_found(sid, ann, bob)
-    noise = new_event(
-        MatchRequested(
-            ticket_id="t", learner_id=cat, skill="machine-learning", level=2.0, requested_at=found.time
-        ),
-        source="matching",
-    )
+    *requests, found = match(sid, ann, bob)
+    waits = requested(f"t-{run}", cat)  # cat waits; nobody pairs her until the conflict below
     copy = found.model_copy(update={"id": str(uuid.uuid4())})  # a second copy under a new event id
+    # a second matcher (a rebalance) paired ann's ticket with cat's too: the log holds it second
+    conflict = match_found(f"m-{run}-x", ann, cat, (f"{sid}-a", f"t-{run}"))
     # all keyed by the skill: one partition, folded in this order; the last one is the sentinel
-    await publish(tansu, [found, noise, found, copy, match_found(other, ann, bob)])
+    await publish(tansu, [*requests, found, waits, found, copy, conflict, *match(other, ann, bob)])
 
     async with serving(bootstrap(cfg)) as client:
 
@@ -73,6 +87,7 @@ async def test_session_lifecycle_ratings_and_refusals(tansu: str, tmp_path: Path
             return r.json() if r.status_code == 200 else None
 
         await eventually(lambda: session(other), timeout=20)
+        assert await session(f"m-{run}-x") is None  # the void decision scheduled nothing
         doc = await session(sid)
         assert doc is not None
         assert doc["status"] == "scheduled" and doc["participants"] == [ann, bob]
@@ -141,6 +156,7 @@ async def test_session_lifecycle_ratings_and_refusals(tansu: str, tmp_path: Path
             lambda rs: sum(e.type.endswith("RatingSubmitted.v1") for e in mine(list(rs))) >= 2,
         )
         events = mine(list(records))
+        assert not [r for r in records if r.key == f"m-{run}-x".encode()]  # nothing from the void decision
         assert [e.type.split(".")[2] for e in events] == [
             "SessionScheduled",
             "SessionStarted",
