@@ -1,9 +1,24 @@
-"""The sessions fold (pure): every MatchFound on ``lemma.matching.v1`` schedules one session.
+"""The sessions fold (pure): a MatchFound that takes effect schedules one session.
 
-The session document is keyed by the match id, so a redelivered MatchFound (same event
-or a second copy) finds its session already there and changes nothing. The same
-document is later changed by the command routes; both run under the service's one
-write lock, so they never interleave.
+The skill's partition of ``lemma.matching.v1`` is the arbiter (``shared.ticket_log``): two
+matchers may both name one ticket during a rebalance, and only the first decision the log
+holds counts. To apply that rule exactly as the matching service does, this fold keeps the
+tickets too:
+
+- ``tickets/{ticket_id}`` -> ``{state, learner_id, skill}``, written by the effective events, and
+  by a request refused because its learner already waits (its ticket is left cancelled, so a
+  later copy of it stays a copy); ``None`` in the rule: never seen, or named by void events only;
+- ``open_tickets/{learner_id}/{skill}`` -> ``{ticket_id}``, present exactly while the learner has
+  a waiting ticket in the skill (one open ticket per learner and skill).
+
+Any other void event changes nothing, and no void event emits anything. An effective event
+moves its tickets to ``state_after``; an effective MatchFound also schedules the session (keyed
+by the match id), unless that session is already there. Every event the rule decides is in one partition, so a
+batch folded in log order reaches the same verdicts as every other reader. A redelivered or
+copied event finds its tickets past the state it needs and is void.
+
+The session document is later changed by the command routes; both run under the service's
+one write lock, so they never interleave.
 """
 
 from __future__ import annotations
@@ -12,27 +27,99 @@ from collections.abc import Iterable, Mapping
 
 from services.sessions.domain import schedule
 from shared.events.envelope import CloudEvent
-from shared.events.payloads import MatchFound
+from shared.events.payloads import MatchCancelled, MatchExpired, MatchFound, MatchRequested
 from shared.projection.fold import NOTHING, Doc, DocRef, Outcome
+from shared.ticket_log import TicketEvent, state_after, state_after_refusal, takes_effect, tickets_named
 
 SESSIONS = "sessions"
+TICKETS = "tickets"
+OPEN_TICKETS = "open_tickets"
+
+
+def open_ticket_key(learner_id: str, skill: str) -> str:
+    return f"{learner_id}/{skill}"
+
+
+def _owners(data: TicketEvent) -> list[tuple[str, str, str]]:
+    """(ticket id, learner id, skill) of every ticket the event names, as the event states them."""
+    if isinstance(data, MatchFound):
+        return [(t.ticket_id, t.learner_id, data.skill) for t in data.tickets]
+    return [(data.ticket_id, data.learner_id, data.skill)]
 
 
 class SessionsProjection:
     name = "sessions"
 
     def refs(self, event: CloudEvent) -> Iterable[DocRef]:
-        if isinstance(event.data, MatchFound):
-            return [(SESSIONS, event.data.match_id)]
-        return []
+        data = event.data
+        if not isinstance(data, MatchRequested | MatchFound | MatchCancelled | MatchExpired):
+            return []
+        refs: list[DocRef] = []
+        for ticket_id, learner_id, skill in _owners(data):
+            refs += [(TICKETS, ticket_id), (OPEN_TICKETS, open_ticket_key(learner_id, skill))]
+        if isinstance(data, MatchFound):
+            refs.append((SESSIONS, data.match_id))
+        return refs
 
     def apply(self, docs: Mapping[DocRef, Doc | None], event: CloudEvent) -> Outcome:
         data = event.data
+        if not isinstance(data, MatchRequested | MatchFound | MatchCancelled | MatchExpired):
+            return NOTHING
+        states: dict[str, str | None] = {}
+        for ticket_id in tickets_named(data):
+            ticket = docs.get((TICKETS, ticket_id))
+            states[ticket_id] = None if ticket is None else str(ticket["state"])
+        waits = False
+        if isinstance(data, MatchRequested):
+            waits = docs.get((OPEN_TICKETS, open_ticket_key(data.learner_id, data.skill))) is not None
+        if not takes_effect(data, states, learner_has_open_ticket=waits):
+            refused = state_after_refusal(data, states)
+            if isinstance(data, MatchRequested) and refused is not None:
+                # the learner already waits: the ticket is closed, so a later copy stays void
+                ticket = {"state": refused, "learner_id": data.learner_id, "skill": data.skill}
+                return Outcome(changes={(TICKETS, data.ticket_id): ticket})
+            return NOTHING  # void: the log already decided otherwise (or a copy of a decision)
+        if isinstance(data, MatchRequested):
+            return Outcome(
+                changes={
+                    (TICKETS, data.ticket_id): {
+                        "state": state_after(data),
+                        "learner_id": data.learner_id,
+                        "skill": data.skill,
+                    },
+                    (OPEN_TICKETS, open_ticket_key(data.learner_id, data.skill)): {
+                        "ticket_id": data.ticket_id
+                    },
+                }
+            )
+        changes = _close(docs, data)
         if not isinstance(data, MatchFound):
-            return NOTHING  # requests, cancellations, expiries: not ours
+            return Outcome(changes=changes)
         ref = (SESSIONS, data.match_id)
         if docs.get(ref) is not None:
-            return NOTHING  # already scheduled
+            return Outcome(changes=changes)  # the session is there already: only the tickets move
         scheduled = schedule(data, event.time, event.correlationid)
         assert scheduled.event is not None
-        return Outcome(changes={ref: scheduled.doc}, emit=(scheduled.event,))
+        return Outcome(changes={**changes, ref: scheduled.doc}, emit=(scheduled.event,))
+
+
+def _close(docs: Mapping[DocRef, Doc | None], data: TicketEvent) -> dict[DocRef, Doc | None]:
+    """Move the waiting tickets an effective event names to their final state; they stop being open.
+
+    The event must name each ticket's learner and skill as its request did (a matcher builds
+    its decisions from the requests); one that does not is refused, so the runtime dead-letters it.
+    """
+    changes: dict[DocRef, Doc | None] = {}
+    for ticket_id, learner_id, skill in _owners(data):
+        ticket = docs.get((TICKETS, ticket_id))
+        assert ticket is not None  # effective: the ticket is waiting
+        if (ticket["learner_id"], ticket["skill"]) != (learner_id, skill):
+            raise ValueError(
+                f"{type(data).__name__} names ticket {ticket_id} as {learner_id} in {skill}; "
+                f"it was requested by {ticket['learner_id']} in {ticket['skill']}"
+            )
+        changes[(TICKETS, ticket_id)] = {**ticket, "state": state_after(data)}
+        index = (OPEN_TICKETS, open_ticket_key(learner_id, skill))
+        if (docs.get(index) or {}).get("ticket_id") == ticket_id:
+            changes[index] = None
+    return changes
