@@ -19,3 +19,11 @@ def tansu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with tansu_memory_broker(log_dir) as bootstrap:
         asyncio.run(ensure_topics(bootstrap))
         yield bootstrap
+
+
+@pytest.fixture
+def private_tansu(tmp_path: Path) -> Iterator[str]:
+    """A broker of this test's own, for tests whose consumers must see no other test's events."""
+    with tansu_memory_broker(tmp_path) as bootstrap:
+        asyncio.run(ensure_topics(bootstrap))
+        yield bootstrap

@@ -27,7 +27,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import Counter, Gauge, Histogram
 
 from services.matching import domain
-from services.matching.domain import PARTNERS, PROMISED, TICKETS, WAITING_INDEX, learner_key
+from services.matching.domain import LEVELS, PARTNERS, PROMISED, TICKETS, WAITING_INDEX, learner_key
 from services.matching.engine import Rules
 from shared.bus import PARTITIONS
 from shared.events.envelope import deterministic_id, new_event
@@ -136,7 +136,17 @@ class Matcher:
                 and found[i]["status"] == domain.STATUS_WAITING
                 and not (i in promised and domain.parse_stamp(promised[i]["at"]) > fresh)
             ]
-            met = await store.get_many(PARTNERS, [learner_key(t["learner_id"], skill) for t in waiting])
+            keys = [learner_key(t["learner_id"], skill) for t in waiting]
+            # a ticket is matched at the learner's level now (a claim or a score may have arrived
+            # since it was queued); the MatchFound records it
+            levels = await store.get_many(LEVELS, keys)
+            waiting = [
+                {**t, "level": domain.level_of(levels[k])}
+                if k in levels and levels[k].get("level") is not None
+                else t
+                for t, k in zip(waiting, keys, strict=True)
+            ]
+            met = await store.get_many(PARTNERS, keys)
             partners = {key.split("/", 1)[0]: doc["partners"] for key, doc in met.items()}
             pairs, expired = domain.decide(waiting, partners, self.rules, now)
             QUEUE_DEPTH.labels(skill).set(len(waiting) - 2 * len(pairs) - len(expired))

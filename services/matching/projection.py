@@ -197,8 +197,13 @@ class MatchingProjection:
         for me, other, doc in ((0, 1, tickets[0]), (1, 0, tickets[1])):
             assert doc is not None
             learner, partner = data.tickets[me].learner_id, data.tickets[other].learner_id
+            if doc["learner_id"] != learner or doc["skill"] != data.skill:
+                raise ValueError(
+                    f"MatchFound {data.match_id} names ticket {doc['ticket_id']} of another learner"
+                )
             changes[(TICKETS, doc["ticket_id"])] = {
                 **doc,
+                "level": data.tickets[me].level,  # the level it was matched at
                 "status": STATUS_MATCHED,
                 "match_id": data.match_id,
                 "session_id": data.match_id,
@@ -211,7 +216,8 @@ class MatchingProjection:
             met = docs.get((PARTNERS, learner_key(learner, data.skill)))
             partners = [*(met["partners"] if met else []), partner][-PARTNERS_KEPT:]
             changes[(PARTNERS, learner_key(learner, data.skill))] = {"partners": partners}
-            sides.append({k: doc[k] for k in ("ticket_id", "learner_id", "level", "specialty", "format")})
+            sides.append({k: doc[k] for k in ("ticket_id", "learner_id", "specialty", "format")})
+            sides[-1]["level"] = data.tickets[me].level
             sides[-1]["requested_at"] = doc["requested_at"]
         changes[(MATCHES, data.match_id)] = {
             "match_id": data.match_id,

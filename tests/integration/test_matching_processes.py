@@ -16,15 +16,12 @@ import random
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from services.matching.projection import MatchingProjection
 from shared.auth import mint_token
-from shared.bus import ensure_topics
 from shared.catalog import get_catalog
 from shared.events import decode
 from shared.events.payloads import MatchFound
@@ -32,17 +29,9 @@ from shared.events.registry import Topic
 from shared.projection import fold_events
 from shared.settings import Settings
 from tests.support.kafka import eventually, read_until
-from tests.support.processes import free_port, stop_process, tansu_memory_broker
+from tests.support.processes import free_port, stop_process
 
 LEARNERS_PER_SKILL = 16
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[str]:
-    """A broker of this test's own, so the log holds only this test's tickets."""
-    with tansu_memory_broker(tmp_path) as bootstrap:
-        asyncio.run(ensure_topics(bootstrap))
-        yield bootstrap
 
 
 def start_matcher(instance: str, bootstrap: str, state: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -75,7 +64,8 @@ def tickets_in(db: Path) -> dict[str, str]:
     return {key: json.loads(doc)["status"] for key, doc in rows}
 
 
-async def test_two_matchers_never_assign_a_ticket_twice(broker: str, tmp_path: Path) -> None:
+async def test_two_matchers_never_assign_a_ticket_twice(private_tansu: str, tmp_path: Path) -> None:
+    broker = private_tansu
     cfg = Settings(environment="test")
     skills = [s.id for s in get_catalog().skills]
     procs = [start_matcher(name, broker, tmp_path / name) for name in ("a", "b")]

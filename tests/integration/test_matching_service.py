@@ -7,13 +7,24 @@ import json
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
+from fastapi import FastAPI
 
 from services.matching.app import MatchingRules, bootstrap
+from services.matching.projection import requeue_ticket_id
 from shared.auth import mint_token
 from shared.events import decode, new_event
-from shared.events.payloads import MatchCancelled, MatchFound, SciUpdated, SkillClaimed
+from shared.events.envelope import CloudEvent
+from shared.events.payloads import (
+    MatchCancelled,
+    MatchExpired,
+    MatchFound,
+    SciUpdated,
+    SessionAbandoned,
+    SkillClaimed,
+)
 from shared.events.registry import Topic
 from shared.service import ServiceContext
 from shared.settings import Settings
@@ -137,3 +148,124 @@ async def test_closest_levels_are_paired_and_the_match_is_published(tansu: str, 
         assert len(cancels) == 1 and cancels[0].reason == "cancelled by learner"
 
         assert (await client.get("/readyz")).status_code == 200
+
+
+def claim(learner: str, level: str, t0: datetime) -> CloudEvent:
+    return new_event(SkillClaimed(learner_id=learner, skill=ML, self_level=level), source="test", time=t0)
+
+
+async def test_waiting_tickets_survive_a_restart_and_a_rebuild(private_tansu: str, tmp_path: Path) -> None:
+    """Kill the matcher with tickets waiting: the same tickets wait after a restart on the same
+    store, and after a rebuild into an empty one (the queue is a projection of the log)."""
+    run = uuid.uuid4().hex[:8]
+    learners = {
+        f"{name}-{run}": level
+        for name, level in (("lo", "beginner"), ("mid", "intermediate"), ("hi", "expert"))
+    }
+    t0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
+    cfg = settings(private_tansu, tmp_path / "first")
+    tight = MatchingRules(expansions="0:0.1")  # nobody pairs: 1, 2 and 4 are too far apart
+    await publish(private_tansu, [claim(who, level, t0) for who, level in learners.items()])
+    app = bootstrap(cfg, rules=tight)
+    async with serving(app) as client:
+
+        async def levels_known() -> bool:
+            docs = await app.state.ctx.store.get_many("levels", [f"{who}/{ML}" for who in learners])
+            return len(docs) == len(learners)
+
+        await eventually(levels_known)
+        tickets = {}
+        for who in learners:
+            r = await client.post(
+                "/v1/match-requests",
+                json={"skill": ML},
+                headers={"Authorization": f"Bearer {mint_token(cfg, who)}"},
+            )
+            assert r.status_code == 202 and r.json()["status"] == "waiting", r.text
+            tickets[r.json()["ticket_id"]] = who
+
+    async def waiting_of(store_app: object) -> set[str]:
+        ctx = store_app.app.state.ctx if hasattr(store_app, "app") else store_app.state.ctx  # type: ignore[attr-defined]
+        rows = await ctx.store.scan("waiting", f"{ML}/", limit=10_000)
+        return {doc["ticket_id"] for _, doc in rows} & set(tickets)
+
+    for label, cfg_next in (("restart", cfg), ("rebuild", settings(private_tansu, tmp_path / "empty"))):
+        again = bootstrap(cfg_next, rules=tight)
+        async with serving(again) as client:
+
+            async def settled(app_: FastAPI = again) -> set[str] | None:
+                found = await waiting_of(app_)
+                return found if found == set(tickets) else None
+
+            assert await eventually(settled, timeout=30) == set(tickets), label
+            for ticket in tickets:
+                body = (await client.get(f"/v1/match-requests/{ticket}")).json()
+                assert body["status"] == "waiting", (label, body)
+
+
+async def test_a_partner_who_showed_up_is_put_back_first_and_a_no_show_is_busy_until_it_ends(
+    private_tansu: str, tmp_path: Path
+) -> None:
+    cfg = settings(private_tansu, tmp_path)
+    run = uuid.uuid4().hex[:8]
+    ann, bob, cy = (f"{n}-{run}" for n in ("ann", "bob", "cy"))
+    auth = {who: {"Authorization": f"Bearer {mint_token(cfg, who)}"} for who in (ann, bob, cy)}
+    app = bootstrap(cfg, rules=MatchingRules(expansions="0:3.0", sweep_interval_s=0.2))
+    async with serving(app) as client:
+        first = (
+            await client.post("/v1/match-requests", json={"skill": ML, "specialty": "nlp"}, headers=auth[ann])
+        ).json()
+        await client.post("/v1/match-requests", json={"skill": ML}, headers=auth[bob])
+        matched = (await client.get(f"/v1/match-requests/{first['ticket_id']}", params={"wait": 30})).json()
+        assert matched["status"] == "matched", matched
+        session = matched["session_id"]
+        partner = matched["partner_id"]
+        assert partner == bob
+        busy = await client.post("/v1/match-requests", json={"skill": ML}, headers=auth[ann])
+        assert busy.status_code == 409 and "has not ended" in busy.json()["detail"]
+
+        # bob does not show up: ann goes back in the queue with her original waiting time
+        await publish(
+            private_tansu,
+            [
+                new_event(
+                    SessionAbandoned(session_id=session, abandoned_by=ann, reason="no-show", no_show=bob),
+                    source="sessions",
+                )
+            ],
+        )
+        requeued = requeue_ticket_id(session, ann)
+
+        async def put_back() -> dict[str, Any] | None:
+            r = await client.get(f"/v1/match-requests/{requeued}")
+            return r.json() if r.status_code == 200 else None
+
+        back = await eventually(put_back, timeout=30)
+        assert isinstance(back, dict) and back["status"] == "waiting"
+        assert back["learner_id"] == ann and back["requeue_of"] == session
+        assert back["requested_at"] == first["requested_at"] and back["specialty"] == "nlp"
+        # the next learner is paired with her at once, ahead of anyone newer
+        await client.post("/v1/match-requests", json={"skill": ML}, headers=auth[cy])
+        done = (await client.get(f"/v1/match-requests/{requeued}", params={"wait": 30})).json()
+        assert done["status"] == "matched" and done["partner_id"] == cy, done
+
+
+async def test_a_lone_ticket_expires_after_its_time_to_live(private_tansu: str, tmp_path: Path) -> None:
+    cfg = settings(private_tansu, tmp_path)
+    who = f"lone-{uuid.uuid4().hex[:8]}"
+    app = bootstrap(cfg, rules=MatchingRules(expansions="0:0.01", ttl_s=2, sweep_interval_s=0.2))
+    async with serving(app) as client:
+        r = await client.post(
+            "/v1/match-requests",
+            json={"skill": "data-engineering"},
+            headers={"Authorization": f"Bearer {mint_token(cfg, who)}"},
+        )
+        ticket = r.json()["ticket_id"]
+        gone = (await client.get(f"/v1/match-requests/{ticket}", params={"wait": 30})).json()
+        assert gone["status"] == "expired", gone
+
+        def expiry_published(rs: list[Any]) -> bool:
+            payloads = [decode(x.value).data for x in rs]
+            return any(isinstance(p, MatchExpired) and p.ticket_id == ticket for p in payloads)
+
+        assert await read_until(private_tansu, Topic.MATCHING.value, expiry_published)

@@ -25,7 +25,7 @@ async def serving(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
             if task.done():
                 task.result()
             await asyncio.sleep(0.02)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
             yield client
     finally:
         server.should_exit = True
