@@ -18,6 +18,12 @@ Model (1..5 scale):
   (sorted by ``q`` plus a wide jitter), which keeps the who-rated-whom graph connected;
 - a rubric score is ``clip(round(q_specialty + leniency + noise), 1, 5)`` per dimension, with
   fresh noise per dimension.
+
+The HTTP mode does not replay these sessions: the matching engine chooses the pairs, so the
+driver draws a session's absent learner (``draw_no_show``) and its ratings (``draw_scores``)
+for the actual pair when it runs, from the same model, each from its own ``random.Random``
+seeded by (seed, what, skill, round, learners): deterministic per pair and round, whatever
+the order the sessions run in.
 """
 
 from __future__ import annotations
@@ -154,6 +160,11 @@ def _rate(
     return {d: int(_clip(round(base + rng.gauss(0.0, rater.noise_sd)), 1, 5)) for d in DIMENSIONS}
 
 
+def _absent(learners: dict[str, Learner], pair: tuple[str, str], rng: random.Random) -> str | None:
+    """The learner who does not show up, if any: each in turn, at their no-show rate."""
+    return next((x for x in pair if rng.random() < learners[x].no_show_rate), None)
+
+
 def _pairs(settings: Settings, learners: dict[str, Learner], rng: random.Random) -> list[tuple[str, str]]:
     """One round: colluders half the time with their partner, everyone else by similar level."""
     pairs: list[tuple[str, str]] = []
@@ -181,7 +192,7 @@ def simulate(settings: Settings, seed: int) -> Population:
             occurred_at = START + timedelta(days=day)
             specialty = rng.choice(SPECIALTIES)
             session_id = f"S{seed}-{round_no:02d}-{pair_no:05d}"
-            no_show = next((x for x in (a, b) if rng.random() < learners[x].no_show_rate), None)
+            no_show = _absent(learners, (a, b), rng)
             population.sessions.append(Session(session_id, (a, b), specialty, occurred_at, no_show))
             if no_show is not None:
                 continue
@@ -192,3 +203,27 @@ def simulate(settings: Settings, seed: int) -> Population:
                     Rating(rating_id, session_id, rater, ratee, specialty, scores, occurred_at)
                 )
     return population
+
+
+# -- draws for a pair chosen at run time (the HTTP mode) ----------------------------------------
+
+
+def draw_rng(population: Population, what: str, skill: str, round_no: int, *learners: str) -> random.Random:
+    """A generator of its own for one draw: the same arguments give the same numbers, in any
+    process (a string seed is hashed with SHA-512, not with the salted ``hash``)."""
+    return random.Random("|".join((str(population.seed), what, skill, str(round_no), *learners)))
+
+
+def draw_no_show(population: Population, a: str, b: str, *, skill: str, round_no: int) -> str | None:
+    """Who of ``a`` and ``b`` (population ids) does not show up to their session in ``round_no``."""
+    pair = (a, b) if a <= b else (b, a)
+    return _absent(population.learners, pair, draw_rng(population, "no-show", skill, round_no, *pair))
+
+
+def draw_scores(
+    population: Population, rater: str, ratee: str, specialty: str, *, skill: str, round_no: int
+) -> dict[str, int]:
+    """The rubric scores ``rater`` gives ``ratee`` (population ids) after a session in ``specialty``
+    (one of ``SPECIALTIES``): the model's rating, drawn for this pair and round."""
+    rng = draw_rng(population, "rate", skill, round_no, rater, ratee)
+    return _rate(population.learners[rater], population.learners[ratee], specialty, population.settings, rng)
