@@ -148,6 +148,13 @@ async def test_closest_levels_are_paired_and_the_match_is_published(tansu: str, 
         assert len(cancels) == 1 and cancels[0].reason == "cancelled by learner"
 
         assert (await client.get("/readyz")).status_code == 200
+        metrics = (await client.get("/metrics")).text
+        for name in (
+            "lemma_matching_queue_depth{",
+            "lemma_matching_time_to_match_seconds_count",
+            "lemma_matching_level_gap_count",
+        ):
+            assert name in metrics, name
 
 
 def claim(learner: str, level: str, t0: datetime) -> CloudEvent:
