@@ -172,6 +172,18 @@ def store_count(db: Path, collection: str) -> int:
             return 0  # the schema is not made yet
 
 
+def still_open(db: Path, ended: set[str]) -> list[str]:
+    """Matches the store holds as not ended although the sessions log ended them."""
+    return sorted(k for k, d in store_docs(db, "matches").items() if k in ended and not d["ended"])
+
+
+def busy_on(db: Path, matches: Sequence[str]) -> int:
+    """Learners (per skill) whose latest match in the store is one of ``matches``: the HTTP route
+    refuses their requests there (409, "in a session ... which has not ended")."""
+    stale = set(matches)
+    return sum(d["match_id"] in stale for d in store_docs(db, "busy").values())
+
+
 async def until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> None:
     deadline = time.monotonic() + timeout
     while not await check():
@@ -602,10 +614,7 @@ async def verify(bootstrap: str, matchers: Sequence[Matcher], driver: Driver) ->
         m.instance: Counter(d["status"] for d in store_docs(m.db, "tickets").values()) for m in matchers
     }
     # a session the log ended must be ended in each store too (else its learners look busy there)
-    not_ended = {
-        m.instance: sorted(k for k, d in store_docs(m.db, "matches").items() if k in ended and not d["ended"])
-        for m in matchers
-    }
+    not_ended = {m.instance: still_open(m.db, ended) for m in matchers}
     published = Counter(type(e.data).__name__ for events in matching.values() for e in events)
     found_ids = {
         e.data.match_id for events in matching.values() for e in events if isinstance(e.data, MatchFound)
@@ -636,7 +645,43 @@ async def verify(bootstrap: str, matchers: Sequence[Matcher], driver: Driver) ->
         "log_records": {"matching": sum(len(v) for v in matching.values()), "sessions": len(sessions)},
         "fold_s": fold_s,
         "not_ended_in_store": not_ended,
+        "ticket_statuses": statuses,
+        "busy_on_not_ended": {},
+        "ended_sessions": ended,
     }
+
+
+async def rebuild(
+    bootstrap: str, workdir: Path, args: argparse.Namespace, check: dict[str, Any]
+) -> dict[str, Any]:
+    """A third process on an empty store folds the whole log (a rebuild, or a restart that lost
+    its store): it must reach the same tickets and see every session end."""
+    statuses: dict[str, str] = check["ticket_statuses"]
+    started = time.monotonic()
+    m = start_matcher("rebuild", bootstrap, workdir / "rebuild", args.ttl)
+    try:
+
+        async def caught_up() -> bool:
+            if m.proc.poll() is not None:
+                raise RuntimeError("the rebuild process exited; see its log")
+            return {k: d["status"] for k, d in store_docs(m.db, "tickets").items()} == statuses
+
+        agree = True
+        try:
+            await until(caught_up, args.stall_s * 3, "the rebuilt store agrees with the log", interval=2)
+        except TimeoutError:
+            agree = False
+        seconds = time.monotonic() - started
+        await asyncio.sleep(2)
+        stale = still_open(m.db, check["ended_sessions"])
+        return {
+            "agree": agree,
+            "seconds": round(seconds, 1),
+            "not_ended": len(stale),
+            "busy": busy_on(m.db, stale),
+        }
+    finally:
+        stop_process(m.proc)
 
 
 def figures(args: argparse.Namespace, run: dict[str, Any], check: dict[str, Any]) -> dict[str, Any]:
@@ -732,7 +777,10 @@ def report(args: argparse.Namespace, out: dict[str, Any], checks: dict[str, bool
     print(f"  level gap of effective matches: mean {out['level_gap_mean']}, p95 {out['level_gap_p95']}")
     print(
         f"  sessions the log ended that a store still holds open: {out['sessions_ended_in_log_not_in_store']}"
+        f" (learners refused there as busy: {out['learners_refused_as_busy_in_store']})"
     )
+    if "rebuild" in out:
+        print(f"  rebuild on an empty store: {out['rebuild']}")
     print(f"  stores: {out['stores']}; log records {out['log_records']}; dead letters {out['dead_letters']}")
     print("checks:")
     for name, ok in checks.items():
@@ -751,6 +799,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--session-s", type=float, default=1.0, help="mean simulated session length")
     parser.add_argument("--cancel-within", type=float, default=0.2, help="a cancel follows in 0..this s")
     parser.add_argument("--stall-s", type=float, default=90.0, help="give up when nothing closes this long")
+    parser.add_argument(
+        "--rebuild", action="store_true", help="then fold the whole log into a third, empty store"
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the state directory (logs, stores)")
     args = parser.parse_args(argv)
@@ -771,11 +822,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                     matchers.append(start_matcher(name, bootstrap, workdir / name, args.ttl))
                 run = asyncio.run(drive(args, bootstrap, matchers))
                 check = asyncio.run(verify(bootstrap, matchers, run["driver"]))
+                for m in matchers:
+                    check["busy_on_not_ended"][m.instance] = busy_on(
+                        m.db, check["not_ended_in_store"][m.instance]
+                    )
+                rebuilt = asyncio.run(rebuild(bootstrap, workdir, args, check)) if args.rebuild else None
             finally:
                 for m in matchers:
                     stop_process(m.proc)
         checks = check["checks"] | {"drained": not run["stalled"] and not run["driver"].anomalies}
         out = figures(args, run, check)
+        out["learners_refused_as_busy_in_store"] = check["busy_on_not_ended"]
+        if rebuilt is not None:
+            out["rebuild"] = rebuilt
+            checks["rebuilt_store_agrees_with_log"] = rebuilt["agree"]
+            checks["rebuilt_store_saw_every_session_end"] = rebuilt["not_ended"] == 0
         report(args, out, checks)
         for anomaly in run["driver"].anomalies[:10]:
             print(f"  driver anomaly: {anomaly}")
