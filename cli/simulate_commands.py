@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from deploy.local.config import StackConfig
-from sim.http_driver import DriveResult, Tick, drive
+from sim.http_driver import MATCH_WAIT_S, DriveResult, Tick, drive
 from sim.plan import HttpPlan, build_plan
 from sim.population import SCENARIOS, Population, scenario, simulate
 
@@ -57,20 +57,35 @@ def progress_bar() -> Progress:
     )
 
 
-def drive_with_progress(plan: HttpPlan, gateway: str, secret: str, concurrency: int = 24) -> DriveResult:
+def drive_with_progress(
+    plan: HttpPlan, gateway: str, secret: str, concurrency: int = 24, match_wait_s: float = MATCH_WAIT_S
+) -> DriveResult:
     with progress_bar() as bar:
         task = bar.add_task("learners and sessions", total=len(plan.learners) + len(plan.sessions))
         tick: Tick = lambda: bar.advance(task)  # noqa: E731
-        return asyncio.run(drive(plan, gateway, secret, concurrency=concurrency, tick=tick))
+        return asyncio.run(
+            drive(plan, gateway, secret, concurrency=concurrency, match_wait_s=match_wait_s, tick=tick)
+        )
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else 0.0
 
 
 def summary(result: DriveResult) -> str:
     line = (
-        f"{result.learners} learners, {result.sessions} sessions ({result.completed} completed, "
-        f"{result.no_shows} no-shows, {result.ratings} ratings) in {result.elapsed_s:.0f} s"
+        f"{result.learners} learners, {result.sessions} sessions in {result.rounds} rounds "
+        f"({result.completed} completed, {result.no_shows} no-shows, {result.ratings} ratings) "
+        f"in {result.elapsed_s:.0f} s"
     )
+    if result.waits_s:
+        line += (
+            f"; matched in {_percentile(result.waits_s, 0.5):.1f} s "
+            f"(p95 {_percentile(result.waits_s, 0.95):.1f} s)"
+        )
     if result.unmatched:
-        line += f"; {result.unmatched} not matched"
+        line += f"; {result.unmatched} tickets unmatched at the end of their round (cancelled)"
     if result.errors:
         line += f"; {result.error_count} failed calls: " + ", ".join(
             f"{k} x{v}" for k, v in result.errors.most_common(5)
@@ -90,6 +105,10 @@ def simulate_command(
         str | None, typer.Option(help="Gateway URL (default: the local stack's, else http://127.0.0.1:8000).")
     ] = None,
     concurrency: Annotated[int, typer.Option(help="Sessions in flight in --http mode.")] = 24,
+    match_wait: Annotated[
+        float,
+        typer.Option(help="--http: how long a round's learners wait for a partner before they cancel (s)."),
+    ] = MATCH_WAIT_S,
     state_dir: Annotated[
         Path | None,
         typer.Option("--state-dir", help="The local stack's state folder (for its secret and ports)."),
@@ -98,7 +117,8 @@ def simulate_command(
     """Simulate learners with hidden true skill, lenient and noisy raters and no-shows.
 
     Without --http: fold them through the scoring rules in process and print how well the SCI
-    tracks true skill. With --http: register them and run their sessions through a running stack.
+    tracks true skill. With --http: register them and run their rounds through a running stack,
+    with the partners its matching engine chooses.
     """
     if scenario_name not in SCENARIOS:
         raise typer.BadParameter(f"choose one of {', '.join(SCENARIOS)}", param_hint="--scenario")
@@ -116,7 +136,7 @@ def simulate_command(
     console.print(
         f"Driving {len(plan.learners)} learners and {len(plan.sessions)} sessions through {url} ..."
     )
-    result = drive_with_progress(plan, url, local_jwt_secret(state_dir), concurrency)
+    result = drive_with_progress(plan, url, local_jwt_secret(state_dir), concurrency, match_wait)
     console.print(summary(result))
     if result.learners == 0:
         raise typer.Exit(1)

@@ -118,7 +118,7 @@ def _seed_if_empty(config: StackConfig) -> None:
         result = drive_with_progress(plan, config.gateway_url, demo.secret(config))
         demo.record(config, plan, result)
         console.print(f"Seeded: {summary(result)}")
-        page = demo.wait_for_figures(config, demo.SKILL, demo.completed_in(plan, demo.SKILL), timeout=20)
+        page = demo.wait_for_figures(config, demo.SKILL, demo.completed_in(result, demo.SKILL), timeout=20)
         console.print(
             f"Skill page: {config.gateway_url}/v1/skills/{demo.SKILL}  "
             f"({page['learners_verifying']} learners, {page['sessions_completed']} sessions, "

@@ -76,6 +76,7 @@ class HttpPlan:
     sessions: list[SessionPlan] = field(default_factory=list)
     population: Population | None = None  # the model the sessions' outcomes are drawn from
     sim_ids: dict[str, str] = field(default_factory=dict)  # learner id -> population id
+    catalog: Catalog | None = field(default=None, compare=False, repr=False)
 
     @property
     def skills(self) -> list[str]:
@@ -89,9 +90,7 @@ class HttpPlan:
         rounds: list[RoundPlan] = []
         for number in sorted(by_round):
             planned = by_round[number]
-            requests = tuple(
-                Request(who, s.match_body) for s in planned for who in (s.first, s.second)
-            )
+            requests = tuple(Request(who, s.match_body) for s in planned for who in (s.first, s.second))
             rounds.append(RoundPlan(number, planned[0].skill, requests, len(planned)))
         return rounds
 
@@ -109,7 +108,7 @@ class HttpPlan:
     ) -> dict[str, int]:
         """The scores ``rater`` gives ``ratee`` (learner ids) after a session of ``skill`` in
         ``specialty`` (the skill's own id), on the skill's rubric."""
-        catalog_skill = _skill(skill)
+        catalog_skill = _skill(self.catalog or get_catalog(), skill)
         drawn = draw_scores(
             self._population(),
             self.sim_ids[rater],
@@ -155,8 +154,8 @@ def skill_index(round_no: int, skills: int) -> int:
     return 0 if round_no % 2 else (round_no // 2) % skills
 
 
-def _skill(skill_id: str) -> Skill:
-    skill = get_catalog().get(skill_id)
+def _skill(catalog: Catalog, skill_id: str) -> Skill:
+    skill = catalog.get(skill_id)
     if skill is None:
         raise ValueError(f"unknown skill {skill_id!r}")
     return skill
@@ -180,7 +179,8 @@ def _scores(skill: Skill, scores: dict[str, int]) -> dict[str, int]:
 
 def build_plan(population: Population, run_id: str, catalog: Catalog | None = None) -> HttpPlan:
     """Every learner to register (with the skills they will practise) and every round to run."""
-    skills = list((catalog or get_catalog()).skills)
+    catalog = catalog or get_catalog()
+    skills = list(catalog.skills)
     ids = {sim_id: learner_id(run_id, sim_id) for sim_id in population.learners}
     claims: dict[str, set[str]] = {sim_id: set() for sim_id in population.learners}
     sessions: list[SessionPlan] = []
@@ -211,4 +211,4 @@ def build_plan(population: Population, run_id: str, catalog: Catalog | None = No
         for sim_id, learner in population.learners.items()
     ]
     sim_ids = {http_id: sim_id for sim_id, http_id in ids.items()}
-    return HttpPlan(run_id=run_id, learners=learners, sessions=sessions, population=population, sim_ids=sim_ids)
+    return HttpPlan(run_id, learners, sessions, population=population, sim_ids=sim_ids, catalog=catalog)

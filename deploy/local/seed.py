@@ -60,6 +60,8 @@ def record(config: StackConfig, plan: HttpPlan, result: DriveResult) -> None:
         "learners": result.learners,
         "sessions": result.sessions,
         "completed": result.completed,
+        "rounds": result.rounds,
+        "unmatched": result.unmatched,
         "seconds": round(result.elapsed_s, 1),
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -77,9 +79,9 @@ def seed(
     return result
 
 
-def completed_in(plan: HttpPlan, skill: str) -> int:
-    """Sessions of ``skill`` the plan completes (no no-show)."""
-    return sum(1 for s in plan.sessions if s.skill == skill and s.no_show is None)
+def completed_in(result: DriveResult, skill: str) -> int:
+    """Sessions of ``skill`` the drive completed (the engine chose the pairs, so the plan cannot say)."""
+    return result.completed_in(skill)
 
 
 def _no() -> None:
