@@ -192,6 +192,37 @@ async def until(check: Callable[[], Any], timeout: float, what: str, interval: f
         await asyncio.sleep(interval)
 
 
+@dataclass
+class InOrder:
+    """Hands on each partition's records without a gap, whatever the broker serves.
+
+    Tansu 0.6.0 (memory engine), with several producers writing to one partition, sometimes
+    serves a consumer at the head of the log a batch *after* one it has not made visible yet;
+    the consumer moves past the missing records and never sees them. A gap in the offsets
+    (these topics have no compaction and no transactions, so offsets are dense) is met here by
+    seeking back to the first missing offset and fetching again.
+    """
+
+    expected: dict[TopicPartition, int] = field(default_factory=dict)
+    refetches: int = 0
+
+    def take(
+        self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: Sequence[ConsumerRecord[bytes, bytes]]
+    ) -> list[ConsumerRecord[bytes, bytes]]:
+        taken = []
+        for record in records:
+            want = self.expected.get(tp, 0)
+            if record.offset < want:
+                continue  # seen already (fetched again after a gap)
+            if record.offset > want:
+                self.refetches += 1
+                consumer.seek(tp, want)
+                break
+            taken.append(record)
+            self.expected[tp] = record.offset + 1
+        return taken
+
+
 async def read_topic(
     bootstrap: str, topic: str, partitions: int, idle_s: float = 2.0
 ) -> dict[int, list[ConsumerRecord[bytes, bytes]]]:
@@ -209,6 +240,7 @@ async def read_topic(
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
         out: dict[int, list[ConsumerRecord[bytes, bytes]]] = {p: [] for p in range(partitions)}
+        in_order = InOrder()
         last = time.monotonic()
 
         async def more() -> bool:
@@ -217,7 +249,7 @@ async def read_topic(
 
         while await more():
             for tp, records in (await consumer.getmany(timeout_ms=200, max_records=10_000)).items():
-                out[tp.partition].extend(records)
+                out[tp.partition].extend(in_order.take(consumer, tp, records))
                 last = time.monotonic()
         return out
     finally:
@@ -419,11 +451,13 @@ async def follow(bootstrap: str, driver: Driver, stop: asyncio.Event) -> None:
         tps = [TopicPartition(Topic.MATCHING.value, p) for p in range(PARTITIONS[Topic.MATCHING])]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
+        in_order = InOrder()
         while not stop.is_set():
-            for records in (await consumer.getmany(timeout_ms=50, max_records=5_000)).values():
-                for record in records:
+            for tp, records in (await consumer.getmany(timeout_ms=50, max_records=5_000)).items():
+                for record in in_order.take(consumer, tp, records):
                     driver.on_matching(decode(record.value))
                     driver.counts["log_records_seen"] += 1
+            driver.counts["broker_gaps_refetched"] = in_order.refetches
     finally:
         await consumer.stop()
 
@@ -622,8 +656,12 @@ async def verify(bootstrap: str, matchers: Sequence[Matcher], driver: Driver) ->
     checks = {
         "every_ticket_one_terminal_state": one_terminal,
         "effective_match_found_named_two_waiting_tickets": found_ok,
-        "no_learner_in_two_open_sessions": most_open <= 1 and orphan_ends == 0 and not ended_twice,
-        "every_match_session_ended_once": ended == set(referee.matches) and not ended_twice,
+        "no_learner_in_two_open_sessions": most_open <= 1,
+        # the driver ends each effective match's session once, and no other (its view of the log
+        # must be the log's)
+        "every_match_session_ended_once": ended == set(referee.matches)
+        and not ended_twice
+        and not orphan_ends,
         "every_no_show_requeued_partner_once": requeued_once,
         "no_dead_letters": dead == 0,
         "stores_agree_with_log": agree,
@@ -730,12 +768,14 @@ def figures(args: argparse.Namespace, run: dict[str, Any], check: dict[str, Any]
         "level_gap_mean": round(sum(gaps) / len(gaps), 4) if gaps else None,
         "level_gap_p95": pct(gaps, 95),
         "most_open_sessions_per_learner_skill": check["most_open_sessions"],
+        "orphan_session_ends": check["orphan_session_ends"],
         "stores": {k: dict(v) for k, v in check["stores"].items()},
         "skills_decided": run["owned"],
         "log_records": check["log_records"],
         "dead_letters": check["dead_letters"],
         "sessions_ended_in_log_not_in_store": {k: len(v) for k, v in check["not_ended_in_store"].items()},
         "driver_anomalies": len(driver.anomalies),
+        "broker_gaps_refetched": driver.counts["broker_gaps_refetched"],
         "stalled": run["stalled"],
     }
 
@@ -782,6 +822,10 @@ def report(args: argparse.Namespace, out: dict[str, Any], checks: dict[str, bool
     if "rebuild" in out:
         print(f"  rebuild on an empty store: {out['rebuild']}")
     print(f"  stores: {out['stores']}; log records {out['log_records']}; dead letters {out['dead_letters']}")
+    print(
+        f"  session ends naming no effective match {out['orphan_session_ends']}; gaps the broker served the "
+        f"driver's consumer (fetched again) {out['broker_gaps_refetched']}"
+    )
     print("checks:")
     for name, ok in checks.items():
         print(f"  {name}: {'met' if ok else 'MISSED'}")
