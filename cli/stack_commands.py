@@ -115,7 +115,7 @@ def _seed_if_empty(config: StackConfig) -> None:
             f"Empty store: seeding a demo population ({len(plan.learners)} learners, "
             f"{len(plan.sessions)} sessions; skip with --no-seed or LEMMA_SEED=0) ..."
         )
-        result = drive_with_progress(plan, config.gateway_url, demo.secret(config))
+        result = drive_with_progress(plan, config.gateway_url, demo.secret(config), demo.CONCURRENCY)
         demo.record(config, plan, result)
         console.print(f"Seeded: {summary(result)}")
         page = demo.wait_for_figures(config, demo.SKILL, demo.completed_in(result, demo.SKILL), timeout=20)

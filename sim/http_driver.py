@@ -46,6 +46,7 @@ BUSY_RETRY_S = 10.0  # how long a request refused with 409 (last session not end
 SETTLE_S = 10.0  # how long a cancelled ticket or a requeue is followed until the log settles it
 MATCH_WAIT_S = 15.0  # a round's patience: learners still waiting then cancel
 DEFAULT_RULES = Rules()  # the matching service's default rules (LEMMA_MATCHING_* unset)
+REQUEUE_GRACE_S = 3.0  # the least a requeued learner waits for a partner
 DRAIN_PASSES = 5  # cancel, run what was matched meanwhile, cancel its requeues, ...: a bound
 
 
@@ -99,6 +100,8 @@ class RoundStats:
     matched: int  # tickets the engine matched
     unmatched: int  # tickets cancelled at the end of the round
     seconds: float
+    wait_p50_s: float  # from a request (or a requeue) to the driver seeing it matched
+    wait_max_s: float
 
 
 @dataclass
@@ -153,18 +156,28 @@ class _Round:
     hopeless: asyncio.Event = field(default_factory=asyncio.Event)
     rules: Rules | None = None
     ends_at: datetime | None = None  # the latest deadline, on the wall clock (as tickets' times are)
+    deadlines: dict[str, float] = field(default_factory=dict)  # learner -> their ticket's deadline
     recent: Callable[[str, str], bool] = lambda a, b: False
     requests: int = 0
     requeued: int = 0
     matched: int = 0
     unmatched: int = 0
     ticked: int = 0
+    waits: list[float] = field(default_factory=list)
 
-    def deadline(self) -> float:
-        """A new ticket's deadline (monotonic); ``ends_at`` follows the latest."""
-        ends_at = datetime.now(UTC) + timedelta(seconds=self.patience)
+    def deadline(self, learner: str, requeued: bool = False) -> float:
+        """A ticket's deadline (monotonic): ``patience`` from the learner's request; a ticket
+        matching reopened after a no-show keeps the learner's deadline (as it keeps their place
+        in the queue), with a few seconds at least. ``ends_at`` follows the latest."""
+        now = time.monotonic()
+        if requeued:
+            deadline = max(self.deadlines.get(learner, now), now + REQUEUE_GRACE_S)
+        else:
+            deadline = now + self.patience
+        self.deadlines[learner] = deadline
+        ends_at = datetime.now(UTC) + timedelta(seconds=deadline - now)
         self.ends_at = ends_at if self.ends_at is None else max(self.ends_at, ends_at)
-        return time.monotonic() + self.patience
+        return deadline
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         self.tasks.append(asyncio.create_task(work))
@@ -346,8 +359,11 @@ class Driver:
                 matched=st.matched,
                 unmatched=st.unmatched,
                 seconds=round(time.monotonic() - st.started, 2),
+                wait_p50_s=sorted(st.waits)[len(st.waits) // 2] if st.waits else 0.0,
+                wait_max_s=max(st.waits, default=0.0),
             )
         )
+        self.result.waits_s.extend(st.waits)
 
     def met(self, skill: str, a: str, b: str) -> bool:
         """Whether ``a`` and ``b`` were partners in ``skill`` lately (as far as this driver saw)."""
@@ -360,33 +376,35 @@ class Driver:
 
     async def ask(self, st: _Round, q: Request) -> None:
         """One learner's turn in a round: open a ticket, then follow it."""
-        since = time.monotonic()
         st.busy += 1
         try:
-            ticket = await self.request(q)
+            ticket, since = await self.request(q)
             if ticket is not None:
                 st.requests += 1
                 st.waiting[str(ticket["ticket_id"])] = ticket
         finally:
             st.busy -= 1
         if ticket is not None:
-            await self.follow(st, q.learner_id, str(ticket["ticket_id"]), ticket, since, st.deadline())
+            deadline = st.deadline(q.learner_id)
+            await self.follow(st, q.learner_id, str(ticket["ticket_id"]), ticket, since, deadline)
         st.check()
 
-    async def request(self, q: Request) -> dict[str, Any] | None:
-        """Open a ticket (or get the open one); retried while the last session is not ended there."""
+    async def request(self, q: Request) -> tuple[dict[str, Any] | None, float]:
+        """Open a ticket (or get the open one), and when the request that did was sent; retried
+        while matching has not seen the end of the learner's last session in the skill (409)."""
         pause, give_up = 0.2, time.monotonic() + BUSY_RETRY_S
         while True:
             async with self.posts:
+                sent = time.monotonic()
                 r = await self.send(q.learner_id, "POST", MATCH, MATCH, json=q.body, expect=(409,))
             if r is None:
-                return None
+                return None, sent
             if r.status_code != 409:
                 body: dict[str, Any] = r.json()
-                return body
+                return body, sent
             if time.monotonic() > give_up:
                 self.result.errors[f"POST {MATCH} 409"] += 1
-                return None
+                return None, sent
             await asyncio.sleep(pause)
             pause = min(1.0, pause * 1.5)
 
@@ -413,7 +431,7 @@ class Driver:
         if ticket["status"] == "matched":
             try:
                 st.matched += 1
-                self.result.waits_s.append(round(time.monotonic() - since, 3))
+                st.waits.append(round(time.monotonic() - since, 3))
                 await self.session(st, ticket)
             finally:
                 st.busy -= 1
@@ -434,7 +452,8 @@ class Driver:
             if ticket is None and time.monotonic() > give_up:
                 self.result.errors[f"GET {TICKET} requeue never appeared"] += 1
                 return None
-            wait = min(MAX_WAIT_S, max(1, math.ceil(left)))
+            # a ticket not seen yet: a short wait (the long-poll would hold on once it exists)
+            wait = min(MAX_WAIT_S, max(1, math.ceil(left))) if ticket is not None else 1
             path = f"{MATCH}/{ticket_id}"
             poll = asyncio.ensure_future(self.send(None, "GET", path, TICKET, wait=wait, expect=(404,)))
             hopeless = asyncio.ensure_future(st.hopeless.wait())
@@ -570,7 +589,8 @@ class Driver:
             self.result.requeued += 1
             requeue = requeue_ticket_id(session_id, present)
             st.waiting[requeue] = None  # before the session stops counting as under way
-            st.spawn(self.follow(st, present, requeue, None, time.monotonic(), st.deadline()))
+            deadline = st.deadline(present, requeued=True)
+            st.spawn(self.follow(st, present, requeue, None, time.monotonic(), deadline))
             return SessionRun(session_id, skill, round_no, (a, b), "no-show", no_show=absent)
         if not await self.act(a, session_id, "start") or not await self.act(b, session_id, "complete"):
             return run

@@ -27,6 +27,7 @@ LEARNERS = 300
 SESSIONS_PER_LEARNER = 8  # 300 x 8 / 2 = 1,200 sessions
 SEED = 7
 SKILL = "machine-learning"  # the skill page the summary shows
+CONCURRENCY = 48  # sessions in flight (and twice as many match requests): the stack is CPU-bound beyond
 
 
 def seeding_disabled() -> bool:
@@ -69,7 +70,7 @@ def record(config: StackConfig, plan: HttpPlan, result: DriveResult) -> None:
 
 
 def seed(
-    config: StackConfig, plan: HttpPlan, *, concurrency: int = 24, tick: Tick | None = None
+    config: StackConfig, plan: HttpPlan, *, concurrency: int = CONCURRENCY, tick: Tick | None = None
 ) -> DriveResult:
     """Drive ``plan`` through the stack's gateway and record the seed (no progress bar)."""
     result = asyncio.run(
