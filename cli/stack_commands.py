@@ -113,7 +113,8 @@ def _seed_if_empty(config: StackConfig) -> None:
         console.print()
         console.print(
             f"Empty store: seeding a demo population ({len(plan.learners)} learners, "
-            f"{len(plan.sessions)} sessions; skip with --no-seed or LEMMA_SEED=0) ..."
+            f"{len(plan.rounds())} rounds of matching, ~{len(plan.sessions)} sessions; "
+            "skip with --no-seed or LEMMA_SEED=0) ..."
         )
         result = drive_with_progress(plan, config.gateway_url, demo.secret(config), demo.CONCURRENCY)
         demo.record(config, plan, result)

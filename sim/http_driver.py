@@ -5,17 +5,21 @@ skill one after the other, the skills side by side), as clients of the real matc
 
 1. every learner of the round asks for a partner, all at once (POST /v1/match-requests);
 2. each follows their ticket with ``GET /v1/match-requests/{id}?wait=`` (a long-poll) until the
-   engine matches it or the round's patience (``match_wait_s`` from the round's start) is up;
+   engine matches it or their patience (``match_wait_s`` from their request) is up;
 3. each session the engine made runs with the partner it chose: the plan draws, for that pair
    and round, whether one of them does not show up (the other abandons it naming them as the
    no-show, and the matching service puts them back in the queue: that requeue ticket is
-   followed like the others) or the scores each gives the other (they start, complete and
-   rate each other);
-4. a ticket still waiting at the end of the round is cancelled (DELETE), so none is left
-   behind; one the engine matched before the cancel took effect gets its session run too.
+   followed like the others, with the learner's deadline) or the scores each gives the other
+   (they start, complete and rate each other);
+4. a ticket still waiting at its deadline is cancelled (DELETE), so none is left behind; one
+   the engine matched before the cancel took effect gets its session run too.
 
-A learner's next request in a skill waits (409, retried briefly) until matching has folded the
-end of their last session there. A non-2xx answer is counted by route and status, never raised.
+A round stops waiting before the deadlines once nothing is under way and no two waiting
+tickets could be paired by then under the matching rules (``could_pair``): their outcome is
+known, and a lone beginner among experts would otherwise hold every round for its full
+patience. A learner's next request in a skill waits (409, retried briefly) until matching has
+folded the end of their last session there. A non-2xx answer is counted by route and status,
+never raised.
 """
 
 from __future__ import annotations
