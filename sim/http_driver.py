@@ -51,6 +51,10 @@ SETTLE_S = 10.0  # how long a cancelled ticket or a requeue is followed until th
 MATCH_WAIT_S = 15.0  # a round's patience: learners still waiting then cancel
 DEFAULT_RULES = Rules()  # the matching service's default rules (LEMMA_MATCHING_* unset)
 REQUEUE_GRACE_S = 3.0  # the least a requeued learner waits for a partner
+# how long the driver looks for a requeue ticket: matching folds the no-show from the sessions
+# topic, more than 10 s late when the machine is busy; one found later is the learner's open
+# ticket in their next round (a request answers with it), or refused if they asked first
+REQUEUE_TIMEOUT_S = 30.0
 DRAIN_PASSES = 5  # cancel, run what was matched meanwhile, cancel its requeues, ...: a bound
 
 
@@ -448,7 +452,7 @@ class Driver:
         self, st: _Round, ticket_id: str, ticket: dict[str, Any] | None, deadline: float
     ) -> dict[str, Any] | None:
         """The ticket once it is not waiting, or waits past the deadline or hopelessly (None: unknown)."""
-        give_up = time.monotonic() + SETTLE_S
+        give_up = time.monotonic() + REQUEUE_TIMEOUT_S
         while True:
             left = deadline - time.monotonic()
             if ticket is not None and (ticket["status"] != "waiting" or left <= 0 or st.hopeless.is_set()):
