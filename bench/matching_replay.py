@@ -548,7 +548,9 @@ async def drive(args: argparse.Namespace, bootstrap: str, matchers: Sequence[Mat
                     flush=True,
                 )
             await asyncio.sleep(0.005)
-        wall_s = (driver.last_terminal_at if not stalled else time.monotonic()) - started
+        wall_s = (
+            driver.last_terminal_at - started
+        )  # to the last ticket closed (a stall's wait is not counted)
         # quiet: let late copies (the second process's requeue, void decisions) land, then stop
         seen = -1
         while seen != driver.counts["log_records_seen"]:
