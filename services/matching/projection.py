@@ -219,12 +219,11 @@ class MatchingProjection:
             sides.append({k: doc[k] for k in ("ticket_id", "learner_id", "specialty", "format")})
             sides[-1]["level"] = data.tickets[me].level
             sides[-1]["requested_at"] = doc["requested_at"]
-        changes[(MATCHES, data.match_id)] = {
-            "match_id": data.match_id,
-            "skill": data.skill,
-            "tickets": sides,
-            "ended": False,
-        }
+        early = docs.get((MATCHES, data.match_id))  # its session's end, folded first
+        match = {"match_id": data.match_id, "skill": data.skill, "tickets": sides, "ended": early is not None}
+        changes[(MATCHES, data.match_id)] = match
+        if early is not None and early.get("no_show"):
+            return Outcome(changes=changes, emit=(requeue(match, early["no_show"], data.match_id),))
         return Outcome(changes=changes)
 
     def _closed(
@@ -253,23 +252,31 @@ class MatchingProjection:
     ) -> Outcome:
         ref = (MATCHES, data.session_id)
         match = docs.get(ref)
-        if match is None or match["ended"]:
-            return NOTHING  # not a session of ours, or already ended
+        no_show = data.no_show if isinstance(data, SessionAbandoned) else None
+        if match is None:
+            # Kafka keeps no order across topics: the end may come before its MatchFound. Keep
+            # it; the MatchFound then creates the match as ended (and requeues on a no-show).
+            return Outcome(changes={ref: {"match_id": data.session_id, "ended": True, "no_show": no_show}})
+        if match["ended"]:
+            return NOTHING  # already ended
         ended = {**match, "ended": True}
-        if not isinstance(data, SessionAbandoned) or data.no_show is None:
+        if no_show is None:
             return Outcome(changes={ref: ended})
-        learners = [t["learner_id"] for t in match["tickets"]]
-        if data.no_show not in learners:
-            raise ValueError(f"no-show {data.no_show} is not in match {data.session_id}")
-        stayed = next(t for t in match["tickets"] if t["learner_id"] != data.no_show)
-        requeued = MatchRequested(
-            ticket_id=requeue_ticket_id(data.session_id, stayed["learner_id"]),
-            learner_id=stayed["learner_id"],
-            skill=match["skill"],
-            specialty=stayed["specialty"],
-            format=stayed["format"],
-            level=stayed["level"],
-            requested_at=parse_stamp(stayed["requested_at"]),
-            requeue_of=data.session_id,
-        )
-        return Outcome(changes={ref: ended}, emit=(requeued,))
+        return Outcome(changes={ref: ended}, emit=(requeue(match, no_show, data.session_id),))
+
+
+def requeue(match: Mapping[str, Any], no_show: str, session_id: str) -> MatchRequested:
+    """The ticket that puts the learner who showed up back in the queue, first in line."""
+    if no_show not in [t["learner_id"] for t in match["tickets"]]:
+        raise ValueError(f"no-show {no_show} is not in match {session_id}")
+    stayed = next(t for t in match["tickets"] if t["learner_id"] != no_show)
+    return MatchRequested(
+        ticket_id=requeue_ticket_id(session_id, stayed["learner_id"]),
+        learner_id=stayed["learner_id"],
+        skill=match["skill"],
+        specialty=stayed["specialty"],
+        format=stayed["format"],
+        level=stayed["level"],
+        requested_at=parse_stamp(stayed["requested_at"]),
+        requeue_of=session_id,
+    )

@@ -224,3 +224,20 @@ def test_redeliveries_change_nothing_and_no_ticket_is_matched_twice(
     )
     partners = [t["match_id"] for (c, _), t in once.items() if c == TICKETS and t["status"] == "matched"]
     assert all(partners.count(m) == 2 for m in partners)  # every match has exactly its two tickets
+
+
+def test_a_session_end_folded_before_its_match_is_kept() -> None:
+    """Kafka keeps no order across topics: the end may be folded before the MatchFound."""
+    docs, _ = fold([requested("t1", "ann"), requested("t2", "bob", seconds=5)])
+    match = found(docs, "t1", "t2", 10)
+    mid = match.data.match_id  # type: ignore[attr-defined]
+    abandoned = ev(SessionAbandoned(session_id=mid, abandoned_by="ann", reason="no-show", no_show="bob"), 900)
+    in_order, emitted_in_order = fold_events(MatchingProjection(), [match, abandoned], docs)
+    early, emitted_early = fold_events(MatchingProjection(), [abandoned, match, abandoned], docs)
+    assert early[(MATCHES, mid)]["ended"] is True
+    assert early[(MATCHES, mid)]["tickets"] == in_order[(MATCHES, mid)]["tickets"]
+    assert [p.ticket_id for p in emitted_early] == [p.ticket_id for p in emitted_in_order]  # type: ignore[attr-defined]
+    assert [p.ticket_id for p in emitted_early] == [requeue_ticket_id(mid, "ann")]  # type: ignore[attr-defined]
+    done = ev(SessionCompleted(session_id=mid, completed_by="ann", duration_s=60), 900)
+    completed, emitted = fold_events(MatchingProjection(), [done, match], docs)
+    assert completed[(MATCHES, mid)]["ended"] is True and emitted == []
