@@ -86,6 +86,7 @@ from shared.events.payloads import (
 )
 from shared.events.registry import Topic
 from shared.projection import fold_events
+from shared.projection.order import in_order
 from sim.arrivals import percentile
 from tests.support.processes import free_port, stop_process, tansu_memory_broker
 
@@ -209,18 +210,13 @@ class InOrder:
     def take(
         self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: Sequence[ConsumerRecord[bytes, bytes]]
     ) -> list[ConsumerRecord[bytes, bytes]]:
-        taken = []
-        for record in records:
-            want = self.expected.get(tp, 0)
-            if record.offset < want:
-                continue  # seen already (fetched again after a gap)
-            if record.offset > want:
-                self.refetches += 1
-                consumer.seek(tp, want)
-                break
-            taken.append(record)
-            self.expected[tp] = record.offset + 1
-        return taken
+        served = in_order(records, {(tp.topic, tp.partition): self.expected.get(tp, 0) - 1})
+        for want in served.resume.values():
+            self.refetches += 1
+            consumer.seek(tp, want)
+        if served.records:
+            self.expected[tp] = served.records[-1].offset + 1
+        return served.records
 
 
 async def read_topic(

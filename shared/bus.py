@@ -13,6 +13,7 @@ from typing import Any
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import IllegalStateError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.kafka.message import KafkaMessage
@@ -21,6 +22,8 @@ from shared.events.registry import Topic
 from shared.projection.runtime import ProjectionRuntime
 from shared.settings import Settings
 from shared.store.base import OutboxRecord
+
+log = logging.getLogger(__name__)
 
 #: Partitions per topic. Keys keep the events that must stay in order together.
 PARTITIONS: dict[Topic, int] = {
@@ -106,10 +109,27 @@ def projection_subscriber(
 
 
 async def fold_batch(runtime: ProjectionRuntime, msg: KafkaMessage) -> None:
-    """The body of every projection subscriber: hand the raw records to the runtime."""
+    """The body of every projection subscriber: hand the raw records to the runtime, and
+    seek back where it met a gap in a partition's offsets."""
     records = msg.raw_message
     batch = records if isinstance(records, tuple) else (records,)
-    await runtime.handle(batch, highwater=highwater_of(getattr(msg, "consumer", None), batch))
+    consumer = getattr(msg, "consumer", None)
+    await runtime.handle(batch, highwater=highwater_of(consumer, batch), seek=seeker(consumer))
+
+
+def seeker(consumer: Any) -> Callable[[str, int, int], None] | None:
+    """``seek(topic, partition, offset)`` on the consumer; a partition no longer assigned is
+    someone else's now and is skipped."""
+    if consumer is None or not hasattr(consumer, "seek"):
+        return None
+
+    def seek(topic: str, partition: int, offset: int) -> None:
+        try:
+            consumer.seek(TopicPartition(topic, partition), offset)
+        except IllegalStateError:
+            log.info("not seeking %s[%s]: no longer assigned", topic, partition)
+
+    return seek
 
 
 def highwater_of(consumer: Any, records: Sequence[Any]) -> dict[tuple[str, int], int]:
