@@ -655,6 +655,7 @@ async def verify(bootstrap: str, matchers: Sequence[Matcher], driver: Driver) ->
     found_ids = {
         e.data.match_id for events in matching.values() for e in events if isinstance(e.data, MatchFound)
     }
+    gaps_met = {m.instance: await gaps_refetched(m) for m in matchers}
     checks = {
         "every_ticket_one_terminal_state": one_terminal,
         "effective_match_found_named_two_waiting_tickets": found_ok,
@@ -689,7 +690,20 @@ async def verify(bootstrap: str, matchers: Sequence[Matcher], driver: Driver) ->
         "ticket_statuses": statuses,
         "busy_on_not_ended": {},
         "ended_sessions": ended,
+        "gaps_met": gaps_met,
     }
+
+
+async def gaps_refetched(matcher: Matcher) -> float:
+    """How many gaps in a partition's offsets the process's consumers met and fetched again
+    (``lemma_broker_gaps_total``, summed over its labels)."""
+    async with httpx.AsyncClient(base_url=matcher.base, timeout=10) as client:
+        text = (await client.get("/metrics")).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("lemma_broker_gaps_total{")
+    )
 
 
 async def rebuild(
@@ -781,6 +795,7 @@ def figures(args: argparse.Namespace, run: dict[str, Any], check: dict[str, Any]
         "sessions_ended_in_log_not_in_store": {k: len(v) for k, v in check["not_ended_in_store"].items()},
         "driver_anomalies": len(driver.anomalies),
         "broker_gaps_refetched": driver.counts["broker_gaps_refetched"],
+        "matcher_gaps_refetched": check["gaps_met"],
         "stalled": run["stalled"],
     }
 
@@ -830,7 +845,8 @@ def report(args: argparse.Namespace, out: dict[str, Any], checks: dict[str, bool
     print(f"  stores: {out['stores']}; log records {out['log_records']}; dead letters {out['dead_letters']}")
     print(
         f"  session ends naming no effective match {out['orphan_session_ends']}; gaps the broker served the "
-        f"driver's consumer (fetched again) {out['broker_gaps_refetched']}"
+        f"driver's consumer (fetched again) {out['broker_gaps_refetched']}, the matchers' consumers "
+        f"{out['matcher_gaps_refetched']}"
     )
     print("checks:")
     for name, ok in checks.items():
