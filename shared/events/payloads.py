@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SelfLevel = Literal["beginner", "intermediate", "advanced", "expert"]
 RubricScore = Annotated[int, Field(ge=1, le=5)]
@@ -166,6 +166,35 @@ class TierChanged(Payload):
     as_of: datetime
 
     model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+
+#: The most raters one RatersCalibrated part carries, so no record grows past broker limits.
+RATERS_PER_PART = 2000
+
+
+# lemma.sci.v1 (key: skill)
+class RatersCalibrated(Payload):
+    """Part ``part`` of ``parts`` of one rater calibration in ``skill`` (named by ``digest``).
+
+    ``bias`` maps a rater id to their leniency on the 1..5 scale (raters sorted by id, at most
+    ``RATERS_PER_PART`` per part). A rating's calibrated value is its mean rubric score less its
+    rater's bias, held to 1..5. ``ratings`` (the ratings the calibration covers) only grows, so a
+    reader keeps, per rater, the bias of the greatest (``ratings``, ``digest``).
+    """
+
+    skill: str
+    version: str
+    digest: str
+    ratings: int = Field(ge=0)
+    part: int = Field(ge=0)
+    parts: int = Field(ge=1)
+    bias: dict[str, float]
+
+    @model_validator(mode="after")
+    def _part_of_parts(self) -> RatersCalibrated:
+        if self.part >= self.parts:
+            raise ValueError(f"part {self.part} is not one of {self.parts} parts")
+        return self
 
 
 # lemma.dlq.v1 (key: the original key)

@@ -55,6 +55,7 @@ _SPECS = [
     EventSpec(p.EvidenceRecorded, Topic.EVIDENCE, "learner_id"),
     EventSpec(p.SciUpdated, Topic.SCI, "learner_id"),
     EventSpec(p.TierChanged, Topic.SCI, "learner_id"),
+    EventSpec(p.RatersCalibrated, Topic.SCI, "skill"),
     EventSpec(p.DeadLettered, Topic.DLQ, "key"),
 ]
 

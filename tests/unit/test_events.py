@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.events import REGISTRY, decode, encode, new_event
-from shared.events.payloads import MatchedTicket, MatchFound, RatingSubmitted, TierChanged
+from shared.events.payloads import MatchedTicket, MatchFound, RatersCalibrated, RatingSubmitted, TierChanged
 from shared.events.schemas import committed_schemas, compatibility_problems, current_schemas
 
 SCORES = {"a": 1, "b": 5}
@@ -108,9 +108,20 @@ def test_match_found_carries_two_tickets() -> None:
         MatchFound(match_id="m", skill="s", tickets=(t,), level_gap=0, waited_ms=0)
 
 
+def test_raters_calibrated_is_keyed_by_skill_and_names_one_of_its_parts() -> None:
+    payload = RatersCalibrated(
+        skill="machine-learning", version="v", digest="d", ratings=40, part=1, parts=2, bias={"r": 0.4}
+    )
+    event = new_event(payload, source="sci")
+    assert event.type == "lemma.sci.RatersCalibrated.v1" and event.topic == "lemma.sci.v1"
+    assert event.subject == "machine-learning" and decode(encode(event)) == event
+    with pytest.raises(ValueError, match="not one of 2 parts"):
+        RatersCalibrated(skill="s", version="v", digest="d", ratings=1, part=2, parts=2, bias={})
+
+
 def test_every_payload_is_registered_once() -> None:
     names = [spec.name for spec in REGISTRY.values()]
-    assert len(names) == len(set(names)) == 16
+    assert len(names) == len(set(names)) == 17
 
 
 def test_committed_schemas_match_the_code() -> None:
