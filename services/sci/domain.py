@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from shared import sci_scale
 from shared.events.payloads import EvidenceRecorded
 from shared.freshness import (
     FRESHNESS_MAX,
@@ -31,9 +32,9 @@ from shared.freshness import (
 __all__ = ["FRESHNESS_MAX", "FRESHNESS_TAU_DAYS", "days_between", "freshness_points", "utc"]
 
 # Maxima of the four parts (they add up to 100).
-PRACTICE_MAX = 25.0
-PROOF_MAX = 40.0
-RELIABILITY_MAX = 20.0
+PRACTICE_MAX = sci_scale.PRACTICE_MAX
+PROOF_MAX = sci_scale.PROOF_MAX
+RELIABILITY_MAX = sci_scale.RELIABILITY_MAX
 
 PRACTICE_SCALE_SESSIONS = 6.0  # Practice = 25 * (1 - exp(-sessions / 6))
 PROOF_PRIOR = 0.5  # Proof shrinks toward the middle of the scale (3/5) ...
@@ -48,16 +49,11 @@ RELIABILITY_SHOW_UP_WEIGHT = 0.2
 MICRO = 1_000_000  # ratings are kept as integer micro-points of the 1..5 scale
 _MICRO2_16 = MICRO * MICRO * 16.0
 
-TIER_CLAIMED = 1
-TIER_PRACTICING = 2
-TIER_PRACTITIONER = 3
-TIER_PEER_ENDORSED = 4
-TIER_NAMES: Mapping[int, str] = {
-    TIER_CLAIMED: "Claimed",
-    TIER_PRACTICING: "Practicing",
-    TIER_PRACTITIONER: "Practitioner",
-    TIER_PEER_ENDORSED: "Peer-endorsed",
-}
+TIER_CLAIMED = sci_scale.CLAIMED
+TIER_PRACTICING = sci_scale.PRACTICING
+TIER_PRACTITIONER = sci_scale.PRACTITIONER
+TIER_PEER_ENDORSED = sci_scale.PEER_ENDORSED
+TIER_NAMES = sci_scale.TIER_NAMES
 
 
 @dataclass(frozen=True)
@@ -77,17 +73,23 @@ class TierRule:
     min_senior_raters: int = 0
 
 
-PRACTITIONER = TierRule(TIER_PRACTITIONER, min_sci=50.0, min_proof=20.0, min_sessions=5, min_raters=3)
+PRACTITIONER = TierRule(
+    TIER_PRACTITIONER,
+    min_sci=sci_scale.MIN_SCI[TIER_PRACTITIONER],
+    min_proof=20.0,
+    min_sessions=5,
+    min_raters=3,
+)
 PEER_ENDORSED = TierRule(
-    TIER_PEER_ENDORSED, min_sci=70.0, min_proof=28.0, min_sessions=10, min_raters=5, min_senior_raters=2
+    TIER_PEER_ENDORSED,
+    min_sci=sci_scale.MIN_SCI[TIER_PEER_ENDORSED],
+    min_proof=28.0,
+    min_sessions=10,
+    min_raters=5,
+    min_senior_raters=2,
 )
 
-PART_MAX: Mapping[str, float] = {
-    "practice": PRACTICE_MAX,
-    "proof": PROOF_MAX,
-    "reliability": RELIABILITY_MAX,
-    "freshness": FRESHNESS_MAX,
-}
+PART_MAX = sci_scale.PART_MAX
 
 
 def to_micro(mean: float) -> int:

@@ -15,6 +15,22 @@ class Named(BaseModel):
     name: str
 
 
+class FaqEntry(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    question: str
+    answer: str
+
+
+class PageText(BaseModel):
+    """What the skill's public page says besides its live figures (data, not template text)."""
+
+    model_config = ConfigDict(frozen=True)
+    pitch: str
+    facts: tuple[str, ...]
+    why: tuple[str, ...]
+    faq: tuple[FaqEntry, ...]
+
+
 class Skill(BaseModel):
     model_config = ConfigDict(frozen=True)
     id: str
@@ -23,6 +39,7 @@ class Skill(BaseModel):
     rubric: tuple[Named, ...]
     specialties: tuple[Named, ...]
     formats: tuple[Named, ...]
+    page: PageText
 
     @property
     def rubric_ids(self) -> frozenset[str]:
