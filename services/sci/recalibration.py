@@ -7,9 +7,11 @@ reads the skill's whole rating set, runs ``calibrate`` on it in a worker thread 
 deterministic function of the set), and then, under the service's write lock, finds the senior
 learners, re-scores every learner with ratings in the skill and, in one atomic write, stores
 ``calibrations/{skill}`` (version, digest of the rating set, ratings, per-rater bias and weight,
-prior, seniors, when) and emits SciUpdated (and TierChanged) for every score that moved. A
-calibration is only ever replaced by one over more ratings, so ``SciUpdated.calibration`` only
-grows. The events' ids derive from the skill, the digest, the learner and the event type.
+prior, seniors, when), emits SciUpdated (and TierChanged) for every score that moved and
+announces the per-rater biases as RatersCalibrated parts (``announcements``). A calibration is
+only ever replaced by one over more ratings, so ``SciUpdated.calibration`` only grows. The
+events' ids derive from the skill, the digest, the learner and the event type (a score), or
+from the skill, the digest and the part (an announcement).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from services.sci.projection import (
     score_key,
 )
 from shared.events.envelope import deterministic_id, new_event
-from shared.events.payloads import SciUpdated, TierChanged
+from shared.events.payloads import RATERS_PER_PART, RatersCalibrated, SciUpdated, TierChanged
 from shared.projection.fold import Doc
 from shared.service import ServiceContext
 from shared.store import Change, Store
@@ -107,6 +109,10 @@ async def recalibrate(ctx: ServiceContext, skill: str) -> bool:
             )
             for payload in payloads
         ]
+        events += [
+            new_event(part, source=ctx.name, time=at, id=announcement_id(skill, new.digest, part.part))
+            for part in announcements(skill, new)
+        ]
         doc = {**new.to_doc(), "calibrated_at": at.isoformat()}
         await ctx.commit([Change(CALIBRATIONS, skill, doc)], events)
     log.info(
@@ -118,6 +124,33 @@ async def recalibrate(ctx: ServiceContext, skill: str) -> bool:
         sum(1 for p in payloads if isinstance(p, SciUpdated)),
     )
     return True
+
+
+def announcement_id(skill: str, digest: str, part: int) -> str:
+    """The id of one RatersCalibrated part: the same calibration announces the same events."""
+    return deterministic_id("sci-raters", skill, digest, str(part))
+
+
+def announcements(
+    skill: str, correction: Correction, per_part: int = RATERS_PER_PART
+) -> list[RatersCalibrated]:
+    """A calibration's per-rater biases as RatersCalibrated parts of at most ``per_part`` raters
+    (sorted by id); one empty part when it knows no rater, so every calibration is announced.
+    A bias that is not a finite number (no JSON for it) is left out: its rater reads as unbiased."""
+    raters = sorted(r for r, b in correction.bias.items() if math.isfinite(b))
+    chunks = [raters[i : i + per_part] for i in range(0, len(raters), per_part)] or [[]]
+    return [
+        RatersCalibrated(
+            skill=skill,
+            version=correction.version,
+            digest=correction.digest,
+            ratings=correction.ratings,
+            part=n,
+            parts=len(chunks),
+            bias={rater: float(correction.bias[rater]) for rater in chunk},
+        )
+        for n, chunk in enumerate(chunks)
+    ]
 
 
 def _rescore(

@@ -18,6 +18,7 @@ from shared.events import decode, new_event
 from shared.events.envelope import CloudEvent
 from shared.events.payloads import (
     EvidenceRecorded,
+    RatersCalibrated,
     SciUpdated,
     SessionAbandoned,
     SessionScheduled,
@@ -267,3 +268,23 @@ async def test_the_calibration_job_recalibrates_the_skill_and_announces_what_mov
         ]
         assert moved and all(u.revision == len(raters) for u in moved)  # same facts, newer calibration
         assert len({r.rating_id for r in ratings}) == len(ratings)
+
+        # the same write announced the biases, keyed by skill, for the passport's evidence trail
+        def announced(rs: list[ConsumerRecord[bytes, bytes]]) -> list[RatersCalibrated]:
+            return [
+                e.data
+                for e in map(lambda r: decode(r.value), rs)
+                if isinstance(e.data, RatersCalibrated) and e.data.digest == correction.digest
+            ]
+
+        records = await read_until(tansu, Topic.SCI.value, lambda rs: raters[0] in _biases(announced(rs)))
+        parts = announced(records)
+        assert {(p.skill, p.version, p.ratings) for p in parts} == {(ML, correction.version, len(ratings))}
+        assert _biases(parts)[raters[0]] == correction.bias[raters[0]] > 0.3
+        assert {r.key for r in records if decode(r.value).type.endswith("RatersCalibrated.v1")} == {
+            ML.encode()
+        }
+
+
+def _biases(parts: list[RatersCalibrated]) -> dict[str, float]:
+    return {rater: bias for p in parts for rater, bias in p.bias.items()}
