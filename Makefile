@@ -8,8 +8,11 @@ UV := python3 -m uv
 endif
 VENV := .venv
 LEMMA := $(VENV)/bin/lemma
+# the browser tests drive Debian's chromium through Playwright, which must never download one
+CHROMIUM := /usr/bin/chromium
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: help install run stop status test test-unit test-integration test-e2e lint fmt schemas clean
+.PHONY: help install browser run stop status test test-unit test-integration test-e2e lint fmt schemas clean
 
 help:
 	@echo "make run    install what is missing, start the local stack and all services"
@@ -23,6 +26,20 @@ $(VENV)/.installed: pyproject.toml uv.lock
 	@$(UV) --version >/dev/null 2>&1 || { echo "uv not found: installing it with pip"; python3 -m pip install --quiet uv==0.13.8; }
 	$(UV) sync --frozen
 	@touch $@
+
+# Chromium from Debian's packages, for the browser tests only (`make run` does not need it)
+browser: $(CHROMIUM)
+
+$(CHROMIUM):
+	@echo "Chromium is missing (the browser tests drive it): installing Debian's chromium package"
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; else \
+		echo "cannot install chromium: not root and no sudo; run as root:" \
+			"apt-get update && apt-get install -y --no-install-recommends chromium" >&2; exit 1; fi; \
+	$$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y --no-install-recommends chromium || { \
+		echo "could not install chromium with apt-get; install Debian's chromium package" \
+			"(apt-get install -y --no-install-recommends chromium) and run make test again" >&2; exit 1; }
+	@test -x $@ || { echo "chromium was installed but $@ is not there" >&2; exit 1; }
 
 run: install
 	$(LEMMA) stack up
@@ -43,7 +60,7 @@ fmt: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: lint
+test: lint browser
 	$(VENV)/bin/pytest -q
 
 test-unit: install
@@ -52,7 +69,7 @@ test-unit: install
 test-integration: install
 	$(VENV)/bin/pytest -q tests/integration
 
-test-e2e: install
+test-e2e: install browser
 	$(VENV)/bin/pytest -q tests/e2e
 
 schemas: install

@@ -1,13 +1,17 @@
-"""The whole local stack, started as `make run` starts it, on free ports in a temporary folder."""
+"""The whole local stack, started as `make run` starts it, on free ports in a temporary folder;
+and a headless Chromium (see ``tests/e2e/browser.py``) for the tests that look at its pages."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, sync_playwright
 
 from deploy.local.stack import StackConfig, start_stack, stop_stack
+from tests.e2e.browser import DESKTOP, artifact_name, launch, screenshot
 
 
 @pytest.fixture(scope="session")
@@ -18,3 +22,60 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackConfig]:
         yield config
     finally:
         stop_stack(config)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium for the session; stopped (with Playwright's driver) at its end."""
+    with sync_playwright() as playwright:
+        chromium = launch(playwright)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+OpenPage = Callable[..., Page]
+
+
+@pytest.fixture
+def open_page(browser: Browser, stack: StackConfig, request: pytest.FixtureRequest) -> Iterator[OpenPage]:
+    """Opens pages on the gateway (relative URLs work), each in a fresh context:
+    ``open_page(viewport=PHONE, javascript=False)``. On a failed test, the last page opened
+    is saved to test-artifacts/screenshots/failed-<test>.png."""
+    contexts: list[BrowserContext] = []
+    pages: list[Page] = []
+
+    def open_one(viewport: ViewportSize = DESKTOP, javascript: bool = True) -> Page:
+        context = browser.new_context(
+            base_url=stack.gateway_url, viewport=viewport, java_script_enabled=javascript
+        )
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        pages.append(context.new_page())
+        return pages[-1]
+
+    try:
+        yield open_one
+    finally:
+        report = getattr(request.node, "rep_call", None)
+        if report is not None and report.failed and pages:
+            try:
+                screenshot(pages[-1], f"failed-{artifact_name(request.node.nodeid)}")
+            except Exception as exc:  # the screenshot must not hide the failure
+                print(f"no failure screenshot: {exc!r}")
+        for context in contexts:
+            context.close()
+
+
+@pytest.fixture
+def page(open_page: OpenPage) -> Page:
+    """A desktop-sized page on the gateway."""
+    return open_page()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Any:
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
