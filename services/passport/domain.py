@@ -11,7 +11,8 @@ Each function looks at the current documents and returns a ``Decision`` (documen
 write, events to publish) or raises ``Refused`` with the HTTP status it maps to.
 
 ``decayed`` is the read-time rule: a passport shows Freshness (and so the SCI) as of the
-request, from the last ``SciUpdated``, without a new event arriving.
+request, from the last ``SciUpdated``, without a new event arriving. ``calibrated`` is the
+evidence trail's: a rating less its rater's bias (from ``RatersCalibrated``), held to 1..5.
 """
 
 from __future__ import annotations
@@ -146,3 +147,15 @@ def decayed(
         return sci, freshness
     freshness_now = round(freshness_points(last_evidence_at, as_of), 2)
     return max(0.0, round(sci - freshness + freshness_now, 2)), freshness_now
+
+
+RATING_MIN = 1.0
+RATING_MAX = 5.0
+
+
+def calibrated(rating: float, bias: float | None) -> float:
+    """A rating (mean rubric score, 1..5) corrected for its rater's leniency: the rating less the
+    rater's bias, held to 1..5 and rounded to 2 decimals; with no bias known, the rating itself
+    (held and rounded alike)."""
+    value = rating if bias is None else rating - bias
+    return round(min(RATING_MAX, max(RATING_MIN, value)), 2)

@@ -16,6 +16,14 @@ Read model:
   sum the stored scores (as of each learner's latest SciUpdated), never read-time decayed ones.
 - ``skill_sessions``: "skill/session_id" -> marker; counts each completed session once.
 - ``passport_evidence``: evidence_id -> marker; a second copy of an item changes nothing.
+- ``passport_trail``: "learner_id/stamp(occurred_at)/evidence_id" -> {evidence_id, skill,
+  specialty, format, session_id, rater_id, rating (mean rubric score), occurred_at}: the
+  evidence trail, written with the item's marker (so once); stamps are fixed-width UTC, so a
+  descending scan of a learner's prefix is newest first.
+- ``rater_bias``: "skill/rater_id" -> {bias, ratings, digest}, from RatersCalibrated: the bias
+  of the calibration with the greatest (``ratings``, ``digest``) wins, whatever the delivery
+  order; the parts of one calibration touch disjoint raters. The trail's calibrated ratings
+  are read through it (``domain.calibrated``).
 
 Every rule is a union, a maximum or a last-writer-wins by a total order, so the state does
 not depend on how partitions interleave or on duplicates.
@@ -23,6 +31,7 @@ not depend on how partitions interleave or on duplicates.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +41,7 @@ from shared.events.envelope import CloudEvent
 from shared.events.payloads import (
     EvidenceRecorded,
     LearnerRegistered,
+    RatersCalibrated,
     SciUpdated,
     SkillClaimed,
     SkillUnclaimed,
@@ -42,6 +52,8 @@ PASSPORTS = "passports"
 SKILL_STATS = "skill_stats"
 SKILL_SESSIONS = "skill_sessions"
 EVIDENCE_SEEN = "passport_evidence"
+TRAIL = "passport_trail"
+RATER_BIAS = "rater_bias"
 
 PARTS = ("sci", "practice", "proof", "reliability", "freshness")
 TIERS = ("1", "2", "3", "4")
@@ -55,6 +67,35 @@ def stamp(when: datetime) -> str:
 
 def session_key(skill: str, session_id: str) -> str:
     return f"{skill}/{session_id}"
+
+
+def trail_prefix(learner_id: str) -> str:
+    return f"{learner_id}/"
+
+
+def trail_key(learner_id: str, occurred_at: datetime, evidence_id: str) -> str:
+    """Key order within a learner is time order (then evidence id)."""
+    return f"{trail_prefix(learner_id)}{stamp(occurred_at)}/{evidence_id}"
+
+
+def bias_key(skill: str, rater_id: str) -> str:
+    return f"{skill}/{rater_id}"
+
+
+def trail_item(data: EvidenceRecorded) -> Doc | None:
+    """The trail document of an evidence item; ``None`` for one without scores (no rating)."""
+    if not data.scores:
+        return None
+    return {
+        "evidence_id": data.evidence_id,
+        "skill": data.skill,
+        "specialty": data.specialty,
+        "format": data.format,
+        "session_id": data.session_id,
+        "rater_id": data.rater_id,
+        "rating": math.fsum(data.scores.values()) / len(data.scores),
+        "occurred_at": stamp(data.occurred_at),
+    }
 
 
 def empty_entry() -> Doc:
@@ -144,6 +185,8 @@ class PassportProjection:
                 (EVIDENCE_SEEN, data.evidence_id),
                 (SKILL_SESSIONS, session_key(data.skill, data.session_id)),
             ]
+        if isinstance(data, RatersCalibrated):
+            return [(RATER_BIAS, bias_key(data.skill, rater)) for rater in sorted(data.bias)]
         return []
 
     def apply(self, docs: Mapping[DocRef, Doc | None], event: CloudEvent) -> Outcome:
@@ -163,6 +206,8 @@ class PassportProjection:
             return self._score(docs, event, data)
         if isinstance(data, EvidenceRecorded):
             return self._evidence(docs, data)
+        if isinstance(data, RatersCalibrated):
+            return _biases(docs, data)
         return NOTHING
 
     def _claim(
@@ -220,6 +265,9 @@ class PassportProjection:
             "skill": data.skill,
             "session_id": data.session_id,
         }
+        item = trail_item(data)
+        if item is not None:
+            changes[(TRAIL, trail_key(data.learner_id, data.occurred_at, data.evidence_id))] = item
         marker = (SKILL_SESSIONS, session_key(data.skill, data.session_id))
         if docs.get(marker) is None:
             changes[marker] = {"skill": data.skill, "session_id": data.session_id}
@@ -230,6 +278,18 @@ class PassportProjection:
                 "sessions_completed": stats["sessions_completed"] + 1,
             }
         return Outcome(changes=changes)
+
+
+def _biases(docs: Mapping[DocRef, Doc | None], data: RatersCalibrated) -> Outcome:
+    """Each rater's bias, where this calibration is newer than the one held for them."""
+    version = (data.ratings, data.digest)
+    changes: dict[DocRef, Doc | None] = {}
+    for rater, bias in sorted(data.bias.items()):
+        ref = (RATER_BIAS, bias_key(data.skill, rater))
+        held = docs.get(ref)
+        if held is None or version > (int(held["ratings"]), str(held["digest"])):
+            changes[ref] = {"bias": float(bias), "ratings": data.ratings, "digest": data.digest}
+    return Outcome(changes=changes) if changes else NOTHING
 
 
 def _new_passport(learner_id: str) -> Doc:

@@ -4,6 +4,7 @@ often events arrive."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
@@ -11,9 +12,18 @@ from hypothesis import strategies as st
 
 from services.matching.domain import LEVELS, level_key, level_of
 from services.matching.projection import MatchingProjection, fold_level
-from shared.events.envelope import CloudEvent, new_event
-from shared.events.payloads import LearnerRegistered, SciUpdated, SkillClaimed, SkillUnclaimed
+from shared.events.envelope import CloudEvent, encode, new_event
+from shared.events.payloads import (
+    LearnerRegistered,
+    RatersCalibrated,
+    SciUpdated,
+    SkillClaimed,
+    SkillUnclaimed,
+)
+from shared.events.registry import Topic
 from shared.projection.fold import fold_events
+from shared.projection.runtime import ProjectionRuntime
+from shared.store.sqlite import SqliteStore
 
 T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
 ML = "machine-learning"
@@ -152,6 +162,41 @@ def test_duplicates_are_harmless_and_other_events_are_ignored() -> None:
         ).changes
         == {}
     )
+
+
+def raters_calibrated() -> CloudEvent:
+    payload = RatersCalibrated(
+        skill=ML, version="v", digest="d", ratings=40, part=0, parts=1, bias={"ann": 0.5, "bob": -0.2}
+    )
+    return new_event(payload, source="sci", time=T0)
+
+
+def test_raters_calibrated_on_the_sci_topic_is_ignored() -> None:
+    """sci announces rater biases on lemma.sci.v1 too (keyed by skill): matching folds nothing."""
+    calibrated = raters_calibrated()
+    assert list(PROJECTION.refs(calibrated)) == []
+    assert PROJECTION.apply({}, calibrated).changes == {} and PROJECTION.apply({}, calibrated).emit == ()
+    events = [claim("advanced", 0), sci(40, 1)]
+    assert fold_events(PROJECTION, [calibrated, *events, calibrated]) == fold_events(PROJECTION, events)
+
+
+async def test_raters_calibrated_is_folded_past_not_dead_lettered() -> None:
+    store = SqliteStore(":memory:")
+    runtime = ProjectionRuntime(MatchingProjection(), store, service="matching")
+    record = Rec(Topic.SCI.value, 0, 0, ML.encode(), encode(raters_calibrated()))
+    assert await runtime.handle([record]) == 1  # folded (to nothing), not a dead letter
+    assert await store.offsets("matching") == {(Topic.SCI.value, 0): 0}
+    assert await store.pending_outbox() == []
+    await store.close()
+
+
+@dataclass
+class Rec:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
 
 
 EVENT = st.one_of(
