@@ -20,6 +20,8 @@ ROUTES: dict[str, tuple[str, ...]] = {
         "/v1/waitlist*",
         "/skills/*",
         "/passports/*",
+        "/waitlist",
+        "/static/*",
     ),
     "matching": ("/v1/match-requests*",),
     "sessions": ("/v1/sessions*",),

@@ -1,0 +1,212 @@
+"""What the pages show (pure): the skill page and the Skill Passport as plain view models.
+
+The templates only lay these out; every number is formatted and every bar's width is worked
+out here, so a unit test can check what a person will read without rendering HTML.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from shared.catalog import Skill
+from shared.sci_scale import PART_MAX, TIER_NAMES, sci_band
+
+PART_LABELS: Mapping[str, str] = {
+    "practice": "Practice",
+    "proof": "Proof",
+    "reliability": "Reliability",
+    "freshness": "Freshness",
+}
+PART_HINTS: Mapping[str, str] = {
+    "practice": "how much rated practice",
+    "proof": "how well peers rated it, corrected for lenient or harsh raters",
+    "reliability": "ratings that agree, and showing up",
+    "freshness": "how recent the evidence is",
+}
+NONE = "–"  # shown for a figure that does not exist yet
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One SCI part (or the SCI itself) against its maximum."""
+
+    id: str
+    label: str
+    value: str  # one decimal, or NONE
+    max: str
+    percent: float  # 0..100, the bar's width
+    hint: str = ""
+
+
+@dataclass(frozen=True)
+class TierCount:
+    tier: int
+    name: str
+    count: int
+    percent: float  # share of learners verifying, 0..100
+
+
+@dataclass(frozen=True)
+class SkillPageView:
+    skill: Skill
+    learners_verifying: str
+    sessions_completed: str
+    avg_sci: str
+    avg_tier: str  # the tier the average SCI falls in, or NONE
+    tiers: list[TierCount]
+    parts: list[Bar]
+    steps: list[str]
+
+
+@dataclass(frozen=True)
+class SpecialtyDepth:
+    name: str
+    evidence: int
+    percent: float  # against the learner's deepest specialty in the skill
+
+
+@dataclass(frozen=True)
+class PassportSkillView:
+    skill_id: str
+    name: str
+    tier: int
+    tier_name: str
+    sci: Bar
+    parts: list[Bar]
+    sessions: int
+    self_level: str | None
+    specialties: list[SpecialtyDepth]
+    last_evidence: str | None  # a date
+    claimed_only: bool  # no rated evidence yet: the page suggests a first session
+
+
+@dataclass(frozen=True)
+class TrailEntry:
+    evidence_id: str
+    date: str
+    skill: str
+    specialty: str | None
+    format: str | None
+    rating: str  # the calibrated rating, two decimals
+    raw: str  # the rating as given
+    calibrated: bool  # a rater bias was known
+
+
+def number(value: float | None, decimals: int = 1) -> str:
+    return NONE if value is None else f"{value:,.{decimals}f}"
+
+
+def count(value: int) -> str:
+    return f"{value:,}"
+
+
+def bar(part: str, value: float | None) -> Bar:
+    top = PART_MAX[part]
+    share = 0.0 if value is None else max(0.0, min(100.0, 100.0 * value / top))
+    return Bar(part, PART_LABELS[part], number(value), f"{top:g}", round(share, 1), PART_HINTS[part])
+
+
+def sci_bar(value: float | None) -> Bar:
+    share = 0.0 if value is None else max(0.0, min(100.0, value))
+    return Bar("sci", "SCI", number(value), "100", round(share, 1))
+
+
+def steps(skill: Skill) -> list[str]:
+    rubric = ", ".join(item.name.lower() for item in skill.rubric)
+    return [
+        f"Join a peer session in {skill.name}: we pair you with a learner at your level.",
+        f"Your partner evaluates you on the rubric: {rubric}.",
+        "Rated evidence builds your SCI, shown on your public Skill Passport.",
+    ]
+
+
+def skill_page(skill: Skill, figures: Mapping[str, Any]) -> SkillPageView:
+    """``figures`` as ``projection.skill_figures`` gives them (the JSON route's numbers)."""
+    learners = int(figures["learners_verifying"])
+    tiers = [
+        TierCount(
+            tier=int(tier),
+            name=TIER_NAMES[int(tier)],
+            count=int(n),
+            percent=round(100.0 * int(n) / learners, 1) if learners else 0.0,
+        )
+        for tier, n in sorted(figures["tier_distribution"].items())
+    ]
+    avg_sci = figures["avg_sci"]
+    return SkillPageView(
+        skill=skill,
+        learners_verifying=count(learners),
+        sessions_completed=count(int(figures["sessions_completed"])),
+        avg_sci=number(avg_sci),
+        avg_tier=NONE if avg_sci is None else TIER_NAMES[sci_band(avg_sci)],
+        tiers=tiers,
+        parts=[bar(part, figures[f"avg_{part}"]) for part in PART_MAX],
+        steps=steps(skill),
+    )
+
+
+def passport_skill(skill: Skill | None, skill_id: str, shown: Mapping[str, Any]) -> PassportSkillView:
+    """One skill of a passport, from ``projection.passport_skills``'s entry for it."""
+    names = {s.id: s.name for s in skill.specialties} if skill else {}
+    depth = shown["specialties"]
+    deepest = max(depth.values(), default=0)
+    claimed_only = int(shown["sessions"]) == 0
+    return PassportSkillView(
+        skill_id=skill_id,
+        name=skill.name if skill else skill_id,
+        tier=int(shown["tier"]),
+        tier_name=TIER_NAMES[int(shown["tier"])],
+        sci=sci_bar(None if claimed_only else shown["sci"]),
+        parts=[bar(part, None if claimed_only else shown[part]) for part in PART_MAX],
+        sessions=int(shown["sessions"]),
+        self_level=shown.get("self_level"),
+        specialties=[
+            SpecialtyDepth(names.get(s, s), n, round(100.0 * n / deepest, 1) if deepest else 0.0)
+            for s, n in sorted(depth.items(), key=lambda kv: (-kv[1], kv[0]))
+        ],
+        last_evidence=date_of(shown.get("last_evidence_at")),
+        claimed_only=claimed_only,
+    )
+
+
+def date_of(stamp: str | datetime | None) -> str | None:
+    if stamp is None:
+        return None
+    when = stamp if isinstance(stamp, datetime) else datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    return when.strftime("%d %b %Y")
+
+
+def trail_entry(
+    skills: Mapping[str, Skill],
+    *,
+    evidence_id: str,
+    skill_id: str,
+    specialty: str | None,
+    format: str | None,
+    occurred_at: datetime,
+    rating: float,
+    calibrated: float,
+    calibrated_by: bool,
+) -> TrailEntry:
+    skill = skills.get(skill_id)
+    specialties = {s.id: s.name for s in skill.specialties} if skill else {}
+    formats = {f.id: f.name for f in skill.formats} if skill else {}
+    return TrailEntry(
+        evidence_id=evidence_id,
+        date=date_of(occurred_at) or NONE,
+        skill=skill.name if skill else skill_id,
+        specialty=specialties.get(specialty, specialty) if specialty else None,
+        format=formats.get(format, format) if format else None,
+        rating=f"{calibrated:.2f}",
+        raw=f"{rating:.2f}",
+        calibrated=calibrated_by,
+    )
+
+
+def passport_skills(
+    skills: Mapping[str, Skill], shown: Sequence[Mapping[str, Any]]
+) -> list[PassportSkillView]:
+    return [passport_skill(skills.get(s["skill"]), s["skill"], s) for s in shown]
