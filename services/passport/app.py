@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.passport import api, consumers
+from services.passport import api, consumers, pages
 from services.passport.projection import PassportProjection
 from shared.service import ServiceContext, create_app
 from shared.settings import Settings, get_settings
@@ -20,7 +20,10 @@ def bootstrap(settings: Settings | None = None, store: Store | None = None) -> F
     return create_app(
         ctx,
         title="Lemma passport",
-        description="Learners, skill claims and the waitlist; serves skill passports and skill pages.",
-        routers=[api.router],
+        description=(
+            "Learners, skill claims and the waitlist; serves Skill Passports and skill pages, "
+            "as JSON and as HTML pages."
+        ),
+        routers=[api.router, pages.router],
         kafka_router=consumers.build_router(ctx.settings, runtime),
     )
