@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, ViewportSize
+from playwright.sync_api import Browser, Page, Playwright, Response, ViewportSize
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO_ROOT / "test-artifacts" / "screenshots"
@@ -34,6 +36,9 @@ ARGS = [
 
 PHONE: ViewportSize = {"width": 390, "height": 844}
 DESKTOP: ViewportSize = {"width": 1280, "height": 800}
+
+#: The ``open_page`` fixture: ``open_page(viewport=PHONE, javascript=False)`` -> a new page.
+OpenPage = Callable[..., Page]
 
 
 def chromium_path() -> str:
@@ -66,3 +71,35 @@ def artifact_name(nodeid: str) -> str:
     """A file name for a test id (``tests/e2e/x.py::test_y[a]`` -> ``x-test_y-a``)."""
     name = nodeid.rsplit("/", 1)[-1].replace(".py::", "-")
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")
+
+
+def broken_resources(page: Page) -> list[str]:
+    """Starts recording the page's sub-resources (stylesheets, images, ...) that fail or answer
+    an error status; the returned list fills as the page loads."""
+    broken: list[str] = []
+
+    def on_response(response: Response) -> None:
+        if response.status >= 400 and response.request.resource_type != "document":
+            broken.append(f"{response.status} {response.url}")
+
+    page.on("response", on_response)
+    page.on("requestfailed", lambda request: broken.append(f"failed {request.url}: {request.failure}"))
+    return broken
+
+
+def text_of(page: Page, selector: str) -> str:
+    """The text content (whitespace collapsed, as written, not as CSS shows it) of the one
+    element ``selector`` finds; fails when there is none or several."""
+    found = page.locator(selector)
+    assert found.count() == 1, f"{found.count()} elements match {selector!r} on {page.url}"
+    return " ".join((found.text_content() or "").split())
+
+
+def reload_until(page: Page, ok: Callable[[Page], bool], timeout: float, what: str) -> float:
+    """Reload ``page`` until ``ok(page)`` holds; the seconds it took (AssertionError after ``timeout``)."""
+    started = time.monotonic()
+    while not ok(page):
+        assert time.monotonic() - started < timeout, f"{what}: not on {page.url} after {timeout:.0f}s"
+        time.sleep(0.3)
+        page.reload()
+    return time.monotonic() - started

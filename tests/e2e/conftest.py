@@ -3,7 +3,7 @@ and a headless Chromium (see ``tests/e2e/browser.py``) for the tests that look a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, sync_playwright
 
 from deploy.local.stack import StackConfig, start_stack, stop_stack
-from tests.e2e.browser import DESKTOP, artifact_name, launch, screenshot
+from tests.e2e.browser import DESKTOP, OpenPage, artifact_name, launch, screenshot
 
 
 @pytest.fixture(scope="session")
@@ -33,9 +33,6 @@ def browser() -> Iterator[Browser]:
             yield chromium
         finally:
             chromium.close()
-
-
-OpenPage = Callable[..., Page]
 
 
 @pytest.fixture
