@@ -42,8 +42,9 @@ def _print_urls(config: StackConfig) -> None:
         table.add_row(name, f"{config.service_url(name)}/docs", f"{gw}/{name}/docs")
     console.print()
     console.print(
-        f"[bold green]Lemma is running.[/bold green] Gateway: [bold]{gw}[/bold]  (try {gw}/v1/skills)"
+        f"[bold green]Lemma is running.[/bold green] Gateway: [bold]{gw}[/bold]  (links to every API's docs)"
     )
+    console.print(f"Pages: {gw}/skills/machine-learning (skill page, waitlist form), {gw}/passports/<handle>")
     console.print(table)
     console.print(f"Kafka (Tansu): {config.kafka_bootstrap}   S3 (SeaweedFS): {config.s3_endpoint}")
     console.print(f"Logs: {config.log_dir}/<process>.log   State: {config.state_dir}")
@@ -121,10 +122,12 @@ def _seed_if_empty(config: StackConfig) -> None:
         console.print(f"Seeded: {summary(result)}")
         page = demo.wait_for_figures(config, demo.SKILL, demo.completed_in(result, demo.SKILL), timeout=20)
         console.print(
-            f"Skill page: {config.gateway_url}/v1/skills/{demo.SKILL}  "
+            f"Skill page: {config.gateway_url}/skills/{demo.SKILL}  "
             f"({page['learners_verifying']} learners, {page['sessions_completed']} sessions, "
-            f"average SCI {page['avg_sci']}, tiers {page['tier_distribution']})"
+            f"average SCI {page['avg_sci']}, tiers {page['tier_distribution']}; "
+            f"JSON at /v1/skills/{demo.SKILL})"
         )
+        console.print(f"A seeded Skill Passport: {config.gateway_url}/passports/{plan.learners[0].handle}")
     except httpx.HTTPError as exc:
         console.print(f"[yellow]Seeding stopped: {exc!r}. The stack runs; data so far stays.[/yellow]")
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from shared.catalog import get_catalog
+
 #: Path patterns (Caddy syntax) each service answers on the gateway.
 ROUTES: dict[str, tuple[str, ...]] = {
     "passport": (
@@ -52,11 +54,24 @@ def _root_page(gateway_port: int, services: Mapping[str, int]) -> str:
             f"direct: http://127.0.0.1:{port}</li>"
         )
     lines = "\n".join(items)
+    pages = "\n".join(
+        f'<li><a href="/skills/{skill.id}">{skill.name}</a>: the skill page and its waitlist form</li>'
+        for skill in get_catalog().skills
+    )
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>Lemma local gateway</title></head>
 <body><h1>Lemma local gateway</h1>
 <p>Listening on http://127.0.0.1:{gateway_port}. Routes go to the service that owns their
 first path segment. Tokens: <code>.venv/bin/lemma token &lt;learner_id&gt;</code>.</p>
+<h2>Pages</h2>
+<ul>
+{pages}
+<li>Skill Passports: <code>/passports/&lt;handle&gt;</code></li>
+</ul>
+<h2>APIs</h2>
+<p>Each service's OpenAPI document (<code>/&lt;service&gt;/openapi.json</code>, browsable at
+<code>/&lt;service&gt;/docs</code>) and the AsyncAPI document of the events it publishes and
+consumes (<code>/&lt;service&gt;/asyncapi.json</code>).</p>
 <ul>
 {lines}
 </ul></body></html>"""
