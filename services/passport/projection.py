@@ -18,7 +18,8 @@ Read model:
 - ``passport_evidence``: evidence_id -> marker; a second copy of an item changes nothing.
 - ``passport_trail``: "learner_id/stamp(occurred_at)/evidence_id" -> {evidence_id, skill,
   specialty, format, session_id, rater_id, rating (mean rubric score), occurred_at}: the
-  evidence trail, written with the item's marker (so once); stamps are fixed-width UTC, so a
+  evidence trail, written with the item's marker (so once), or later for an item counted
+  before the trail existed when the log is folded again; stamps are fixed-width UTC, so a
   descending scan of a learner's prefix is newest first.
 - ``rater_bias``: "skill/rater_id" -> {bias, ratings, digest}, from RatersCalibrated: the bias
   of the calibration with the greatest (``ratings``, ``digest``) wins, whatever the delivery
@@ -184,6 +185,7 @@ class PassportProjection:
                 (SKILL_STATS, data.skill),
                 (EVIDENCE_SEEN, data.evidence_id),
                 (SKILL_SESSIONS, session_key(data.skill, data.session_id)),
+                (TRAIL, trail_key(data.learner_id, data.occurred_at, data.evidence_id)),
             ]
         if isinstance(data, RatersCalibrated):
             return [(RATER_BIAS, bias_key(data.skill, rater)) for rater in sorted(data.bias)]
@@ -243,8 +245,14 @@ class PassportProjection:
         return _changed(docs, data.learner_id, data.skill, entry, {**entry, "score": score})
 
     def _evidence(self, docs: Mapping[DocRef, Doc | None], data: EvidenceRecorded) -> Outcome:
+        trail_ref = (TRAIL, trail_key(data.learner_id, data.occurred_at, data.evidence_id))
+        item = trail_item(data)
         if docs.get((EVIDENCE_SEEN, data.evidence_id)) is not None:
-            return NOTHING
+            # Counted already. An item folded before the trail existed gets its trail item when
+            # the log is folded again over the same store; a copy of a trailed item changes nothing.
+            if item is None or docs.get(trail_ref) is not None:
+                return NOTHING
+            return Outcome(changes={trail_ref: item})
         entry = _entry(docs, data.learner_id, data.skill)
         specialties = dict(entry["specialties"])
         if data.specialty is not None:
@@ -265,9 +273,8 @@ class PassportProjection:
             "skill": data.skill,
             "session_id": data.session_id,
         }
-        item = trail_item(data)
         if item is not None:
-            changes[(TRAIL, trail_key(data.learner_id, data.occurred_at, data.evidence_id))] = item
+            changes[trail_ref] = item
         marker = (SKILL_SESSIONS, session_key(data.skill, data.session_id))
         if docs.get(marker) is None:
             changes[marker] = {"skill": data.skill, "session_id": data.session_id}

@@ -125,6 +125,14 @@ def test_a_second_copy_of_an_item_changes_nothing() -> None:
     ]
 
 
+def test_an_item_counted_before_the_trail_existed_is_trailed_when_the_log_is_folded_again() -> None:
+    events = [ev(item("e1"), 0, id="a"), ev(item("e2", minutes=4), 4, id="b")]
+    docs = fold(events)
+    before_the_trail = {ref: doc for ref, doc in docs.items() if ref[0] != TRAIL}
+    refolded, _ = fold_events(P, events, before_the_trail)
+    assert refolded == docs  # the counts stay as they were; the trail is filled in
+
+
 def test_an_item_without_scores_is_counted_but_has_no_trail_item() -> None:
     docs = fold([ev(item("e1", scores={}))])
     assert (EVIDENCE_SEEN, "e1") in docs and not [k for k in docs if k[0] == TRAIL]
