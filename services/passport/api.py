@@ -8,6 +8,7 @@ decayed to the request time (``?as_of=``, default now), like sci's own score rou
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -17,11 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.passport import domain
 from services.passport.domain import HANDLES, LEARNERS, WAITLIST, Decision
 from services.passport.projection import PASSPORTS, SKILL_STATS, passport_skills, skill_figures
+from services.passport.trail import MAX_LIMIT, BadCursor, evidence_trail
 from shared.auth import Principal, PrincipalDep
 from shared.catalog import Skill, get_catalog
 from shared.events.payloads import SelfLevel
 from shared.problems import Problem
 from shared.service import ContextDep, ServiceContext
+from shared.store import Store
 
 router = APIRouter(prefix="/v1", tags=["passport"])
 
@@ -83,6 +86,24 @@ class Passport(BaseModel):
     display_name: str
     skills: list[PassportSkill]
     as_of: datetime
+
+
+class TrailEntry(BaseModel):
+    evidence_id: str
+    skill: str
+    specialty: str | None
+    format: str | None
+    occurred_at: datetime
+    rating: float
+    calibrated: float
+    calibrated_by: bool
+
+
+class EvidenceTrail(BaseModel):
+    """Newest first; ``next_before`` is the ``before`` of the next, older page (``null``: no more)."""
+
+    items: list[TrailEntry]
+    next_before: str | None
 
 
 class CatalogSkill(BaseModel):
@@ -148,6 +169,22 @@ def _at(as_of: datetime | None) -> datetime:
         raise Problem(422, f"as_of {as_of.isoformat()} is outside the range of UTC times") from error
 
 
+async def find_learner(store: Store, who: str) -> dict[str, Any] | None:
+    """A learner's document by learner id, else by handle (an id is looked up first)."""
+    learner = await store.get(LEARNERS, who)
+    if learner is None:
+        owner = await store.get(HANDLES, who)
+        learner = await store.get(LEARNERS, owner["learner_id"]) if owner else None
+    return learner
+
+
+async def _learner_or_404(ctx: ServiceContext, who: str) -> dict[str, Any]:
+    learner = await find_learner(ctx.store, who)
+    if learner is None:
+        raise Problem(404, f"no learner with id or handle {who!r}")
+    return learner
+
+
 async def _commit(ctx: ServiceContext, decision: Decision) -> None:
     await ctx.commit(decision.docs, [ctx.event(p) for p in decision.events])
 
@@ -205,12 +242,7 @@ async def passport(who: str, ctx: ContextDep, as_of: AsOf = None) -> Passport:
     one sci last set (it does not lapse by itself).
     """
     at = _at(as_of)
-    learner = await ctx.store.get(LEARNERS, who)
-    if learner is None:
-        owner = await ctx.store.get(HANDLES, who)
-        learner = await ctx.store.get(LEARNERS, owner["learner_id"]) if owner else None
-    if learner is None:
-        raise Problem(404, f"no learner with id or handle {who!r}")
+    learner = await _learner_or_404(ctx, who)
     projected = await ctx.store.get(PASSPORTS, learner["learner_id"])
     return Passport(
         learner_id=learner["learner_id"],
@@ -218,6 +250,31 @@ async def passport(who: str, ctx: ContextDep, as_of: AsOf = None) -> Passport:
         display_name=learner["display_name"],
         skills=[PassportSkill(**s) for s in passport_skills(projected, at)],
         as_of=at,
+    )
+
+
+@router.get("/passports/{who}/evidence", response_model=EvidenceTrail)
+async def passport_evidence(
+    who: str,
+    ctx: ContextDep,
+    before: Annotated[
+        str | None, Query(min_length=1, description="the next_before of the previous page")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 10,
+) -> EvidenceTrail:
+    """The evidence trail behind a passport (by learner id, else handle), newest first.
+
+    ``rating`` is the mean rubric score; ``calibrated`` is it less the rater's bias in the skill
+    (sci's rater calibration), held to 1..5; ``calibrated_by`` says whether a bias was known.
+    Pass ``next_before`` as ``before`` for the next, older page (``null``: no more).
+    """
+    learner = await _learner_or_404(ctx, who)
+    try:
+        page = await evidence_trail(ctx.store, learner["learner_id"], before=before, limit=limit)
+    except BadCursor as error:
+        raise Problem(422, str(error)) from error
+    return EvidenceTrail(
+        items=[TrailEntry(**asdict(item)) for item in page.items], next_before=page.next_before
     )
 
 

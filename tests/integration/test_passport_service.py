@@ -19,7 +19,7 @@ from services.passport.app import bootstrap
 from shared.auth import mint_token
 from shared.bus import ensure_topics
 from shared.events import new_event
-from shared.events.payloads import EvidenceRecorded, SciUpdated
+from shared.events.payloads import EvidenceRecorded, RatersCalibrated, SciUpdated
 from shared.events.registry import Topic
 from shared.settings import Settings
 from shared.store import Store
@@ -77,6 +77,9 @@ async def test_passport_service(broker: str, tmp_path: Path) -> None:
         await register_claim_and_see_passport_and_skill_page(client, settings, broker)
         await waitlist_is_public_and_idempotent_per_email(client, app.state.ctx.store)
         await freshness_decays_at_read_time(client, settings, broker)
+        await evidence_trail_is_newest_first_paginated_and_calibrated(
+            client, settings, broker, app.state.ctx.store
+        )
 
 
 async def register_claim_and_see_passport_and_skill_page(
@@ -249,3 +252,89 @@ async def freshness_decays_at_read_time(client: httpx.AsyncClient, settings: Set
         refused = await client.get("/v1/passports/cyd", params={"as_of": bad})
         assert refused.status_code == 422, refused.text
         assert refused.headers["content-type"] == "application/problem+json"
+
+
+async def evidence_trail_is_newest_first_paginated_and_calibrated(
+    client: httpx.AsyncClient, settings: Settings, broker: str, store: Store
+) -> None:
+    """Five items from a lenient and a fair judge, and two calibrations of the lenient one (the
+    newer sent first): the trail lists the items newest first, page by page, each with its mean
+    rating and that rating less the newer calibration's bias."""
+    dee = auth(settings, "dee-id")
+    assert (
+        await client.post("/v1/learners", json={"handle": "dee", "display_name": "Dee"}, headers=dee)
+    ).status_code == 201
+    items = []
+    for n in range(5):
+        judge = "lenient-judge" if n % 2 == 0 else "fair-judge"
+        value = 5 if judge == "lenient-judge" else 3
+        payload = EvidenceRecorded(
+            evidence_id=f"trail-{n}",
+            learner_id="dee-id",
+            skill=ML,
+            specialty="nlp" if n < 3 else None,
+            session_id=f"trail-s{n}",
+            rater_id=judge,
+            scores={"model-selection": value, "deployment": value - 1},  # mean value - 0.5
+            format="build",
+            occurred_at=T0 + timedelta(days=n),
+        )
+        items.append(new_event(payload, source="evidence", time=payload.occurred_at))
+
+    def calibration(ratings: int, bias: float, rater: str = "lenient-judge") -> Any:
+        payload = RatersCalibrated(
+            skill=ML,
+            version="pg1-link-v3",
+            digest=f"digest-{ratings}",
+            ratings=ratings,
+            part=0,
+            parts=1,
+            bias={rater: bias},
+        )
+        return new_event(payload, source="sci", time=T0 + timedelta(days=9))
+
+    # the older calibration comes after the newer one; then a sentinel in the same partition (skill)
+    sentinel = calibration(1, 0.0, rater="sentinel-judge")
+    await publish(broker, [calibration(50, 0.6), *items[::-1], items[0], calibration(40, 1.5), sentinel])
+
+    async def whole_trail() -> Any:
+        body = await get_json(client, "/v1/passports/dee/evidence?limit=50")
+        done = len(body["items"]) == 5 and all(
+            i["calibrated_by"] for i in body["items"] if i["evidence_id"] in ("trail-0", "trail-2")
+        )
+        return body if done else None
+
+    await eventually(lambda: store.get("rater_bias", f"{ML}/sentinel-judge"), timeout=20)
+    body = await eventually(whole_trail, timeout=20)
+    assert [i["evidence_id"] for i in body["items"]] == [f"trail-{n}" for n in (4, 3, 2, 1, 0)]
+    assert body["next_before"] is None
+    newest, fair = body["items"][0], body["items"][1]
+    assert newest["rating"] == 4.5 and newest["calibrated"] == 3.9 and newest["calibrated_by"] is True
+    assert fair["rating"] == 2.5 and fair["calibrated"] == 2.5 and fair["calibrated_by"] is False
+    assert newest["skill"] == ML and newest["specialty"] is None and newest["format"] == "build"
+    assert body["items"][2]["specialty"] == "nlp"
+    assert newest["occurred_at"].startswith("2026-11-05T10:00:00")
+    again = await get_json(client, "/v1/passports/dee-id/evidence?limit=50")  # by id as by handle
+    assert again == body
+
+    seen: list[str] = []
+    params, pages = {"limit": "2"}, 0
+    while True:
+        response = await client.get("/v1/passports/dee/evidence", params=params)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        seen += [i["evidence_id"] for i in page["items"]]
+        pages += 1
+        if page["next_before"] is None:
+            break
+        assert len(page["items"]) == 2
+        params = {"limit": "2", "before": page["next_before"]}
+    assert pages == 3 and seen == [f"trail-{n}" for n in (4, 3, 2, 1, 0)]
+    assert len((await get_json(client, "/v1/passports/dee/evidence"))["items"]) == 5  # default 10
+
+    for bad in ("limit=0", "limit=51", "limit=many", "before=ada-id/2026", "before="):
+        refused = await client.get(f"/v1/passports/dee/evidence?{bad}")
+        assert refused.status_code == 422, (bad, refused.text)
+        assert refused.headers["content-type"] == "application/problem+json"
+    missing = await client.get("/v1/passports/nobody/evidence")
+    assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
