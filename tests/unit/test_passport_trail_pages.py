@@ -3,6 +3,7 @@ skip nor repeat an item, calibrated ratings from the rater biases, and only the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -34,7 +35,7 @@ def item(n: int, learner: str = "ann", *, rater: str = "lenient", skill: str = M
     )
 
 
-async def store_of(payloads: list[Payload]) -> SqliteStore:
+async def store_of(payloads: Sequence[Payload]) -> SqliteStore:
     docs, _ = fold_events(PassportProjection(), [new_event(p, source="test", time=T0) for p in payloads])
     store = SqliteStore(":memory:")
     await store.write([Change(collection, key, doc) for (collection, key), doc in docs.items()])
