@@ -258,7 +258,7 @@ async def passport_evidence(
     who: str,
     ctx: ContextDep,
     before: Annotated[
-        str | None, Query(min_length=1, description="the next_before of the previous page")
+        str | None, Query(min_length=1, max_length=400, description="the next_before of the previous page")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 10,
 ) -> EvidenceTrail:
