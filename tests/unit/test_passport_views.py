@@ -9,10 +9,16 @@ from hypothesis import strategies as st
 
 from services.passport import views
 from services.passport.projection import skill_figures
-from shared.catalog import get_catalog
+from shared.catalog import Skill, get_catalog
 
-ML = get_catalog().get("machine-learning")
-assert ML is not None
+
+def _ml() -> Skill:
+    skill = get_catalog().get("machine-learning")
+    assert skill is not None
+    return skill
+
+
+ML = _ml()
 
 
 def test_an_empty_skill_page_shows_dashes_not_zeros() -> None:
