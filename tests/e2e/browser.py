@@ -3,23 +3,31 @@
 Playwright never downloads a browser here: it launches the system's Chromium by path
 (``make test`` installs it with apt-get when it is missing; ``LEMMA_CHROMIUM`` names another
 binary). Without it the browser tests fail, they do not skip.
+
+The async API, on pytest-asyncio's session loop (``LOOP``): Playwright's sync API marks its
+loop as running in the thread between calls, so a session-long sync browser would make every
+later ``asyncio.run`` (and every async test) fail.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, Response, ViewportSize
+from playwright.async_api import Browser, Page, Playwright, Response, ViewportSize
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO_ROOT / "test-artifacts" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
+
+#: The loop every browser fixture and test runs on: ``pytestmark = LOOP`` in a browser test module.
+LOOP = pytest.mark.asyncio(loop_scope="session")
 
 #: The background-networking flags matter: without them Chromium keeps opening connections the
 #: machine's closed network refuses, and the tests wait on them.
@@ -37,8 +45,8 @@ ARGS = [
 PHONE: ViewportSize = {"width": 390, "height": 844}
 DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 
-#: The ``open_page`` fixture: ``open_page(viewport=PHONE, javascript=False)`` -> a new page.
-OpenPage = Callable[..., Page]
+#: The ``open_page`` fixture: ``await open_page(viewport=PHONE, javascript=False)`` -> a new page.
+OpenPage = Callable[..., Awaitable[Page]]
 
 
 def chromium_path() -> str:
@@ -55,15 +63,15 @@ def chromium_path() -> str:
     return found
 
 
-def launch(playwright: Playwright) -> Browser:
-    return playwright.chromium.launch(executable_path=chromium_path(), args=ARGS, headless=True)
+async def launch(playwright: Playwright) -> Browser:
+    return await playwright.chromium.launch(executable_path=chromium_path(), args=ARGS, headless=True)
 
 
-def screenshot(page: Page, name: str) -> Path:
+async def screenshot(page: Page, name: str) -> Path:
     """A full-page screenshot saved as test-artifacts/screenshots/<name>.png."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    await page.screenshot(path=str(path), full_page=True)
     return path
 
 
@@ -87,19 +95,20 @@ def broken_resources(page: Page) -> list[str]:
     return broken
 
 
-def text_of(page: Page, selector: str) -> str:
+async def text_of(page: Page, selector: str) -> str:
     """The text content (whitespace collapsed, as written, not as CSS shows it) of the one
     element ``selector`` finds; fails when there is none or several."""
     found = page.locator(selector)
-    assert found.count() == 1, f"{found.count()} elements match {selector!r} on {page.url}"
-    return " ".join((found.text_content() or "").split())
+    count = await found.count()
+    assert count == 1, f"{count} elements match {selector!r} on {page.url}"
+    return " ".join((await found.text_content() or "").split())
 
 
-def reload_until(page: Page, ok: Callable[[Page], bool], timeout: float, what: str) -> float:
-    """Reload ``page`` until ``ok(page)`` holds; the seconds it took (AssertionError after ``timeout``)."""
+async def reload_until(page: Page, ok: Callable[[Page], Awaitable[bool]], timeout: float, what: str) -> float:
+    """Reload ``page`` until ``await ok(page)`` holds; the seconds it took (fails after ``timeout``)."""
     started = time.monotonic()
-    while not ok(page):
+    while not await ok(page):
         assert time.monotonic() - started < timeout, f"{what}: not on {page.url} after {timeout:.0f}s"
-        time.sleep(0.3)
-        page.reload()
+        await asyncio.sleep(0.3)
+        await page.reload()
     return time.monotonic() - started

@@ -3,12 +3,13 @@ and a headless Chromium (see ``tests/e2e/browser.py``) for the tests that look a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, sync_playwright
+import pytest_asyncio
+from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, async_playwright
 
 from deploy.local.stack import StackConfig, start_stack, stop_stack
 from tests.e2e.browser import DESKTOP, OpenPage, artifact_name, launch, screenshot
@@ -24,32 +25,34 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackConfig]:
         stop_stack(config)
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def browser() -> AsyncIterator[Browser]:
     """One headless Chromium for the session; stopped (with Playwright's driver) at its end."""
-    with sync_playwright() as playwright:
-        chromium = launch(playwright)
+    async with async_playwright() as playwright:
+        chromium = await launch(playwright)
         try:
             yield chromium
         finally:
-            chromium.close()
+            await chromium.close()
 
 
-@pytest.fixture
-def open_page(browser: Browser, stack: StackConfig, request: pytest.FixtureRequest) -> Iterator[OpenPage]:
+@pytest_asyncio.fixture(loop_scope="session")
+async def open_page(
+    browser: Browser, stack: StackConfig, request: pytest.FixtureRequest
+) -> AsyncIterator[OpenPage]:
     """Opens pages on the gateway (relative URLs work), each in a fresh context:
-    ``open_page(viewport=PHONE, javascript=False)``. On a failed test, the last page opened
-    is saved to test-artifacts/screenshots/failed-<test>.png."""
+    ``await open_page(viewport=PHONE, javascript=False)``. On a failed test, the last page
+    opened is saved to test-artifacts/screenshots/failed-<test>.png."""
     contexts: list[BrowserContext] = []
     pages: list[Page] = []
 
-    def open_one(viewport: ViewportSize = DESKTOP, javascript: bool = True) -> Page:
-        context = browser.new_context(
+    async def open_one(viewport: ViewportSize = DESKTOP, javascript: bool = True) -> Page:
+        context = await browser.new_context(
             base_url=stack.gateway_url, viewport=viewport, java_script_enabled=javascript
         )
         context.set_default_timeout(10_000)
         contexts.append(context)
-        pages.append(context.new_page())
+        pages.append(await context.new_page())
         return pages[-1]
 
     try:
@@ -58,17 +61,17 @@ def open_page(browser: Browser, stack: StackConfig, request: pytest.FixtureReque
         report = getattr(request.node, "rep_call", None)
         if report is not None and report.failed and pages:
             try:
-                screenshot(pages[-1], f"failed-{artifact_name(request.node.nodeid)}")
+                await screenshot(pages[-1], f"failed-{artifact_name(request.node.nodeid)}")
             except Exception as exc:  # the screenshot must not hide the failure
                 print(f"no failure screenshot: {exc!r}")
         for context in contexts:
-            context.close()
+            await context.close()
 
 
-@pytest.fixture
-def page(open_page: OpenPage) -> Page:
+@pytest_asyncio.fixture(loop_scope="session")
+async def page(open_page: OpenPage) -> Page:
     """A desktop-sized page on the gateway."""
-    return open_page()
+    return await open_page()
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

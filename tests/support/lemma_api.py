@@ -1,14 +1,14 @@
-"""A synchronous client of the stack's public API, for tests that set the scene before a browser looks.
+"""A client of the stack's public API, for tests that set the scene before a browser looks.
 
 The steps are those of ``tests/e2e/test_learner_journey.py`` (register, claim, match, run a
-session, rate), as plain calls: the browser tests are synchronous (Playwright's sync API
-refuses to run inside an asyncio loop).
+session, rate), one call each.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,98 +27,100 @@ SCORES = {
 }
 
 
-def poll(fetch: Callable[[], Any], ok: Callable[[Any], bool], timeout: float = 15.0, what: str = "") -> Any:
-    """Call ``fetch`` until ``ok`` holds for its answer; else AssertionError with the last answer."""
+async def poll(
+    fetch: Callable[[], Awaitable[Any]], ok: Callable[[Any], bool], timeout: float = 15.0, what: str = ""
+) -> Any:
+    """Await ``fetch()`` until ``ok`` holds for its answer; else AssertionError with the last answer."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
-        last = fetch()
+        last = await fetch()
         if ok(last):
             return last
-        time.sleep(0.1)
+        await asyncio.sleep(0.1)
     raise AssertionError(f"{what or 'condition'} not reached within {timeout}s; last answer: {last}")
 
 
 @dataclass
 class LemmaApi:
     config: StackConfig
-    http: httpx.Client
+    http: httpx.AsyncClient
 
     @classmethod
     def open(cls, config: StackConfig) -> LemmaApi:
-        return cls(config, httpx.Client(base_url=config.gateway_url, timeout=30))
+        return cls(config, httpx.AsyncClient(base_url=config.gateway_url, timeout=30))
 
-    def close(self) -> None:
-        self.http.close()
+    async def close(self) -> None:
+        await self.http.aclose()
 
     def auth(self, learner_id: str) -> dict[str, str]:
         secret = (self.config.state_dir / "jwt-secret").read_text().strip()
         return {"Authorization": f"Bearer {mint_token(Settings(jwt_secret=secret), learner_id)}"}
 
-    def register(self, learner_id: str, handle: str, display_name: str) -> None:
-        r = self.http.post(
+    async def register(self, learner_id: str, handle: str, display_name: str) -> None:
+        r = await self.http.post(
             "/v1/learners",
             json={"handle": handle, "display_name": display_name},
             headers=self.auth(learner_id),
         )
         assert r.status_code == 201, r.text
 
-    def claim(self, learner_id: str, skill: str, level: str) -> None:
-        r = self.http.put(
+    async def claim(self, learner_id: str, skill: str, level: str) -> None:
+        r = await self.http.put(
             f"/v1/learners/{learner_id}/skills/{skill}",
             json={"self_level": level},
             headers=self.auth(learner_id),
         )
         assert r.status_code == 200, r.text
 
-    def get(self, path: str, **params: Any) -> Any:
-        r = self.http.get(path, params=params)
+    async def get(self, path: str, **params: Any) -> Any:
+        r = await self.http.get(path, params=params)
         assert r.status_code == 200, f"GET {path}: {r.status_code} {r.text}"
         return r.json()
 
-    def ask(self, learner_id: str, skill: str) -> str:
+    async def ask(self, learner_id: str, skill: str) -> str:
         """A match request's ticket id; retried while matching still holds the learner busy
         (a session's end reaches matching through the log, about a second after it)."""
 
-        def send() -> httpx.Response:
+        def send() -> Awaitable[httpx.Response]:
             return self.http.post("/v1/match-requests", json={"skill": skill}, headers=self.auth(learner_id))
 
-        r = poll(send, lambda r: r.status_code != 409, what=f"{learner_id} no longer busy")
+        r = await poll(send, lambda r: r.status_code != 409, what=f"{learner_id} no longer busy")
         assert r.status_code in (200, 202), r.text
         return str(r.json()["ticket_id"])
 
-    def pair(self, first: str, second: str, skill: str, wait: int = 15) -> str:
+    async def pair(self, first: str, second: str, skill: str, wait: int = 15) -> str:
         """Both learners ask for a partner; the session id matching gave them (they must be paired
         with each other: the caller makes sure nobody else waits in the skill). Learners further
         apart in level than 0.25 wait 10 s, until the window widens."""
-        tickets = [self.ask(first, skill), self.ask(second, skill)]
+        tickets = [await self.ask(first, skill), await self.ask(second, skill)]
         sessions = set()
         for ticket in tickets:
-            found = self.get(f"/v1/match-requests/{ticket}", wait=wait)
+            found = await self.get(f"/v1/match-requests/{ticket}", wait=wait)
             assert found["status"] == "matched", found
             sessions.add(found["session_id"])
         assert len(sessions) == 1, f"{first} and {second} were not paired together: {sessions}"
         return str(sessions.pop())
 
-    def complete(self, session_id: str, by: str) -> None:
+    async def complete(self, session_id: str, by: str) -> None:
         s = f"/v1/sessions/{session_id}"
-        poll(lambda: self.http.get(s), lambda r: r.status_code == 200, what=f"session {session_id}")
+        await poll(lambda: self.http.get(s), lambda r: r.status_code == 200, what=f"session {session_id}")
         for step in ("start", "complete"):
-            r = self.http.post(f"{s}/{step}", headers=self.auth(by))
+            r = await self.http.post(f"{s}/{step}", headers=self.auth(by))
             assert r.status_code == 200, f"{step}: {r.text}"
 
-    def rate(self, session_id: str, rater: str, ratee: str, scores: dict[str, int] = SCORES) -> None:
-        r = self.http.post(
+    async def rate(self, session_id: str, rater: str, ratee: str, scores: dict[str, int] = SCORES) -> None:
+        r = await self.http.post(
             f"/v1/sessions/{session_id}/ratings",
             json={"ratee_id": ratee, "scores": scores},
             headers=self.auth(rater),
         )
         assert r.status_code == 201, r.text
 
-    def evidence(self, learner_id: str, skill: str) -> list[dict[str, Any]]:
+    async def evidence(self, learner_id: str, skill: str) -> list[dict[str, Any]]:
         """The learner's evidence items in the skill, newest first (the first page)."""
-        return list(self.get("/v1/evidence", learner_id=learner_id, skill=skill)["items"])
+        return list((await self.get("/v1/evidence", learner_id=learner_id, skill=skill))["items"])
 
-    def passport_skill(self, who: str, skill: str) -> dict[str, Any] | None:
-        entries = self.get(f"/v1/passports/{who}")["skills"]
+    async def passport_skill(self, who: str, skill: str) -> dict[str, Any] | None:
+        entries = (await self.get(f"/v1/passports/{who}"))["skills"]
         return next((e for e in entries if e["skill"] == skill), None)
