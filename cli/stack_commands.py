@@ -44,7 +44,10 @@ def _print_urls(config: StackConfig) -> None:
     console.print(
         f"[bold green]Lemma is running.[/bold green] Gateway: [bold]{gw}[/bold]  (links to every API's docs)"
     )
-    console.print(f"Pages: {gw}/skills/machine-learning (skill page, waitlist form), {gw}/passports/<handle>")
+    from deploy.local.seed import sample_passport
+
+    sample = sample_passport(config) or f"{gw}/passports/<handle>"
+    console.print(f"Pages: {gw}/skills/machine-learning (skill page, waitlist form), {sample} (a passport)")
     console.print(table)
     console.print(f"Kafka (Tansu): {config.kafka_bootstrap}   S3 (SeaweedFS): {config.s3_endpoint}")
     console.print(f"Logs: {config.log_dir}/<process>.log   State: {config.state_dir}")
@@ -127,7 +130,7 @@ def _seed_if_empty(config: StackConfig) -> None:
             f"average SCI {page['avg_sci']}, tiers {page['tier_distribution']}; "
             f"JSON at /v1/skills/{demo.SKILL})"
         )
-        console.print(f"A seeded Skill Passport: {config.gateway_url}/passports/{plan.learners[0].handle}")
+        console.print(f"A seeded Skill Passport: {demo.sample_passport(config)}")
     except httpx.HTTPError as exc:
         console.print(f"[yellow]Seeding stopped: {exc!r}. The stack runs; data so far stays.[/yellow]")
 

@@ -19,7 +19,7 @@ import httpx
 from deploy.local.config import StackConfig
 from deploy.local.credentials import jwt_secret
 from sim.http_driver import DriveResult, Tick, drive
-from sim.plan import HttpPlan, build_plan
+from sim.plan import HttpPlan, build_plan, handle
 from sim.population import scenario, simulate
 
 MARKER = "seeded"
@@ -67,6 +67,15 @@ def record(config: StackConfig, plan: HttpPlan, result: DriveResult) -> None:
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     (config.state_dir / MARKER).write_text(json.dumps(summary) + "\n")
+
+
+def sample_passport(config: StackConfig) -> str | None:
+    """The URL of a seeded learner's passport, if this state folder was seeded."""
+    try:
+        run_id = json.loads((config.state_dir / MARKER).read_text())["run_id"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return f"{config.gateway_url}/passports/{handle(run_id, 'L00000')}"
 
 
 def seed(

@@ -16,15 +16,15 @@ from fastapi import APIRouter, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.passport import domain
-from services.passport.domain import HANDLES, LEARNERS, WAITLIST, Decision
+from services.passport.domain import HANDLES, LEARNERS, Decision
 from services.passport.projection import PASSPORTS, SKILL_STATS, passport_skills, skill_figures
+from services.passport.records import add_to_waitlist, find_learner
 from services.passport.trail import MAX_LIMIT, BadCursor, evidence_trail
 from shared.auth import Principal, PrincipalDep
 from shared.catalog import Skill, get_catalog
 from shared.events.payloads import SelfLevel
 from shared.problems import Problem
 from shared.service import ContextDep, ServiceContext
-from shared.store import Store
 
 router = APIRouter(prefix="/v1", tags=["passport"])
 
@@ -169,15 +169,6 @@ def _at(as_of: datetime | None) -> datetime:
         raise Problem(422, f"as_of {as_of.isoformat()} is outside the range of UTC times") from error
 
 
-async def find_learner(store: Store, who: str) -> dict[str, Any] | None:
-    """A learner's document by learner id, else by handle (an id is looked up first)."""
-    learner = await store.get(LEARNERS, who)
-    if learner is None:
-        owner = await store.get(HANDLES, who)
-        learner = await store.get(LEARNERS, owner["learner_id"]) if owner else None
-    return learner
-
-
 async def _learner_or_404(ctx: ServiceContext, who: str) -> dict[str, Any]:
     learner = await find_learner(ctx.store, who)
     if learner is None:
@@ -310,10 +301,7 @@ async def join_waitlist(body: WaitlistBody, ctx: ContextDep) -> WaitlistAck:
     email = domain.normalise_email(body.email)
     if email is None:
         raise Problem(422, "email is not a valid address")
-    async with ctx.lock:
-        existing = await ctx.store.get(WAITLIST, email)
-        decision = domain.join_waitlist(existing, email, body.skill, datetime.now(UTC))
-        await _commit(ctx, decision)
+    await add_to_waitlist(ctx, email, body.skill)
     return WaitlistAck(
         status="accepted",
         first_session_free=True,

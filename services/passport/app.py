@@ -17,7 +17,7 @@ DEFAULT_PORT = 8101
 def bootstrap(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
     ctx = ServiceContext.build(NAME, settings or get_settings(), store=store)
     runtime = ctx.runtime(PassportProjection())
-    return create_app(
+    app = create_app(
         ctx,
         title="Lemma passport",
         description=(
@@ -27,3 +27,5 @@ def bootstrap(settings: Settings | None = None, store: Store | None = None) -> F
         routers=[api.router, pages.router],
         kafka_router=consumers.build_router(ctx.settings, runtime),
     )
+    pages.install_html_errors(app)
+    return app

@@ -7,27 +7,31 @@ a person sees. No JavaScript: the waitlist form posts plain form fields.
 
 from __future__ import annotations
 
+import inspect
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException
 
 from services.passport import domain, views
-from services.passport.domain import HANDLES, LEARNERS, WAITLIST
 from services.passport.projection import PASSPORTS, SKILL_STATS, passport_skills, skill_figures
-from services.passport.trail import evidence_trail
+from services.passport.records import add_to_waitlist, find_learner
+from services.passport.trail import BadCursor, evidence_trail
 from shared.catalog import Skill, get_catalog
 from shared.service import ContextDep
-from shared.store import Store
 
 HERE = Path(__file__).parent
 TEMPLATES = Jinja2Templates(directory=HERE / "templates")
 STYLESHEET = (HERE / "static" / "lemma.css").read_bytes()
 TRAIL_PAGE = 10
+MAX_CURSOR = 400  # longer `before` values are not positions in a trail
+#: Paths that are JSON, whatever the error; everything else this service answers is a page.
+JSON_PATHS = ("/v1/", "/metrics", "/healthz", "/readyz", "/docs", "/redoc", "/openapi.json", "/asyncapi")
 
 router = APIRouter(include_in_schema=False)
 
@@ -62,29 +66,26 @@ async def skill_page(request: Request, skill: str, ctx: ContextDep) -> HTMLRespo
     )
 
 
-async def _learner_by_handle(store: Store, handle: str) -> dict[str, Any] | None:
-    owner = await store.get(HANDLES, handle)
-    return await store.get(LEARNERS, owner["learner_id"]) if owner else None
-
-
 @router.get("/passports/{handle}", response_class=HTMLResponse)
 async def passport_page(
-    request: Request,
-    handle: str,
-    ctx: ContextDep,
-    before: Annotated[str | None, Query(max_length=400)] = None,
+    request: Request, handle: str, ctx: ContextDep, before: str | None = None
 ) -> HTMLResponse:
-    learner = await _learner_by_handle(ctx.store, handle)
+    """A learner's passport by handle (or learner id, as the JSON route looks them up)."""
+    learner = await find_learner(ctx.store, handle)
     if learner is None:
         return not_found(request, f"There is no Skill Passport for {handle!r}.")
     learner_id = learner["learner_id"]
     now = datetime.now(UTC)
     shown = passport_skills(await ctx.store.get(PASSPORTS, learner_id), now)
-    if before is not None and not before.startswith(f"{learner_id}/"):
-        before = None  # a cursor of someone else's trail, or garbage: show the newest page
-    trail = await evidence_trail(ctx.store, learner_id, before=before, limit=TRAIL_PAGE)
+    if before is not None and len(before) > MAX_CURSOR:
+        before = None
+    try:
+        trail = await evidence_trail(ctx.store, learner_id, before=before, limit=TRAIL_PAGE)
+    except BadCursor:  # someone else's cursor, or garbage: show the newest page
+        before = None
+        trail = await evidence_trail(ctx.store, learner_id, limit=TRAIL_PAGE)
     skills = {s.id: s for s in get_catalog().skills}
-    base = f"/passports/{quote(handle)}"
+    base = f"/passports/{quote(learner['handle'], safe='')}"
     return _page(
         request,
         "passport.html",
@@ -111,29 +112,52 @@ def _entry(skills: dict[str, Skill], item: Any) -> views.TrailEntry:
     )
 
 
+@router.get("/waitlist")
+async def waitlist_get() -> RedirectResponse:
+    """Someone who bookmarked the form's target, or went back to it: the form itself."""
+    return RedirectResponse(f"/skills/{get_catalog().skills[0].id}#waitlist", status_code=303)
+
+
 @router.post("/waitlist", response_class=HTMLResponse)
-async def waitlist_form(
-    request: Request,
-    ctx: ContextDep,
-    email: Annotated[str, Form(max_length=1000)] = "",
-    skill: Annotated[str, Form(max_length=100)] = "",
-) -> HTMLResponse:
-    """The form's target. Same answer for a new or a known email; the email stays in this
-    service's store and is never put in an event."""
+async def waitlist_form(request: Request, ctx: ContextDep) -> HTMLResponse:
+    """The form's target (fields ``email`` and ``skill``). Same answer for a new or a known
+    email; the email stays in this service's store and is never put in an event. The fields are
+    read by hand so that any bad input (too long, a file, missing) answers this page, not JSON."""
+    form = await request.form()
+    raw_email, raw_skill = form.get("email"), form.get("skill")
+    email = raw_email if isinstance(raw_email, str) else ""
+    skill = raw_skill if isinstance(raw_skill, str) else ""
     found = get_catalog().get(skill) if skill else None
-    error = None
-    if skill and found is None:
-        error = f"There is no skill called {skill!r}; choose one from the menu."
-    normal = domain.normalise_email(email)
-    if normal is None:
-        error = "That does not look like an email address. Please check it and try again."
-    if error is not None:
-        return _page(
-            request, "waitlist_error.html", 422, error=error, email=email, form_skill=skill if found else ""
+    normal = domain.normalise_email(email) if len(email) <= 4 * domain.MAX_EMAIL else None
+    if normal is None or (skill and found is None):
+        problem = (
+            "That does not look like an email address. Please check it and try again."
+            if normal is None
+            else f"There is no skill called {skill[:100]!r}; join from one of the skill pages."
         )
-    assert normal is not None
-    async with ctx.lock:
-        existing = await ctx.store.get(WAITLIST, normal)
-        decision = domain.join_waitlist(existing, normal, found.id if found else None, datetime.now(UTC))
-        await ctx.commit(decision.docs, [ctx.event(p) for p in decision.events])
+        return _page(
+            request,
+            "waitlist_error.html",
+            422,
+            error=problem,
+            email_invalid=normal is None,
+            email=email[: 4 * domain.MAX_EMAIL],
+            form_skill=found.id if found else "",
+        )
+    await add_to_waitlist(ctx, normal, found.id if found else None)
     return _page(request, "waitlist_done.html", email=normal, skill=found)
+
+
+def install_html_errors(app: FastAPI) -> None:
+    """Page paths that match no route (``/passports/a/b``) or no method answer the HTML 404 page;
+    API paths keep their problem details."""
+    json_handler = app.exception_handlers[HTTPException]
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code in (404, 405) and not request.url.path.startswith(JSON_PATHS):
+            return not_found(request, "There is no page at this address.")
+        response = json_handler(request, exc)
+        return await response if inspect.isawaitable(response) else response
+
+    app.add_exception_handler(HTTPException, on_http)

@@ -337,10 +337,13 @@ def shown_parts(entry: Mapping[str, Any], as_of: datetime | None) -> tuple[int, 
 
 
 def skill_view(skill: str, entry: Mapping[str, Any], as_of: datetime | None = None) -> Doc:
+    """One skill of a passport as shown; ``scored`` says whether sci has sent a score yet (the
+    JSON passport leaves it out: there a skill without a score shows zeros)."""
     tier, parts = shown_parts(entry, as_of)
     claim = entry.get("claim")
     return {
         "skill": skill,
+        "scored": entry.get("score") is not None,
         **parts,
         "tier": tier,
         "sessions": len(entry["sessions"]),

@@ -55,7 +55,7 @@ class SkillPageView:
     learners_verifying: str
     sessions_completed: str
     avg_sci: str
-    avg_tier: str  # the tier the average SCI falls in, or NONE
+    avg_tier: str | None  # the tier band the average SCI falls in; None while nobody has a score
     tiers: list[TierCount]
     parts: list[Bar]
     steps: list[str]
@@ -80,13 +80,15 @@ class PassportSkillView:
     self_level: str | None
     specialties: list[SpecialtyDepth]
     last_evidence: str | None  # a date
-    claimed_only: bool  # no rated evidence yet: the page suggests a first session
+    scored: bool  # sci has sent a score (else the scores show NONE)
+    claimed_only: bool  # no score and no rated evidence yet: the page suggests a first session
 
 
 @dataclass(frozen=True)
 class TrailEntry:
     evidence_id: str
     date: str
+    iso_date: str  # for <time datetime>
     skill: str
     specialty: str | None
     format: str | None
@@ -136,12 +138,14 @@ def skill_page(skill: Skill, figures: Mapping[str, Any]) -> SkillPageView:
         for tier, n in sorted(figures["tier_distribution"].items())
     ]
     avg_sci = figures["avg_sci"]
+    scored = learners - int(figures["tier_distribution"].get("1", 0))  # tier 1: no rated evidence
+    shown_sci = None if avg_sci is None else round(avg_sci, 1)
     return SkillPageView(
         skill=skill,
         learners_verifying=count(learners),
         sessions_completed=count(int(figures["sessions_completed"])),
-        avg_sci=number(avg_sci),
-        avg_tier=NONE if avg_sci is None else TIER_NAMES[sci_band(avg_sci)],
+        avg_sci=number(shown_sci),
+        avg_tier=None if shown_sci is None or scored <= 0 else TIER_NAMES[sci_band(shown_sci)],
         tiers=tiers,
         parts=[bar(part, figures[f"avg_{part}"]) for part in PART_MAX],
         steps=steps(skill),
@@ -153,14 +157,14 @@ def passport_skill(skill: Skill | None, skill_id: str, shown: Mapping[str, Any])
     names = {s.id: s.name for s in skill.specialties} if skill else {}
     depth = shown["specialties"]
     deepest = max(depth.values(), default=0)
-    claimed_only = int(shown["sessions"]) == 0
+    scored = bool(shown.get("scored", True))
     return PassportSkillView(
         skill_id=skill_id,
         name=skill.name if skill else skill_id,
         tier=int(shown["tier"]),
         tier_name=TIER_NAMES[int(shown["tier"])],
-        sci=sci_bar(None if claimed_only else shown["sci"]),
-        parts=[bar(part, None if claimed_only else shown[part]) for part in PART_MAX],
+        sci=sci_bar(shown["sci"] if scored else None),
+        parts=[bar(part, shown[part] if scored else None) for part in PART_MAX],
         sessions=int(shown["sessions"]),
         self_level=shown.get("self_level"),
         specialties=[
@@ -168,7 +172,8 @@ def passport_skill(skill: Skill | None, skill_id: str, shown: Mapping[str, Any])
             for s, n in sorted(depth.items(), key=lambda kv: (-kv[1], kv[0]))
         ],
         last_evidence=date_of(shown.get("last_evidence_at")),
-        claimed_only=claimed_only,
+        scored=scored,
+        claimed_only=not scored and int(shown["sessions"]) == 0,
     )
 
 
@@ -197,6 +202,7 @@ def trail_entry(
     return TrailEntry(
         evidence_id=evidence_id,
         date=date_of(occurred_at) or NONE,
+        iso_date=occurred_at.date().isoformat(),
         skill=skill.name if skill else skill_id,
         specialty=specialties.get(specialty, specialty) if specialty else None,
         format=formats.get(format, format) if format else None,

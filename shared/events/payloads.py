@@ -188,7 +188,7 @@ class RatersCalibrated(Payload):
     ratings: int = Field(ge=0)
     part: int = Field(ge=0)
     parts: int = Field(ge=1)
-    bias: dict[str, float]
+    bias: dict[str, Annotated[float, Field(allow_inf_nan=False)]]  # NaN or inf: refused
 
     @model_validator(mode="after")
     def _part_of_parts(self) -> RatersCalibrated:

@@ -158,8 +158,11 @@ async def passport_shows_skills_and_a_calibrated_paginated_trail(client: httpx.A
     second = (await client.get(html.unescape(older.group(1)))).text
     assert re.findall(r'data-evidence="([^"]+)"', second) == ["ev-02", "ev-01"]
     assert 'rel="next"' not in second and 'rel="first"' in second
-    foreign = await client.get("/passports/bob", params={"before": "ada-id/zzz"})
-    assert foreign.status_code == 200 and re.findall(r'data-evidence="([^"]+)"', foreign.text)[0] == "ev-12"
+    for cursor in ("ada-id/zzz", "x" * 5000):  # someone else's cursor, garbage: the newest page
+        odd = await client.get("/passports/bob", params={"before": cursor})
+        assert odd.status_code == 200 and re.findall(r'data-evidence="([^"]+)"', odd.text)[0] == "ev-12"
+    stale = (await client.get("/passports/bob", params={"before": "bob-id/0"})).text
+    assert "No older evidence" in stale and 'rel="first"' in stale and "data-evidence" not in stale
 
 
 async def waitlist_form(client: httpx.AsyncClient, app: object) -> None:
@@ -176,11 +179,20 @@ async def waitlist_form(client: httpx.AsyncClient, app: object) -> None:
     assert bad.status_code == 422 and 'role="alert"' in bad.text and 'value="not-an-email"' in bad.text
     unknown = await client.post("/waitlist", data={"email": "a@b.org", "skill": "knitting"})
     assert unknown.status_code == 422 and "knitting" in unknown.text
+    for odd in ({"email": "a" * 5000 + "@b.org"}, {"skill": "x" * 500}, {}):
+        refused = await client.post("/waitlist", data=odd)
+        assert refused.status_code == 422 and refused.headers["content-type"].startswith("text/html")
+    upload = await client.post("/waitlist", files={"email": ("e.txt", b"a@b.org")})
+    assert upload.status_code == 422 and 'role="alert"' in upload.text
     assert await store.count(WAITLIST) == 1
+    back = await client.get("/waitlist", follow_redirects=False)
+    assert back.status_code == 303 and back.headers["location"].endswith("#waitlist")
 
 
 async def unknown_pages_are_404_pages(client: httpx.AsyncClient) -> None:
-    for path in ("/passports/nobody-here", "/skills/knitting"):
+    for path in ("/passports/nobody-here", "/skills/knitting", "/passports/a/b", "/passports/", "/nothing"):
         response = await client.get(path)
         assert response.status_code == 404 and response.headers["content-type"].startswith("text/html")
         assert "<h1>Page not found</h1>" in response.text
+    api = await client.get("/v1/nothing-here")  # the API keeps its problem details
+    assert api.status_code == 404 and api.headers["content-type"] == "application/problem+json"

@@ -157,3 +157,16 @@ def test_deterministic_ids_are_rfc_4122_name_based_uuids(parts: list[str]) -> No
     from shared.events.envelope import _NAMESPACE, deterministic_id
 
     assert deterministic_id(*parts) == str(uuid.uuid5(_NAMESPACE, "|".join(parts)))
+
+
+def test_a_rater_bias_must_be_a_finite_number() -> None:
+    import math
+
+    import pytest
+    from pydantic import ValidationError
+
+    from shared.events.payloads import RatersCalibrated
+
+    for bad in (math.nan, math.inf):
+        with pytest.raises(ValidationError):
+            RatersCalibrated(skill="s", version="v", digest="d", ratings=1, part=0, parts=1, bias={"r": bad})

@@ -27,7 +27,7 @@ def test_an_empty_skill_page_shows_dashes_not_zeros() -> None:
         "0",
         "0",
         "–",
-        "–",
+        None,
     )
     assert [p.value for p in view.parts] == ["–"] * 4 and all(p.percent == 0 for p in view.parts)
     assert [t.name for t in view.tiers] == ["Claimed", "Practicing", "Practitioner", "Peer-endorsed"]
@@ -67,13 +67,21 @@ def test_a_bar_never_leaves_its_track(part: str, value: float) -> None:
 
 
 def test_a_claimed_skill_shows_no_score_and_a_verified_one_its_depth() -> None:
-    claimed = {"skill": "machine-learning", "sci": 0.0, "tier": 1, "sessions": 0, "specialties": {}}
+    claimed = {
+        "skill": "machine-learning",
+        "scored": False,
+        "sci": 0.0,
+        "tier": 1,
+        "sessions": 0,
+        "specialties": {},
+    }
     for name in ("practice", "proof", "reliability", "freshness"):
         claimed[name] = 0.0
     view = views.passport_skill(ML, "machine-learning", {**claimed, "self_level": "advanced"})
     assert view.claimed_only and view.tier_name == "Claimed" and view.sci.value == "–"
     verified = {
         **claimed,
+        "scored": True,
         "sci": 61.5,
         "proof": 26.0,
         "tier": 3,
@@ -110,3 +118,27 @@ def test_a_trail_entry_names_things_and_shows_the_calibrated_rating() -> None:
         "4.10",
         "4.60",
     )
+
+
+def test_no_band_while_nobody_has_a_score_and_the_band_follows_the_shown_figure() -> None:
+    claimed_only = {
+        **skill_figures(None),
+        "learners_verifying": 3,
+        "tier_distribution": {"1": 3, "2": 0, "3": 0, "4": 0},
+        "avg_sci": 0.0,
+    }
+    assert views.skill_page(ML, claimed_only).avg_tier is None
+    almost = {**claimed_only, "tier_distribution": {"1": 1, "2": 2, "3": 0, "4": 0}, "avg_sci": 49.96}
+    view = views.skill_page(ML, almost)
+    assert (view.avg_sci, view.avg_tier) == ("50.0", "Practitioner")
+
+
+def test_a_score_folded_before_its_evidence_shows_the_score_not_the_claimed_hint() -> None:
+    shown = {"skill": "machine-learning", "scored": True, "sci": 61.5, "tier": 3, "sessions": 0}
+    shown |= {"practice": 15.0, "proof": 26.0, "reliability": 12.5, "freshness": 8.0, "specialties": {}}
+    view = views.passport_skill(ML, "machine-learning", shown)
+    assert not view.claimed_only and view.scored and view.sci.value == "61.5"
+    waiting = views.passport_skill(
+        ML, "machine-learning", {**shown, "scored": False, "sessions": 2, "tier": 1}
+    )
+    assert not waiting.claimed_only and not waiting.scored and waiting.sci.value == "–"

@@ -1,0 +1,28 @@
+"""Reads and writes of the passport's own records that the JSON routes and the pages share."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from services.passport import domain
+from services.passport.domain import HANDLES, LEARNERS, WAITLIST
+from shared.service import ServiceContext
+from shared.store import Store
+
+
+async def find_learner(store: Store, who: str) -> dict[str, Any] | None:
+    """A learner's document by learner id, else by handle (an id is looked up first)."""
+    learner = await store.get(LEARNERS, who)
+    if learner is None:
+        owner = await store.get(HANDLES, who)
+        learner = await store.get(LEARNERS, owner["learner_id"]) if owner else None
+    return learner
+
+
+async def add_to_waitlist(ctx: ServiceContext, email: str, skill: str | None) -> None:
+    """Record ``email`` (already normalised) on the waitlist, idempotently; no event."""
+    async with ctx.lock:
+        existing = await ctx.store.get(WAITLIST, email)
+        decision = domain.join_waitlist(existing, email, skill, datetime.now(UTC))
+        await ctx.commit(decision.docs, [ctx.event(p) for p in decision.events])
