@@ -226,7 +226,7 @@ async def test_a_learner_with_only_claims_is_told_to_book_a_first_session(page: 
     section = f'section[data-skill="{SKILL}"]'
     assert await text_of(page, f"{section} [data-tier]") == "Claimed"
     hint = await text_of(page, section)
-    assert re.search(r"book a first (peer )?session", hint, re.IGNORECASE), hint
+    assert re.search(r"\bfirst (peer )?session\b", hint, re.IGNORECASE), hint
     assert await trail_ids(page) == []
 
 
@@ -266,8 +266,9 @@ async def test_the_waitlist_form_works_without_javascript(open_page: OpenPage) -
     assert await page.locator(f'{FORM} input[name="email"]').count() == 1, "the form is shown again"
 
 
-async def test_an_unknown_passport_is_a_real_404_page(page: Page) -> None:
-    response = await page.goto("/passports/nobody-here")
+@pytest.mark.parametrize("path", ["/passports/nobody-here", "/skills/no-such-skill"])
+async def test_an_unknown_passport_or_skill_is_a_real_404_page(page: Page, path: str) -> None:
+    response = await page.goto(path)
     assert response is not None and response.status == 404
     assert response.headers["content-type"].startswith("text/html")
     assert await text_of(page, "h1") == "Page not found"
