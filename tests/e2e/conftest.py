@@ -12,7 +12,7 @@ import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, async_playwright
 
 from deploy.local.stack import StackConfig, start_stack, stop_stack
-from tests.e2e.browser import DESKTOP, OpenPage, artifact_name, launch, screenshot
+from tests.e2e.browser import DESKTOP, SCREENSHOTS, OpenPage, artifact_name, launch, screenshot
 
 
 @pytest.fixture(scope="session")
@@ -28,6 +28,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackConfig]:
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def browser() -> AsyncIterator[Browser]:
     """One headless Chromium for the session; stopped (with Playwright's driver) at its end."""
+    for old in SCREENSHOTS.glob("failed-*.png"):  # a failure's picture is of this run
+        old.unlink()
     async with async_playwright() as playwright:
         chromium = await launch(playwright)
         try:
