@@ -36,7 +36,6 @@ import statistics
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -56,18 +55,10 @@ from shared.store.base import Change
 from shared.store.sqlite import SqliteStore
 from sim.inprocess import evidence_events, fold
 from sim.population import SKILL, scenario, simulate
+from tests.support.records import Rec
 
 TARGET_P95_MS = 50.0
 RATERS_PER_PART = 2_000
-
-
-@dataclass
-class Rec:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
 
 
 def events_of(learners: int, sessions: int, seed: int) -> tuple[list[Payload], list[str]]:

@@ -5,10 +5,10 @@ platform makes, and a malformed record that must not stop the consumers."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 import uuid
-from typing import Any
 
 import httpx
 
@@ -17,6 +17,7 @@ from shared.auth import mint_token
 from shared.events.registry import Topic
 from shared.settings import Settings
 from tests.support.kafka import publish_raw, read_until
+from tests.support.lemma_api import poll
 
 SKILL = "machine-learning"
 SCORES = {
@@ -31,17 +32,6 @@ SCORES = {
 def headers(config: StackConfig, learner_id: str) -> dict[str, str]:
     secret = (config.state_dir / "jwt-secret").read_text().strip()
     return {"Authorization": f"Bearer {mint_token(Settings(jwt_secret=secret), learner_id)}"}
-
-
-async def poll(fetch: Any, ok: Any, timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = await fetch()
-        if ok(last):
-            return last
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"not reached within {timeout}s; last answer: {last}")
 
 
 async def test_two_learners_from_registration_to_a_scored_passport(stack: StackConfig) -> None:
@@ -126,7 +116,7 @@ async def test_two_learners_from_registration_to_a_scored_passport(stack: StackC
 
         for learner in (ann, bob):
             passport = await poll(
-                lambda learner=learner: http.get(f"/v1/passports/{learner}"),
+                functools.partial(http.get, f"/v1/passports/{learner}"),
                 lambda r: (
                     r.status_code == 200
                     and any(sk["skill"] == SKILL and sk["sci"] > 0 for sk in r.json()["skills"])

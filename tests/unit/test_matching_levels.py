@@ -4,7 +4,6 @@ often events arrive."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
@@ -24,6 +23,7 @@ from shared.events.registry import Topic
 from shared.projection.fold import fold_events
 from shared.projection.runtime import ProjectionRuntime
 from shared.store.sqlite import SqliteStore
+from tests.support.records import Rec
 
 T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
 ML = "machine-learning"
@@ -188,15 +188,6 @@ async def test_raters_calibrated_is_folded_past_not_dead_lettered() -> None:
     assert await store.offsets("matching") == {(Topic.SCI.value, 0): 0}
     assert await store.pending_outbox() == []
     await store.close()
-
-
-@dataclass
-class Rec:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
 
 
 EVENT = st.one_of(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from shared.events import CloudEvent, encode, new_event
@@ -12,17 +11,9 @@ from shared.events.payloads import EvidenceRecorded, SkillClaimed
 from shared.projection.fold import NOTHING, Doc, DocRef, Outcome
 from shared.projection.runtime import ProjectionRuntime
 from shared.store.sqlite import SqliteStore
+from tests.support.records import Rec
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
-
-
-@dataclass
-class Rec:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
 
 
 class ClaimCounter:

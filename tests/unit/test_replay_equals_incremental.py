@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -25,15 +24,7 @@ from shared.projection.fold import Projection
 from shared.projection.runtime import ProjectionRuntime
 from shared.store.sqlite import SqliteStore
 from tests.support.population import session_burst
-
-
-@dataclass
-class Rec:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
+from tests.support.records import Rec
 
 
 def records(sessions: int, seed: int) -> list[Rec]:
