@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.specification import AsyncAPI
 
+from shared.api_docs import install_api_docs
 from shared.bus import BrokerPublisher, make_broker
 from shared.events.envelope import CloudEvent, new_event
 from shared.events.payloads import Payload
@@ -121,12 +122,20 @@ def create_app(
             await ctx.broker.stop()
             await ctx.store.close()
 
-    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    app = FastAPI(
+        title=title,
+        description=description,
+        version="1.0.0",
+        lifespan=lifespan,
+        docs_url=None,  # served by install_api_docs without a CDN
+        redoc_url=None,
+    )
     app.state.ctx = ctx
     app.state.settings = ctx.settings
     app.state.started = False
     app.middleware("http")(http_latency_middleware(ctx.name))
     install_problem_handlers(app)
+    install_api_docs(app)
     for router in routers:
         app.include_router(router)
 

@@ -3,7 +3,8 @@
 Besides the API routes, ``/<service>/...`` reaches any path of one service with the prefix
 stripped (``/passport/readyz``, ``/passport/openapi.json``), and ``/<service>/docs`` is a
 Swagger UI page reading ``/<service>/openapi.json`` (FastAPI's own ``/docs`` page asks for
-``/openapi.json`` at the root, which a prefix cannot fix without rewriting the page).
+``/openapi.json`` at the root, which a prefix cannot fix without rewriting the page). Swagger UI's
+files come from the service itself (``shared.api_docs``), so the page needs no internet.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from shared.api_docs import ASSETS
 from shared.catalog import get_catalog
 
 #: Path patterns (Caddy syntax) each service answers on the gateway.
@@ -31,15 +33,13 @@ ROUTES: dict[str, tuple[str, ...]] = {
     "sci": ("/v1/scores*",),
 }
 
-SWAGGER_UI = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5"
-
 
 def _docs_page(service: str) -> str:
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>Lemma {service} API</title>
-<link rel="stylesheet" href="{SWAGGER_UI}/swagger-ui.css"></head>
+<link rel="stylesheet" href="/{service}{ASSETS}/swagger-ui.css"></head>
 <body><div id="swagger-ui"></div>
-<script src="{SWAGGER_UI}/swagger-ui-bundle.js"></script>
+<script src="/{service}{ASSETS}/swagger-ui-bundle.js"></script>
 <script>SwaggerUIBundle({{url: "/{service}/openapi.json", dom_id: "#swagger-ui"}});</script>
 </body></html>"""
 
