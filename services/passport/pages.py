@@ -7,6 +7,7 @@ a person sees. No JavaScript: the waitlist form posts plain form fields.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +29,8 @@ from shared.service import ContextDep
 HERE = Path(__file__).parent
 TEMPLATES = Jinja2Templates(directory=HERE / "templates")
 STYLESHEET = (HERE / "static" / "lemma.css").read_bytes()
+#: In the stylesheet's URL, so a changed stylesheet is fetched again despite the cache.
+STYLE_VERSION = hashlib.sha256(STYLESHEET).hexdigest()[:12]
 TRAIL_PAGE = 10
 MAX_CURSOR = 400  # longer `before` values are not positions in a trail
 #: Paths that are JSON, whatever the error; everything else this service answers is a page.
@@ -38,7 +41,12 @@ router = APIRouter(include_in_schema=False)
 
 def _page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     skills = get_catalog().skills
-    base = {"all_skills": skills, "home_skill": skills[0].id, "current_skill": None}
+    base = {
+        "all_skills": skills,
+        "home_skill": skills[0].id,
+        "current_skill": None,
+        "style_version": STYLE_VERSION,
+    }
     return TEMPLATES.TemplateResponse(request, template, {**base, **context}, status_code=status)
 
 
