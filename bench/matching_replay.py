@@ -88,7 +88,7 @@ from shared.events.registry import Topic
 from shared.projection import fold_events
 from shared.projection.order import in_order
 from sim.arrivals import percentile
-from tests.support.processes import free_port, stop_process, tansu_memory_broker
+from tests.support.processes import start_matching_process, stop_process, tansu_memory_broker
 
 TARGET = (
     "two matcher processes on the real broker, tickets 10% cancelled and 5% of matches ending in a "
@@ -129,28 +129,15 @@ class Matcher:
 
 
 def start_matcher(instance: str, bootstrap: str, state: Path, ttl_s: float) -> Matcher:
-    """``python -m services.matching`` with its own state directory, as the integration test does."""
-    state.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    env = {
-        **os.environ,
-        "LEMMA_ENVIRONMENT": "test",
-        "LEMMA_KAFKA_BOOTSTRAP": bootstrap,
-        "LEMMA_STATE_DIR": str(state),
-        "LEMMA_PORT": str(port),
-        "LEMMA_INSTANCE": instance,
-        "LEMMA_MATCHING_TTL_S": str(ttl_s),  # default expansions and recent-partner rule
-        "LEMMA_MATCHING_SWEEP_INTERVAL_S": "0.5",
-    }
-    with (state / "matching.log").open("ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "services.matching"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    return Matcher(instance, proc, f"http://127.0.0.1:{port}", state / "data" / "matching.db")
+    """A matching process with its own state directory (default expansions and recent-partner rule)."""
+    proc, url = start_matching_process(
+        instance,
+        bootstrap,
+        state,
+        LEMMA_MATCHING_TTL_S=str(ttl_s),
+        LEMMA_MATCHING_SWEEP_INTERVAL_S="0.5",
+    )
+    return Matcher(instance, proc, url, state / "data" / "matching.db")
 
 
 def store_docs(db: Path, collection: str) -> dict[str, dict[str, Any]]:

@@ -17,16 +17,9 @@ from shared.auth import mint_token
 from shared.events.registry import Topic
 from shared.settings import Settings
 from tests.support.kafka import publish_raw, read_until
-from tests.support.lemma_api import poll
+from tests.support.lemma_api import SCORES, poll
 
 SKILL = "machine-learning"
-SCORES = {
-    "model-selection": 4,
-    "feature-engineering": 4,
-    "evaluation-metrics": 5,
-    "generalization": 3,
-    "deployment": 4,
-}
 
 
 def headers(config: StackConfig, learner_id: str) -> dict[str, str]:

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -29,33 +27,19 @@ from shared.events.registry import Topic
 from shared.projection import fold_events
 from shared.settings import Settings
 from tests.support.kafka import eventually, read_until
-from tests.support.processes import free_port, stop_process
+from tests.support.processes import start_matching_process, stop_process
 
 LEARNERS_PER_SKILL = 16
 
 
 def start_matcher(instance: str, bootstrap: str, state: Path) -> tuple[subprocess.Popen[bytes], str]:
-    state.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    env = {
-        **os.environ,
-        "LEMMA_ENVIRONMENT": "test",
-        "LEMMA_KAFKA_BOOTSTRAP": bootstrap,
-        "LEMMA_STATE_DIR": str(state),
-        "LEMMA_PORT": str(port),
-        "LEMMA_INSTANCE": instance,
-        "LEMMA_MATCHING_EXPANSIONS": "0:3.0",  # every pair acceptable: the race is the point
-        "LEMMA_MATCHING_SWEEP_INTERVAL_S": "0.2",
-    }
-    log = (state / "matching.log").open("ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "services.matching"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+    return start_matching_process(
+        instance,
+        bootstrap,
+        state,
+        LEMMA_MATCHING_EXPANSIONS="0:3.0",  # every pair acceptable: the race is the point
+        LEMMA_MATCHING_SWEEP_INTERVAL_S="0.2",
     )
-    return proc, f"http://127.0.0.1:{port}"
 
 
 def tickets_in(db: Path) -> dict[str, str]:

@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,3 +55,31 @@ def tansu_memory_broker(log_dir: Path) -> Iterator[str]:
             yield f"127.0.0.1:{port}"
         finally:
             stop_process(proc)
+
+
+def start_matching_process(
+    instance: str, bootstrap: str, state: Path, **settings: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``python -m services.matching`` as instance ``instance``, with its own state directory
+    and a free port; ``settings`` are extra ``LEMMA_*`` variables. Returns (process, base URL);
+    stop it with ``stop_process``. Its output goes to ``<state>/matching.log``."""
+    state.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = {
+        **os.environ,
+        "LEMMA_ENVIRONMENT": "test",
+        "LEMMA_KAFKA_BOOTSTRAP": bootstrap,
+        "LEMMA_STATE_DIR": str(state),
+        "LEMMA_PORT": str(port),
+        "LEMMA_INSTANCE": instance,
+        **settings,
+    }
+    with (state / "matching.log").open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "services.matching"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return proc, f"http://127.0.0.1:{port}"
