@@ -12,7 +12,23 @@ LEMMA := $(VENV)/bin/lemma
 CHROMIUM := /usr/bin/chromium
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: help install browser run stop status test test-unit test-integration test-e2e lint fmt schemas clean
+# Apache Kafka (the local broker) runs on Java 17+, and Maven fetches its pinned jars
+# (deploy/local/kafka/pom.xml) from Maven Central
+JAVA_PACKAGES := openjdk-17-jre-headless maven
+
+# $(call apt_install,PACKAGES,WHY): install Debian packages as root (or with sudo), or say how
+define apt_install
+	if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; else \
+		echo "cannot install $(1): not root and no sudo; run as root:" \
+			"apt-get update && apt-get install -y --no-install-recommends $(1)" >&2; exit 1; fi; \
+	echo "$(2): installing Debian's $(1)"; \
+	$$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y --no-install-recommends $(1) || { \
+		echo "could not install $(1) with apt-get; install them" \
+			"(apt-get install -y --no-install-recommends $(1)) and run make again" >&2; exit 1; }
+endef
+
+.PHONY: help install browser java run stop status test test-unit test-integration test-e2e lint fmt schemas clean
 
 help:
 	@echo "make run    install what is missing, start the local stack and all services"
@@ -31,17 +47,16 @@ $(VENV)/.installed: pyproject.toml uv.lock
 browser: $(CHROMIUM)
 
 $(CHROMIUM):
-	@echo "Chromium is missing (the browser tests drive it): installing Debian's chromium package"
-	@if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; else \
-		echo "cannot install chromium: not root and no sudo; run as root:" \
-			"apt-get update && apt-get install -y --no-install-recommends chromium" >&2; exit 1; fi; \
-	$$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive \
-		apt-get install -y --no-install-recommends chromium || { \
-		echo "could not install chromium with apt-get; install Debian's chromium package" \
-			"(apt-get install -y --no-install-recommends chromium) and run make test again" >&2; exit 1; }
+	@$(call apt_install,chromium,Chromium is missing (the browser tests drive it))
 	@test -x $@ || { echo "chromium was installed but $@ is not there" >&2; exit 1; }
 
-run: install
+# Java and Maven for the Kafka broker (`make run` and the tests start one)
+java:
+	@if ! command -v java >/dev/null 2>&1 || ! command -v mvn >/dev/null 2>&1; then \
+		$(call apt_install,$(JAVA_PACKAGES),java or mvn is missing (Apache Kafka runs on Java 17+; Maven fetches its jars)); \
+	fi
+
+run: install java
 	$(LEMMA) stack up
 
 stop:
@@ -60,16 +75,16 @@ fmt: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: lint browser
+test: lint browser java
 	$(VENV)/bin/pytest -q
 
 test-unit: install
 	$(VENV)/bin/pytest -q tests/unit
 
-test-integration: install
+test-integration: install java
 	$(VENV)/bin/pytest -q tests/integration
 
-test-e2e: install browser
+test-e2e: install browser java
 	$(VENV)/bin/pytest -q tests/e2e
 
 schemas: install

@@ -1,7 +1,8 @@
 """Benchmark: the sci projection folding a replay of evidence into SQLite (issue 3).
 
-Generates N ``EvidenceRecorded`` events deterministically, produces them to a real Tansu
-broker (memory engine) started here, then in the same run measures:
+Generates N ``EvidenceRecorded`` events deterministically, produces them to a real Apache
+Kafka broker (one KRaft node, as ``make run`` starts it) started here, then in the same run
+measures:
 
 - raw consume: an aiokafka consumer reading every record of ``lemma.evidence.v1`` from the
   beginning with ``getmany`` (no decoding) -- the baseline;
@@ -35,14 +36,13 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from services.sci.projection import SciProjection
-from shared.bus import ensure_topics
 from shared.catalog import get_catalog
 from shared.events.envelope import decode, deterministic_id, encode, new_event
 from shared.events.payloads import EvidenceRecorded
 from shared.events.registry import Topic
 from shared.projection.runtime import ProjectionRuntime
 from shared.store.sqlite import SqliteStore
-from tests.support.processes import tansu_memory_broker
+from tests.support.processes import kafka_broker
 
 TARGET_FOLD_EPS = 50_000
 STALL_S = 30.0  # give up when the broker hands out nothing for this long
@@ -203,8 +203,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     values = list(evidence_values(args.events, learners))
     generate_s = time.perf_counter() - t0
     size = sum(len(v) for _, v in values) / len(values)
-    with tansu_memory_broker(workdir) as bootstrap:
-        await ensure_topics(bootstrap)
+    with kafka_broker(workdir) as bootstrap:
         produce_s = await produce(bootstrap, values)
         del values
         raw_s = await consume(bootstrap, args.events, args.batch, None)
@@ -229,7 +228,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     print(f"sci fold benchmark: {n:,} EvidenceRecorded events ({size:.0f} bytes avg), {learners:,} learners,")
     print(f"batches of {args.batch:,}; score documents written: {docs:,}")
     print(f"  generated + encoded in {generate_s:6.1f} s   ({n / generate_s:>10,.0f} events/s)")
-    print(f"  produced to Tansu in  {produce_s:6.1f} s   ({n / produce_s:>10,.0f} events/s)")
+    print(f"  produced to Kafka in  {produce_s:6.1f} s   ({n / produce_s:>10,.0f} events/s)")
     print(f"  {'measure':<34}{'seconds':>9}{'events/s':>12}{'vs raw':>9}")
     rows = [("raw consume (getmany, no decode)", raw_s), ("decode only (in memory)", decode_s)]
     rows.append(("sci fold (consume+runtime+SQLite)", fold_s))

@@ -64,14 +64,21 @@ def topics_create(
     ] = None,
     state_dir: StateDirOption = None,
 ) -> None:
-    """Create the topics that are missing (partitions from shared.bus)."""
-    from shared.bus import ensure_topics
+    """Create the topics that are missing: partitions from shared.bus, events kept forever,
+    replication and min.insync.replicas from LEMMA_KAFKA_REPLICATION_FACTOR and
+    LEMMA_KAFKA_MIN_INSYNC_REPLICAS (1 and 1 here; 3 and 2 in production), names prefixed
+    with LEMMA_KAFKA_PREFIX."""
+    from shared.bus import ensure_topics_for
 
-    if bootstrap is None:
+    settings = Settings()
+    if bootstrap is None and "LEMMA_KAFKA_BOOTSTRAP" not in os.environ:
         saved = StackConfig.load(StackConfig.resolve(state_dir).state_dir)
-        bootstrap = saved.kafka_bootstrap if saved else Settings().kafka_bootstrap
-    created = asyncio.run(ensure_topics(bootstrap))
-    typer.echo(f"created: {', '.join(created)}" if created else f"all topics exist on {bootstrap}")
+        bootstrap = saved.kafka_bootstrap if saved else None
+    if bootstrap is not None:
+        settings = settings.model_copy(update={"kafka_bootstrap": bootstrap})
+    created = asyncio.run(ensure_topics_for(settings))
+    where = settings.kafka_bootstrap
+    typer.echo(f"created: {', '.join(created)}" if created else f"all topics exist on {where}")
 
 
 @schemas_app.command("export")

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from deploy.local.broker import kafka_version
 from deploy.local.stack import (
     StackConfig,
     StackError,
@@ -49,7 +50,10 @@ def _print_urls(config: StackConfig) -> None:
     sample = sample_passport(config) or f"{gw}/passports/<handle>"
     console.print(f"Pages: {gw}/skills/machine-learning (skill page, waitlist form), {sample} (a passport)")
     console.print(table)
-    console.print(f"Kafka (Tansu): {config.kafka_bootstrap}   S3 (SeaweedFS): {config.s3_endpoint}")
+    console.print(
+        f"Kafka (Apache Kafka {kafka_version()}): {config.kafka_bootstrap}   "
+        f"its log: {config.kafka_home / 'data'}"
+    )
     console.print(f"Logs: {config.log_dir}/<process>.log   State: {config.state_dir}")
     console.print("Token for a learner: [bold].venv/bin/lemma token <learner_id>[/bold] (add --role ops)")
     console.print("Stop everything: [bold]make stop[/bold]")
@@ -70,7 +74,7 @@ def up(
         typer.Option("--seed/--no-seed", help="Seed a demo population on an empty store (or LEMMA_SEED=0)."),
     ] = True,
 ) -> None:
-    """Start SeaweedFS, Tansu, the services and the gateway; wait until all are ready.
+    """Start Apache Kafka, the services and the gateway; wait until all are ready.
 
     Ports are kept in <state>/stack.json: edit it to move one, delete it for the defaults.
     """
@@ -137,7 +141,7 @@ def _seed_if_empty(config: StackConfig) -> None:
 
 @app.command()
 def down(state_dir: StateDirOption = None) -> None:
-    """Stop, by pid, every process `up` started: gateway, services, broker, then SeaweedFS."""
+    """Stop, by pid, every process `up` started: gateway, services, then the broker."""
     config = StackConfig.resolve(state_dir)
     if not config.run_dir.exists():
         console.print(f"Nothing to stop (no stack ever ran in {config.state_dir}).")

@@ -1,7 +1,8 @@
 """The Kafka bus: FastStream broker set-up, the outbox publisher, batch subscriber options.
 
-Producer acks and idempotence are settings: the local Tansu broker rejects the
-idempotent producer (InitProducerId), real Kafka gets ``acks=all`` with idempotence.
+Producers use ``acks=all`` with idempotence (settings), so a retried send neither duplicates
+nor reorders a partition's records. Every topic and group name goes through the settings'
+prefix (``Settings.topic``, ``Settings.group``).
 """
 
 from __future__ import annotations
@@ -9,11 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import IllegalStateError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.kafka.message import KafkaMessage
@@ -81,55 +81,48 @@ class StoreOffsetsListener(ConsumerRebalanceListener):  # type: ignore[misc]
             await consumer.seek_to_beginning(*fresh)
 
 
+def consumer_options(settings: Settings) -> dict[str, Any]:
+    """What every subscriber of ours sets: batch size, liveness, committed reads only."""
+    return {
+        "batch": True,
+        "max_records": settings.consumer_max_records,
+        "session_timeout_ms": settings.consumer_session_timeout_ms,
+        "heartbeat_interval_ms": max(settings.consumer_session_timeout_ms // 3, 500),
+        # records of aborted transactions are never folded (ours write none; a tool might)
+        "isolation_level": "read_committed",
+    }
+
+
 def projection_subscriber(
     router: KafkaRouter, settings: Settings, runtime: ProjectionRuntime, *topics: Topic
 ) -> Callable[[Callable[..., Awaitable[None]]], Any]:
     """The one batch subscriber of a projection, over every topic it folds.
 
     One subscriber and one consumer group per projection: on start a consumer waits for its
-    partition assignment, so a single group join (a few seconds on Tansu) beats one per
-    topic in sequence. Positions come from the store; Kafka offsets are committed only
-    after the store write, and rewound if the handler fails.
+    partition assignment, so a single group join beats one per topic in sequence. Positions
+    come from the store; Kafka offsets are committed only after the store write, and
+    rewound if the handler fails.
     """
     listener = StoreOffsetsListener(runtime)
     subscriber = router.subscriber(
-        *(t.value for t in topics),
-        batch=True,
-        group_id=runtime.consumer,
+        *(settings.topic(t) for t in topics),
+        group_id=settings.group(runtime.consumer),
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
-        max_records=settings.consumer_max_records,
         batch_timeout_ms=100,
-        session_timeout_ms=settings.consumer_session_timeout_ms,
-        heartbeat_interval_ms=max(settings.consumer_session_timeout_ms // 3, 500),
         listener=listener,
+        **consumer_options(settings),
     )
     listener.bind(subscriber)
-    return subscriber
+    return cast(Callable[[Callable[..., Awaitable[None]]], Any], subscriber)
 
 
 async def fold_batch(runtime: ProjectionRuntime, msg: KafkaMessage) -> None:
-    """The body of every projection subscriber: hand the raw records to the runtime, and
-    seek back where it met a gap in a partition's offsets."""
+    """The body of every projection subscriber: hand the raw records to the runtime."""
     records = msg.raw_message
     batch = records if isinstance(records, tuple) else (records,)
     consumer = getattr(msg, "consumer", None)
-    await runtime.handle(batch, highwater=highwater_of(consumer, batch), seek=seeker(consumer))
-
-
-def seeker(consumer: Any) -> Callable[[str, int, int], None] | None:
-    """``seek(topic, partition, offset)`` on the consumer; a partition no longer assigned is
-    someone else's now and is skipped."""
-    if consumer is None or not hasattr(consumer, "seek"):
-        return None
-
-    def seek(topic: str, partition: int, offset: int) -> None:
-        try:
-            consumer.seek(TopicPartition(topic, partition), offset)
-        except IllegalStateError:
-            log.info("not seeking %s[%s]: no longer assigned", topic, partition)
-
-    return seek
+    await runtime.handle(batch, highwater=highwater_of(consumer, batch))
 
 
 def highwater_of(consumer: Any, records: Sequence[Any]) -> dict[tuple[str, int], int]:
@@ -145,16 +138,18 @@ def highwater_of(consumer: Any, records: Sequence[Any]) -> dict[tuple[str, int],
 
 
 class BrokerPublisher:
-    """Publishes outbox records with their keys; waits until the broker has them all."""
+    """Publishes outbox records with their keys (topics named with ``prefix``); waits until
+    the broker has them all."""
 
-    def __init__(self, broker: KafkaBroker) -> None:
+    def __init__(self, broker: KafkaBroker, prefix: str = "") -> None:
         self._broker = broker
+        self._prefix = prefix
 
     async def __call__(self, records: Sequence[OutboxRecord]) -> None:
         futures = [
             await self._broker.publish(
                 r.value,
-                r.topic,
+                self._prefix + r.topic,
                 key=r.key.encode(),
                 headers={"content-type": "application/cloudevents+json"},
                 no_confirm=True,
@@ -164,8 +159,19 @@ class BrokerPublisher:
         await asyncio.gather(*futures)
 
 
+def topic_configs(min_insync_replicas: int = 1) -> dict[str, str]:
+    """Every domain topic's configuration: events are kept forever; a write needs
+    ``min_insync_replicas`` copies (producers use acks=all)."""
+    return {"retention.ms": "-1", "min.insync.replicas": str(min_insync_replicas)}
+
+
 async def ensure_topics(
-    bootstrap: str, partitions: dict[Topic, int] | None = None, *, replication_factor: int = 1
+    bootstrap: str,
+    partitions: dict[Topic, int] | None = None,
+    *,
+    prefix: str = "",
+    replication_factor: int = 1,
+    min_insync_replicas: int = 1,
 ) -> list[str]:
     """Create the topics that are missing; returns the names created."""
     wanted = partitions or PARTITIONS
@@ -175,16 +181,26 @@ async def ensure_topics(
         existing = set(await admin.list_topics())
         new = [
             NewTopic(
-                name=t.value,
+                name=prefix + t.value,
                 num_partitions=n,
                 replication_factor=replication_factor,
-                topic_configs={"retention.ms": "-1"},  # domain topics keep their events forever
+                topic_configs=topic_configs(min_insync_replicas),
             )
             for t, n in wanted.items()
-            if t.value not in existing
+            if prefix + t.value not in existing
         ]
         if new:
             await admin.create_topics(new)
         return [t.name for t in new]
     finally:
         await admin.close()
+
+
+async def ensure_topics_for(settings: Settings) -> list[str]:
+    """``ensure_topics`` as the settings say (bootstrap, prefix, replication, min ISR)."""
+    return await ensure_topics(
+        settings.kafka_bootstrap,
+        prefix=settings.kafka_prefix,
+        replication_factor=settings.kafka_replication_factor,
+        min_insync_replicas=settings.kafka_min_insync_replicas,
+    )

@@ -31,11 +31,6 @@ FOLD_BATCH_SECONDS = Histogram(
 CONSUMER_LAG = Gauge(
     "lemma_consumer_lag", "Records behind the partition end", ["service", "consumer", "topic", "partition"]
 )
-BROKER_GAPS = Counter(
-    "lemma_broker_gaps_total",
-    "Gaps in a partition's offsets met by a projection consumer (fetched again)",
-    ["service", "consumer", "topic"],
-)
 DEAD_LETTERS = Counter(
     "lemma_dead_letters_total", "Records sent to the dead-letter topic", ["service", "consumer", "topic"]
 )

@@ -46,7 +46,8 @@ class ServiceContext:
     relay: OutboxRelay = field(init=False)
 
     def __post_init__(self) -> None:
-        self.relay = OutboxRelay(self.store, BrokerPublisher(self.broker), service=self.name)
+        publisher = BrokerPublisher(self.broker, self.settings.kafka_prefix)
+        self.relay = OutboxRelay(self.store, publisher, service=self.name)
 
     @classmethod
     def build(cls, name: str, settings: Settings, *, store: Store | None = None) -> ServiceContext:

@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.events.registry import Topic
+
 DEV_SECRET = "lemma-development-secret-change-me"
 
 
@@ -27,12 +29,19 @@ class Settings(BaseSettings):
 
     # Kafka
     kafka_bootstrap: str = "127.0.0.1:9092"
+    # Put before every topic and consumer group name, so several deployments (or tests) can
+    # share one cluster: "staging." gives staging.lemma.passport.v1. Empty in production.
+    kafka_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]{0,80}$")
     kafka_acks: Literal["all", "1", "0"] = "all"
-    kafka_idempotence: bool = False  # Tansu rejects InitProducerId; on against real Kafka
+    kafka_idempotence: bool = True  # no duplicates or reordering when a producer retries
+    # How `lemma topics create` makes the topics: 1 and 1 on one local broker, 3 and 2 in
+    # production (a write is acknowledged by two replicas; one broker may be down).
+    kafka_replication_factor: int = Field(default=1, ge=1)
+    kafka_min_insync_replicas: int = Field(default=1, ge=1)
     consumer_max_records: int = 2000
-    # A member that vanishes (SIGKILL, or a first-generation member: aiokafka sends no
-    # LeaveGroup for generation 0, which is where Tansu starts) holds its partitions this long.
-    consumer_session_timeout_ms: int = 6000
+    # A consumer that vanishes without leaving its group (SIGKILL, a lost host) holds its
+    # partitions this long; Kafka's own default. Heartbeats go every third of it.
+    consumer_session_timeout_ms: int = Field(default=45_000, ge=1000)
 
     # How often the sci service checks whether a skill's rater calibration is due (0: never).
     sci_calibration_interval_s: float = 10.0
@@ -59,6 +68,11 @@ class Settings(BaseSettings):
                 "LEMMA_STORE_URL must contain {service} (each service owns its own database), "
                 "e.g. mongodb://db:27017/lemma_{service}?replicaSet=rs0"
             )
+        if self.kafka_min_insync_replicas > self.kafka_replication_factor:
+            raise ValueError(
+                "LEMMA_KAFKA_MIN_INSYNC_REPLICAS cannot exceed LEMMA_KAFKA_REPLICATION_FACTOR "
+                "(no write could ever be acknowledged)"
+            )
         if self.jwt_algorithm == "RS256" and not self.jwt_jwks_url:
             raise ValueError("LEMMA_JWT_JWKS_URL is required with LEMMA_JWT_ALGORITHM=RS256")
         if (
@@ -71,6 +85,14 @@ class Settings(BaseSettings):
                 "(the built-in development secret is refused)"
             )
         return self
+
+    def topic(self, topic: Topic) -> str:
+        """The name of ``topic`` on the cluster (with the prefix)."""
+        return self.kafka_prefix + topic.value
+
+    def group(self, name: str) -> str:
+        """The name of consumer group ``name`` on the cluster (with the prefix)."""
+        return self.kafka_prefix + name
 
     def store_url_for(self, service: str) -> str:
         """The store URL of one service: each service owns its own database."""

@@ -1,29 +1,30 @@
-"""Fixtures shared by the integration and end-to-end suites: a real Tansu broker per session."""
+"""Fixtures shared by the integration and end-to-end suites: one Apache Kafka broker for the
+whole session, and per-test topic namespaces on it."""
 
 from __future__ import annotations
 
-import asyncio
+import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from shared.bus import ensure_topics
-from tests.support.processes import tansu_memory_broker
+from deploy.local.broker import create_topics
+from tests.support.kafka import Namespace
+from tests.support.processes import kafka_broker
 
 
 @pytest.fixture(scope="session")
-def tansu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Bootstrap address of a real Kafka-protocol broker (Tansu, memory engine) with the topics made."""
-    log_dir: Path = tmp_path_factory.mktemp("tansu")
-    with tansu_memory_broker(log_dir) as bootstrap:
-        asyncio.run(ensure_topics(bootstrap))
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Bootstrap address of a real Apache Kafka broker (one KRaft node) with the domain topics
+    made. Tests on these shared topics tell their events apart by their own ids."""
+    with kafka_broker(tmp_path_factory.mktemp("kafka")) as bootstrap:
         yield bootstrap
 
 
 @pytest.fixture
-def private_tansu(tmp_path: Path) -> Iterator[str]:
-    """A broker of this test's own, for tests whose consumers must see no other test's events."""
-    with tansu_memory_broker(tmp_path) as bootstrap:
-        asyncio.run(ensure_topics(bootstrap))
-        yield bootstrap
+def private_kafka(kafka: str) -> Namespace:
+    """Topics and consumer groups of this test's own on the session's broker (a fresh name
+    prefix), for tests whose consumers must see no other test's events."""
+    prefix = f"t{uuid.uuid4().hex[:10]}."
+    create_topics(kafka, prefix=prefix)
+    return Namespace(kafka, prefix)

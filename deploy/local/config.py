@@ -23,12 +23,8 @@ SERVICES: dict[str, int] = {
     "sci": 8105,
 }
 
-#: SeaweedFS serves gRPC on each HTTP port + 10000 (its own convention, used by ``weed shell``).
-GRPC_OFFSET = 10000
-
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_STATE_DIR = REPO_ROOT / "var"
-BUCKET = "lemma"
 
 
 @dataclass(frozen=True)
@@ -39,11 +35,8 @@ class StackConfig:
     gateway_port: int = 8000
     service_ports: dict[str, int] = field(default_factory=lambda: dict(SERVICES))
     kafka_port: int = 9092
-    s3_port: int = 8333
-    # SeaweedFS internals; their gRPC ports are these + 10000 (18340..18342, 18333 for S3).
-    master_port: int = 8340
-    volume_port: int = 8341
-    filer_port: int = 8342
+    # the KRaft controller of the one-node cluster (the services never use it)
+    kafka_controller_port: int = 9093
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "state_dir", Path(self.state_dir).resolve())
@@ -62,10 +55,6 @@ class StackConfig:
     def kafka_bootstrap(self) -> str:
         return f"127.0.0.1:{self.kafka_port}"
 
-    @property
-    def s3_endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.s3_port}"
-
     def service_url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.service_ports[name]}"
 
@@ -81,19 +70,18 @@ class StackConfig:
     def config_file(self) -> Path:
         return self.state_dir / "stack.json"
 
-    def seaweedfs_ports(self) -> dict[str, int]:
-        """Every port SeaweedFS listens on, HTTP and gRPC, by what it is."""
-        http = {"s3": self.s3_port, "master": self.master_port, "volume": self.volume_port}
-        http["filer"] = self.filer_port
-        ports = {f"SeaweedFS {k}": v for k, v in http.items()}
-        ports.update({f"SeaweedFS {k} gRPC": v + GRPC_OFFSET for k, v in http.items()})
-        return ports
+    @property
+    def kafka_home(self) -> Path:
+        """The broker's folder: server.properties and its log (data/)."""
+        return self.state_dir / "kafka"
+
+    def kafka_ports(self) -> dict[str, int]:
+        return {"Kafka": self.kafka_port, "Kafka controller": self.kafka_controller_port}
 
     def ports(self) -> dict[str, int]:
         """Every port of the stack by what listens on it (for clash checks and the status)."""
-        ports = {"gateway": self.gateway_port, "Kafka (Tansu)": self.kafka_port}
+        ports = {"gateway": self.gateway_port, **self.kafka_ports()}
         ports.update({f"service {name}": port for name, port in self.service_ports.items()})
-        ports.update(self.seaweedfs_ports())
         return ports
 
     # --- persistence ---------------------------------------------------------------------
@@ -145,17 +133,16 @@ class StackConfig:
 
     @classmethod
     def with_free_ports(cls, state_dir: Path) -> StackConfig:
-        """A configuration whose every port (SeaweedFS gRPC ports too) is free right now."""
+        """A configuration whose every port is free right now."""
         taken: set[int] = set()
 
-        def pick(with_grpc: bool = False) -> int:
-            # Below 22768, so port + 10000 stays under the kernel's ephemeral range (32768+).
+        def pick() -> int:
+            # Below the kernel's ephemeral range (32768+), where clients' own ports come from.
             for _ in range(2000):
-                port = random.randint(10000, 22767)
-                wanted = [port, port + GRPC_OFFSET] if with_grpc else [port]
-                if any(p in taken for p in wanted) or not all(port_is_free(p) for p in wanted):
+                port = random.randint(10000, 32767)
+                if port in taken or not port_is_free(port):
                     continue
-                taken.update(wanted)
+                taken.add(port)
                 return port
             raise RuntimeError("no free port found")
 
@@ -164,10 +151,7 @@ class StackConfig:
             gateway_port=pick(),
             service_ports={name: pick() for name in SERVICES},
             kafka_port=pick(),
-            s3_port=pick(with_grpc=True),
-            master_port=pick(with_grpc=True),
-            volume_port=pick(with_grpc=True),
-            filer_port=pick(with_grpc=True),
+            kafka_controller_port=pick(),
         )
 
 

@@ -1,29 +1,25 @@
-"""The local stack: SeaweedFS (S3) -> Tansu (Kafka protocol, log in S3) -> the services -> Caddy.
+"""The local stack: Apache Kafka (one KRaft node) -> the five services -> Caddy.
 
 ``start_stack`` starts what is not running yet and waits until every service is ready; on
 failure it stops what it started and raises ``StackError``. ``stop_stack`` stops, by pid,
-what the pid files name: the gateway, the services, then the broker, then SeaweedFS.
+what the pid files name: the gateway, the services, then the broker.
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import contextlib
 import fcntl
-import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
+from deploy.local import broker
 from deploy.local import processes as proc
-from deploy.local import seaweedfs
-from deploy.local.binaries import tansu, venv_bin
-from deploy.local.config import BUCKET, REPO_ROOT, SERVICES, StackConfig, port_is_free
-from deploy.local.credentials import jwt_secret, s3_credentials
+from deploy.local.binaries import venv_bin
+from deploy.local.config import REPO_ROOT, SERVICES, StackConfig, port_is_free
+from deploy.local.credentials import jwt_secret
 from deploy.local.gateway import render_caddyfile
 from deploy.local.processes import Handle
 
@@ -41,11 +37,10 @@ __all__ = [
 
 Say = Callable[[str], None]
 
-#: Seconds a process gets to stop after SIGTERM before SIGKILL. SeaweedFS 4.48's filer waits
-#: 15 s on a metadata stream it holds to itself before it closes its store and the volume
-#: server stops; SIGKILL loses nothing once the broker is stopped (every S3 write is in its
-#: files when the request returns), and the durability test restarts after exactly that.
-STOP_TIMEOUT = {"gateway": 5.0, "tansu": 10.0, "seaweedfs": 3.0}
+#: Seconds a process gets to stop after SIGTERM before SIGKILL. Kafka shuts down in a few
+#: seconds (it closes its log segments and writes a clean-shutdown marker, so the next start
+#: skips log recovery); a SIGKILL loses nothing already acknowledged, but recovery is slower.
+STOP_TIMEOUT = {"gateway": 5.0, "kafka": 30.0}
 SERVICE_STOP_TIMEOUT = 10.0
 
 
@@ -64,7 +59,7 @@ def _quiet(_: str) -> None:
 
 def process_names(config: StackConfig) -> list[str]:
     """Every process of the stack, in start order."""
-    return ["seaweedfs", "tansu", *config.services, "gateway"]
+    return ["kafka", *config.services, "gateway"]
 
 
 def running_processes(config: StackConfig) -> dict[str, Handle]:
@@ -85,13 +80,12 @@ def _locked(config: StackConfig) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _run_async(coro: Coroutine[Any, Any, Any]) -> Any:
-    """Run a coroutine to completion, also when the caller is inside an event loop."""
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()
-
-
 # --- starting ------------------------------------------------------------------------------
+
+
+def broker_config(config: StackConfig) -> broker.BrokerConfig:
+    """The stack's Kafka node: its ports, with server.properties and the log under var/kafka/."""
+    return broker.BrokerConfig(config.kafka_home, config.kafka_port, config.kafka_controller_port)
 
 
 class _Starter:
@@ -128,8 +122,7 @@ class _Starter:
     def check_ports(self) -> None:
         c = self.config
         owners: dict[str, list[int]] = {
-            "seaweedfs": list(c.seaweedfs_ports().values()),
-            "tansu": [c.kafka_port],
+            "kafka": list(c.kafka_ports().values()),
             "gateway": [c.gateway_port],
             **{name: [port] for name, port in c.service_ports.items()},
         }
@@ -145,53 +138,29 @@ class _Starter:
                         process=name,
                     )
 
-    def seaweedfs(self) -> None:
+    def kafka(self) -> None:
         c = self.config
-        weed = venv_bin("weed")
-        seaweedfs.data_dir(c).mkdir(parents=True, exist_ok=True)
-        seaweedfs.write_s3_config(c, s3_credentials(c.state_dir))
-        self.spawn("seaweedfs", seaweedfs.server_argv(weed, c))
-        self.wait("seaweedfs", lambda: proc.http_status(c.s3_endpoint) is not None, "S3 answering", 45)
-        try:
-            seaweedfs.create_bucket(weed, c)
-        except RuntimeError as exc:
-            raise self.fail("seaweedfs", str(exc)) from exc
-
-    def tansu(self) -> None:
-        c = self.config
-        creds = s3_credentials(c.state_dir)
-        env = {
-            **os.environ,
-            "AWS_ACCESS_KEY_ID": creds.access_key,
-            "AWS_SECRET_ACCESS_KEY": creds.secret_key,
-            "AWS_ENDPOINT": c.s3_endpoint,
-            "AWS_ALLOW_HTTP": "true",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }
-        url = f"tcp://{c.kafka_bootstrap}"
-        argv = [tansu(), "broker", "--listener-url", url, "--advertised-listener-url", url]
-        self.spawn("tansu", [*argv, "--storage-engine", f"s3://{BUCKET}/"], env)
-        self.wait("tansu", lambda: proc.port_open(c.kafka_port), "broker listening", 20)
+        node = broker_config(c)
+        if "kafka" not in self.live:
+            try:
+                first = not node.is_formatted()
+                argv = broker.prepare(node)
+            except broker.BrokerSetupError as exc:
+                raise StackError(str(exc), process="kafka") from exc
+            if first:
+                self.say(f"formatted the Kafka storage in {node.data_dir}")
+            self.spawn("kafka", argv)
+        self.wait("kafka", lambda: proc.port_open(c.kafka_port), "broker listening", 60)
         self.ensure_topics()
 
-    def ensure_topics(self, timeout: float = 20.0) -> None:
-        from shared.bus import ensure_topics
-
-        deadline = time.monotonic() + timeout
-        # the broker may still be loading its log from S3: the retries below are expected,
-        # so aiokafka's own connection errors are not shown
-        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-        while True:
-            try:
-                created = _run_async(ensure_topics(self.config.kafka_bootstrap))
-            except Exception as exc:
-                if time.monotonic() > deadline or not self.live["tansu"].alive():
-                    raise self.fail("tansu", f"could not create the topics: {exc!r}") from exc
-                time.sleep(0.5)
-                continue
-            if created:
-                self.say(f"created topics {', '.join(created)}")
-            return
+    def ensure_topics(self, timeout: float = 30.0) -> None:
+        alive = self.live["kafka"].alive
+        try:
+            created = broker.create_topics(self.config.kafka_bootstrap, timeout=timeout, alive=alive)
+        except broker.BrokerSetupError as exc:
+            raise self.fail("kafka", str(exc)) from exc
+        if created:
+            self.say(f"created topics {', '.join(created)}")
 
     def services(self) -> None:
         c = self.config
@@ -261,8 +230,7 @@ def _start(config: StackConfig, ready_timeout: float, say: Say) -> None:
     try:
         config.save()  # first, so a port clash can be fixed by editing it
         starter.check_ports()
-        starter.seaweedfs()
-        starter.tansu()
+        starter.kafka()
         starter.services()
         starter.gateway()
         starter.wait_ready(ready_timeout)
@@ -291,7 +259,7 @@ def _stop(config: StackConfig, handles: list[Handle], say: Say) -> None:
 
 
 def stop_stack(config: StackConfig, *, say: Say = _quiet) -> list[str]:
-    """Stop every process of the stack: gateway, services, broker, SeaweedFS. Returns their names."""
+    """Stop every process of the stack: gateway, services, broker. Returns their names."""
     if not config.state_dir.exists():
         return []
     with _locked(config):
@@ -306,8 +274,7 @@ def _stop_all(config: StackConfig, say: Say) -> list[str]:
     groups = [
         ["gateway"],
         [*config.services, *others],
-        ["tansu"],
-        ["seaweedfs"],
+        ["kafka"],
     ]
     stopped: list[str] = []
     for group in groups:
@@ -330,9 +297,7 @@ class ProcessStatus:
 
 
 def _ready_url(config: StackConfig, name: str) -> str:
-    if name == "seaweedfs":
-        return config.s3_endpoint
-    if name == "tansu":
+    if name == "kafka":
         return f"kafka://{config.kafka_bootstrap}"
     if name == "gateway":
         return config.gateway_url
@@ -346,9 +311,7 @@ def stack_status(config: StackConfig) -> list[ProcessStatus]:
         url = _ready_url(config, name)
         ready = False
         if handle is not None:
-            if name == "seaweedfs":
-                ready = proc.http_status(url) is not None
-            elif name == "tansu":
+            if name == "kafka":
                 ready = proc.port_open(config.kafka_port)
             elif name == "gateway":
                 ready = proc.http_status(url + "/") == 200

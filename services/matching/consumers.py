@@ -14,7 +14,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaMessage, KafkaRouter
 
 from services.matching.matcher import ENGINE_GROUP, Ownership
-from shared.bus import fold_batch, projection_subscriber
+from shared.bus import consumer_options, fold_batch, projection_subscriber
 from shared.events.registry import Topic
 from shared.projection.runtime import ProjectionRuntime
 from shared.settings import Settings
@@ -30,15 +30,12 @@ def build_router(settings: Settings, runtime: ProjectionRuntime, ownership: Owne
         await fold_batch(runtime, msg)
 
     @router.subscriber(
-        Topic.MATCHING.value,
-        batch=True,
-        group_id=ENGINE_GROUP,
+        settings.topic(Topic.MATCHING),
+        group_id=settings.group(ENGINE_GROUP),
         auto_offset_reset="latest",
         ack_policy=AckPolicy.ACK,
-        max_records=settings.consumer_max_records,
-        session_timeout_ms=settings.consumer_session_timeout_ms,
-        heartbeat_interval_ms=max(settings.consumer_session_timeout_ms // 3, 500),
         listener=ownership,
+        **consumer_options(settings),
     )
     async def on_matching_ownership(msg: KafkaMessage) -> None:
         return None  # membership is what counts: the assignment says which skills are ours

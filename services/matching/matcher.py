@@ -63,16 +63,18 @@ def partition_of(skill: str, partitions: int) -> int:
 
 
 class Ownership(ConsumerRebalanceListener):  # type: ignore[misc]
-    """The partitions of ``lemma.matching.v1`` this process holds in the engine group."""
+    """The partitions of ``lemma.matching.v1`` (named ``topic`` on the cluster) this process
+    holds in the engine group."""
 
-    def __init__(self) -> None:
+    def __init__(self, topic: str = Topic.MATCHING.value) -> None:
+        self.topic = topic
         self.partitions: set[int] = set()
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        self.partitions -= {tp.partition for tp in revoked if tp.topic == Topic.MATCHING.value}
+        self.partitions -= {tp.partition for tp in revoked if tp.topic == self.topic}
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        self.partitions |= {tp.partition for tp in assigned if tp.topic == Topic.MATCHING.value}
+        self.partitions |= {tp.partition for tp in assigned if tp.topic == self.topic}
 
 
 class Matcher:
@@ -82,7 +84,7 @@ class Matcher:
         self.ctx = ctx
         self.rules = rules
         self.skills = sorted(skills)
-        self.ownership = Ownership()
+        self.ownership = Ownership(ctx.settings.topic(Topic.MATCHING))
         self.sweep_interval_s = sweep_interval_s
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None

@@ -1,23 +1,19 @@
-"""Which records of a consumed batch may be folded now: each partition's, without a gap.
+"""Which records of a consumed batch are new to a projection: those past its stored offset.
 
-Our topics have dense offsets (no compaction, no transactions), so a record past the next
-offset a projection expects means the broker skipped records. Tansu 0.6.0 does this at the
-head of a partition that several producers write: it serves a later batch before an earlier
-one becomes visible, and a consumer that moves on never sees the earlier one. The records
-before the gap are folded; the rest of that partition's batch is dropped and the consumer
-seeks back to the missing offset (``InOrder.resume``), where the broker serves them once they
-are visible.
-
-A gap that is still there after ``patience_s`` of refetching is taken as offsets that do not
-exist (a log with transaction markers or compaction) and passed, with a warning: a stuck
-partition would be worse than a hole that the broker insists on.
+On Apache Kafka a partition's offsets are not always consecutive: a transaction's commit or
+abort marker takes an offset no consumer sees, records of an aborted transaction are not
+served to a ``read_committed`` consumer, and compaction removes records. So a record past the
+next offset is no sign of a lost record, and the runtime never waits on a gap: it folds what
+the broker serves, in offset order per partition, and stores the last offset it folded. After
+a crash or a rebalance the consumer seeks to that offset + 1 and the broker serves the next
+record that exists. The only records dropped are those at or below the stored offset: an
+at-least-once redelivery of what the store already holds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Protocol, TypeVar
 
 Partition = tuple[str, int]
 
@@ -34,61 +30,16 @@ class Positioned(Protocol):
 R = TypeVar("R", bound=Positioned)
 
 
-@dataclass(frozen=True)
-class InOrder(Generic[R]):
-    """The records to fold now, and the partitions to fetch again from an offset."""
-
-    records: list[R]
-    resume: dict[Partition, int]
-
-
-def in_order(
-    records: Sequence[R], done: Mapping[Partition, int], accept_gap: Collection[Partition] = ()
-) -> InOrder[R]:
-    """Per partition, the records after ``done`` (the stored last offset) up to the first gap.
-
-    A partition with nothing stored takes its first record as its start (the log's start
-    offset is not known here). In the partitions of ``accept_gap`` a gap before the first
-    record is passed over.
-    """
-    expected: dict[Partition, int] = {tp: last + 1 for tp, last in done.items()}
-    resume: dict[Partition, int] = {}
+def unfolded(records: Sequence[R], done: Mapping[Partition, int]) -> list[R]:
+    """The records past ``done`` (each partition's last folded offset), in the order served;
+    a record at or below its partition's stored offset, or below one taken earlier in the same
+    batch, is a redelivery and is dropped."""
+    last: dict[Partition, int] = dict(done)
     taken: list[R] = []
-    passes = set(accept_gap)
     for record in records:
         tp = (record.topic, record.partition)
-        if tp in resume:
+        if tp in last and record.offset <= last[tp]:
             continue
-        want = expected.get(tp)
-        if want is not None and record.offset < want:
-            continue  # folded already
-        if want is not None and record.offset > want and tp not in passes:
-            resume[tp] = want
-            continue
-        passes.discard(tp)
         taken.append(record)
-        expected[tp] = record.offset + 1
-    return InOrder(taken, resume)
-
-
-@dataclass
-class GapWatch:
-    """Since when each partition has waited for the same missing offset."""
-
-    patience_s: float = 10.0
-    since: dict[Partition, tuple[int, float]] = field(default_factory=dict)
-
-    def overdue(self, now: float) -> set[Partition]:
-        """Partitions whose gap has outlasted the patience: pass it."""
-        return {tp for tp, (_, first) in self.since.items() if now - first >= self.patience_s}
-
-    def saw(self, resume: Mapping[Partition, int], now: float) -> None:
-        for tp, want in resume.items():
-            if tp not in self.since or self.since[tp][0] != want:
-                self.since[tp] = (want, now)
-
-    def moved(self, folded_to: Mapping[Partition, int]) -> None:
-        """Partitions folded to or past their awaited offset wait no more."""
-        for tp, last in folded_to.items():
-            if tp in self.since and last >= self.since[tp][0]:
-                del self.since[tp]
+        last[tp] = record.offset
+    return taken

@@ -1,8 +1,8 @@
 """Feeds consumed Kafka batches through a pure projection into one atomic store write.
 
 For each batch: drop records at or below the stored offset of their partition
-(already folded) and any after a gap in a partition's offsets (``order``: the consumer
-seeks back and fetches them again), decode the rest, load the documents they touch, fold in order,
+(already folded; ``order``: offsets may skip, and a gap is never waited on), decode the
+rest, load the documents they touch, fold in order,
 then write the changed documents, the new offsets and the emitted events (plus any
 dead letters) in one store write. Offsets live in the store, so a crash anywhere
 neither loses nor double-counts an event; the Kafka commit afterwards only saves
@@ -16,15 +16,15 @@ import logging
 import time
 import traceback
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from shared.events.envelope import CloudEvent, decode, deterministic_id, new_event
 from shared.events.payloads import DEAD_LETTER_VALUE_LIMIT, DeadLettered
-from shared.metrics import BROKER_GAPS, CONSUMER_LAG, DEAD_LETTERS, EVENTS_CONSUMED, FOLD_BATCH_SECONDS
+from shared.metrics import CONSUMER_LAG, DEAD_LETTERS, EVENTS_CONSUMED, FOLD_BATCH_SECONDS
 from shared.outbox import outbox_records
 from shared.projection.fold import Doc, DocRef, Projection
-from shared.projection.order import GapWatch, in_order
+from shared.projection.order import unfolded
 from shared.store.base import Change, Store
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,6 @@ class ProjectionRuntime:
         service: str,
         lock: asyncio.Lock | None = None,
         on_written: Any = None,
-        gap_patience_s: float = 10.0,
     ) -> None:
         self.projection = projection
         self.store = store
@@ -57,26 +56,14 @@ class ProjectionRuntime:
         self.consumer = projection.name
         self.lock = lock or asyncio.Lock()
         self._on_written = on_written
-        self._gaps = GapWatch(gap_patience_s)
 
     async def handle(
-        self,
-        records: Sequence[Record],
-        *,
-        highwater: dict[tuple[str, int], int] | None = None,
-        seek: Callable[[str, int, int], None] | None = None,
+        self, records: Sequence[Record], *, highwater: dict[tuple[str, int], int] | None = None
     ) -> int:
-        """Fold one batch; returns the number of events folded (dead letters excluded).
-
-        ``seek(topic, partition, offset)`` is called for each partition that met a gap in its
-        offsets, to fetch it again from the first missing one.
-        """
+        """Fold one batch; returns the number of events folded (dead letters excluded)."""
         start = time.perf_counter()
         async with self.lock:
-            folded, resume = await self._handle(records)
-        for (topic, partition), offset in resume.items():
-            if seek is not None:
-                seek(topic, partition, offset)
+            folded = await self._handle(records)
         FOLD_BATCH_SECONDS.labels(self.service, self.consumer).observe(time.perf_counter() - start)
         for (topic, partition), end in (highwater or {}).items():
             last = max(
@@ -87,27 +74,11 @@ class ProjectionRuntime:
             )
         return folded
 
-    async def _handle(self, records: Sequence[Record]) -> tuple[int, dict[tuple[str, int], int]]:
+    async def _handle(self, records: Sequence[Record]) -> int:
         done = await self.store.offsets(self.consumer)
-        now = time.monotonic()
-        overdue = self._gaps.overdue(now)
-        for topic, partition in sorted(overdue):
-            log.warning(
-                "%s: offsets from %s of %s[%s] did not come in %g s; passing over them",
-                self.consumer,
-                self._gaps.since[(topic, partition)][0],
-                topic,
-                partition,
-                self._gaps.patience_s,
-            )
-        batch = in_order(records, done, overdue)
-        self._gaps.saw(batch.resume, now)
-        for (topic, partition), want in batch.resume.items():
-            BROKER_GAPS.labels(self.service, self.consumer, topic).inc()
-            log.info("%s: gap before %s[%s]@%s; fetching again", self.consumer, topic, partition, want)
-        fresh = batch.records
+        fresh = unfolded(records, done)
         if not fresh:
-            return 0, batch.resume
+            return 0
         # 1. decode each record and name the documents it needs; a failure dead-letters it
         decoded: list[tuple[Record, CloudEvent, list[DocRef]]] = []
         dead: list[DeadLettered] = []
@@ -172,10 +143,9 @@ class ProjectionRuntime:
             EVENTS_CONSUMED.labels(self.service, self.consumer, type_).inc(count)
         for topic, count in Counter(letter.topic for letter in dead).items():
             DEAD_LETTERS.labels(self.service, self.consumer, topic).inc(count)
-        self._gaps.moved({(topic, partition): last for (_, topic, partition), last in offsets.items()})
         if self._on_written is not None:
             self._on_written()
-        return len(folded), batch.resume
+        return len(folded)
 
     def _dead_letter(self, record: Record, exc: Exception) -> DeadLettered:
         reason = "".join(traceback.format_exception_only(exc)).strip()

@@ -11,38 +11,29 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from services.evidence.projection import EvidenceProjection
 from services.sci.projection import SciProjection
-from shared.bus import ensure_topics
 from shared.catalog import get_catalog
 from shared.events import CloudEvent, decode
 from shared.events.registry import Topic
 from shared.projection import Projection, fold_events
-from tests.support.kafka import publish, read_until
+from tests.support.kafka import Namespace
 from tests.support.population import session_burst
-from tests.support.processes import free_port, stop_process, tansu_memory_broker
+from tests.support.processes import free_port, stop_process
 
 SESSIONS = 1100  # x5 events = 5,500 events in the burst
 
 
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[str]:
-    """A broker of this test's own, so no other test's events reach its consumers."""
-    with tansu_memory_broker(tmp_path) as bootstrap:
-        asyncio.run(ensure_topics(bootstrap))
-        yield bootstrap
-
-
-def start_service(name: str, bootstrap: str, state: Path) -> subprocess.Popen[bytes]:
+def start_service(name: str, ns: Namespace, state: Path) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "LEMMA_ENVIRONMENT": "test",
-        "LEMMA_KAFKA_BOOTSTRAP": bootstrap,
+        "LEMMA_KAFKA_BOOTSTRAP": ns.bootstrap,
+        "LEMMA_KAFKA_PREFIX": ns.prefix,  # topics and groups of this test's own
+        # the killed member holds its partitions until its session times out: the broker's least
+        "LEMMA_CONSUMER_SESSION_TIMEOUT_MS": "6000",
         "LEMMA_STATE_DIR": str(state),
         "LEMMA_PORT": str(free_port()),
         "LEMMA_CONSUMER_MAX_RECORDS": "100",  # small batches: the kill lands mid-burst
@@ -84,16 +75,16 @@ def wait_until(check: object, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def kill_mid_burst_and_recover(name: str, bootstrap: str, state: Path, total: int) -> None:
+def kill_mid_burst_and_recover(name: str, ns: Namespace, state: Path, total: int) -> None:
     db = state / "data" / f"{name}.db"
-    proc = start_service(name, bootstrap, state)
+    proc = start_service(name, ns, state)
     try:
         wait_until(lambda: folded_records(db, name) >= total // 5, 60, f"{name} to fold a fifth of the burst")
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
         at_kill = folded_records(db, name)
         assert 0 < at_kill < total, f"the kill must land mid-burst (folded {at_kill} of {total})"
-        proc = start_service(name, bootstrap, state)
+        proc = start_service(name, ns, state)
         wait_until(lambda: folded_records(db, name) == total, 120, f"{name} to fold all {total} records")
     finally:
         stop_process(proc)
@@ -110,13 +101,14 @@ def as_json_keys(found: dict[tuple[str, str], object]) -> dict[str, object]:
     return {json.dumps(list(k)): v for k, v in found.items()}
 
 
-async def test_sigkill_mid_burst_neither_loses_nor_double_counts(broker: str, tmp_path: Path) -> None:
+async def test_sigkill_mid_burst_neither_loses_nor_double_counts(
+    private_kafka: Namespace, tmp_path: Path
+) -> None:
+    broker = private_kafka
     burst = session_burst(SESSIONS)
     assert len(burst) >= 5000
-    await publish(broker, burst)
-    # Counted from what we published: Tansu's ListOffsets answers the base offset of the last
-    # batch rather than the log end, so end_offsets() undercounts there.
-    total = len(burst)
+    await broker.publish(burst)
+    total = len(burst)  # one record per event: the producer is idempotent, offsets are dense
 
     # evidence: folds the session burst, emits one EvidenceRecorded per rating
     await asyncio.to_thread(kill_mid_burst_and_recover, "evidence", broker, tmp_path, total)
@@ -128,9 +120,7 @@ async def test_sigkill_mid_burst_neither_loses_nor_double_counts(broker: str, tm
     assert as_json_keys(stored) == expected
 
     ratings = SESSIONS * 2
-    published = await read_until(
-        broker, Topic.EVIDENCE.value, lambda rs: len({r.value for r in rs}) >= ratings
-    )
+    published = await broker.read_until(Topic.EVIDENCE, lambda rs: len({r.value for r in rs}) >= ratings)
     recorded = {decode(r.value).id: decode(r.value) for r in published}
     assert len(recorded) == ratings  # republished after the crash at most, never a new id
 

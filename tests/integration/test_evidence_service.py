@@ -24,11 +24,11 @@ SCORES = {
 }
 
 
-def settings(tansu: str, tmp_path: Path) -> Settings:
-    return Settings(environment="test", kafka_bootstrap=tansu, state_dir=str(tmp_path))
+def settings(kafka: str, tmp_path: Path) -> Settings:
+    return Settings(environment="test", kafka_bootstrap=kafka, state_dir=str(tmp_path))
 
 
-async def test_completed_session_ratings_become_evidence(tansu: str, tmp_path: Path) -> None:
+async def test_completed_session_ratings_become_evidence(kafka: str, tmp_path: Path) -> None:
     sid = f"s-{tmp_path.name}"
     t0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
     events = [
@@ -61,10 +61,10 @@ async def test_completed_session_ratings_become_evidence(tansu: str, tmp_path: P
             time=t0,
         ),
     ]
-    async with serving(bootstrap(settings(tansu, tmp_path))) as client:
-        await publish(tansu, events)
-        await publish(tansu, events[-1:])  # a duplicate delivery must not count twice
-        await publish_raw(tansu, Topic.SESSIONS.value, sid.encode(), b"{not json")
+    async with serving(bootstrap(settings(kafka, tmp_path))) as client:
+        await publish(kafka, events)
+        await publish(kafka, events[-1:])  # a duplicate delivery must not count twice
+        await publish_raw(kafka, Topic.SESSIONS.value, sid.encode(), b"{not json")
 
         async def trail() -> list[dict[str, object]]:
             r = await client.get("/v1/evidence", params={"learner_id": "bob"})
@@ -77,7 +77,7 @@ async def test_completed_session_ratings_become_evidence(tansu: str, tmp_path: P
         assert items[0]["specialty"] == "nlp" and items[0]["format"] == "build"
 
         recorded = await read_until(
-            tansu,
+            kafka,
             Topic.EVIDENCE.value,
             lambda rs: any(decode(r.value).data.session_id == sid for r in rs),  # type: ignore[attr-defined]
         )
@@ -86,7 +86,7 @@ async def test_completed_session_ratings_become_evidence(tansu: str, tmp_path: P
         assert mine[0].key == "bob"
 
         dead = await read_until(
-            tansu, Topic.DLQ.value, lambda rs: any(json.loads(r.value)["data"]["key"] == sid for r in rs)
+            kafka, Topic.DLQ.value, lambda rs: any(json.loads(r.value)["data"]["key"] == sid for r in rs)
         )
         letter = next(json.loads(r.value)["data"] for r in dead if json.loads(r.value)["data"]["key"] == sid)
         assert letter["consumer"] == "evidence" and letter["topic"] == Topic.SESSIONS.value
@@ -97,16 +97,16 @@ async def test_completed_session_ratings_become_evidence(tansu: str, tmp_path: P
         assert "lemma_dead_letters_total" in metrics
 
 
-async def test_an_empty_store_is_rebuilt_from_the_start_of_the_log(tansu: str, tmp_path: Path) -> None:
+async def test_an_empty_store_is_rebuilt_from_the_start_of_the_log(kafka: str, tmp_path: Path) -> None:
     """The consumer group has committed offsets already; the store's own (absent) offsets win."""
     sid = f"s-{tmp_path.name}"
     t0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
     events = a_session(sid, "machine-learning", ("cat", "dan"), t0, [("dan", "cat", SCORES)])
     for generation in ("first", "rebuilt"):
         state = tmp_path / generation
-        async with serving(bootstrap(settings(tansu, state))) as client:
+        async with serving(bootstrap(settings(kafka, state))) as client:
             if generation == "first":
-                await publish(tansu, events)
+                await publish(kafka, events)
 
             async def trail() -> list[dict[str, object]]:
                 r = await client.get("/v1/evidence", params={"learner_id": "cat"})
@@ -151,7 +151,7 @@ def rubric(skill: str) -> dict[str, int]:
     return {d: 3 for d in sorted(found.rubric_ids)}
 
 
-async def test_a_rating_that_does_not_fit_the_rubric_is_dead_lettered(tansu: str, tmp_path: Path) -> None:
+async def test_a_rating_that_does_not_fit_the_rubric_is_dead_lettered(kafka: str, tmp_path: Path) -> None:
     sid = f"bad-{tmp_path.name}"
     ann, bob = f"ann-{sid}", f"bob-{sid}"
     ml = "machine-learning"
@@ -159,10 +159,10 @@ async def test_a_rating_that_does_not_fit_the_rubric_is_dead_lettered(tansu: str
     events += a_session(
         f"{sid}-ok", ml, (ann, bob), datetime(2026, 11, 3, 10, 0, tzinfo=UTC), [(bob, ann, rubric(ml))]
     )
-    async with serving(bootstrap(settings(tansu, tmp_path))) as client:
-        await publish(tansu, events)
+    async with serving(bootstrap(settings(kafka, tmp_path))) as client:
+        await publish(kafka, events)
         dead = await read_until(
-            tansu, Topic.DLQ.value, lambda rs: any(json.loads(r.value)["data"]["key"] == sid for r in rs)
+            kafka, Topic.DLQ.value, lambda rs: any(json.loads(r.value)["data"]["key"] == sid for r in rs)
         )
         letter = next(json.loads(r.value)["data"] for r in dead if json.loads(r.value)["data"]["key"] == sid)
         assert letter["consumer"] == "evidence" and letter["topic"] == Topic.SESSIONS.value
@@ -179,7 +179,7 @@ async def test_a_rating_that_does_not_fit_the_rubric_is_dead_lettered(tansu: str
 
 
 async def test_the_trail_is_newest_first_across_skills_and_only_the_learners(
-    tansu: str, tmp_path: Path
+    kafka: str, tmp_path: Path
 ) -> None:
     run = tmp_path.name
     me, other, nested = f"me-{run}", f"pat-{run}", f"me-{run}/y"  # ``nested`` extends my id
@@ -192,8 +192,8 @@ async def test_the_trail_is_newest_first_across_skills_and_only_the_learners(
         *a_session(f"be-{run}", be, (me, other), t0 + timedelta(hours=2), [(other, me, rubric(be))]),
         *a_session(f"n-{run}", be, (nested, other), t0 + timedelta(hours=3), [(other, nested, rubric(be))]),
     ]
-    async with serving(bootstrap(settings(tansu, tmp_path))) as client:
-        await publish(tansu, events)
+    async with serving(bootstrap(settings(kafka, tmp_path))) as client:
+        await publish(kafka, events)
 
         async def nested_trail() -> list[dict[str, object]]:
             r = await client.get("/v1/evidence", params={"learner_id": nested})

@@ -1,7 +1,8 @@
-"""The local stack as `make run` starts it: real SeaweedFS, Tansu on S3, the five services, Caddy.
+"""The local stack as `make run` starts it: Apache Kafka (one KRaft node), the five services, Caddy.
 
 Started on free ports in a temporary folder, stopped (no process left), started again on the
-same folder: a record and a committed offset from before the restart are still there.
+same folder: a record and a committed offset from before the restart are still there, and a
+plain Kafka client (not our code) reads the domain topics, made as production wants them.
 """
 
 from __future__ import annotations
@@ -15,9 +16,14 @@ from pathlib import Path
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from deploy.local import processes
+from deploy.local.credentials import jwt_secret
 from deploy.local.stack import StackConfig, running_processes, start_stack, stop_stack
+from shared.auth import mint_token
+from shared.events.registry import Topic
+from shared.settings import Settings
 
 TOPIC = "lemma.stack-test.v1"
 GROUP = "stack-test"
@@ -87,6 +93,49 @@ async def read_back(bootstrap: str) -> tuple[list[bytes], int | None]:
         await consumer.stop()
 
 
+def register(config: StackConfig, learner: str) -> httpx.Response:
+    token = mint_token(Settings(jwt_secret=jwt_secret(config.state_dir)), learner)
+    return httpx.post(
+        f"{config.gateway_url}/v1/learners",
+        json={"handle": learner, "display_name": "Stack Test"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+
+
+async def domain_topics_as_an_outsider_sees_them(bootstrap: str, learner: str) -> set[str]:
+    """With plain aiokafka: every domain topic keeps its events forever and can be read from
+    the start; the learner registered through the gateway is on lemma.passport.v1. Returns the
+    domain topics found."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        domain = sorted(set(await admin.list_topics()) & {t.value for t in Topic})
+        resources = [ConfigResource(ConfigResourceType.TOPIC, t) for t in domain]
+        described = await admin.describe_configs(resources)
+    finally:
+        await admin.close()
+    for response in described:
+        for _error, _message, _type, name, entries in response.resources:
+            config = {entry[0]: entry[1] for entry in entries}
+            assert config["retention.ms"] == "-1", name
+            assert config["min.insync.replicas"] == "1", name
+    consumer = AIOKafkaConsumer(*domain, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        for _ in range(100):
+            batch = await consumer.getmany(timeout_ms=200)
+            keys = {r.key for records in batch.values() for r in records}
+            if learner.encode() in keys:
+                break
+        else:
+            raise AssertionError(f"{learner}'s LearnerRegistered never reached lemma.passport.v1")
+        assert consumer.subscription() == set(domain)
+    finally:
+        await consumer.stop()
+    return set(domain)
+
+
 def assert_all_stopped(config: StackConfig, pids: list[int]) -> None:
     assert pids
     assert not [pid for pid in pids if processes.is_alive(pid)]
@@ -101,7 +150,7 @@ def test_stack_serves_every_service_stops_clean_and_keeps_its_log(tmp_path: Path
     try:
         start_stack(config)
         pids = [h.pid for h in running_processes(config).values()]
-        assert len(pids) == len(config.services) + 3  # SeaweedFS, Tansu, gateway
+        assert len(pids) == len(config.services) + 2  # Kafka, gateway
 
         with httpx.Client(base_url=config.gateway_url, timeout=10) as gw:
             for name in config.services:
@@ -117,9 +166,14 @@ def test_stack_serves_every_service_stops_clean_and_keeps_its_log(tmp_path: Path
             assert "/sci/openapi.json" in gw.get("/sci/docs").text
             assert gw.get("/sci/openapi.json").json()["info"]["title"]
 
-        for secret in ("jwt-secret", "s3-credentials.json", "s3.json"):
-            assert stat.S_IMODE((config.state_dir / secret).stat().st_mode) == 0o600
+        assert stat.S_IMODE((config.state_dir / "jwt-secret").stat().st_mode) == 0o600
         offset = asyncio.run(produce_and_commit(config.kafka_bootstrap, marker))
+        learner = f"stack-{uuid.uuid4().hex[:8]}"
+        registered = register(config, learner)
+        assert registered.status_code == 201, registered.text
+        assert asyncio.run(domain_topics_as_an_outsider_sees_them(config.kafka_bootstrap, learner)) == {
+            t.value for t in Topic
+        }
     finally:
         stop_stack(config)
     assert_all_stopped(config, pids)

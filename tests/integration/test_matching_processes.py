@@ -26,17 +26,18 @@ from shared.events.payloads import MatchFound
 from shared.events.registry import Topic
 from shared.projection import fold_events
 from shared.settings import Settings
-from tests.support.kafka import eventually, read_until
+from tests.support.kafka import Namespace, eventually
 from tests.support.processes import start_matching_process, stop_process
 
 LEARNERS_PER_SKILL = 16
 
 
-def start_matcher(instance: str, bootstrap: str, state: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_matcher(instance: str, ns: Namespace, state: Path) -> tuple[subprocess.Popen[bytes], str]:
     return start_matching_process(
         instance,
-        bootstrap,
+        ns.bootstrap,
         state,
+        LEMMA_KAFKA_PREFIX=ns.prefix,
         LEMMA_MATCHING_EXPANSIONS="0:3.0",  # every pair acceptable: the race is the point
         LEMMA_MATCHING_SWEEP_INTERVAL_S="0.2",
     )
@@ -48,8 +49,8 @@ def tickets_in(db: Path) -> dict[str, str]:
     return {key: json.loads(doc)["status"] for key, doc in rows}
 
 
-async def test_two_matchers_never_assign_a_ticket_twice(private_tansu: str, tmp_path: Path) -> None:
-    broker = private_tansu
+async def test_two_matchers_never_assign_a_ticket_twice(private_kafka: Namespace, tmp_path: Path) -> None:
+    broker = private_kafka
     cfg = Settings(environment="test")
     skills = [s.id for s in get_catalog().skills]
     procs = [start_matcher(name, broker, tmp_path / name) for name in ("a", "b")]
@@ -99,9 +100,8 @@ async def test_two_matchers_never_assign_a_ticket_twice(private_tansu: str, tmp_
             assert owned[0]["partitions"] and owned[1]["partitions"]
 
         expected_pairs = len(learners) // 2
-        records = await read_until(
-            broker,
-            Topic.MATCHING.value,
+        records = await broker.read_until(
+            Topic.MATCHING,
             lambda rs: sum(decode(r.value).type.endswith("MatchFound.v1") for r in rs) >= expected_pairs,
         )
         events = [decode(r.value) for r in records]

@@ -29,17 +29,19 @@ from shared.events.registry import Topic
 from shared.service import ServiceContext
 from shared.settings import Settings
 from tests.support.apps import serving
-from tests.support.kafka import eventually, publish, read_until
+from tests.support.kafka import Namespace, eventually
 
 ML = "machine-learning"
 
 
-def settings(tansu: str, tmp_path: Path) -> Settings:
-    return Settings(environment="test", kafka_bootstrap=tansu, state_dir=str(tmp_path))
+def settings(ns: Namespace, tmp_path: Path) -> Settings:
+    return ns.settings(state_dir=str(tmp_path))
 
 
-async def test_closest_levels_are_paired_and_the_match_is_published(tansu: str, tmp_path: Path) -> None:
-    cfg = settings(tansu, tmp_path)
+async def test_closest_levels_are_paired_and_the_match_is_published(
+    private_kafka: Namespace, tmp_path: Path
+) -> None:
+    cfg = settings(private_kafka, tmp_path)
     run = uuid.uuid4().hex[:8]
     ann, bob, cat = (f"{name}-{run}" for name in ("ann", "bob", "cat"))
     auth = {who: {"Authorization": f"Bearer {mint_token(cfg, who)}"} for who in (ann, bob, cat)}
@@ -71,7 +73,7 @@ async def test_closest_levels_are_paired_and_the_match_is_published(tansu: str, 
     ctx = app.state.ctx
     assert isinstance(ctx, ServiceContext)
     async with serving(app) as client:
-        await publish(tansu, claims)
+        await private_kafka.publish(claims)
 
         async def levels_known() -> bool:
             docs = await ctx.store.get_many("levels", [f"{who}/{ML}" for who in (ann, bob, cat)])
@@ -130,9 +132,8 @@ async def test_closest_levels_are_paired_and_the_match_is_published(tansu: str, 
                 or getattr(e.data, "ticket_id", None) == r_ann.json()["ticket_id"]
             ]
 
-        records = await read_until(
-            tansu,
-            Topic.MATCHING.value,
+        records = await private_kafka.read_until(
+            Topic.MATCHING,
             lambda rs: (
                 any(isinstance(p, MatchCancelled) for p in mine(list(rs)))
                 and any(isinstance(p, MatchFound) for p in mine(list(rs)))
@@ -161,7 +162,9 @@ def claim(learner: str, level: str, t0: datetime) -> CloudEvent:
     return new_event(SkillClaimed(learner_id=learner, skill=ML, self_level=level), source="test", time=t0)
 
 
-async def test_waiting_tickets_survive_a_restart_and_a_rebuild(private_tansu: str, tmp_path: Path) -> None:
+async def test_waiting_tickets_survive_a_restart_and_a_rebuild(
+    private_kafka: Namespace, tmp_path: Path
+) -> None:
     """Kill the matcher with tickets waiting: the same tickets wait after a restart on the same
     store, and after a rebuild into an empty one (the queue is a projection of the log)."""
     run = uuid.uuid4().hex[:8]
@@ -170,9 +173,9 @@ async def test_waiting_tickets_survive_a_restart_and_a_rebuild(private_tansu: st
         for name, level in (("lo", "beginner"), ("mid", "intermediate"), ("hi", "expert"))
     }
     t0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
-    cfg = settings(private_tansu, tmp_path / "first")
+    cfg = settings(private_kafka, tmp_path / "first")
     tight = MatchingRules(expansions="0:0.1")  # nobody pairs: 1, 2 and 4 are too far apart
-    await publish(private_tansu, [claim(who, level, t0) for who, level in learners.items()])
+    await private_kafka.publish([claim(who, level, t0) for who, level in learners.items()])
     app = bootstrap(cfg, rules=tight)
     async with serving(app) as client:
 
@@ -196,7 +199,7 @@ async def test_waiting_tickets_survive_a_restart_and_a_rebuild(private_tansu: st
         rows = await ctx.store.scan("waiting", f"{ML}/", limit=10_000)
         return {doc["ticket_id"] for _, doc in rows} & set(tickets)
 
-    for label, cfg_next in (("restart", cfg), ("rebuild", settings(private_tansu, tmp_path / "empty"))):
+    for label, cfg_next in (("restart", cfg), ("rebuild", settings(private_kafka, tmp_path / "empty"))):
         again = bootstrap(cfg_next, rules=tight)
         async with serving(again) as client:
 
@@ -211,9 +214,9 @@ async def test_waiting_tickets_survive_a_restart_and_a_rebuild(private_tansu: st
 
 
 async def test_a_partner_who_showed_up_is_put_back_first_and_a_no_show_is_busy_until_it_ends(
-    private_tansu: str, tmp_path: Path
+    private_kafka: Namespace, tmp_path: Path
 ) -> None:
-    cfg = settings(private_tansu, tmp_path)
+    cfg = settings(private_kafka, tmp_path)
     run = uuid.uuid4().hex[:8]
     ann, bob, cy = (f"{n}-{run}" for n in ("ann", "bob", "cy"))
     auth = {who: {"Authorization": f"Bearer {mint_token(cfg, who)}"} for who in (ann, bob, cy)}
@@ -232,8 +235,7 @@ async def test_a_partner_who_showed_up_is_put_back_first_and_a_no_show_is_busy_u
         assert busy.status_code == 409 and "has not ended" in busy.json()["detail"]
 
         # bob does not show up: ann goes back in the queue with her original waiting time
-        await publish(
-            private_tansu,
+        await private_kafka.publish(
             [
                 new_event(
                     SessionAbandoned(session_id=session, abandoned_by=ann, reason="no-show", no_show=bob),
@@ -257,8 +259,8 @@ async def test_a_partner_who_showed_up_is_put_back_first_and_a_no_show_is_busy_u
         assert done["status"] == "matched" and done["partner_id"] == cy, done
 
 
-async def test_a_lone_ticket_expires_after_its_time_to_live(private_tansu: str, tmp_path: Path) -> None:
-    cfg = settings(private_tansu, tmp_path)
+async def test_a_lone_ticket_expires_after_its_time_to_live(private_kafka: Namespace, tmp_path: Path) -> None:
+    cfg = settings(private_kafka, tmp_path)
     who = f"lone-{uuid.uuid4().hex[:8]}"
     app = bootstrap(cfg, rules=MatchingRules(expansions="0:0.01", ttl_s=2, sweep_interval_s=0.2))
     async with serving(app) as client:
@@ -275,4 +277,4 @@ async def test_a_lone_ticket_expires_after_its_time_to_live(private_tansu: str, 
             payloads = [decode(x.value).data for x in rs]
             return any(isinstance(p, MatchExpired) and p.ticket_id == ticket for p in payloads)
 
-        assert await read_until(private_tansu, Topic.MATCHING.value, expiry_published)
+        assert await private_kafka.read_until(Topic.MATCHING, expiry_published)

@@ -4,10 +4,8 @@ evidence trail, the waitlist form works without JavaScript, and unknown pages ar
 
 from __future__ import annotations
 
-import asyncio
 import html
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,24 +15,21 @@ import pytest
 from services.passport.app import bootstrap
 from services.passport.domain import WAITLIST
 from shared.auth import mint_token
-from shared.bus import ensure_topics
 from shared.events import new_event
 from shared.events.payloads import EvidenceRecorded, RatersCalibrated, SciUpdated
 from shared.settings import Settings
 from tests.support.apps import serving
-from tests.support.kafka import eventually, publish
-from tests.support.processes import tansu_memory_broker
+from tests.support.kafka import Namespace, eventually
 
 ML = "machine-learning"
 T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
 RUBRIC = ["model-selection", "feature-engineering", "evaluation-metrics", "generalization", "deployment"]
 
 
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with tansu_memory_broker(tmp_path_factory.mktemp("tansu-pages")) as address:
-        asyncio.run(ensure_topics(address))
-        yield address
+@pytest.fixture
+def broker(private_kafka: Namespace) -> Namespace:
+    """Topics of this test's own: skill figures count every learner on the topics."""
+    return private_kafka
 
 
 def figure(page: str, name: str) -> str:
@@ -67,8 +62,8 @@ def item(n: int, score: int) -> EvidenceRecorded:
     )
 
 
-async def test_pages(broker: str, tmp_path: Path) -> None:
-    settings = Settings(environment="test", kafka_bootstrap=broker, state_dir=str(tmp_path))
+async def test_pages(broker: Namespace, tmp_path: Path) -> None:
+    settings = broker.settings(state_dir=str(tmp_path))
     app = bootstrap(settings)
     async with serving(app) as client:
         await learners_and_evidence(client, settings, broker)
@@ -78,7 +73,7 @@ async def test_pages(broker: str, tmp_path: Path) -> None:
         await unknown_pages_are_404_pages(client)
 
 
-async def learners_and_evidence(client: httpx.AsyncClient, settings: Settings, broker: str) -> None:
+async def learners_and_evidence(client: httpx.AsyncClient, settings: Settings, broker: Namespace) -> None:
     for who, name in (("ada", "Ada <b>Lovelace</b>"), ("bob", "Bob Builder")):
         token = mint_token(settings, f"{who}-id")
         headers = {"Authorization": f"Bearer {token}"}
@@ -108,7 +103,7 @@ async def learners_and_evidence(client: httpx.AsyncClient, settings: Settings, b
         skill=ML, version="v", digest="d", ratings=12, part=0, parts=1, bias={"lenient": 0.5}
     )
     events = [item(n, 3 + n % 3) for n in range(1, 13)] + [score, calibration]
-    await publish(broker, [new_event(e, source="test", time=T0) for e in events])
+    await broker.publish([new_event(e, source="test", time=T0) for e in events])
 
     async def folded() -> bool:
         trail = (await client.get("/v1/passports/bob/evidence", params={"limit": 50})).json()

@@ -1,13 +1,11 @@
 """The passport service on a real broker and SQLite: registration, claims, passports, skill pages.
 
-It runs on its own Tansu broker: skill figures count every learner on the topics, so events
-other tests leave on the shared broker would blur the exact counts checked here.
+It runs on topics of its own: skill figures count every learner on the topics, so events
+other tests leave on the shared topics would blur the exact counts checked here.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,15 +15,13 @@ import pytest
 
 from services.passport.app import bootstrap
 from shared.auth import mint_token
-from shared.bus import ensure_topics
 from shared.events import new_event
 from shared.events.payloads import EvidenceRecorded, RatersCalibrated, SciUpdated
 from shared.events.registry import Topic
 from shared.settings import Settings
 from shared.store import Store
 from tests.support.apps import serving
-from tests.support.kafka import eventually, publish, read_until
-from tests.support.processes import tansu_memory_broker
+from tests.support.kafka import Namespace, eventually
 
 ML = "machine-learning"
 T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
@@ -38,11 +34,10 @@ SCORES = {
 }
 
 
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with tansu_memory_broker(tmp_path_factory.mktemp("tansu-passport")) as bootstrap_address:
-        asyncio.run(ensure_topics(bootstrap_address))
-        yield bootstrap_address
+@pytest.fixture
+def broker(private_kafka: Namespace) -> Namespace:
+    """Topics of this test's own: skill figures count every learner on the topics."""
+    return private_kafka
 
 
 def auth(settings: Settings, learner_id: str, role: str = "learner") -> dict[str, str]:
@@ -69,9 +64,9 @@ async def get_json(client: httpx.AsyncClient, path: str) -> Any:
     return response.json()
 
 
-async def test_passport_service(broker: str, tmp_path: Path) -> None:
+async def test_passport_service(broker: Namespace, tmp_path: Path) -> None:
     """One app for every check: each start joins three consumer groups, which takes seconds."""
-    settings = Settings(environment="test", kafka_bootstrap=broker, state_dir=str(tmp_path))
+    settings = broker.settings(state_dir=str(tmp_path))
     app = bootstrap(settings)
     async with serving(app) as client:
         await register_claim_and_see_passport_and_skill_page(client, settings, broker)
@@ -83,7 +78,7 @@ async def test_passport_service(broker: str, tmp_path: Path) -> None:
 
 
 async def register_claim_and_see_passport_and_skill_page(
-    client: httpx.AsyncClient, settings: Settings, broker: str
+    client: httpx.AsyncClient, settings: Settings, broker: Namespace
 ) -> None:
     ada, bob = auth(settings, "ada-id"), auth(settings, "bob-id")
     body = {"handle": "ada", "display_name": "Ada Lovelace"}
@@ -148,9 +143,9 @@ async def register_claim_and_see_passport_and_skill_page(
         sessions=1,
         as_of=T0,
     )
-    await publish(broker, [first, first, copy, partner, new_event(score, source="test", time=T0)])
+    await broker.publish([first, first, copy, partner, new_event(score, source="test", time=T0)])
     # Same key, so folded after the copies: once s2 shows, every copy of s1 has been seen.
-    await publish(broker, [new_event(evidence("ada-id", "s2", "tabular"), source="test", time=T0)])
+    await broker.publish([new_event(evidence("ada-id", "s2", "tabular"), source="test", time=T0)])
 
     async def scored() -> Any:
         passport = await get_json(client, "/v1/passports/ada")
@@ -187,9 +182,7 @@ async def register_claim_and_see_passport_and_skill_page(
     assert (await client.get("/v1/skills/knitting")).status_code == 404
     assert {s["id"] for s in await get_json(client, "/v1/skills")} >= {ML, "data-engineering"}
 
-    registered = await read_until(
-        broker, Topic.PASSPORT.value, lambda rs: sum(r.key == b"ada-id" for r in rs) >= 3
-    )
+    registered = await broker.read_until(Topic.PASSPORT, lambda rs: sum(r.key == b"ada-id" for r in rs) >= 3)
     assert registered and all(b"Lovelace" not in (r.value or b"") for r in registered)
 
 
@@ -207,7 +200,9 @@ async def waitlist_is_public_and_idempotent_per_email(client: httpx.AsyncClient,
     assert entry is not None and entry["skills"] == [ML]
 
 
-async def freshness_decays_at_read_time(client: httpx.AsyncClient, settings: Settings, broker: str) -> None:
+async def freshness_decays_at_read_time(
+    client: httpx.AsyncClient, settings: Settings, broker: Namespace
+) -> None:
     """One SciUpdated, read at its as_of and 90 days later: Freshness and the SCI fall by the same
     amount (15 e^(-10/60) = 12.70 to 15 e^(-100/60) = 2.83) with no new event; the tier stays."""
     de, cy = "data-engineering", auth(settings, "cy-id")
@@ -231,7 +226,7 @@ async def freshness_decays_at_read_time(client: httpx.AsyncClient, settings: Set
         calibration=4,
         last_evidence_at=scored_at - timedelta(days=10),
     )
-    await publish(broker, [new_event(score, source="test", time=scored_at)])
+    await broker.publish([new_event(score, source="test", time=scored_at)])
 
     async def read(as_of: str) -> Any:
         response = await client.get("/v1/passports/cyd", params={"as_of": as_of})
@@ -255,7 +250,7 @@ async def freshness_decays_at_read_time(client: httpx.AsyncClient, settings: Set
 
 
 async def evidence_trail_is_newest_first_paginated_and_calibrated(
-    client: httpx.AsyncClient, settings: Settings, broker: str, store: Store
+    client: httpx.AsyncClient, settings: Settings, broker: Namespace, store: Store
 ) -> None:
     """Five items from a lenient and a fair judge, and two calibrations of the lenient one (the
     newer sent first): the trail lists the items newest first, page by page, each with its mean
@@ -295,7 +290,7 @@ async def evidence_trail_is_newest_first_paginated_and_calibrated(
 
     # the older calibration comes after the newer one; then a sentinel in the same partition (skill)
     sentinel = calibration(1, 0.0, rater="sentinel-judge")
-    await publish(broker, [calibration(50, 0.6), *items[::-1], items[0], calibration(40, 1.5), sentinel])
+    await broker.publish([calibration(50, 0.6), *items[::-1], items[0], calibration(40, 1.5), sentinel])
 
     async def whole_trail() -> Any:
         body = await get_json(client, "/v1/passports/dee/evidence?limit=50")

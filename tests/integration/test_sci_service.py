@@ -36,11 +36,11 @@ AS_OF = T0 + timedelta(days=5)
 PARTS = ("practice", "proof", "reliability", "freshness")
 
 
-def settings(tansu: str, tmp_path: Path, calibrate_every_s: float = 0) -> Settings:
+def settings(kafka: str, tmp_path: Path, calibrate_every_s: float = 0) -> Settings:
     """Calibration off unless asked for: these scores are checked against the uncalibrated rules."""
     return Settings(
         environment="test",
-        kafka_bootstrap=tansu,
+        kafka_bootstrap=kafka,
         state_dir=str(tmp_path),
         sci_calibration_interval_s=calibrate_every_s,
         sci_calibration_min_ratings=10,
@@ -83,11 +83,11 @@ async def detail(client: httpx.AsyncClient, learner: str, skill: str = ML) -> di
     return r.json() if r.status_code == 200 else None
 
 
-async def test_scores_from_evidence_claims_and_no_shows(tansu: str, tmp_path: Path) -> None:
+async def test_scores_from_evidence_claims_and_no_shows(kafka: str, tmp_path: Path) -> None:
     ann = f"ann-{uuid.uuid4().hex[:8]}"
     first = [evidence(ann, 1, 4, T0), evidence(ann, 2, 5, T0 + timedelta(days=1))]
-    async with serving(bootstrap(settings(tansu, tmp_path))) as client:
-        await publish(tansu, first)
+    async with serving(bootstrap(settings(kafka, tmp_path))) as client:
+        await publish(kafka, first)
 
         async def two_sessions() -> dict[str, Any] | None:
             body = await detail(client, ann)
@@ -112,7 +112,7 @@ async def test_scores_from_evidence_claims_and_no_shows(tansu: str, tmp_path: Pa
         )
         assert later.json()["parts"]["freshness"]["value"] < body["parts"]["freshness"]["value"]
 
-        records = await read_until(tansu, Topic.SCI.value, lambda rs: len(sci_events(rs, ann)) >= 3)
+        records = await read_until(kafka, Topic.SCI.value, lambda rs: len(sci_events(rs, ann)) >= 3)
         mine = sci_events(records, ann)
         updates = [e.data for e in mine if isinstance(e.data, SciUpdated)]
         changes = [e.data for e in mine if isinstance(e.data, TierChanged)]
@@ -123,7 +123,7 @@ async def test_scores_from_evidence_claims_and_no_shows(tansu: str, tmp_path: Pa
         # a redelivery, a second copy under a new event id, then a new item as the sentinel
         copy = first[0].model_copy(update={"id": str(uuid.uuid4())})
         sentinel = evidence(ann, 3, 3, T0 + timedelta(days=2))
-        await publish(tansu, [first[0], copy, sentinel])
+        await publish(kafka, [first[0], copy, sentinel])
 
         async def three_sessions() -> dict[str, Any] | None:
             got = await detail(client, ann)
@@ -132,7 +132,7 @@ async def test_scores_from_evidence_claims_and_no_shows(tansu: str, tmp_path: Pa
         body = await eventually(three_sessions, timeout=20)
         assert isinstance(body, dict)
         assert body["sci"] == expected([*first, sentinel])["sci"]
-        records = await read_until(tansu, Topic.SCI.value, lambda rs: len(sci_events(rs, ann)) >= 4)
+        records = await read_until(kafka, Topic.SCI.value, lambda rs: len(sci_events(rs, ann)) >= 4)
         updates = [e.data for e in sci_events(records, ann) if isinstance(e.data, SciUpdated)]
         assert [u.sessions for u in updates] == [1, 2, 3]
         assert [u.revision for u in updates] == [1, 2, 3]  # one per fact folded
@@ -153,7 +153,7 @@ async def test_scores_from_evidence_claims_and_no_shows(tansu: str, tmp_path: Pa
         }
 
 
-async def claims_and_no_shows(tansu: str, client: httpx.AsyncClient) -> None:
+async def claims_and_no_shows(kafka: str, client: httpx.AsyncClient) -> None:
     """Claims (passport topic) show tier 1; a no-show (sessions topic) lands in the session's skill."""
     run = uuid.uuid4().hex[:8]
     cy, dee, session = f"cy-{run}", f"dee-{run}", f"ns-{run}"
@@ -171,7 +171,7 @@ async def claims_and_no_shows(tansu: str, client: httpx.AsyncClient) -> None:
         time=T0 + timedelta(hours=2),
     )
     work = evidence(cy, 1, 4, T0 + timedelta(days=1))
-    await publish(tansu, [claim, scheduled, abandoned, abandoned, work])
+    await publish(kafka, [claim, scheduled, abandoned, abandoned, work])
 
     claimed = await eventually(lambda: detail(client, cy, "data-engineering"), timeout=20)
     assert isinstance(claimed, dict)
@@ -188,7 +188,7 @@ async def claims_and_no_shows(tansu: str, client: httpx.AsyncClient) -> None:
 
 
 async def test_the_calibration_job_recalibrates_the_skill_and_announces_what_moved(
-    tansu: str, tmp_path: Path
+    kafka: str, tmp_path: Path
 ) -> None:
     """Ratings from a lenient rater and honest ones; the job calibrates over all of them, the
     scores served are the calibrated ones, and SciUpdated carries the calibration's size."""
@@ -212,12 +212,12 @@ async def test_the_calibration_job_recalibrates_the_skill_and_announces_what_mov
             )
             recorded.append(payload)
             events.append(new_event(payload, source="evidence", time=T0 + timedelta(hours=j)))
-    async with serving(bootstrap(settings(tansu, tmp_path, calibrate_every_s=0.3))) as client:
-        await publish(tansu, events)
+    async with serving(bootstrap(settings(kafka, tmp_path, calibrate_every_s=0.3))) as client:
+        await publish(kafka, events)
         # the broker is shared: the skill's rating set is everything on the topic so far
         ids = {p.evidence_id for p in recorded}
         records = await read_until(
-            tansu,
+            kafka,
             Topic.EVIDENCE.value,
             lambda rs: ids <= {decode(r.value).data.evidence_id for r in rs},  # type: ignore[attr-defined]
         )
@@ -259,7 +259,7 @@ async def test_the_calibration_job_recalibrates_the_skill_and_announces_what_mov
                 for e in sci_events(rs, learner)
             )
 
-        records = await read_until(tansu, Topic.SCI.value, recalibrated)
+        records = await read_until(kafka, Topic.SCI.value, recalibrated)
         moved = [
             e.data
             for learner in learners
@@ -277,7 +277,7 @@ async def test_the_calibration_job_recalibrates_the_skill_and_announces_what_mov
                 if isinstance(e.data, RatersCalibrated) and e.data.digest == correction.digest
             ]
 
-        records = await read_until(tansu, Topic.SCI.value, lambda rs: raters[0] in _biases(announced(rs)))
+        records = await read_until(kafka, Topic.SCI.value, lambda rs: raters[0] in _biases(announced(rs)))
         parts = announced(records)
         assert {(p.skill, p.version, p.ratings) for p in parts} == {(ML, correction.version, len(ratings))}
         assert _biases(parts)[raters[0]] == correction.bias[raters[0]] > 0.3

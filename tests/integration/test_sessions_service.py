@@ -30,8 +30,8 @@ SCORES = {
 }
 
 
-def settings(tansu: str, tmp_path: Path) -> Settings:
-    return Settings(environment="test", kafka_bootstrap=tansu, state_dir=str(tmp_path))
+def settings(kafka: str, tmp_path: Path) -> Settings:
+    return Settings(environment="test", kafka_bootstrap=kafka, state_dir=str(tmp_path))
 
 
 T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
@@ -66,8 +66,8 @@ def match(match_id: str, a: str, b: str) -> list[CloudEvent]:
     return [requested(f"{match_id}-a", a), requested(f"{match_id}-b", b), match_found(match_id, a, b)]
 
 
-async def test_session_lifecycle_ratings_and_refusals(tansu: str, tmp_path: Path) -> None:
-    cfg = settings(tansu, tmp_path)
+async def test_session_lifecycle_ratings_and_refusals(kafka: str, tmp_path: Path) -> None:
+    cfg = settings(kafka, tmp_path)
     run = uuid.uuid4().hex[:8]
     sid, other = f"m-{run}", f"m-{run}-2"
     ann, bob, cat = f"ann-{run}", f"bob-{run}", f"cat-{run}"
@@ -78,7 +78,7 @@ async def test_session_lifecycle_ratings_and_refusals(tansu: str, tmp_path: Path
     # a second matcher (a rebalance) paired ann's ticket with cat's too: the log holds it second
     conflict = match_found(f"m-{run}-x", ann, cat, (f"{sid}-a", f"t-{run}"))
     # all keyed by the skill: one partition, folded in this order; the last one is the sentinel
-    await publish(tansu, [*requests, found, waits, found, copy, conflict, *match(other, ann, bob)])
+    await publish(kafka, [*requests, found, waits, found, copy, conflict, *match(other, ann, bob)])
 
     async with serving(bootstrap(cfg)) as client:
 
@@ -151,7 +151,7 @@ async def test_session_lifecycle_ratings_and_refusals(tansu: str, tmp_path: Path
             return [decode(r.value) for r in records if r.key == sid.encode()]
 
         records = await read_until(
-            tansu,
+            kafka,
             Topic.SESSIONS.value,
             lambda rs: sum(e.type.endswith("RatingSubmitted.v1") for e in mine(list(rs))) >= 2,
         )

@@ -1,4 +1,5 @@
-"""Small real-broker helpers for tests: publish raw records, read a topic from the start."""
+"""Small real-broker helpers for tests: a topic namespace, publish raw records, read a topic
+from the start."""
 
 from __future__ import annotations
 
@@ -6,28 +7,55 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from shared.events.envelope import CloudEvent, encode
+from shared.events.registry import Topic
+from shared.settings import Settings
 
 T = TypeVar("T")
 
 
-async def publish(bootstrap: str, events: Sequence[CloudEvent]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+@dataclass(frozen=True)
+class Namespace:
+    """Topics and consumer groups named with ``prefix`` on the broker at ``bootstrap``."""
+
+    bootstrap: str
+    prefix: str
+
+    def topic(self, topic: Topic) -> str:
+        return self.prefix + topic.value
+
+    def settings(self, **values: Any) -> Settings:
+        """Test settings of a service on this namespace (``values`` override)."""
+        base: dict[str, Any] = {"environment": "test", "kafka_bootstrap": self.bootstrap}
+        return Settings(**{**base, "kafka_prefix": self.prefix, **values})
+
+    async def publish(self, events: Sequence[CloudEvent]) -> None:
+        await publish(self.bootstrap, events, prefix=self.prefix)
+
+    async def read_until(
+        self, topic: Topic, done: Callable[[list[ConsumerRecord[bytes, bytes]]], bool], timeout: float = 15.0
+    ) -> list[ConsumerRecord[bytes, bytes]]:
+        return await read_until(self.bootstrap, self.topic(topic), done, timeout)
+
+
+async def publish(bootstrap: str, events: Sequence[CloudEvent], *, prefix: str = "") -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
     await producer.start()
     try:
         for e in events:
-            await producer.send(e.topic, value=encode(e), key=e.key.encode())
+            await producer.send(prefix + e.topic, value=encode(e), key=e.key.encode())
         await producer.flush()
     finally:
         await producer.stop()
 
 
 async def publish_raw(bootstrap: str, topic: str, key: bytes | None, value: bytes) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
     await producer.start()
     try:
         await producer.send_and_wait(topic, value=value, key=key)

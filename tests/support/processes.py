@@ -1,4 +1,4 @@
-"""Real local processes for tests: a Tansu broker on the memory engine, free ports, stopping.
+"""Real local processes for tests: an Apache Kafka broker, free ports, stopping.
 
 The process helpers of the local stack (``deploy.local``) are reused; tests keep a
 ``Popen`` so they can SIGKILL what they started.
@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from deploy.local.binaries import tansu
+from deploy.local import broker
 from deploy.local.processes import port_open, wait_until
 
 
@@ -39,22 +39,34 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
         proc.wait(5)
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct ports free right now."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
 @contextlib.contextmanager
-def tansu_memory_broker(log_dir: Path) -> Iterator[str]:
-    """A Tansu broker on a free port with the in-memory engine; yields its bootstrap address."""
-    port = free_port()
-    url = f"tcp://127.0.0.1:{port}"
-    with (log_dir / f"tansu-{port}.log").open("wb") as log:
-        proc = subprocess.Popen(
-            [tansu(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-        try:
-            wait_until(lambda: port_open(port), timeout=20, what="tansu", alive=lambda: proc.poll() is None)
-            yield f"127.0.0.1:{port}"
-        finally:
-            stop_process(proc)
+def kafka_broker(home: Path, *, topics: bool = True) -> Iterator[str]:
+    """An Apache Kafka node (broker and controller, as ``make run`` starts it) on free ports with
+    its storage in ``home``; yields its bootstrap address once the domain topics exist
+    (``topics=False``: once it listens). Stopped (SIGTERM, then SIGKILL) on exit."""
+    port, controller = free_ports(2)
+    config = broker.BrokerConfig(home, port, controller, heap="384m", log_level="WARN")
+    argv = broker.prepare(config)
+    with (home / "kafka.log").open("ab") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        alive = lambda: proc.poll() is None  # noqa: E731
+        wait_until(lambda: port_open(port), timeout=60, what="kafka listening", alive=alive)
+        if topics:
+            broker.create_topics(config.bootstrap, timeout=60, alive=alive)
+        yield config.bootstrap
+    finally:
+        stop_process(proc, timeout=30)
 
 
 def start_matching_process(

@@ -130,31 +130,13 @@ async def test_a_huge_bad_record_makes_a_bounded_dead_letter() -> None:
     assert data["value_size"] == len(huge) and len(data["value"]) == 64 * 1024
 
 
-async def test_a_gap_in_offsets_folds_up_to_it_and_asks_to_seek_back() -> None:
-    """A broker that serves offset 3 before 2 (Tansu 0.6.0 with several producers): 3 waits."""
+async def test_offsets_that_skip_are_folded_at_once_and_redeliveries_dropped() -> None:
+    """Offsets 2 and 4 are transaction markers (never served): nothing waits for them."""
     store = SqliteStore(":memory:")
     runtime = ProjectionRuntime(ClaimCounter(), store, service="test")
-    seeks: list[tuple[str, int, int]] = []
-
-    def seek(topic: str, partition: int, offset: int) -> None:
-        seeks.append((topic, partition, offset))
-
-    assert (
-        await runtime.handle([rec(0, claim("ann")), rec(1, claim("ann")), rec(3, claim("bob"))], seek=seek)
-        == 2
-    )
-    assert seeks == [("lemma.passport.v1", 0, 2)]
-    assert await store.get("counts", "bob") is None
-    assert await runtime.handle([rec(2, claim("cy")), rec(3, claim("bob"))], seek=seek) == 2
-    assert seeks == [("lemma.passport.v1", 0, 2)]
+    assert await runtime.handle([rec(0, claim("ann")), rec(1, claim("ann")), rec(3, claim("bob"))]) == 3
     assert await store.offsets("counter") == {("lemma.passport.v1", 0): 3}
+    assert await runtime.handle([rec(3, claim("bob")), rec(5, claim("cy"))]) == 1  # 3 again: dropped
     assert await store.get("counts", "bob") == {"n": 1}
-
-
-async def test_a_gap_that_never_fills_is_passed_after_the_patience() -> None:
-    store = SqliteStore(":memory:")
-    runtime = ProjectionRuntime(ClaimCounter(), store, service="test", gap_patience_s=0)
-    await runtime.handle([rec(0, claim("ann"))])
-    assert await runtime.handle([rec(2, claim("bob"))]) == 0  # first seen: fetch again
-    assert await runtime.handle([rec(2, claim("bob"))]) == 1  # still missing: passed over
-    assert await store.offsets("counter") == {("lemma.passport.v1", 0): 2}
+    assert await store.get("counts", "ann") == {"n": 2}
+    assert await store.offsets("counter") == {("lemma.passport.v1", 0): 5}

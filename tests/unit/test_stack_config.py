@@ -1,4 +1,4 @@
-"""The pure parts of the local stack: its configuration and the gateway's Caddyfile."""
+"""The pure parts of the local stack: its configuration, the Kafka node's and the gateway's."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from deploy.local.config import GRPC_OFFSET, SERVICES, StackConfig, port_is_free
-from deploy.local.credentials import S3Credentials, jwt_secret, s3_credentials
+from deploy.local import broker
+from deploy.local.config import SERVICES, StackConfig, port_is_free
+from deploy.local.credentials import jwt_secret
 from deploy.local.gateway import ROUTES, render_caddyfile
-from deploy.local.seaweedfs import s3_identity_config, server_argv
+from deploy.local.stack import broker_config
 
 
 def caddyfile(config: StackConfig) -> str:
@@ -30,7 +31,7 @@ def test_default_ports_are_the_documented_ones_and_never_clash() -> None:
         "evidence": 8104,
         "sci": 8105,
     }
-    assert (config.kafka_port, config.s3_port) == (9092, 8333)
+    assert (config.kafka_port, config.kafka_controller_port) == (9092, 9093)
     ports = list(config.ports().values())
     assert len(ports) == len(set(ports))
     assert config.state_dir == Path(__file__).resolve().parents[2] / "var"
@@ -78,30 +79,60 @@ def test_resolve_reads_the_folder_and_gateway_port_from_options_then_environment
     assert StackConfig.resolve(tmp_path / "saved").kafka_port == 9999  # stack.json wins over defaults
 
 
-def test_free_ports_are_distinct_and_free_including_the_grpc_ports(tmp_path: Path) -> None:
+def test_free_ports_are_distinct_and_free(tmp_path: Path) -> None:
     config = StackConfig.with_free_ports(tmp_path)
     ports = list(config.ports().values())
-    assert len(ports) == len(set(ports))
+    assert len(ports) == len(set(ports)) == len(SERVICES) + 3  # the gateway and Kafka's two
     assert all(port_is_free(p) for p in ports)
-    for http in (config.s3_port, config.master_port, config.volume_port, config.filer_port):
-        assert http + GRPC_OFFSET in ports
 
 
-def test_seaweedfs_command_binds_locally_uses_the_config_and_disables_extras(tmp_path: Path) -> None:
+def test_an_old_stack_json_with_the_retired_broker_ports_still_loads(tmp_path: Path) -> None:
+    data = StackConfig(state_dir=tmp_path).to_json()
+    data.update({"s3_port": 8333, "master_port": 8340})
+    assert StackConfig.from_json(data) == StackConfig(state_dir=tmp_path)
+
+
+def test_the_kafka_node_listens_on_loopback_only_with_its_log_under_the_state_folder(tmp_path: Path) -> None:
     config = StackConfig.with_free_ports(tmp_path)
-    argv = server_argv("weed", config)
-    assert "-ip.bind=127.0.0.1" in argv
-    assert f"-s3.port={config.s3_port}" in argv
-    assert f"-master.port.grpc={config.master_port + GRPC_OFFSET}" in argv
-    assert f"-s3.config={tmp_path / 's3.json'}" in argv
-    for flag in ("-master.telemetry=false", "-s3.port.iceberg=0", "-volume.preStopSeconds=1"):
-        assert flag in argv
+    node = broker_config(config)
+    props = node.properties()
+    assert node.bootstrap == config.kafka_bootstrap
+    assert props["listeners"] == (
+        f"PLAINTEXT://127.0.0.1:{config.kafka_port},CONTROLLER://127.0.0.1:{config.kafka_controller_port}"
+    )
+    assert props["advertised.listeners"] == f"PLAINTEXT://127.0.0.1:{config.kafka_port}"
+    assert props["controller.quorum.bootstrap.servers"] == f"127.0.0.1:{config.kafka_controller_port}"
+    assert props["log.dirs"] == str(tmp_path / "kafka" / "data")
+    assert props["process.roles"] == "broker,controller"
+    assert props["auto.create.topics.enable"] == "false"
+    assert props["group.initial.rebalance.delay.ms"] == "0"
+    for internal in ("offsets.topic", "transaction.state.log", "share.coordinator.state.topic"):
+        assert props[f"{internal}.replication.factor"] == "1"
+    written = node.write_properties({"num.io.threads": "2"}).read_text()
+    assert "num.io.threads=2\n" in written and f"log.dirs={tmp_path / 'kafka' / 'data'}\n" in written
 
 
-def test_s3_identity_carries_the_given_keys() -> None:
-    identity = json.loads(s3_identity_config(S3Credentials("AK", "SK")))["identities"][0]
-    assert identity["credentials"] == [{"accessKey": "AK", "secretKey": "SK"}]
-    assert "Admin" in identity["actions"]
+def test_the_broker_command_runs_kafka_with_the_pinned_jars_and_the_log_config(tmp_path: Path) -> None:
+    node = broker.BrokerConfig(tmp_path, 19092, 19093, heap="300m")
+    argv = node.server_argv("/usr/bin/java", "a.jar:b.jar")
+    assert argv[0] == "/usr/bin/java" and argv[-2:] == ["kafka.Kafka", str(tmp_path / "server.properties")]
+    assert "-Xmx300m" in argv and argv[argv.index("-cp") + 1] == "a.jar:b.jar"
+    assert f"-Dlog4j2.configurationFile={broker.LOG4J_CONFIG}" in argv
+    assert broker.kafka_version().startswith("4.")
+
+
+def test_a_cluster_id_is_kafkas_uuid_form() -> None:
+    ids = {broker.new_cluster_id() for _ in range(50)}
+    assert len(ids) == 50
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{22}", i) for i in ids)
+
+
+def test_java_versions_are_read_old_and_new_style(tmp_path: Path) -> None:
+    for shown, major in (('openjdk version "17.0.15" 2025-04-15', 17), ('java version "1.8.0_402"', 8)):
+        fake = tmp_path / f"java{major}"
+        fake.write_text(f"#!/bin/sh\necho '{shown}' >&2\n")
+        fake.chmod(0o755)
+        assert broker.java_major(str(fake)) == major
 
 
 def test_every_service_has_gateway_routes() -> None:
@@ -140,11 +171,7 @@ def test_a_service_without_routes_is_refused(tmp_path: Path) -> None:
 
 def test_local_secrets_are_made_once_private_and_random(tmp_path: Path) -> None:
     secret = jwt_secret(tmp_path)
-    creds = s3_credentials(tmp_path)
     assert jwt_secret(tmp_path) == secret
-    assert s3_credentials(tmp_path) == creds
     assert len(secret) >= 32
-    assert creds.access_key != creds.secret_key
     assert jwt_secret(tmp_path / "other") != secret
-    for name in ("jwt-secret", "s3-credentials.json"):
-        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "jwt-secret").stat().st_mode) == 0o600
