@@ -24,6 +24,7 @@ from shared.api_docs import install_api_docs
 from shared.bus import BrokerPublisher, make_broker
 from shared.events.envelope import CloudEvent, new_event
 from shared.events.payloads import Payload
+from shared.loop_lag import LoopLagMonitor
 from shared.metrics import http_latency_middleware, metrics_response
 from shared.outbox import OutboxRelay, outbox_records
 from shared.problems import install_problem_handlers
@@ -105,6 +106,7 @@ def create_app(
 ) -> FastAPI:
     if kafka_router is not None:
         ctx.broker.include_router(kafka_router)
+    workers = [LoopLagMonitor(ctx.name), *workers]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
