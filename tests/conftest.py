@@ -1,5 +1,5 @@
 """Fixtures shared by the integration and end-to-end suites: one Apache Kafka broker for the
-whole session, and per-test topic namespaces on it."""
+whole session, per-test topic namespaces on it, and a MongoDB-wire server for the store tests."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ import pytest
 from deploy.local.broker import create_topics
 from tests.support.kafka import Namespace
 from tests.support.processes import kafka_broker
+
+#: the MongoDB store's test server (or LEMMA_TEST_MONGO_URL) and the mongo_gap mark
+pytest_plugins = ["tests.support.mongo_fixtures"]
 
 
 @pytest.fixture(scope="session")

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +30,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
+from tests.support.processes import free_port, stop_process
+
 SERVER_MODULE = "nx_27017.nx_27017"  # the entry point of the nx-27017 package
 URL_OPTIONS = "directConnection=true"  # the server reports no replica set: talk to it directly
 START_TIMEOUT_S = 30.0
@@ -40,12 +40,6 @@ STOP_TIMEOUT_S = 10.0
 
 class MongoServerError(RuntimeError):
     """The test server is missing, exited, or did not answer ``ping`` in time."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def with_database(url: str, name: str) -> str:
@@ -70,20 +64,6 @@ def answers_ping(url: str, timeout_s: float = 1.0) -> bool:
         return False
     finally:
         client.close()
-
-
-def stop(proc: subprocess.Popen[bytes], timeout_s: float = STOP_TIMEOUT_S) -> None:
-    """SIGTERM the process group, SIGKILL it after ``timeout_s``, and reap it."""
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout_s)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(5)
 
 
 def _tail(path: Path, lines: int = 20) -> str:
@@ -122,7 +102,7 @@ def mongo_test_server(data_dir: Path | None = None, *, timeout_s: float = START_
         ]  # fmt: skip
         with out_path.open("wb") as out:
             proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        cleanup.callback(stop, proc)
+        cleanup.callback(stop_process, proc, STOP_TIMEOUT_S)
         deadline = time.monotonic() + timeout_s
         while not answers_ping(url):
             if proc.poll() is not None:
