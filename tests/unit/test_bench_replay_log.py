@@ -1,10 +1,10 @@
-"""The matching replay's own reading of the ticket log rule (bench/replay_log.py) and its session walk."""
+"""The matching replay's reading of the ticket log rule (bench/matching_replay/referee.py) and its walk."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from bench.replay_log import Referee, sessions_overlap
+from bench.matching_replay.referee import Referee, sessions_overlap
 from services.matching.domain import match_found, ticket_doc
 from services.matching.projection import MatchingProjection
 from shared.events.envelope import CloudEvent, new_event

@@ -1,5 +1,5 @@
-"""The checks of the matching replay (``bench/matching_replay.py``), pure: a reference reader of
-the ticket log rule, and the walk of sessions per learner and skill.
+"""The checks of the matching replay, pure: a reference reader of the ticket log rule, and the
+walk of sessions per learner and skill.
 
 ``Referee`` reads ``lemma.matching.v1`` the way ``shared.ticket_log`` says every reader must, in
 its own words (so the bench does not only check the service's code against itself): in a

@@ -1,0 +1,3 @@
+from bench.matching_replay.cli import main
+
+raise SystemExit(main())
