@@ -12,13 +12,14 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
-from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.kafka.message import KafkaMessage
 
 from shared.events.registry import Topic
+from shared.positions import StoreOffsetsListener
 from shared.projection.runtime import ProjectionRuntime
 from shared.settings import Settings
 from shared.store.base import OutboxRecord
@@ -47,40 +48,6 @@ def make_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
     )
 
 
-class StoreOffsetsListener(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Positions each assigned partition just past the offset the projection's store holds.
-
-    The store, not Kafka's committed offset, says what has been folded: after a crash
-    between the store write and the Kafka commit, or when a projection is rebuilt into
-    an empty store, consumption resumes exactly where the store stands.
-    """
-
-    def __init__(self, runtime: ProjectionRuntime) -> None:
-        self._runtime = runtime
-        self._subscriber: Any = None
-
-    def bind(self, subscriber: Any) -> None:
-        self._subscriber = subscriber
-
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        return None
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        consumer = getattr(self._subscriber, "consumer", None)
-        if consumer is None or not assigned:
-            return
-        done = await self._runtime.store.offsets(self._runtime.consumer)
-        fresh = []
-        for tp in assigned:
-            last = done.get((tp.topic, tp.partition))
-            if last is None:
-                fresh.append(tp)
-            else:
-                consumer.seek(tp, last + 1)
-        if fresh:
-            await consumer.seek_to_beginning(*fresh)
-
-
 def consumer_options(settings: Settings) -> dict[str, Any]:
     """What every subscriber of ours sets: batch size, liveness, committed reads only."""
     return {
@@ -103,7 +70,7 @@ def projection_subscriber(
     come from the store; Kafka offsets are committed only after the store write, and
     rewound if the handler fails.
     """
-    listener = StoreOffsetsListener(runtime)
+    listener = StoreOffsetsListener(runtime, settings.kafka_bootstrap)
     subscriber = router.subscriber(
         *(settings.topic(t) for t in topics),
         group_id=settings.group(runtime.consumer),

@@ -28,6 +28,7 @@ from shared.loop_lag import LoopLagMonitor
 from shared.metrics import http_latency_middleware, metrics_response
 from shared.outbox import OutboxRelay, outbox_records
 from shared.problems import install_problem_handlers
+from shared.projection.fingerprint import recovery_hint
 from shared.projection.fold import Doc, DocRef, Projection
 from shared.projection.runtime import ProjectionRuntime
 from shared.settings import Settings
@@ -45,6 +46,7 @@ class ServiceContext:
     broker: KafkaBroker
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     relay: OutboxRelay = field(init=False)
+    runtimes: list[ProjectionRuntime] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         publisher = BrokerPublisher(self.broker, self.settings.kafka_prefix)
@@ -60,9 +62,19 @@ class ServiceContext:
         )
 
     def runtime(self, projection: Projection) -> ProjectionRuntime:
-        return ProjectionRuntime(
+        runtime = ProjectionRuntime(
             projection, self.store, service=self.name, lock=self.lock, on_written=self.relay.kick
         )
+        self.runtimes.append(runtime)
+        return runtime
+
+    def refused_partitions(self) -> dict[str, str]:
+        """Partitions a projection refuses to fold (``shared.positions``): ``topic[p]`` -> why."""
+        return {
+            f"{topic}[{partition}]": reason
+            for runtime in self.runtimes
+            for (topic, partition), reason in sorted(runtime.refused.items())
+        }
 
     def event(
         self, payload: Payload, *, correlationid: str | None = None, time: datetime | None = None
@@ -159,8 +171,14 @@ def create_app(
             checks["broker"] = bool(await ctx.broker.ping(timeout=2.0))
         except Exception:
             checks["broker"] = False
+        refused = ctx.refused_partitions()
+        checks["log"] = not refused  # every partition's log is the one the store folded
         ready = all(checks.values())
-        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+        body: dict[str, Any] = {"ready": ready, "checks": checks}
+        if refused:
+            body["refused"] = refused
+            body["recovery"] = recovery_hint(ctx.name)
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
     async def metrics() -> Response:

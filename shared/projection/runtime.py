@@ -23,6 +23,7 @@ from shared.events.envelope import CloudEvent, decode, deterministic_id, new_eve
 from shared.events.payloads import DEAD_LETTER_VALUE_LIMIT, DeadLettered
 from shared.metrics import CONSUMER_LAG, DEAD_LETTERS, EVENTS_CONSUMED, FOLD_BATCH_SECONDS
 from shared.outbox import outbox_records
+from shared.projection.fingerprint import FINGERPRINTS, Fingerprint, fingerprint_key, record_digest
 from shared.projection.fold import Doc, DocRef, Projection
 from shared.projection.order import unfolded
 from shared.store.base import Change, Store
@@ -56,6 +57,11 @@ class ProjectionRuntime:
         self.consumer = projection.name
         self.lock = lock or asyncio.Lock()
         self._on_written = on_written
+        #: the Kafka cluster the consumer reads, written into each partition's fingerprint
+        self.cluster_id = ""
+        #: partitions whose log is not the one the store's offsets came from, with the reason
+        #: (``shared.positions``): nothing of them is folded
+        self.refused: dict[tuple[str, int], str] = {}
 
     async def handle(
         self, records: Sequence[Record], *, highwater: dict[tuple[str, int], int] | None = None
@@ -76,7 +82,7 @@ class ProjectionRuntime:
 
     async def _handle(self, records: Sequence[Record]) -> int:
         done = await self.store.offsets(self.consumer)
-        fresh = unfolded(records, done)
+        fresh = [r for r in unfolded(records, done) if (r.topic, r.partition) not in self.refused]
         if not fresh:
             return 0
         # 1. decode each record and name the documents it needs; a failure dead-letters it
@@ -134,10 +140,20 @@ class ProjectionRuntime:
             for d in sorted(dead, key=lambda d: (d.topic, d.partition, d.offset))
         ]
         offsets: dict[tuple[str, str, int], int] = {}
+        last: dict[tuple[str, int], Record] = {}
         for record in fresh:
             slot = (self.consumer, record.topic, record.partition)
             offsets[slot] = max(offsets.get(slot, -1), record.offset)
+            last[(record.topic, record.partition)] = record  # offsets ascend within a partition
         changes = [Change(collection, key, working[(collection, key)]) for collection, key in sorted(dirty)]
+        changes += [
+            Change(
+                FINGERPRINTS,
+                fingerprint_key(self.consumer, topic, partition),
+                Fingerprint(self.cluster_id, r.offset, record_digest(r.key, r.value)).to_doc(),
+            )
+            for (topic, partition), r in sorted(last.items())
+        ]
         await self.store.write(changes, offsets=offsets, outbox=outbox_records(emitted + dead_events))
         for type_, count in Counter(event.type for event in folded).items():
             EVENTS_CONSUMED.labels(self.service, self.consumer, type_).inc(count)
