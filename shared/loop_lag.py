@@ -12,11 +12,11 @@ heartbeat interval (a third of ``LEMMA_CONSUMER_SESSION_TIMEOUT_MS``).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 
 from prometheus_client import Gauge, Histogram
+
+from shared.worker import PeriodicWorker
 
 LOOP_LAG = Histogram(
     "lemma_event_loop_lag_seconds",
@@ -29,24 +29,18 @@ LOOP_LAG_MAX = Gauge(
 )
 
 
-class LoopLagMonitor:
+class LoopLagMonitor(PeriodicWorker):
     """A background task of every service (started by ``shared.service.create_app``)."""
 
     def __init__(self, service: str, interval_s: float = 0.1) -> None:
+        super().__init__(f"{service}-loop-lag", interval_s, self._tick)
         self.service = service
-        self.interval_s = interval_s
         self.worst_s = 0.0
-        self._task: asyncio.Task[None] | None = None
+        self._due = 0.0
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"{self.service}-loop-lag")
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        self._due = time.monotonic() + self.interval_s
+        await super().start()
 
     def record(self, lag_s: float) -> None:
         lag_s = max(lag_s, 0.0)
@@ -55,8 +49,7 @@ class LoopLagMonitor:
             self.worst_s = lag_s
             LOOP_LAG_MAX.labels(self.service).set(lag_s)
 
-    async def _run(self) -> None:
-        while True:
-            due = time.monotonic() + self.interval_s
-            await asyncio.sleep(self.interval_s)
-            self.record(time.monotonic() - due)
+    async def _tick(self) -> None:
+        now = time.monotonic()
+        self.record(now - self._due)
+        self._due = now + self.interval_s  # the worker sleeps again as soon as this returns
