@@ -12,9 +12,9 @@ LEMMA := $(VENV)/bin/lemma
 CHROMIUM := /usr/bin/chromium
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-# Apache Kafka (the local broker) runs on Java 17+, and Maven fetches its pinned jars
-# (deploy/local/kafka/pom.xml) from Maven Central
-JAVA_PACKAGES := openjdk-17-jre-headless maven
+# Apache Kafka (the local broker) runs on Java 17+ (Debian's default runtime: 17 on Debian 12,
+# newer after), and Maven fetches its pinned jars (deploy/local/kafka/pom.xml) from Maven Central
+JAVA_PACKAGES := default-jre-headless maven
 
 # $(call apt_install,PACKAGES,WHY): install Debian packages as root (or with sudo), or say how
 define apt_install

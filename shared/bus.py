@@ -44,6 +44,7 @@ def make_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
         client_id=client_id,
         acks=acks,
         enable_idempotence=settings.kafka_idempotence,
+        metadata_max_age_ms=settings.kafka_metadata_max_age_ms,
         log_level=logging.DEBUG,  # per-message lines at DEBUG; failures still at ERROR
     )
 
@@ -54,7 +55,8 @@ def consumer_options(settings: Settings) -> dict[str, Any]:
         "batch": True,
         "max_records": settings.consumer_max_records,
         "session_timeout_ms": settings.consumer_session_timeout_ms,
-        "heartbeat_interval_ms": max(settings.consumer_session_timeout_ms // 3, 500),
+        # Kafka's default: a member learns of a rebalance from a heartbeat's answer
+        "heartbeat_interval_ms": max(min(3000, settings.consumer_session_timeout_ms // 3), 500),
         # records of aborted transactions are never folded (ours write none; a tool might)
         "isolation_level": "read_committed",
     }

@@ -22,27 +22,27 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from prometheus_client import Gauge
 
+from shared.events.registry import Topic
 from shared.projection.fingerprint import (
     FINGERPRINTS,
     Fingerprint,
     LogView,
     fingerprint_key,
+    folded_under_other_names,
     mismatch,
     record_digest,
     recovery_hint,
 )
+from shared.projection.order import Partition
 from shared.projection.runtime import ProjectionRuntime
 
 log = logging.getLogger(__name__)
 
-Partition = tuple[str, int]
 REFUSED = Gauge(
     "lemma_partitions_refused",
     "Partitions a projection refuses to fold: the log is not the one its store's offsets came from",
     ["service", "consumer"],
 )
-#: Why a partition is held while its log is being checked.
-CHECKING = "checking that the log is the one the store folded"
 #: How long reading the fingerprinted records may take before the check gives up on them.
 READ_TIMEOUT_S = 10.0
 
@@ -71,7 +71,13 @@ async def read_log(
         ends = await consumer.end_offsets(list(tps.values()))
         readable = {key: tp for key, tp in tps.items() if key in at and starts[tp] <= at[key] < ends[tp]}
         digests = await _digests_at(consumer, readable, at) if readable else {}
-        return {key: LogView(cluster, starts[tp], ends[tp], digests.get(key)) for key, tp in tps.items()}
+        return {
+            # a readable record that did not come in time is unread, not gone
+            key: LogView(
+                cluster, starts[tp], ends[tp], digests.get(key), read=key not in readable or key in digests
+            )
+            for key, tp in tps.items()
+        }
     finally:
         await consumer.stop()
 
@@ -97,8 +103,9 @@ async def _digests_at(
 
 async def check_positions(
     runtime: ProjectionRuntime, bootstrap: str, stored: Mapping[Partition, int]
-) -> dict[Partition, str]:
-    """The partitions of ``stored`` whose log does not fit the store, with the reason."""
+) -> tuple[dict[Partition, str], list[Partition]]:
+    """The partitions of ``stored`` whose log does not fit the store, with the reason; and those
+    whose fingerprinted record could not be read in time (checked on their offsets only)."""
     docs = await runtime.store.get_many(
         FINGERPRINTS, [fingerprint_key(runtime.consumer, t, p) for t, p in stored]
     )
@@ -109,49 +116,99 @@ async def check_positions(
     }
     views = await read_log(bootstrap, runtime.cluster_id, stored, {tp: f.offset for tp, f in prints.items()})
     found = {tp: mismatch(last, prints.get(tp), views[tp]) for tp, last in stored.items()}
-    return {tp: reason for tp, reason in found.items() if reason is not None}
+    unread = sorted(tp for tp in prints if not views[tp].read)
+    return {tp: reason for tp, reason in found.items() if reason is not None}, unread
+
+
+def base_name(topic: str) -> str:
+    """The domain topic ``topic`` is (without its prefix); itself when it is none of ours."""
+    return next((t.value for t in Topic if topic.endswith(t.value)), topic)
 
 
 class StoreOffsetsListener(ConsumerRebalanceListener):  # type: ignore[misc]
     """Positions each assigned partition just past the offset the projection's store holds,
-    once the log is known to be the one the store folded; pauses the partitions it refuses."""
+    once the log is known to be the one the store folded; keeps paused what it refuses.
+
+    Every assigned partition is held (paused, and dropped by the runtime) from the moment it is
+    assigned until it is positioned, so nothing of it is folded from Kafka's committed offsets
+    meanwhile. When the store cannot be read, the partitions stay held and a task tries again.
+    """
 
     def __init__(self, runtime: ProjectionRuntime, bootstrap: str) -> None:
         self._runtime = runtime
         self._bootstrap = bootstrap
-        self._subscriber: Any = None
+        self._subscriber: Any = None  # FastStream's subscriber; its ``consumer`` is aiokafka's
+        self._retry: asyncio.Task[None] | None = None
 
     def bind(self, subscriber: Any) -> None:
         self._subscriber = subscriber
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self._stop_retrying()
         for tp in revoked:
-            self._runtime.refused.pop((tp.topic, tp.partition), None)
+            self._runtime.release((tp.topic, tp.partition))
+        self._count()
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         consumer = getattr(self._subscriber, "consumer", None)
         if consumer is None or not assigned:
             return
-        runtime = self._runtime
-        keys = {(tp.topic, tp.partition): tp for tp in assigned}
-        # The fetcher may already read these partitions (from Kafka's committed offsets) while
-        # the store and the log are read: hold them, so nothing of them is folded before each
-        # is positioned where the store stands, on a log known to be the one it folded.
-        for key in keys:
-            runtime.refused[key] = CHECKING
+        self._stop_retrying()
+        for tp in assigned:
+            self._runtime.hold((tp.topic, tp.partition))
         consumer.pause(*assigned)
-        if not runtime.cluster_id:
-            with contextlib.suppress(KafkaError, OSError, asyncio.TimeoutError):
-                runtime.cluster_id = await asyncio.wait_for(cluster_id(self._bootstrap), 10)
+        try:
+            await self._position(consumer, assigned)
+        except Exception as exc:
+            log.error("%s could not position its partitions (%r); trying again", self._runtime.consumer, exc)
+            self._retry = asyncio.create_task(self._position_until_done(consumer, assigned))
+        self._count()
+
+    def _stop_retrying(self) -> None:
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+
+    def _count(self) -> None:
+        REFUSED.labels(self._runtime.service, self._runtime.consumer).set(len(self._runtime.refused))
+
+    async def _position_until_done(self, consumer: AIOKafkaConsumer, assigned: set[TopicPartition]) -> None:
+        delay = 1.0
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self._position(consumer, assigned)
+            except Exception as exc:
+                log.error("%s still cannot position its partitions (%r)", self._runtime.consumer, exc)
+                delay = min(delay * 2, 30.0)
+                continue
+            self._count()
+            return
+
+    async def _position(self, consumer: AIOKafkaConsumer, assigned: set[TopicPartition]) -> None:
+        runtime = self._runtime
+        with contextlib.suppress(KafkaError, OSError, asyncio.TimeoutError):
+            # asked at every assignment: a broker reset under a running service has a new id
+            runtime.cluster_id = await asyncio.wait_for(cluster_id(self._bootstrap), 10)
         done = await runtime.store.offsets(runtime.consumer)
+        keys = {(tp.topic, tp.partition): tp for tp in assigned}
         stored = {key: last for key, last in done.items() if key in keys}
         refused = await self._check(stored)
-        fresh = [tp for key, tp in keys.items() if key not in stored]
+        stored_topics = {topic for topic, _ in done}
+        for key in keys.keys() - stored.keys():
+            others = folded_under_other_names(stored_topics, key[0], base_name(key[0]))
+            if others:
+                refused[key] = (
+                    f"the store holds the positions of {', '.join(others)} but this consumer now reads "
+                    f"{key[0]} (was LEMMA_KAFKA_PREFIX changed?): folding it from its start would add "
+                    "another log's events to this state"
+                )
+        fresh = [tp for key, tp in keys.items() if key not in stored and key not in refused]
         if fresh:
             await consumer.seek_to_beginning(*fresh)
         for key, tp in keys.items():
             if key in refused:
-                runtime.refused[key] = refused[key]
+                runtime.hold(key, refused[key])
                 log.error(
                     "%s refuses to fold %s[%s]: %s. %s",
                     runtime.consumer,
@@ -163,20 +220,31 @@ class StoreOffsetsListener(ConsumerRebalanceListener):  # type: ignore[misc]
                 continue
             if key in stored:
                 consumer.seek(tp, stored[key] + 1)
-            runtime.refused.pop(key, None)
+            runtime.release(key)
             consumer.resume(tp)
-        REFUSED.labels(runtime.service, runtime.consumer).set(len(runtime.refused))
 
     async def _check(self, stored: Mapping[Partition, int]) -> dict[Partition, str]:
         if not stored:
             return {}
+        consumer = self._runtime.consumer
         try:
-            return await asyncio.wait_for(check_positions(self._runtime, self._bootstrap, stored), 30)
-        except Exception as exc:  # the broker is unreachable as we start: fold on, say so
+            refused, unread = await asyncio.wait_for(
+                check_positions(self._runtime, self._bootstrap, stored), 30
+            )
+        except (TimeoutError, KafkaError, OSError) as exc:  # the broker does not answer as we start
             log.warning(
                 "%s could not check that the log is the one its store folded (%r); "
                 "going on from the store's offsets",
-                self._runtime.consumer,
+                consumer,
                 exc,
             )
             return {}
+        for topic, partition in unread:
+            log.warning(
+                "%s could not read the record it last folded from %s[%s] in time; "
+                "its offsets fit the log, the record was not compared",
+                consumer,
+                topic,
+                partition,
+            )
+        return refused

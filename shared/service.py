@@ -28,7 +28,7 @@ from shared.loop_lag import LoopLagMonitor
 from shared.metrics import http_latency_middleware, metrics_response
 from shared.outbox import OutboxRelay, outbox_records
 from shared.problems import install_problem_handlers
-from shared.projection.fingerprint import recovery_hint
+from shared.projection.fingerprint import CHECKING, recovery_hint
 from shared.projection.fold import Doc, DocRef, Projection
 from shared.projection.runtime import ProjectionRuntime
 from shared.settings import Settings
@@ -68,12 +68,13 @@ class ServiceContext:
         self.runtimes.append(runtime)
         return runtime
 
-    def refused_partitions(self) -> dict[str, str]:
-        """Partitions a projection refuses to fold (``shared.positions``): ``topic[p]`` -> why."""
+    def held_partitions(self) -> dict[str, str]:
+        """Partitions nothing is folded from now (``shared.positions``: being checked, or refused
+        because their log does not fit the store): ``topic[p]`` -> why."""
         return {
-            f"{topic}[{partition}]": reason
+            f"{topic}[{partition}]": why
             for runtime in self.runtimes
-            for (topic, partition), reason in sorted(runtime.refused.items())
+            for (topic, partition), why in sorted(runtime.held.items())
         }
 
     def event(
@@ -171,13 +172,16 @@ def create_app(
             checks["broker"] = bool(await ctx.broker.ping(timeout=2.0))
         except Exception:
             checks["broker"] = False
-        refused = ctx.refused_partitions()
-        checks["log"] = not refused  # every partition's log is the one the store folded
+        held = ctx.held_partitions()
+        checks["log"] = not held  # every partition positioned on the log its store folded
         ready = all(checks.values())
         body: dict[str, Any] = {"ready": ready, "checks": checks}
+        refused = {tp: why for tp, why in held.items() if why != CHECKING}
         if refused:
             body["refused"] = refused
             body["recovery"] = recovery_hint(ctx.name)
+        if len(refused) < len(held):
+            body["checking"] = sorted(tp for tp, why in held.items() if why == CHECKING)
         return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)

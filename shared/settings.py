@@ -39,8 +39,11 @@ class Settings(BaseSettings):
     kafka_replication_factor: int = Field(default=1, ge=1)
     kafka_min_insync_replicas: int = Field(default=1, ge=1)
     consumer_max_records: int = 2000
+    # How often clients refresh the cluster's metadata even when nothing failed: a topic
+    # recreated under a running service is seen (and its new log checked) within this time.
+    kafka_metadata_max_age_ms: int = Field(default=30_000, ge=1000)
     # A consumer that vanishes without leaving its group (SIGKILL, a lost host) holds its
-    # partitions this long; Kafka's own default. Heartbeats go every third of it.
+    # partitions this long; Kafka's own default. Heartbeats go every 3 s (a third of it if shorter).
     consumer_session_timeout_ms: int = Field(default=45_000, ge=1000)
 
     # How often the sci service checks whether a skill's rater calibration is due (0: never).

@@ -34,8 +34,8 @@ MIN_JAVA = 17
 #: The JVM's heap: measured enough for the suite and the 100,000-ticket replay (docs/benchmarks.md).
 HEAP = os.environ.get("LEMMA_KAFKA_HEAP", "512m")
 INSTALL_HINT = (
-    "install OpenJDK 17 and Maven, e.g. as root: "
-    "apt-get update && apt-get install -y --no-install-recommends openjdk-17-jre-headless maven"
+    "install a Java runtime (17 or newer) and Maven, e.g. as root: "
+    "apt-get update && apt-get install -y --no-install-recommends default-jre-headless maven"
 )
 
 
@@ -99,8 +99,13 @@ def classpath(cache: Path = CLASSPATH_CACHE) -> str:
 
 
 def new_cluster_id() -> str:
-    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (Kafka's Uuid)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (Kafka's Uuid).
+    Like Kafka's ``Uuid.randomUuid`` it never starts with "-" (a command line would read it
+    as an option)."""
+    while True:
+        cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster.startswith("-"):
+            return cluster
 
 
 @dataclass(frozen=True)

@@ -117,7 +117,11 @@ class Matcher:
                 log.exception("matcher run failed; trying again")
 
     async def run(self) -> int:
-        """Decide every owned skill once; returns the number of events published."""
+        """Decide every owned skill once; returns the number of events published. Nothing is
+        decided while a partition of the queue's projection is not positioned on its log (being
+        checked, or refused: the store may not be the log's), so no decision rests on it."""
+        if self.ctx.held_partitions():
+            return 0
         published = 0
         for skill in self.owned_skills():
             published += await self.decide(skill)

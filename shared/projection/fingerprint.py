@@ -15,10 +15,13 @@ records at the same offsets (other event ids, other times), so their digests dif
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 #: The store collection of fingerprints, one document per (consumer, topic, partition).
 FINGERPRINTS = "_log_fingerprints"
+#: Why a partition is held while its log is checked (not a refusal).
+CHECKING = "checking that the log is the one the store folded"
 
 
 def fingerprint_key(consumer: str, topic: str, partition: int) -> str:
@@ -57,6 +60,7 @@ class LogView:
     start: int  # the earliest offset the log still holds
     end: int  # the offset the next record will get
     digest_at: str | None = None  # of the record at the fingerprint's offset; None: no record there
+    read: bool = True  # False: that record could not be read in time (nothing to compare)
 
 
 def mismatch(stored: int, fingerprint: Fingerprint | None, log: LogView) -> str | None:
@@ -79,6 +83,8 @@ def mismatch(stored: int, fingerprint: Fingerprint | None, log: LogView) -> str 
             f"the store's offsets were taken from Kafka cluster {fingerprint.cluster_id}, "
             f"but this is cluster {log.cluster_id}"
         )
+    if not log.read:
+        return None  # the record did not come in time: the offsets fit, the record is not compared
     if log.digest_at is None:
         return f"the record the store folded at offset {fingerprint.offset} is not in the log any more"
     if log.digest_at != fingerprint.digest:
@@ -89,12 +95,20 @@ def mismatch(stored: int, fingerprint: Fingerprint | None, log: LogView) -> str 
     return None
 
 
+def folded_under_other_names(stored_topics: Iterable[str], topic: str, base: str) -> list[str]:
+    """The topics the store holds offsets of that carry ``topic``'s base name (say
+    lemma.sessions.v1) under another prefix: a consumer whose ``LEMMA_KAFKA_PREFIX`` changed
+    would fold the other log from its start on top of this state."""
+    return sorted({t for t in stored_topics if t != topic and t.endswith(base)})
+
+
 def recovery_hint(service: str) -> str:
     """What an operator does about a refused partition."""
     return (
         "Nothing is folded from this partition until this is resolved. If the log is right (it was "
         f"recreated on purpose), rebuild the {service} projection from it: stop the service, move its "
         f"store aside (the database LEMMA_STORE_URL names, or <state>/data/{service}.db) and start it "
-        "again; it folds the log from the start. If the store is right, point the service at the "
-        "cluster and topics it was folded from."
+        "again; it folds the log from the start. Keep the old store: some hold what is not in the log "
+        "(display names, the waitlist, session states and ratings). If the store is right, point the "
+        "service at the cluster and topics it was folded from (LEMMA_KAFKA_BOOTSTRAP, LEMMA_KAFKA_PREFIX)."
     )

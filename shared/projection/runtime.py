@@ -23,9 +23,9 @@ from shared.events.envelope import CloudEvent, decode, deterministic_id, new_eve
 from shared.events.payloads import DEAD_LETTER_VALUE_LIMIT, DeadLettered
 from shared.metrics import CONSUMER_LAG, DEAD_LETTERS, EVENTS_CONSUMED, FOLD_BATCH_SECONDS
 from shared.outbox import outbox_records
-from shared.projection.fingerprint import FINGERPRINTS, Fingerprint, fingerprint_key, record_digest
+from shared.projection.fingerprint import CHECKING, FINGERPRINTS, Fingerprint, fingerprint_key, record_digest
 from shared.projection.fold import Doc, DocRef, Projection
-from shared.projection.order import unfolded
+from shared.projection.order import Partition, unfolded
 from shared.store.base import Change, Store
 
 log = logging.getLogger(__name__)
@@ -59,9 +59,25 @@ class ProjectionRuntime:
         self._on_written = on_written
         #: the Kafka cluster the consumer reads, written into each partition's fingerprint
         self.cluster_id = ""
-        #: partitions whose log is not the one the store's offsets came from, with the reason
-        #: (``shared.positions``): nothing of them is folded
-        self.refused: dict[tuple[str, int], str] = {}
+        #: partitions nothing is folded from, with why: being checked, or refused because their
+        #: log is not the one the store's offsets came from (``shared.positions``)
+        self._held: dict[Partition, str] = {}
+
+    def hold(self, partition: Partition, why: str = CHECKING) -> None:
+        self._held[partition] = why
+
+    def release(self, partition: Partition) -> None:
+        self._held.pop(partition, None)
+
+    @property
+    def held(self) -> dict[Partition, str]:
+        """Every partition nothing is folded from now, with why."""
+        return dict(self._held)
+
+    @property
+    def refused(self) -> dict[Partition, str]:
+        """The held partitions whose log does not fit the store (not those being checked)."""
+        return {tp: why for tp, why in self._held.items() if why != CHECKING}
 
     async def handle(
         self, records: Sequence[Record], *, highwater: dict[tuple[str, int], int] | None = None
@@ -82,7 +98,7 @@ class ProjectionRuntime:
 
     async def _handle(self, records: Sequence[Record]) -> int:
         done = await self.store.offsets(self.consumer)
-        fresh = [r for r in unfolded(records, done) if (r.topic, r.partition) not in self.refused]
+        fresh = [r for r in unfolded(records, done) if (r.topic, r.partition) not in self._held]
         if not fresh:
             return 0
         # 1. decode each record and name the documents it needs; a failure dead-letters it
@@ -140,7 +156,7 @@ class ProjectionRuntime:
             for d in sorted(dead, key=lambda d: (d.topic, d.partition, d.offset))
         ]
         offsets: dict[tuple[str, str, int], int] = {}
-        last: dict[tuple[str, int], Record] = {}
+        last: dict[Partition, Record] = {}
         for record in fresh:
             slot = (self.consumer, record.topic, record.partition)
             offsets[slot] = max(offsets.get(slot, -1), record.offset)

@@ -2,7 +2,7 @@
 
 Started on free ports in a temporary folder, stopped (no process left), started again on the
 same folder: a record and a committed offset from before the restart are still there, and a
-plain Kafka client (not our code) reads the domain topics, made as production wants them.
+plain Kafka client (not our code) reads the domain topics, which keep their events forever.
 """
 
 from __future__ import annotations
@@ -130,7 +130,6 @@ async def domain_topics_as_an_outsider_sees_them(bootstrap: str, learner: str) -
                 break
         else:
             raise AssertionError(f"{learner}'s LearnerRegistered never reached lemma.passport.v1")
-        assert consumer.subscription() == set(domain)
     finally:
         await consumer.stop()
     return set(domain)

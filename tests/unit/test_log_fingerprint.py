@@ -5,7 +5,13 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.projection.fingerprint import Fingerprint, LogView, mismatch, record_digest
+from shared.projection.fingerprint import (
+    Fingerprint,
+    LogView,
+    folded_under_other_names,
+    mismatch,
+    record_digest,
+)
 
 CLUSTER = "q4zRZ7mhQ4W1H6QF784CQA"
 DIGEST = record_digest(b"ann", b'{"id": "e1"}')
@@ -57,3 +63,18 @@ def test_digests_tell_key_and_value_apart(k1: bytes, v1: bytes, k2: bytes, v2: b
     same = (k1, v1) == (k2, v2)
     assert (record_digest(k1, v1) == record_digest(k2, v2)) == same
     assert record_digest(None, v1) != record_digest(b"", v1)
+
+
+def test_a_record_that_did_not_come_in_time_is_not_compared() -> None:
+    assert mismatch(41, PRINT, LogView(CLUSTER, 0, 500, None, read=False)) is None
+    assert mismatch(41, PRINT, LogView(CLUSTER, 0, 30, None, read=False)) is not None  # offsets still
+
+
+def test_the_same_topic_under_another_prefix_is_found() -> None:
+    stored = ["staging.lemma.sessions.v1", "lemma.sessions.v1", "staging.lemma.matching.v1"]
+    found = folded_under_other_names(stored, "prod.lemma.sessions.v1", "lemma.sessions.v1")
+    assert found == ["lemma.sessions.v1", "staging.lemma.sessions.v1"]
+    assert folded_under_other_names(stored, "lemma.sessions.v1", "lemma.sessions.v1") == [
+        "staging.lemma.sessions.v1"
+    ]
+    assert folded_under_other_names(["lemma.sci.v1"], "lemma.sessions.v1", "lemma.sessions.v1") == []

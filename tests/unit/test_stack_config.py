@@ -121,10 +121,10 @@ def test_the_broker_command_runs_kafka_with_the_pinned_jars_and_the_log_config(t
     assert broker.kafka_version().startswith("4.")
 
 
-def test_a_cluster_id_is_kafkas_uuid_form() -> None:
-    ids = {broker.new_cluster_id() for _ in range(50)}
-    assert len(ids) == 50
-    assert all(re.fullmatch(r"[A-Za-z0-9_-]{22}", i) for i in ids)
+def test_a_cluster_id_is_kafkas_uuid_form_and_never_reads_as_an_option() -> None:
+    ids = {broker.new_cluster_id() for _ in range(2000)}  # about 1 in 64 draws starts with "-"
+    assert len(ids) == 2000
+    assert all(re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_-]{21}", i) for i in ids)
 
 
 def test_java_versions_are_read_old_and_new_style(tmp_path: Path) -> None:
