@@ -8,7 +8,8 @@ it). A thread samples the main thread's Python stack every ``--interval`` second
 and *held* otherwise, while ``asyncio``'s ``_run_once`` is on the stack (before the loop starts
 nothing is counted). A run of held samples is a stall: every task due meanwhile, a Kafka
 consumer's heartbeat included, waits for it. When the process exits (SIGTERM: the service
-shuts down as usual) the stalls of at least ``--min-stall`` seconds go to ``--out`` as JSON:
+shuts down as usual), and every 5 s before (a process killed keeps its last report), the
+stalls of at least ``--min-stall`` seconds go to ``--out`` as JSON:
 when, how long, the project frames seen (innermost first) with their share of the samples, and
 what the other threads were running meanwhile (a worker thread holding the GIL also holds the
 loop). Sampling costs the service about 1% of a core.
@@ -86,6 +87,8 @@ class Sampler:
     target: int  # the main thread's ident
     interval: float
     min_stall: float
+    out: Path | None = None  # the report, written every ``save_every`` s and at the end
+    save_every: float = 5.0
     origin: float = field(default_factory=time.monotonic)
     stalls: list[Stall] = field(default_factory=list)
     held_samples: int = 0
@@ -95,8 +98,12 @@ class Sampler:
 
     def run(self) -> None:
         me = threading.get_ident()
+        saved = time.monotonic()
         while not self._stop.wait(self.interval):
             now = time.monotonic()
+            if now - saved >= self.save_every:
+                self.save()
+                saved = now
             frames = sys._current_frames()
             frame = frames.get(self.target)
             state = loop_state(frame)
@@ -125,6 +132,13 @@ class Sampler:
         self._stop.set()
         thread.join(1)
         self._close()
+        self.save()
+
+    def save(self) -> None:
+        if self.out is not None:
+            partial = self.out.with_name(self.out.name + ".tmp")
+            partial.write_text(json.dumps(self.report(), indent=1))
+            partial.replace(self.out)
 
     def report(self) -> dict[str, Any]:
         by_frame: dict[str, float] = {}
@@ -158,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--interval", type=float, default=0.005)
     parser.add_argument("--min-stall", type=float, default=0.1)
     args = parser.parse_args(argv)
-    sampler = Sampler(threading.main_thread().ident or 0, args.interval, args.min_stall)
+    sampler = Sampler(threading.main_thread().ident or 0, args.interval, args.min_stall, args.out)
     thread = threading.Thread(target=sampler.run, name="loop-watch", daemon=True)
     thread.start()
     sys.argv = [args.module]
@@ -166,7 +180,6 @@ def main(argv: list[str] | None = None) -> None:
         runpy.run_module(args.module, run_name="__main__", alter_sys=True)
     finally:
         sampler.stop(thread)
-        args.out.write_text(json.dumps(sampler.report(), indent=1))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Benchmark: the pairing engine against a first-come baseline, in process (issue 4, item 7).
+"""Benchmark: the pairing engine against a first-come baseline, in process.
 
     .venv/bin/python -m bench.matching [--seed 1] [--hours 2] [--rate 2] [--learners 2000]
         [--rules "0:0.25,10:0.5,30:1,60:2,120:3"] [--compare-rules] [--profile]   # ~15 s

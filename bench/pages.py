@@ -1,4 +1,4 @@
-"""Benchmark: server time of the HTML pages with a demo-sized population (issue 5, item 4).
+"""Benchmark: server time of the HTML pages with a demo-sized population.
 
     .venv/bin/python -m bench.pages [--learners 300] [--sessions 8] [--requests 300] [--seed 1]
 

@@ -16,7 +16,7 @@ from typing import Any
 import bench.matching_replay
 from bench.broker_process import started_broker
 from bench.matching_replay.driver import drive
-from bench.matching_replay.matchers import INSTANCES, Matcher, busy_on, start_matcher
+from bench.matching_replay.matchers import INSTANCES, Matcher, busy_on, start_matcher, worst_loop_lag
 from bench.matching_replay.report import TARGET, figures, report
 from bench.matching_replay.verification import rebuild, verify
 from tests.support.processes import stop_process
@@ -63,12 +63,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                     )
                 rebuilt = asyncio.run(rebuild(bootstrap, workdir, args, check)) if args.rebuild else None
                 broker_figures: dict[str, Any] = kafka.figures()
+                loop_lag = {m.instance: asyncio.run(worst_loop_lag(m)) for m in matchers}
             finally:
                 for m in matchers:
                     stop_process(m.proc)
         checks = check["checks"] | {"drained": not run["stalled"] and not run["driver"].anomalies}
         out = figures(args, run, check)
         out["learners_refused_as_busy_in_store"] = check["busy_on_not_ended"]
+        out["matcher_worst_loop_lag_s"] = loop_lag
         out["broker"] = broker_figures
         if rebuilt is not None:
             out["rebuild"] = rebuilt

@@ -101,3 +101,17 @@ async def wait_for_matchers(matchers: Sequence[Matcher], skills: Sequence[str]) 
 
         await until(settled, 120, "matching processes ready and owning every skill once")
     return owned
+
+
+async def worst_loop_lag(matcher: Matcher) -> float | None:
+    """The process's ``lemma_event_loop_lag_max_seconds``: how long its event loop was ever held
+    (a decision, a fold or a sweep waits that long); None if it does not answer."""
+    try:
+        async with httpx.AsyncClient(base_url=matcher.base, timeout=10) as client:
+            text = (await client.get("/metrics")).text
+    except httpx.TransportError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("lemma_event_loop_lag_max_seconds{"):
+            return float(line.rsplit(" ", 1)[1])
+    return None

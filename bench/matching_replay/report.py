@@ -125,6 +125,8 @@ def report(args: argparse.Namespace, out: dict[str, Any], checks: dict[str, bool
     print(f"  store tickets whose state is not the log's: {out['store_tickets_not_as_in_log']}")
     print(f"  stores: {out['stores']}; log records {out['log_records']}; dead letters {out['dead_letters']}")
     print(f"  session ends naming no effective match {out['orphan_session_ends']}")
+    if "matcher_worst_loop_lag_s" in out:
+        print(f"  the matchers' worst event-loop lag (s): {out['matcher_worst_loop_lag_s']}")
     if "broker" in out:
         print(f"  broker: {out['broker']}")
     print("checks:")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import threading
 import time
+from pathlib import Path
 
 from bench.loop_lag import Calibrations, late_counts, metrics
 from bench.loop_watch import Sampler, loop_state
@@ -51,7 +53,7 @@ def test_a_calibration_counts_once_every_part_is_read() -> None:
     assert seen.whole_over(5000) and not seen.whole_over(5001)
 
 
-def test_the_sampler_tells_a_waiting_loop_from_a_held_one() -> None:
+def test_the_sampler_tells_a_waiting_loop_from_a_held_one(tmp_path: Path) -> None:
     loop = asyncio.new_event_loop()
     ready = threading.Event()
 
@@ -69,7 +71,8 @@ def test_the_sampler_tells_a_waiting_loop_from_a_held_one() -> None:
     time.sleep(0.05)
     assert loop_state(sys._current_frames()[thread.ident or 0]) == "waiting"
     assert loop_state(sys._getframe()) == "outside"
-    sampler = Sampler(thread.ident or 0, interval=0.005, min_stall=0.1)
+    out = tmp_path / "watch.json"
+    sampler = Sampler(thread.ident or 0, interval=0.005, min_stall=0.1, out=out)
     watcher = threading.Thread(target=sampler.run, daemon=True)
     watcher.start()
     time.sleep(0.1)
@@ -80,6 +83,7 @@ def test_the_sampler_tells_a_waiting_loop_from_a_held_one() -> None:
     thread.join(5)
     loop.close()
     report = sampler.report()
+    assert json.loads(out.read_text()) == report  # written at the stop
     assert report["stalls"] == 1, report
     stall = report["longest"][0]
     assert 0.25 <= stall["seconds"] <= 0.45
