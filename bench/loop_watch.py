@@ -6,8 +6,10 @@ The service runs unchanged in this process (``runpy``, as ``python -m services.s
 it). A thread samples the main thread's Python stack every ``--interval`` seconds. The loop is
 *waiting* when the innermost frame is the selector's ``select`` (it waits for I/O or a timer)
 and *held* otherwise, while ``asyncio``'s ``_run_once`` is on the stack (before the loop starts
-nothing is counted). A run of held samples is a stall: every task due meanwhile, a Kafka
-consumer's heartbeat included, waits for it. When the process exits (SIGTERM: the service
+nothing is counted). A stall is one callback of the loop (``Handle._run``: one step of a task)
+seen in consecutive held samples: every task due meanwhile, a Kafka consumer's heartbeat
+included, waits for it, so its length is the lag it causes (callbacks run back to back are
+separate stalls, as the loop runs due timers between them). When the process exits (SIGTERM: the service
 shuts down as usual), and every 5 s before (a process killed keeps its last report), the
 stalls of at least ``--min-stall`` seconds go to ``--out`` as JSON:
 when, how long, the project frames seen (innermost first) with their share of the samples, and
@@ -44,27 +46,34 @@ def project_frames(frame: FrameType | None, depth: int = 8) -> list[str]:
     return out
 
 
-def loop_state(frame: FrameType | None) -> str:
-    """``outside`` (no event loop on the stack), ``waiting`` (in the selector) or ``held``."""
+def loop_state(frame: FrameType | None) -> tuple[str, FrameType | None]:
+    """``outside`` (no event loop on the stack), ``waiting`` (in the selector) or ``held``, and
+    the frame of the callback being run (``asyncio.events.Handle._run``; None between them)."""
     innermost = frame
+    handle: FrameType | None = None
     in_loop = False
     while frame is not None:
         code = frame.f_code
-        if code.co_name == "_run_once" and code.co_filename.endswith("asyncio/base_events.py"):
+        if code.co_name == "_run" and code.co_filename.endswith("asyncio/events.py"):
+            handle = frame
+        elif code.co_name == "_run_once" and code.co_filename.endswith("asyncio/base_events.py"):
             in_loop = True
             break
         frame = frame.f_back
     if not in_loop:
-        return "outside"
+        return "outside", None
     assert innermost is not None
     code = innermost.f_code
-    return "waiting" if code.co_name == "select" and code.co_filename.endswith("selectors.py") else "held"
+    if code.co_name == "select" and code.co_filename.endswith("selectors.py"):
+        return "waiting", None
+    return "held", handle
 
 
 @dataclass
 class Stall:
     started: float
     ended: float
+    handle: FrameType | None = None  # the callback's frame (held, so its identity is not reused)
     samples: int = 0
     frames: Counter[str] = field(default_factory=Counter)  # innermost project frame per sample
     stacks: Counter[tuple[str, ...]] = field(default_factory=Counter)
@@ -106,14 +115,16 @@ class Sampler:
                 saved = now
             frames = sys._current_frames()
             frame = frames.get(self.target)
-            state = loop_state(frame)
+            state, handle = loop_state(frame)
             if state != "held":
                 if state == "waiting":
                     self.waiting_samples += 1
                 self._close()
                 continue
             self.held_samples += 1
-            stall = self._current = self._current or Stall(now, now)
+            if self._current is not None and self._current.handle is not handle:
+                self._close()  # the next callback
+            stall = self._current = self._current or Stall(now, now, handle)
             stall.ended = now
             stall.samples += 1
             stack = project_frames(frame)
