@@ -164,6 +164,7 @@ async def observe(
     done_at: float | None = None
     last: dict[str, Any] = metrics("")
     next_report = 15.0
+    worst_seen = -1.0
     try:
         async with httpx.AsyncClient(base_url=base, timeout=30) as client:
             while True:
@@ -174,7 +175,8 @@ async def observe(
                 now = time.monotonic() - origin
                 with contextlib.suppress(httpx.TransportError):
                     last = metrics((await client.get("/metrics")).text)
-                    if not timeline or last["lag_max_s"] > timeline[-1]["lag_max_s"]:
+                    if last["lag_max_s"] > worst_seen:
+                        worst_seen = last["lag_max_s"]
                         timeline.append(
                             {
                                 "at_s": round(now, 1),
