@@ -64,12 +64,23 @@ RAW_PREFIX = "bench-raw."  # the raw pair's topic: bench-raw.lemma.evidence.v1
 BATCHED_PREFIX = "bench-raw-batched."  # the batch-built produce's topic
 
 
+def rubric_score(learner_no: int, rater_no: int, i: int, n: int) -> int:
+    """A rubric score, the same every run: the learner's level (1.5..5), the rater's leniency
+    (-0.6..0.6) and noise (-0.8..0.8), rounded into 1..5."""
+    level = 1.5 + (learner_no * 37 % 100) / 100 * 3.5
+    leniency = (rater_no * 13 % 5 - 2) * 0.3
+    noise = ((i * 7 + n * 3) % 9 - 4) * 0.2
+    return max(1, min(5, round(level + leniency + noise)))
+
+
 def evidence_values(count: int, learners: int) -> Iterator[tuple[bytes, bytes]]:
     """(key, value) of ``count`` encoded EvidenceRecorded events, the same every run.
 
     Time order, round-robin over learners (each round one item for every learner), so a
     batch touches many documents, as a replay of real traffic would; each learner gets
-    about ``count / learners`` items from several raters, specialties and formats.
+    about ``count / learners`` items from several raters, specialties and formats. The rubric
+    scores vary as real ones do: each learner has a level, each rater a leniency, each score
+    some noise, so a calibration finds biases and moves scores.
     """
     skill = get_catalog().get(SKILL)
     assert skill is not None
@@ -78,6 +89,7 @@ def evidence_values(count: int, learners: int) -> Iterator[tuple[bytes, bytes]]:
     formats = [f.id for f in skill.formats]
     for i in range(count):
         learner_no, round_no = i % learners, i // learners
+        rater_no = (learner_no + 1 + round_no % 7) % learners
         learner = f"learner-{learner_no:06d}"
         at = START + timedelta(days=round_no, seconds=learner_no)
         payload = EvidenceRecorded(
@@ -86,8 +98,8 @@ def evidence_values(count: int, learners: int) -> Iterator[tuple[bytes, bytes]]:
             skill=SKILL,
             specialty=specialties[(learner_no + round_no) % len(specialties)],
             session_id=f"session-{round_no:04d}-{learner_no // 2:06d}",
-            rater_id=f"learner-{(learner_no + 1 + round_no % 7) % learners:06d}",
-            scores={d: 1 + (i + n) % 5 for n, d in enumerate(rubric)},
+            rater_id=f"learner-{rater_no:06d}",
+            scores={d: rubric_score(learner_no, rater_no, i, n) for n, d in enumerate(rubric)},
             format=formats[(i // 3) % len(formats)],
             occurred_at=at,
         )

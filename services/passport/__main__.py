@@ -1,4 +1,5 @@
 from services.passport.app import DEFAULT_PORT, NAME, bootstrap
 from shared.runner import serve
 
-serve(NAME, bootstrap, default_port=DEFAULT_PORT)
+if __name__ == "__main__":  # not when a spawned worker process imports it
+    serve(NAME, bootstrap, default_port=DEFAULT_PORT)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.sci import api, consumers
+from services.sci.offload import ProcessOffload
 from services.sci.projection import SciProjection
 from services.sci.recalibration import Recalibrator
 from shared.catalog import get_catalog
@@ -21,7 +22,8 @@ def bootstrap(settings: Settings | None = None, store: Store | None = None) -> F
     ctx = ServiceContext.build(NAME, settings or get_settings(), store=store)
     skills = [skill.id for skill in get_catalog().skills]
     runtime = ctx.runtime(SciProjection(skills))
-    recalibrator = Recalibrator(ctx, skills)
+    offload = ProcessOffload()
+    recalibrator = Recalibrator(ctx, skills, offload)
     return create_app(
         ctx,
         title="Lemma sci",
@@ -29,6 +31,7 @@ def bootstrap(settings: Settings | None = None, store: Store | None = None) -> F
         routers=[api.router],
         kafka_router=consumers.build_router(ctx.settings, runtime),
         workers=[
-            PeriodicWorker("sci-calibration", ctx.settings.sci_calibration_interval_s, recalibrator.tick)
+            PeriodicWorker("sci-calibration", ctx.settings.sci_calibration_interval_s, recalibrator.tick),
+            offload,  # stopped after the job that uses it
         ],
     )

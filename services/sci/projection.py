@@ -35,6 +35,7 @@ from typing import Any
 
 from services.sci.domain import (
     TIER_CLAIMED,
+    UNCALIBRATED,
     Correction,
     EvidenceItem,
     Facts,
@@ -171,6 +172,24 @@ class SciProjection:
     def __init__(self, skills: Iterable[str]) -> None:
         """``skills``: the catalog's skill ids (where a no-show may land)."""
         self.skills = tuple(sorted(set(skills)))
+        #: per skill, the last calibration document read and its ``Correction``
+        self._corrections: dict[str, tuple[Doc, Correction]] = {}
+
+    def correction(self, skill: str, doc: Doc | None) -> Correction:
+        """``Correction.from_doc(doc)``, built once per document object rather than once per event.
+
+        A batch loads the skill's calibration document once and hands the same object to every
+        event, and the fold never changes it; parsing it per event (a set of every senior learner
+        each time) held the event loop for seconds a batch on a calibrated skill.
+        """
+        if doc is None:
+            return UNCALIBRATED
+        cached = self._corrections.get(skill)
+        if cached is not None and cached[0] is doc:
+            return cached[1]
+        correction = Correction.from_doc(doc)
+        self._corrections[skill] = (doc, correction)
+        return correction
 
     def refs(self, event: CloudEvent) -> Iterable[DocRef]:
         data = event.data
@@ -297,7 +316,7 @@ class SciProjection:
         """
         if not after.raters:
             return Outcome(changes={ref: doc, **more})  # no ratings yet: nothing to announce
-        correction = Correction.from_doc(docs.get((CALIBRATIONS, skill)))
+        correction = self.correction(skill, docs.get((CALIBRATIONS, skill)))
         as_of = as_of_of(doc)
         assert as_of is not None
         new = score(after, as_of, correction, earned_at=after.last_evidence_at)

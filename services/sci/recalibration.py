@@ -3,9 +3,10 @@
 Every ``LEMMA_SCI_CALIBRATION_INTERVAL_S`` the job looks at each catalog skill. A skill is
 calibrated once it has ``LEMMA_SCI_CALIBRATION_MIN_RATINGS`` ratings, then again when they have
 grown by 2%, or by any amount once the stored calibration is a minute old (``due``). The job
-reads the skill's whole rating set, runs ``calibrate`` on it in a worker thread (a pure,
-deterministic function of the set), and then, under the service's write lock, finds the senior
-learners, re-scores every learner with ratings in the skill and, in one atomic write, stores
+reads the skill's whole rating set, runs ``calibrate`` on it in the service's worker process
+(a pure, deterministic function of the set; ``services.sci.offload`` says why not a thread), and
+then, under the service's write lock, finds the senior learners and re-scores every learner with
+ratings in the skill (in the worker process too) and, in one atomic write, stores
 ``calibrations/{skill}`` (version, digest of the rating set, ratings, per-rater bias and weight,
 prior, seniors, when), emits SciUpdated (and TierChanged) for every score that moved and
 announces the per-rater biases as RatersCalibrated parts (``announcements``). A calibration is
@@ -24,6 +25,7 @@ from datetime import UTC, datetime
 
 from services.sci.calibration import Rating, calibrate
 from services.sci.domain import Correction, seniors
+from services.sci.offload import ProcessOffload
 from services.sci.projection import (
     CALIBRATIONS,
     RECEIVED,
@@ -45,6 +47,7 @@ GROWTH = 0.02
 MAX_AGE_S = 60.0
 FULL_LOOK_EVERY = 6
 PAGE = 1000
+CHUNK = 1000  # documents read, or events built, between two yields to the event loop
 
 
 async def ratings_in(store: Store, skill: str) -> list[Rating]:
@@ -60,6 +63,7 @@ async def ratings_in(store: Store, skill: str) -> list[Rating]:
                 for evidence_id, item in doc["items"].items()
             ]
         after = page[-1][0]
+        await asyncio.sleep(0)  # a store may answer without suspending: let the loop run between pages
     return ratings
 
 
@@ -77,38 +81,47 @@ def due(ratings: int, calibrated: int, *, minimum: int, age_s: float | None) -> 
     return grown or age_s is None or age_s >= MAX_AGE_S
 
 
-async def recalibrate(ctx: ServiceContext, skill: str) -> bool:
-    """Recalibrate ``skill`` if due; returns whether a new calibration was stored."""
+async def recalibrate(ctx: ServiceContext, skill: str, offload: ProcessOffload) -> bool:
+    """Recalibrate ``skill`` if due; returns whether a new calibration was stored.
+
+    The loop only reads and writes; ``calibrate`` and the re-scoring run in ``offload``'s
+    process, and every long read or build gives the loop back between chunks, so the
+    consumer's heartbeats and the HTTP routes are never held for long.
+    """
     stored = await ctx.store.get(CALIBRATIONS, skill)
     old = Correction.from_doc(stored)
     now = datetime.now(UTC)
     age_s = (now - datetime.fromisoformat(stored["calibrated_at"])).total_seconds() if stored else None
-    ratings = sorted(set(await ratings_in(ctx.store, skill)))
+    ratings = await ratings_in(ctx.store, skill)
+    # Each rating is one item of one received document, keyed by its id: the list has no duplicates.
     if not due(len(ratings), old.ratings, minimum=ctx.settings.sci_calibration_min_ratings, age_s=age_s):
         return False
-    calibration = await asyncio.to_thread(calibrate, ratings)
+    calibration = await offload.run(calibrate, ratings)
+    del ratings
     new = calibration.correction()
     async with ctx.lock:
         current = Correction.from_doc(await ctx.store.get(CALIBRATIONS, skill))
         if new.ratings <= current.ratings:
             return False  # another run got there first
         # Learners first rated since the scan above were scored with ``current``: include them.
-        ratees = sorted({r.ratee_id for r in await ratings_in(ctx.store, skill)})
-        docs = await ctx.store.get_many(SCORES, [score_key(learner, skill) for learner in ratees])
-        ordered = [docs[k] for k in sorted(docs) if docs[k]["raters"]]
-        new, payloads = await asyncio.to_thread(_rescore, ordered, current, new)
+        ratees = {r.ratee_id for r in await ratings_in(ctx.store, skill)}
+        ordered = await _scores_of(ctx.store, sorted(score_key(learner, skill) for learner in ratees))
+        new, payloads = await offload.run(_rescore, ordered, current, new)
         at = datetime.now(UTC)
-        events = [
-            new_event(
-                payload,
-                source=ctx.name,
-                time=at,
-                id=deterministic_id(
-                    "sci-calibration", skill, new.digest, payload.learner_id, type(payload).__name__
-                ),
-            )
-            for payload in payloads
-        ]
+        events = []
+        for start in range(0, len(payloads), CHUNK):
+            events += [
+                new_event(
+                    payload,
+                    source=ctx.name,
+                    time=at,
+                    id=deterministic_id(
+                        "sci-calibration", skill, new.digest, payload.learner_id, type(payload).__name__
+                    ),
+                )
+                for payload in payloads[start : start + CHUNK]
+            ]
+            await asyncio.sleep(0)
         events += [
             new_event(part, source=ctx.name, time=at, id=announcement_id(skill, new.digest, part.part))
             for part in announcements(skill, new)
@@ -124,6 +137,16 @@ async def recalibrate(ctx: ServiceContext, skill: str) -> bool:
         sum(1 for p in payloads if isinstance(p, SciUpdated)),
     )
     return True
+
+
+async def _scores_of(store: Store, keys: list[str]) -> list[Doc]:
+    """The score documents under ``keys`` (sorted) that hold ratings, in order, a chunk at a time."""
+    ordered: list[Doc] = []
+    for start in range(0, len(keys), CHUNK):
+        docs = await store.get_many(SCORES, keys[start : start + CHUNK])
+        ordered += [docs[k] for k in keys[start : start + CHUNK] if k in docs and docs[k]["raters"]]
+        await asyncio.sleep(0)
+    return ordered
 
 
 def announcement_id(skill: str, digest: str, part: int) -> str:
@@ -156,7 +179,7 @@ def announcements(
 def _rescore(
     ordered: list[Doc], current: Correction, new: Correction
 ) -> tuple[Correction, list[SciUpdated | TierChanged]]:
-    """The new correction with its seniors, and what it announces (run in a worker thread)."""
+    """The new correction with its seniors, and what it announces (run in the worker process)."""
     new = replace(new, senior=seniors((facts_at(doc) for doc in ordered), new))
     return new, rescored(ordered, current, new)
 
@@ -166,9 +189,10 @@ class Recalibrator:
     and every ``FULL_LOOK_EVERY`` ticks anyway (a rating can join an existing document, and a
     calibration that was not due may become due by age)."""
 
-    def __init__(self, ctx: ServiceContext, skills: list[str]) -> None:
+    def __init__(self, ctx: ServiceContext, skills: list[str], offload: ProcessOffload) -> None:
         self.ctx = ctx
         self.skills = sorted(skills)
+        self.offload = offload
         self._seen: dict[str, int] = {}
         self._ticks = 0
 
@@ -180,7 +204,7 @@ class Recalibrator:
                 count = await self.ctx.store.count(RECEIVED, received_prefix(skill))
                 if self._seen.get(skill) == count and not full:
                     continue
-                await recalibrate(self.ctx, skill)
+                await recalibrate(self.ctx, skill, self.offload)
                 self._seen[skill] = count
             except Exception:  # one skill failing must not hold the others back
                 log.exception("calibrating %s failed; trying again at the next tick", skill)

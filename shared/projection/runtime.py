@@ -111,6 +111,7 @@ class ProjectionRuntime:
             except Exception as exc:  # malformed: dead-letter it and go on
                 dead.append(self._dead_letter(record, exc))
 
+        await asyncio.sleep(0)  # between phases the loop runs (heartbeats, reads): a store may never suspend
         # 2. load every document the batch touches in one read per collection
         wanted: dict[str, set[str]] = defaultdict(set)
         for _, _, refs in decoded:
@@ -122,6 +123,7 @@ class ProjectionRuntime:
             for key in keys:
                 working[(collection, key)] = found.get(key)
 
+        await asyncio.sleep(0)
         # 3. fold in order; a refused event changes nothing and is dead-lettered
         dirty: set[DocRef] = set()
         emitted: list[CloudEvent] = []
@@ -147,6 +149,7 @@ class ProjectionRuntime:
             emitted.extend(caused)
             folded.append(event)
 
+        await asyncio.sleep(0)
         dead_events = [
             new_event(
                 d,

@@ -150,6 +150,21 @@ def test_the_skill_calibration_corrects_the_score_it_announces() -> None:
     assert after.proof > before.proof and after.calibration == 50 and before.calibration == 0
 
 
+def test_the_projection_parses_a_calibration_document_once_and_follows_a_new_one() -> None:
+    p = projection()
+    harsh = Correction(bias={"bob": -1.0}, ratings=50, version="v", digest="d", senior=frozenset({"cy"}))
+    doc = harsh.to_doc()
+    assert p.correction(ML, doc) is p.correction(ML, doc) == harsh
+    assert p.correction(ML, None) is UNCALIBRATED
+    # Another document, even with equal content, is parsed again: a batch reads it fresh.
+    lenient = Correction(bias={"bob": 0.5}, ratings=60, version="v", digest="e")
+    _, first = fold_events(p, [evidence(score_value=3)], {(CALIBRATIONS, ML): doc})
+    _, second = fold_events(p, [evidence(score_value=3)], {(CALIBRATIONS, ML): lenient.to_doc()})
+    _, fresh = fold_events(projection(), [evidence(score_value=3)], {(CALIBRATIONS, ML): lenient.to_doc()})
+    assert isinstance(first[0], SciUpdated) and isinstance(second[0], SciUpdated)
+    assert second == fresh and second[0].calibration == 60 and second[0].proof < first[0].proof
+
+
 def test_a_new_calibration_announces_the_scores_it_moves_at_the_same_revision() -> None:
     events = [evidence("ann", rater="bob"), evidence("cy", rater="dan", session="s2")]
     docs, emitted = fold_events(projection(), events)
