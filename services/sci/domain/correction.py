@@ -1,0 +1,81 @@
+"""SCI rater correction: each rater's bias and weight, and the prior Proof shrinks toward."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+PROOF_PRIOR = 0.5  # Proof shrinks toward the middle of the scale (3/5) ...
+PROOF_PRIOR_WEIGHT = 3.0  # ... worth this many pseudo-ratings
+
+
+def rating_to_unit(mean: float) -> float:
+    """A mean rubric score on 1..5 as 0..1."""
+    return min(1.0, max(0.0, (mean - 1.0) / 4.0))
+
+
+@dataclass(frozen=True)
+class Prior:
+    """What Proof shrinks toward while evidence is thin: a mean on 0..1 worth ``weight`` pseudo-ratings."""
+
+    mean: float
+    weight: float
+
+
+DEFAULT_PRIOR = Prior(mean=PROOF_PRIOR, weight=PROOF_PRIOR_WEIGHT)
+
+
+@dataclass(frozen=True)
+class Correction:
+    """A rater calibration as the score uses it: per rater a bias (1..5 scale) and a weight.
+
+    ``ratings`` is how many ratings it was computed over (0: no calibration yet); it only grows,
+    so it orders calibrations, and ``digest`` names the exact rating set.
+    """
+
+    bias: Mapping[str, float] = field(default_factory=dict)
+    weight: Mapping[str, float] = field(default_factory=dict)
+    default_weight: float = 1.0  # for a rater the calibration has not seen
+    prior: Prior = DEFAULT_PRIOR
+    ratings: int = 0
+    version: str = "none"
+    digest: str = ""
+    senior: frozenset[str] = frozenset()  # learners at tier 3 or 4 in the skill when calibrated
+
+    def bias_of(self, rater_id: str) -> float:
+        return self.bias.get(rater_id, 0.0)
+
+    def weight_of(self, rater_id: str) -> float:
+        return self.weight.get(rater_id, self.default_weight)
+
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "digest": self.digest,
+            "ratings": self.ratings,
+            "prior": [self.prior.mean, self.prior.weight],
+            "default_weight": self.default_weight,
+            "bias": dict(self.bias),
+            "weight": dict(self.weight),
+            "senior": sorted(self.senior),
+        }
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any] | None) -> Correction:
+        if doc is None:
+            return UNCALIBRATED
+        mean, weight = doc["prior"]
+        return cls(
+            bias=doc["bias"],
+            weight=doc["weight"],
+            default_weight=float(doc["default_weight"]),
+            prior=Prior(mean=float(mean), weight=float(weight)),
+            ratings=int(doc["ratings"]),
+            version=str(doc["version"]),
+            digest=str(doc["digest"]),
+            senior=frozenset(doc.get("senior", ())),
+        )
+
+
+UNCALIBRATED = Correction()
