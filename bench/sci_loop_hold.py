@@ -7,9 +7,10 @@ comes from. No broker: the sci service's own objects run in this process on one 
 
 1. **replay**: ``--events`` EvidenceRecorded events, built as ``bench.sci_fold`` builds them,
    folded through ``ProjectionRuntime(SciProjection, SqliteStore)`` in batches of 2,000 (the
-   default ``LEMMA_CONSUMER_MAX_RECORDS``), before any calibration. A batch never gives the
-   loop back: ``SqliteStore`` runs its statements inline, so its awaits never suspend, and one
-   batch is one step of the consumer's task. Its time is the loop's hold. The median is the
+   default ``LEMMA_CONSUMER_MAX_RECORDS``), before any calibration. ``SqliteStore`` runs its
+   statements inline, so its awaits never suspend; a batch gives the loop back only between
+   its phases (decode, load, fold, write). Its wall time is an upper bound of the loop's
+   hold (the probe also runs, in step 1, to catch the real one). The median is the
    baseline of the ratios.
 2. **the calibration job's step**: ``services.sci.recalibration.recalibrate`` on a
    ``ServiceContext`` over the same store (what the service's job runs each tick), with a probe

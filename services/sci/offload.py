@@ -9,7 +9,8 @@ One spawned process (a fork would copy the loop, the store's connection and the 
 sockets), started on first use and kept for the next job. ``stop`` terminates it rather than
 waiting: a calibration over a large skill takes a minute, and a stopping service must not wait
 for a result it will not use. A process that died (killed, out of memory) fails its job; the
-next job starts a new one.
+next job starts a new one. The process watches its parent and exits when the service is gone,
+however it went (SIGKILL included), so no calibration outlives its service.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -25,6 +29,20 @@ from typing import TypeVar
 log = logging.getLogger(__name__)
 
 R = TypeVar("R")
+
+PARENT_CHECK_S = 1.0
+
+
+def _exit_with_parent() -> None:
+    """In the worker process: a thread that ends the process once its parent has gone."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 class ProcessOffload:
@@ -38,7 +56,9 @@ class ProcessOffload:
         pool = self._pool
         if pool is None:
             spawn = multiprocessing.get_context("spawn")
-            pool = self._pool = ProcessPoolExecutor(max_workers=1, mp_context=spawn)
+            pool = self._pool = ProcessPoolExecutor(
+                max_workers=1, mp_context=spawn, initializer=_exit_with_parent
+            )
         try:
             return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
         except BrokenProcessPool:

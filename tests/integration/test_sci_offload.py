@@ -1,13 +1,16 @@
 """The sci service's worker process: jobs run outside the service's process, errors come back,
-a dead worker is replaced, and stopping ends a job in progress instead of waiting for it."""
+a dead worker is replaced, stopping ends a job in progress instead of waiting for it, and the
+worker ends with its service however the service ends."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
+import sys
 import time
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 
 import pytest
 
@@ -62,3 +65,38 @@ async def test_stopping_ends_a_job_in_progress_without_waiting_for_it() -> None:
     assert time.monotonic() - started < 10 and _gone(pid)
     with pytest.raises(BrokenProcessPool):
         await job
+
+
+SERVICE = """
+import asyncio, os, time
+from services.sci.offload import ProcessOffload
+
+async def main():
+    offload = ProcessOffload()
+    print(await offload.run(os.getpid), flush=True)
+    await offload.run(time.sleep, 60)
+
+asyncio.run(main())
+"""
+
+
+async def test_the_worker_does_not_outlive_a_service_killed_outright() -> None:
+    service = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", SERVICE, stdout=asyncio.subprocess.PIPE, cwd=Path(__file__).parents[2]
+    )
+    try:
+        assert service.stdout is not None
+        worker = int(await asyncio.wait_for(service.stdout.readline(), 30))
+        await asyncio.sleep(0.5)  # the worker is in its 60 s job
+        assert not _gone(worker)
+    finally:
+        service.kill()
+        await service.wait()
+    gone = False
+    for _ in range(100):  # the worker checks on its parent every second
+        if gone := _gone(worker):
+            break
+        await asyncio.sleep(0.1)
+    if not gone:
+        os.kill(worker, signal.SIGKILL)
+    assert gone
