@@ -109,3 +109,13 @@ def require_principal(request: Request) -> Principal:
 
 
 PrincipalDep = Annotated[Principal, Depends(require_principal)]
+
+
+def require_ops(principal: PrincipalDep) -> Principal:
+    """The caller must hold an operator's token (``role: ops``): 403 otherwise."""
+    if not principal.is_ops:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this route is for operators (an ops token)")
+    return principal
+
+
+OpsDep = Annotated[Principal, Depends(require_ops)]

@@ -34,6 +34,16 @@ CONSUMER_LAG = Gauge(
 DEAD_LETTERS = Counter(
     "lemma_dead_letters_total", "Records sent to the dead-letter topic", ["service", "consumer", "topic"]
 )
+FOLD_FAULTS = Counter(
+    "lemma_fold_faults_total",
+    "Folds that failed for a reason other than the data (store, bug); the partition retries",
+    ["service", "consumer", "topic"],
+)
+PARTITIONS_PARKED = Gauge(
+    "lemma_partitions_parked",
+    "Partitions stopped at a record that failed every retry: not folded until the cause is fixed",
+    ["service", "consumer"],
+)
 
 
 def metrics_response() -> Response:

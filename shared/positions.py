@@ -6,6 +6,10 @@ consumption resumes exactly where the store stands. Before it seeks there, the c
 that the log is still the one the store folded (``shared.projection.fingerprint``): a topic
 recreated or a broker reset while the store kept its offsets is refused, logged with what to do,
 and the service reports not ready, instead of skipping or waiting silently.
+
+It also carries out the runtime's retries (``shared.projection.faults``): a partition stopped
+at a failed record is rewound to it and paused, resumed after the backoff, and left paused
+once parked, until an operator resumes it.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from aiokafka.errors import KafkaError
 from prometheus_client import Gauge
 
 from shared.events.registry import Topic
+from shared.projection.faults import Fault
 from shared.projection.fingerprint import (
     FINGERPRINTS,
     Fingerprint,
@@ -139,15 +144,60 @@ class StoreOffsetsListener(ConsumerRebalanceListener):  # type: ignore[misc]
         self._bootstrap = bootstrap
         self._subscriber: Any = None  # FastStream's subscriber; its ``consumer`` is aiokafka's
         self._retry: asyncio.Task[None] | None = None
+        self._timers: dict[Partition, asyncio.TimerHandle] = {}
 
     def bind(self, subscriber: Any) -> None:
         self._subscriber = subscriber
+        self._runtime.on_fault = self.on_fault
+        self._runtime.on_resume = self.resume
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         self._stop_retrying()
         for tp in revoked:
-            self._runtime.release((tp.topic, tp.partition))
+            key = (tp.topic, tp.partition)
+            self._cancel_timer(key)
+            self._runtime.forget(key)  # its next owner starts again from the store
+            self._runtime.assigned.discard(key)
         self._count()
+
+    def on_fault(self, fault: Fault) -> None:
+        """Rewind the partition to the failed record and pause it; resume it after the backoff,
+        unless it is parked."""
+        key = fault.partition
+        self._cancel_timer(key)
+        self._runtime.hold(key, fault.describe())
+        consumer = getattr(self._subscriber, "consumer", None)
+        if consumer is None:
+            return
+        tp = TopicPartition(*key)
+        try:
+            consumer.seek(tp, fault.offset)
+            consumer.pause(tp)
+        except Exception:  # no longer assigned: its next owner starts from the store's offset
+            self._runtime.forget(key)
+            return
+        if not fault.parked:
+            delay = self._runtime.retry.delay_s(fault.tries)
+            self._timers[key] = asyncio.get_running_loop().call_later(delay, self._try_again, key)
+
+    def _try_again(self, key: Partition) -> None:
+        self._timers.pop(key, None)
+        self._runtime.release(key)
+        consumer = getattr(self._subscriber, "consumer", None)
+        if consumer is not None:
+            with contextlib.suppress(Exception):  # revoked meanwhile
+                consumer.resume(TopicPartition(*key))
+
+    def resume(self, key: Partition) -> None:
+        """An operator's resume: the partition tries its failed record again now, with every try."""
+        self._cancel_timer(key)
+        self._runtime.forget(key)
+        self._try_again(key)
+
+    def _cancel_timer(self, key: Partition) -> None:
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         consumer = getattr(self._subscriber, "consumer", None)
@@ -156,6 +206,7 @@ class StoreOffsetsListener(ConsumerRebalanceListener):  # type: ignore[misc]
         self._stop_retrying()
         for tp in assigned:
             self._runtime.hold((tp.topic, tp.partition))
+            self._runtime.assigned.add((tp.topic, tp.partition))
         consumer.pause(*assigned)
         try:
             await self._position(consumer, assigned)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
@@ -26,9 +26,10 @@ from shared.events.envelope import CloudEvent, new_event
 from shared.events.payloads import Payload
 from shared.loop_lag import LoopLagMonitor
 from shared.metrics import http_latency_middleware, metrics_response
+from shared.ops import ops_router
 from shared.outbox import OutboxRelay, outbox_records
 from shared.problems import install_problem_handlers
-from shared.projection.fingerprint import CHECKING, recovery_hint
+from shared.projection.faults import RetryPolicy
 from shared.projection.fold import Doc, DocRef, Projection
 from shared.projection.runtime import ProjectionRuntime
 from shared.settings import Settings
@@ -61,16 +62,31 @@ class ServiceContext:
             broker=make_broker(settings, client_id=f"lemma-{name}"),
         )
 
-    def runtime(self, projection: Projection) -> ProjectionRuntime:
+    def runtime(
+        self, projection: Projection, *, on_written: Callable[[], None] | None = None
+    ) -> ProjectionRuntime:
+        """The runtime of one of the service's projections, known to its readiness and ``/ops``;
+        ``on_written`` runs after each batch written (default: kick the outbox relay)."""
+        retry = RetryPolicy(
+            tries=self.settings.fold_retry_tries,
+            first_delay_s=self.settings.fold_retry_first_delay_s,
+            max_delay_s=self.settings.fold_retry_max_delay_s,
+        )
         runtime = ProjectionRuntime(
-            projection, self.store, service=self.name, lock=self.lock, on_written=self.relay.kick
+            projection,
+            self.store,
+            service=self.name,
+            lock=self.lock,
+            on_written=on_written or self.relay.kick,
+            retry=retry,
         )
         self.runtimes.append(runtime)
         return runtime
 
     def held_partitions(self) -> dict[str, str]:
-        """Partitions nothing is folded from now (``shared.positions``: being checked, or refused
-        because their log does not fit the store): ``topic[p]`` -> why."""
+        """Partitions nothing is folded from now (``shared.positions``: being checked, refused
+        because their log does not fit the store, or stopped at a failed record):
+        ``topic[p]`` -> why."""
         return {
             f"{topic}[{partition}]": why
             for runtime in self.runtimes
@@ -154,6 +170,7 @@ def create_app(
     install_api_docs(app)
     for router in routers:
         app.include_router(router)
+    app.include_router(ops_router(ctx.runtimes, ctx.settings.group))
 
     spec = AsyncAPI(ctx.broker, title=f"{title} events", version="1.0.0")
 
@@ -172,17 +189,12 @@ def create_app(
             checks["broker"] = bool(await ctx.broker.ping(timeout=2.0))
         except Exception:
             checks["broker"] = False
-        held = ctx.held_partitions()
-        checks["log"] = not held  # every partition positioned on the log its store folded
+        # every partition positioned on the log its store folded, none refused or parked (one
+        # waiting to retry a failed record is still ready: it moves on its own)
+        checks["log"] = not any(r.checking or r.refused for r in ctx.runtimes)
         ready = all(checks.values())
-        body: dict[str, Any] = {"ready": ready, "checks": checks}
-        refused = {tp: why for tp, why in held.items() if why != CHECKING}
-        if refused:
-            body["refused"] = refused
-            body["recovery"] = recovery_hint(ctx.name)
-        if len(refused) < len(held):
-            body["checking"] = sorted(tp for tp, why in held.items() if why == CHECKING)
-        return JSONResponse(body, status_code=200 if ready else 503)
+        # up or ready and nothing more to anyone: the details are on GET /ops/projections
+        return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
     async def metrics() -> Response:

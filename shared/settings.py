@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     # A consumer that vanishes without leaving its group (SIGKILL, a lost host) holds its
     # partitions this long; Kafka's own default. Heartbeats go every 3 s (a third of it if shorter).
     consumer_session_timeout_ms: int = Field(default=45_000, ge=1000)
+    # A fold that fails for a reason other than its data (the store, a bug) stops its partition
+    # at that record and tries again after a doubling backoff (first delay, capped); after this
+    # many tries at the same record the partition is parked until resumed (``/ops``).
+    fold_retry_tries: int = Field(default=5, ge=1)
+    fold_retry_first_delay_s: float = Field(default=1.0, gt=0)
+    fold_retry_max_delay_s: float = Field(default=30.0, gt=0)
 
     # How often the sci service checks whether a skill's rater calibration is due (0: never).
     sci_calibration_interval_s: float = 10.0

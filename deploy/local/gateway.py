@@ -1,10 +1,12 @@
 """The gateway's Caddyfile: route on the first path segment to the service that owns it.
 
-Besides the API routes, ``/<service>/...`` reaches any path of one service with the prefix
-stripped (``/passport/readyz``, ``/passport/openapi.json``), and ``/<service>/docs`` is a
-Swagger UI page reading ``/<service>/openapi.json`` (FastAPI's own ``/docs`` page asks for
-``/openapi.json`` at the root, which a prefix cannot fix without rewriting the page). Swagger UI's
-files come from the service itself (``shared.api_docs``), so the page needs no internet.
+The gateway is the public door: it serves the API routes and pages, and of each service only
+its API documents: ``/<service>/docs`` is a Swagger UI page reading ``/<service>/openapi.json``
+(FastAPI's own ``/docs`` page asks for ``/openapi.json`` at the root, which a prefix cannot fix
+without rewriting the page); Swagger UI's files come from the service itself
+(``shared.api_docs``), so the page needs no internet. Nothing else of a service is reachable
+through it: not ``/metrics``, ``/readyz``, ``/asyncapi.json`` nor the ``/ops`` routes.
+Operators and Prometheus reach those on each service's own port.
 """
 
 from __future__ import annotations
@@ -50,8 +52,7 @@ def _root_page(gateway_port: int, services: Mapping[str, int]) -> str:
         routes = ", ".join(p.rstrip("*") for p in ROUTES.get(name, ()))
         items.append(
             f'<li><b>{name}</b> ({routes}): <a href="/{name}/docs">API docs</a>, '
-            f'<a href="/{name}/readyz">readiness</a>, <a href="/{name}/asyncapi.json">events</a>; '
-            f"direct: http://127.0.0.1:{port}</li>"
+            f"operators (readiness, metrics, events, <code>/ops</code>): http://127.0.0.1:{port}</li>"
         )
     lines = "\n".join(items)
     pages = "\n".join(
@@ -70,8 +71,8 @@ first path segment. Tokens: <code>.venv/bin/lemma token &lt;learner_id&gt;</code
 </ul>
 <h2>APIs</h2>
 <p>Each service's OpenAPI document (<code>/&lt;service&gt;/openapi.json</code>, browsable at
-<code>/&lt;service&gt;/docs</code>) and the AsyncAPI document of the events it publishes and
-consumes (<code>/&lt;service&gt;/asyncapi.json</code>).</p>
+<code>/&lt;service&gt;/docs</code>). Readiness, metrics, the AsyncAPI document of its events and
+the operators' routes are on the service's own port, not here.</p>
 <ul>
 {lines}
 </ul></body></html>"""
@@ -100,7 +101,8 @@ def render_caddyfile(gateway_port: int, services: Mapping[str, int], caddy_dir: 
             f"\thandle /{name}/docs {{\n"
             f'\t\theader Content-Type "text/html; charset=utf-8"\n'
             f"\t\trespond {page} 200\n\t}}\n"
-            f"\thandle /{name}/* {{\n\t\turi strip_prefix /{name}\n\t\treverse_proxy {upstream}\n\t}}"
+            f"\t@{name}_docs path /{name}/openapi.json /{name}{ASSETS}/*\n"
+            f"\thandle @{name}_docs {{\n\t\turi strip_prefix /{name}\n\t\treverse_proxy {upstream}\n\t}}"
         )
     root = _heredoc(_root_page(gateway_port, services)).replace("\n", "\n\t\t")
     routes = "\n".join(blocks)

@@ -17,11 +17,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.catalog import Catalog
+from shared.errors import EventRefused
 from shared.events.envelope import deterministic_id
 from shared.events.payloads import EvidenceRecorded, RatingSubmitted
 
 
-class NotEvidence(ValueError):
+class NotEvidence(EventRefused):
     """A rating that cannot become evidence (the reason goes to the dead-letter record)."""
 
 

@@ -19,6 +19,7 @@ from services.evidence.domain import (
     trail_key,
 )
 from shared.catalog import Catalog
+from shared.errors import EventRefused
 from shared.events.envelope import CloudEvent
 from shared.events.payloads import (
     RatingSubmitted,
@@ -67,7 +68,7 @@ class EvidenceProjection:
             ref = (SESSIONS, data.session_id)
             current = docs.get(ref)
             if current is None:
-                raise ValueError(f"{event.type} for unknown session {data.session_id}")
+                raise EventRefused(f"{event.type} for unknown session {data.session_id}")
             status = {
                 SessionStarted: "started",
                 SessionCompleted: "completed",

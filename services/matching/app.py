@@ -13,7 +13,6 @@ from services.matching.engine import Expansion, Rules
 from services.matching.matcher import Matcher
 from services.matching.projection import MatchingProjection
 from shared.catalog import get_catalog
-from shared.projection.runtime import ProjectionRuntime
 from shared.service import ServiceContext, create_app
 from shared.settings import Settings, get_settings
 from shared.store import Store
@@ -75,13 +74,7 @@ def bootstrap(
         watch.notify()
         matcher.kick()
 
-    runtime = ProjectionRuntime(
-        MatchingProjection(f"{NAME}-{ctx.settings.instance}"),
-        ctx.store,
-        service=NAME,
-        lock=ctx.lock,
-        on_written=written,
-    )
+    runtime = ctx.runtime(MatchingProjection(f"{NAME}-{ctx.settings.instance}"), on_written=written)
     app = create_app(
         ctx,
         title="Lemma matching",

@@ -40,6 +40,7 @@ from services.matching.domain import (
     ticket_doc,
     waiting_key,
 )
+from shared.errors import EventRefused
 from shared.events.envelope import CloudEvent, deterministic_id
 from shared.events.payloads import (
     MatchCancelled,
@@ -198,7 +199,7 @@ class MatchingProjection:
             assert doc is not None
             learner, partner = data.tickets[me].learner_id, data.tickets[other].learner_id
             if doc["learner_id"] != learner or doc["skill"] != data.skill:
-                raise ValueError(
+                raise EventRefused(
                     f"MatchFound {data.match_id} names ticket {doc['ticket_id']} of another learner"
                 )
             changes[(TICKETS, doc["ticket_id"])] = {
@@ -268,7 +269,7 @@ class MatchingProjection:
 def requeue(match: Mapping[str, Any], no_show: str, session_id: str) -> MatchRequested:
     """The ticket that puts the learner who showed up back in the queue, first in line."""
     if no_show not in [t["learner_id"] for t in match["tickets"]]:
-        raise ValueError(f"no-show {no_show} is not in match {session_id}")
+        raise EventRefused(f"no-show {no_show} is not in match {session_id}")
     stayed = next(t for t in match["tickets"] if t["learner_id"] != no_show)
     return MatchRequested(
         ticket_id=requeue_ticket_id(session_id, stayed["learner_id"]),

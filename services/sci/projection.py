@@ -44,6 +44,7 @@ from services.sci.domain import (
     score,
     utc,
 )
+from shared.errors import EventRefused
 from shared.events.envelope import CloudEvent
 from shared.events.payloads import (
     EvidenceRecorded,
@@ -276,13 +277,13 @@ class SciProjection:
         assert learner is not None
         session = docs.get((SESSION_SKILL, data.session_id))
         if session is None:
-            raise ValueError(f"no-show for unknown session {data.session_id}")
+            raise EventRefused(f"no-show for unknown session {data.session_id}")
         if learner not in session["participants"]:
-            raise ValueError(f"no-show {learner} is not a participant of session {data.session_id}")
+            raise EventRefused(f"no-show {learner} is not a participant of session {data.session_id}")
         skill = session["skill"]
         ref = (SCORES, score_key(learner, skill))
         if ref not in docs:
-            raise ValueError(f"session {data.session_id} is in skill {skill}, unknown here")
+            raise EventRefused(f"session {data.session_id} is in skill {skill}, unknown here")
         received_ref = (RECEIVED, received_key(skill, learner, data.session_id))
         received = docs.get(received_ref) or {"items": {}, "no_show": False}
         if received["no_show"]:

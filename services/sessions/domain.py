@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.catalog import Catalog, get_catalog
-from shared.errors import Refused
+from shared.errors import EventRefused, Refused
 from shared.events.envelope import deterministic_id
 from shared.events.payloads import (
     MatchFound,
@@ -64,7 +64,7 @@ def schedule(match: MatchFound, at: datetime, correlation_id: str | None = None)
     """The session a MatchFound creates; ``at`` is the MatchFound's event time."""
     participants = (match.tickets[0].learner_id, match.tickets[1].learner_id)
     if participants[0] == participants[1]:
-        raise ValueError(f"match {match.match_id} pairs learner {participants[0]} with itself")
+        raise EventRefused(f"match {match.match_id} pairs learner {participants[0]} with itself")
     doc: Doc = {
         "session_id": match.match_id,
         "match_id": match.match_id,

@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from services.sessions.domain import schedule
+from shared.errors import EventRefused
 from shared.events.envelope import CloudEvent
 from shared.events.payloads import MatchCancelled, MatchExpired, MatchFound, MatchRequested
 from shared.projection.fold import NOTHING, Doc, DocRef, Outcome
@@ -114,7 +115,7 @@ def _close(docs: Mapping[DocRef, Doc | None], data: TicketEvent) -> dict[DocRef,
         ticket = docs.get((TICKETS, ticket_id))
         assert ticket is not None  # effective: the ticket is waiting
         if (ticket["learner_id"], ticket["skill"]) != (learner_id, skill):
-            raise ValueError(
+            raise EventRefused(
                 f"{type(data).__name__} names ticket {ticket_id} as {learner_id} in {skill}; "
                 f"it was requested by {ticket['learner_id']} in {ticket['skill']}"
             )

@@ -7,6 +7,10 @@ then write the changed documents, the new offsets and the emitted events (plus a
 dead letters) in one store write. Offsets live in the store, so a crash anywhere
 neither loses nor double-counts an event; the Kafka commit afterwards only saves
 re-reading.
+
+Bad data is dead-lettered; any other failure stops its partition at the failed record, to be
+tried again and parked after the last try (``shared.projection.faults``), while the other
+partitions of the batch are folded and written.
 """
 
 from __future__ import annotations
@@ -16,13 +20,22 @@ import logging
 import time
 import traceback
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from shared.errors import EventRefused, Refused
 from shared.events.envelope import CloudEvent, decode, deterministic_id, new_event
 from shared.events.payloads import DEAD_LETTER_VALUE_LIMIT, DeadLettered
-from shared.metrics import CONSUMER_LAG, DEAD_LETTERS, EVENTS_CONSUMED, FOLD_BATCH_SECONDS
+from shared.metrics import (
+    CONSUMER_LAG,
+    DEAD_LETTERS,
+    EVENTS_CONSUMED,
+    FOLD_BATCH_SECONDS,
+    FOLD_FAULTS,
+    PARTITIONS_PARKED,
+)
 from shared.outbox import outbox_records
+from shared.projection.faults import Fault, RetryPolicy, next_fault
 from shared.projection.fingerprint import CHECKING, FINGERPRINTS, Fingerprint, fingerprint_key, record_digest
 from shared.projection.fold import Doc, DocRef, Projection
 from shared.projection.order import Partition, unfolded
@@ -41,6 +54,11 @@ class Record(Protocol):
     value: bytes | None
 
 
+#: Called with each new fault, by whoever owns the consumer (``shared.positions``): it holds
+#: the partition, rewinds it to the failed record and resumes it after the backoff.
+FaultHook = Callable[[Fault], None]
+
+
 class ProjectionRuntime:
     def __init__(
         self,
@@ -50,18 +68,30 @@ class ProjectionRuntime:
         service: str,
         lock: asyncio.Lock | None = None,
         on_written: Any = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.projection = projection
         self.store = store
         self.service = service
         self.consumer = projection.name
         self.lock = lock or asyncio.Lock()
+        self.retry = retry or RetryPolicy()
         self._on_written = on_written
+        self.on_fault: FaultHook | None = None
+        #: resumes a parked partition on the consumer (``shared.positions``)
+        self.on_resume: Callable[[Partition], None] | None = None
+        #: records behind the partition end, as of the last batch (``CONSUMER_LAG`` too)
+        self.lag: dict[Partition, int] = {}
+        #: the partitions the consumer group gave this process (``shared.positions``)
+        self.assigned: set[Partition] = set()
         #: the Kafka cluster the consumer reads, written into each partition's fingerprint
         self.cluster_id = ""
-        #: partitions nothing is folded from, with why: being checked, or refused because their
-        #: log is not the one the store's offsets came from (``shared.positions``)
+        #: partitions nothing is folded from, with why: being checked, refused because their
+        #: log is not the one the store's offsets came from (``shared.positions``), or waiting
+        #: to try a failed record again
         self._held: dict[Partition, str] = {}
+        #: partitions stopped at a record that failed for a reason other than its data
+        self._faults: dict[Partition, Fault] = {}
 
     def hold(self, partition: Partition, why: str = CHECKING) -> None:
         self._held[partition] = why
@@ -69,15 +99,32 @@ class ProjectionRuntime:
     def release(self, partition: Partition) -> None:
         self._held.pop(partition, None)
 
+    def forget(self, partition: Partition) -> None:
+        """The partition is no longer ours (revoked) or is resumed by hand: no hold, no fault."""
+        self._held.pop(partition, None)
+        if self._faults.pop(partition, None) is not None:
+            self._count_parked()
+
     @property
     def held(self) -> dict[Partition, str]:
         """Every partition nothing is folded from now, with why."""
         return dict(self._held)
 
     @property
+    def faults(self) -> dict[Partition, Fault]:
+        """The partitions stopped at a failed record, retrying or parked."""
+        return dict(self._faults)
+
+    @property
     def refused(self) -> dict[Partition, str]:
-        """The held partitions whose log does not fit the store (not those being checked)."""
-        return {tp: why for tp, why in self._held.items() if why != CHECKING}
+        """The partitions that will not move on their own: their log does not fit the store,
+        or they are parked. Not those being checked, nor those waiting to retry."""
+        refused = {tp: why for tp, why in self._held.items() if why != CHECKING and tp not in self._faults}
+        return refused | {tp: fault.describe() for tp, fault in self._faults.items() if fault.parked}
+
+    @property
+    def checking(self) -> list[Partition]:
+        return sorted(tp for tp, why in self._held.items() if why == CHECKING)
 
     async def handle(
         self, records: Sequence[Record], *, highwater: dict[tuple[str, int], int] | None = None
@@ -91,44 +138,76 @@ class ProjectionRuntime:
             last = max(
                 (r.offset for r in records if r.topic == topic and r.partition == partition), default=end - 1
             )
+            self.lag[(topic, partition)] = max(end - last - 1, 0)
             CONSUMER_LAG.labels(self.service, self.consumer, topic, str(partition)).set(
-                max(end - last - 1, 0)
+                self.lag[(topic, partition)]
             )
         return folded
 
+    def resume_parked(self) -> list[Partition]:
+        """Try every parked partition's failed record again now; returns those partitions."""
+        parked = sorted(tp for tp, fault in self._faults.items() if fault.parked)
+        for partition in parked:
+            if self.on_resume is not None:
+                self.on_resume(partition)
+            else:
+                self.forget(partition)
+        return parked
+
     async def _handle(self, records: Sequence[Record]) -> int:
-        done = await self.store.offsets(self.consumer)
+        try:
+            done = await self.store.offsets(self.consumer)
+        except Exception as exc:  # the store: nothing of the batch is folded, every partition retries
+            self._stop_all(records, exc)
+            return 0
         fresh = [r for r in unfolded(records, done) if (r.topic, r.partition) not in self._held]
         if not fresh:
             return 0
-        # 1. decode each record and name the documents it needs; a failure dead-letters it
+        # Where each partition stops in this batch: its first record that failed for a reason
+        # other than its data. Nothing from there on is folded, dead-lettered or counted.
+        stopped: dict[Partition, tuple[int, Exception]] = {}
+        # 1. decode each record and name the documents it needs; bad data dead-letters it
         decoded: list[tuple[Record, CloudEvent, list[DocRef]]] = []
-        dead: list[DeadLettered] = []
+        dead: list[tuple[Record, Exception]] = []
         for record in fresh:
             try:
                 event = decode(record.value or b"")
+            except ValueError as exc:  # malformed: dead-letter it and go on
+                dead.append((record, exc))
+                continue
+            try:
                 decoded.append((record, event, list(self.projection.refs(event))))
-            except Exception as exc:  # malformed: dead-letter it and go on
-                dead.append(self._dead_letter(record, exc))
-
+            except (EventRefused, Refused) as exc:
+                dead.append((record, exc))
+            except Exception as exc:
+                stopped.setdefault((record.topic, record.partition), (record.offset, exc))
         await asyncio.sleep(0)  # between phases the loop runs (heartbeats, reads): a store may never suspend
+
         # 2. load every document the batch touches in one read per collection
         wanted: dict[str, set[str]] = defaultdict(set)
         for _, _, refs in decoded:
             for collection, key in refs:
                 wanted[collection].add(key)
         working: dict[DocRef, Doc | None] = {}
-        for collection, keys in wanted.items():
-            found = await self.store.get_many(collection, keys)
-            for key in keys:
-                working[(collection, key)] = found.get(key)
-
+        try:
+            for collection, keys in wanted.items():
+                found = await self.store.get_many(collection, keys)
+                for key in keys:
+                    working[(collection, key)] = found.get(key)
+        except Exception as exc:
+            self._stop_all(fresh, exc)
+            return 0
         await asyncio.sleep(0)
-        # 3. fold in order; a refused event changes nothing and is dead-lettered
+
+        # 3. fold in order; a refused event changes nothing and is dead-lettered; any other
+        # failure stops its partition there
         dirty: set[DocRef] = set()
         emitted: list[CloudEvent] = []
         folded: list[CloudEvent] = []
         for record, event, refs in decoded:
+            at = (record.topic, record.partition)
+            if at in stopped and record.offset >= stopped[at][0]:
+                continue
             try:
                 outcome = self.projection.apply({ref: working.get(ref) for ref in refs}, event)
                 caused = [
@@ -141,26 +220,34 @@ class ProjectionRuntime:
                     )
                     for index, payload in enumerate(outcome.emit)
                 ]
+            except (EventRefused, Refused) as exc:
+                dead.append((record, exc))
+                continue
             except Exception as exc:
-                dead.append(self._dead_letter(record, exc))
+                stopped[at] = (record.offset, exc)
                 continue
             working.update(outcome.changes)
             dirty.update(outcome.changes)
             emitted.extend(caused)
             folded.append(event)
-
         await asyncio.sleep(0)
+
+        def kept(record: Record) -> bool:
+            stop = stopped.get((record.topic, record.partition))
+            return stop is None or record.offset < stop[0]
+
+        letters = [self._dead_letter(record, exc) for record, exc in dead if kept(record)]
         dead_events = [
             new_event(
                 d,
                 source=self.service,
                 id=deterministic_id(self.consumer, "dlq", d.topic, str(d.partition), str(d.offset)),
             )
-            for d in sorted(dead, key=lambda d: (d.topic, d.partition, d.offset))
+            for d in sorted(letters, key=lambda d: (d.topic, d.partition, d.offset))
         ]
         offsets: dict[tuple[str, str, int], int] = {}
         last: dict[Partition, Record] = {}
-        for record in fresh:
+        for record in filter(kept, fresh):
             slot = (self.consumer, record.topic, record.partition)
             offsets[slot] = max(offsets.get(slot, -1), record.offset)
             last[(record.topic, record.partition)] = record  # offsets ascend within a partition
@@ -173,14 +260,63 @@ class ProjectionRuntime:
             )
             for (topic, partition), r in sorted(last.items())
         ]
-        await self.store.write(changes, offsets=offsets, outbox=outbox_records(emitted + dead_events))
+        try:
+            await self.store.write(changes, offsets=offsets, outbox=outbox_records(emitted + dead_events))
+        except Exception as exc:
+            self._stop_all(fresh, exc)
+            return 0
         for type_, count in Counter(event.type for event in folded).items():
             EVENTS_CONSUMED.labels(self.service, self.consumer, type_).inc(count)
-        for topic, count in Counter(letter.topic for letter in dead).items():
+        for topic, count in Counter(letter.topic for letter in letters).items():
             DEAD_LETTERS.labels(self.service, self.consumer, topic).inc(count)
+        for partition in last.keys() & self._faults.keys():
+            fault = self._faults.pop(partition)
+            log.info("%s folds %s[%s] again, past %s", self.consumer, *partition, fault.describe())
+            self._count_parked()
+        for partition, (offset, error) in sorted(stopped.items()):
+            self._stop(partition, offset, error)
         if self._on_written is not None:
             self._on_written()
         return len(folded)
+
+    def _stop_all(self, records: Sequence[Record], exc: Exception) -> None:
+        """A failure of the whole batch (the store): each partition stops at its first record."""
+        first: dict[Partition, int] = {}
+        for record in records:
+            at = (record.topic, record.partition)
+            if at not in self._held:
+                first[at] = min(first.get(at, record.offset), record.offset)
+        for partition, offset in sorted(first.items()):
+            self._stop(partition, offset, exc)
+
+    def _stop(self, partition: Partition, offset: int, exc: Exception) -> None:
+        reason = "".join(traceback.format_exception_only(exc)).strip()
+        fault = next_fault(self._faults.get(partition), partition, offset, reason[:2000], self.retry)
+        self._faults[partition] = fault
+        FOLD_FAULTS.labels(self.service, self.consumer, partition[0]).inc()
+        if fault.parked:
+            log.error(
+                "%s %s. Fix the cause, then restart the service or run `lemma projections resume %s`",
+                self.consumer,
+                fault.describe(),
+                self.consumer,
+                exc_info=exc,
+            )
+        else:
+            log.warning(
+                "%s %s; next try in %.0f s",
+                self.consumer,
+                fault.describe(),
+                self.retry.delay_s(fault.tries),
+                exc_info=exc,
+            )
+        self._count_parked()
+        if self.on_fault is not None:
+            self.on_fault(fault)
+
+    def _count_parked(self) -> None:
+        parked = sum(1 for fault in self._faults.values() if fault.parked)
+        PARTITIONS_PARKED.labels(self.service, self.consumer).set(parked)
 
     def _dead_letter(self, record: Record, exc: Exception) -> DeadLettered:
         reason = "".join(traceback.format_exception_only(exc)).strip()

@@ -17,7 +17,9 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from typer.testing import CliRunner
 
+from cli.main import app as lemma
 from deploy.local import processes
 from deploy.local.credentials import jwt_secret
 from deploy.local.stack import StackConfig, running_processes, start_stack, stop_stack
@@ -153,9 +155,12 @@ def test_stack_serves_every_service_stops_clean_and_keeps_its_log(tmp_path: Path
 
         with httpx.Client(base_url=config.gateway_url, timeout=10) as gw:
             for name in config.services:
-                ready = gw.get(f"/{name}/readyz")
+                ready = httpx.get(f"{config.service_url(name)}/readyz", timeout=10)
                 assert ready.status_code == 200, (name, ready.text)
-                assert ready.json()["ready"] is True
+                assert ready.json() == {"ready": True}
+                # the public door shows no operator's page of any service
+                for inner in ("readyz", "metrics", "asyncapi.json", "ops/projections"):
+                    assert gw.get(f"/{name}/{inner}").status_code == 404, (name, inner)
                 owned = gw.get(OWNED_ROUTES[name])
                 assert "json" in owned.headers["content-type"], (name, owned.status_code, owned.text)
             skills = gw.get("/v1/skills")
@@ -166,6 +171,13 @@ def test_stack_serves_every_service_stops_clean_and_keeps_its_log(tmp_path: Path
             assert gw.get("/sci/openapi.json").json()["info"]["title"]
 
         assert stat.S_IMODE((config.state_dir / "jwt-secret").stat().st_mode) == 0o600
+        listed = CliRunner().invoke(lemma, ["projections", "list", "--state-dir", str(config.state_dir)])
+        assert listed.exit_code == 0, listed.output
+        assert "folding" in listed.output and "sessions" in listed.output and "parked" not in listed.output
+        resumed = CliRunner().invoke(
+            lemma, ["projections", "resume", "sci", "--state-dir", str(config.state_dir)]
+        )
+        assert resumed.exit_code == 0 and "no partition was parked" in resumed.output, resumed.output
         offset = asyncio.run(produce_and_commit(config.kafka_bootstrap, marker))
         learner = f"stack-{uuid.uuid4().hex[:8]}"
         registered = register(config, learner)

@@ -1,6 +1,7 @@
 """A store whose offsets no longer fit the log (the topic recreated while the store kept its
 offsets, the service stopped or running) is refused on the real broker: nothing is folded,
-/readyz says why and how to recover, and the same store on the same log folds on as before."""
+/readyz says not ready, the ops route says why and how to recover, and the same store on the
+same log folds on as before."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from shared.events import CloudEvent
 from shared.events.registry import Topic
 from shared.settings import Settings
 from shared.store.sqlite import SqliteStore
-from tests.support.apps import serving
+from tests.support.apps import partitions_in, projections, serving
 from tests.support.kafka import Namespace, eventually
 from tests.support.population import session_burst
 
@@ -69,10 +70,10 @@ async def recreate_topics(ns: Namespace) -> None:
             await asyncio.sleep(0.3)
 
 
-async def refused_on(client: httpx.AsyncClient) -> dict[str, str]:
+async def refused_on(client: httpx.AsyncClient, settings: Settings) -> dict[str, str]:
     async def refused() -> dict[str, str]:
-        ready = await client.get("/readyz")
-        return dict(ready.json().get("refused", {})) if ready.status_code == 503 else {}
+        rows = await partitions_in(client, settings, "refused")
+        return {tp: row["why"] for tp, row in rows.items()}
 
     return await eventually(refused, timeout=30)
 
@@ -95,8 +96,9 @@ async def test_a_recreated_topic_is_refused_not_skipped(
 
     caplog.set_level(logging.ERROR, logger="shared.positions")
     async with serving(bootstrap(settings)) as client:
-        refused = await refused_on(client)
-        ready = (await client.get("/readyz")).json()
+        refused = await refused_on(client, settings)
+        ready = await client.get("/readyz")
+        report = (await projections(client, settings))[0]
         await asyncio.sleep(1.0)  # time enough to fold, were anything folded
         assert await folded(db) == before  # nothing of the new log was folded
 
@@ -104,7 +106,8 @@ async def test_a_recreated_topic_is_refused_not_skipped(
     assert set(refused) == {f"{topic}[{p}]" for p in range(3)}
     why = "not the one the store folded" if grown else "the log ends before it"
     assert all(why in reason for reason in refused.values()), refused
-    assert ready["checks"]["log"] is False and "move its store aside" in ready["recovery"]
+    assert ready.status_code == 503 and ready.json() == {"ready": False}  # the details are for operators
+    assert report["state"] == "refused" and "move its store aside" in report["recovery"]
     assert any(
         "refuses to fold" in r.getMessage() and "evidence.db" in r.getMessage() for r in caplog.records
     )
@@ -120,7 +123,8 @@ async def test_the_same_log_after_a_restart_folds_on(private_kafka: Namespace, t
         await ns.publish(more)
         await eventually(lambda: _at_least(db, len(first) + len(more)), timeout=60)
         ready = await client.get("/readyz")
-        assert ready.status_code == 200 and "refused" not in ready.json()
+        assert ready.status_code == 200 and ready.json() == {"ready": True}
+        assert {row["state"] for row in (await projections(client, settings))[0]["partitions"]} == {"folding"}
     assert await folded(db) == len(first) + len(more)
 
 
@@ -157,7 +161,7 @@ async def test_a_topic_recreated_under_a_running_service_is_refused(
         await eventually(lambda: _at_least(db, len(first)), timeout=60)
         await recreate_topics(ns)
         await ns.publish(session_burst(180, seed=42))
-        refused = await refused_on(client)
+        refused = await refused_on(client, settings)
         await asyncio.sleep(1.0)
         assert await folded(db) == len(first)
     assert set(refused) == {f"{ns.topic(Topic.SESSIONS)}[{p}]" for p in range(3)}

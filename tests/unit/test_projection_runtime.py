@@ -1,15 +1,20 @@
-"""The projection runtime against a real (in-memory SQLite) store, fed plain consumer records."""
+"""The projection runtime against a real (in-memory SQLite) store, fed plain consumer records:
+bad data is dead-lettered; any other failure stops its partition at the record, to be retried and
+parked, while the other partitions go on."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
+from shared.errors import EventRefused
 from shared.events import CloudEvent, encode, new_event
 from shared.events.payloads import EvidenceRecorded, SkillClaimed
+from shared.projection.faults import Fault, RetryPolicy
 from shared.projection.fold import NOTHING, Doc, DocRef, Outcome
 from shared.projection.runtime import ProjectionRuntime
+from shared.store.base import Change, OutboxRecord, PartitionOffsets
 from shared.store.sqlite import SqliteStore
 from tests.support.records import Rec
 
@@ -17,9 +22,11 @@ T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 class ClaimCounter:
-    """Counts claims per learner; refuses the skill 'boom'; emits a copy of each claim as evidence."""
+    """Counts claims per learner; refuses the skill 'boom'; fails (a bug) on the skill 'bug'
+    while ``broken``; emits a copy of each claim as evidence."""
 
     name = "counter"
+    broken = True
 
     def refs(self, event: CloudEvent) -> Iterable[DocRef]:
         return [("counts", event.subject)]
@@ -29,7 +36,9 @@ class ClaimCounter:
         if not isinstance(data, SkillClaimed):
             return NOTHING
         if data.skill == "boom":
-            raise ValueError("boom is not a skill")
+            raise EventRefused("boom is not a skill")
+        if data.skill == "bug" and self.broken:
+            raise KeyError("a document shape this code does not know")
         doc = docs[("counts", event.subject)] or {"n": 0}
         echo = EvidenceRecorded(
             evidence_id=f"e-{event.id}",
@@ -102,21 +111,25 @@ async def test_bad_records_are_dead_lettered_and_the_rest_folded() -> None:
 
 
 class RefsRefuser(ClaimCounter):
-    """Cannot even say which documents it needs for the skill 'nope'."""
+    """Refuses to name documents for the skill 'nope'; fails (a bug) naming them for 'oops'."""
 
     def refs(self, event: CloudEvent) -> Iterable[DocRef]:
         if isinstance(event.data, SkillClaimed) and event.data.skill == "nope":
-            raise KeyError("no documents for nope")
+            raise EventRefused("no documents for nope")
+        if isinstance(event.data, SkillClaimed) and event.data.skill == "oops":
+            raise KeyError("refs has a bug")
         return super().refs(event)
 
 
-async def test_a_record_whose_refs_fail_is_dead_lettered_not_retried_forever() -> None:
+async def test_a_record_whose_refs_are_refused_is_dead_lettered_and_a_bug_there_stops_the_partition() -> None:
     store = SqliteStore(":memory:")
     runtime = ProjectionRuntime(RefsRefuser(), store, service="test")
-    assert await runtime.handle([rec(0, claim("ann", skill="nope")), rec(1, claim("ann"))]) == 1
+    batch = [rec(0, claim("ann", skill="nope")), rec(1, claim("ann")), rec(2, claim("ann", skill="oops"))]
+    assert await runtime.handle([*batch, rec(3, claim("ann"))]) == 1
     dead = [json.loads(r.value) for r in await store.pending_outbox() if r.topic == "lemma.dlq.v1"]
     assert [d["data"]["offset"] for d in dead] == [0] and "no documents for nope" in dead[0]["data"]["error"]
     assert await store.offsets("counter") == {("lemma.passport.v1", 0): 1}
+    assert runtime.faults[("lemma.passport.v1", 0)].offset == 2
 
 
 async def test_a_huge_bad_record_makes_a_bounded_dead_letter() -> None:
@@ -140,3 +153,88 @@ async def test_offsets_that_skip_are_folded_at_once_and_redeliveries_dropped() -
     assert await store.get("counts", "bob") == {"n": 1}
     assert await store.get("counts", "ann") == {"n": 2}
     assert await store.offsets("counter") == {("lemma.passport.v1", 0): 5}
+
+
+class FailingStore(SqliteStore):
+    """A real store whose next ``fail`` writes fail (the database went away)."""
+
+    fail = 0
+
+    async def write(
+        self,
+        changes: Sequence[Change] = (),
+        *,
+        offsets: PartitionOffsets | None = None,
+        outbox: Sequence[OutboxRecord] = (),
+    ) -> None:
+        if self.fail:
+            self.fail -= 1
+            raise ConnectionError("the store is not answering")
+        await super().write(changes, offsets=offsets, outbox=outbox)
+
+
+async def test_a_fold_that_fails_stops_only_its_partition_retries_and_parks_then_goes_on() -> None:
+    store = SqliteStore(":memory:")
+    projection = ClaimCounter()
+    seen: list[Fault] = []
+    runtime = ProjectionRuntime(projection, store, service="test", retry=RetryPolicy(tries=3))
+    runtime.on_fault = seen.append
+    batch = [
+        rec(0, claim("ann"), partition=0),
+        rec(1, claim("ann", skill="bug"), partition=0),
+        rec(2, b"{broken", partition=0),  # bad data after the stop: not dead-lettered yet
+        rec(3, claim("ann"), partition=0),
+        rec(0, claim("bob"), partition=1),
+        rec(1, claim("bob"), partition=1),
+    ]
+    assert await runtime.handle(batch) == 3
+    assert await store.offsets("counter") == {("lemma.passport.v1", 0): 0, ("lemma.passport.v1", 1): 1}
+    assert await store.get("counts", "ann") == {"n": 1} and await store.get("counts", "bob") == {"n": 2}
+    assert not [r for r in await store.pending_outbox() if r.topic == "lemma.dlq.v1"]
+    stuck = ("lemma.passport.v1", 0)
+    assert [(f.partition, f.offset, f.tries, f.parked) for f in seen] == [(stuck, 1, 1, False)]
+    assert "KeyError" in seen[0].reason and runtime.refused == {}  # retrying: still ready
+
+    for _ in range(2):  # the consumer hands the partition back from the failed record
+        assert await runtime.handle(batch[1:4]) == 0
+    assert [(f.tries, f.parked) for f in seen] == [(1, False), (2, False), (3, True)]
+    assert list(runtime.faults) == [stuck] and runtime.faults[stuck].parked
+
+    projection.broken = False  # the cause is fixed
+    assert await runtime.handle(batch[1:4]) == 2
+    assert runtime.faults == {}
+    assert await store.offsets("counter") == {("lemma.passport.v1", 0): 3, ("lemma.passport.v1", 1): 1}
+    dead = [json.loads(r.value) for r in await store.pending_outbox() if r.topic == "lemma.dlq.v1"]
+    assert [d["data"]["offset"] for d in dead] == [2]
+
+
+async def test_a_store_that_fails_the_write_stops_every_partition_of_the_batch_at_its_first_record() -> None:
+    store = FailingStore(":memory:")
+    runtime = ProjectionRuntime(ClaimCounter(), store, service="test")
+    store.fail = 1
+    batch = [
+        rec(4, claim("ann"), partition=0),
+        rec(5, claim("ann"), partition=0),
+        rec(9, claim("bob"), partition=2),
+    ]
+    assert await runtime.handle(batch) == 0
+    assert {p: (f.offset, f.tries) for p, f in runtime.faults.items()} == {
+        ("lemma.passport.v1", 0): (4, 1),
+        ("lemma.passport.v1", 2): (9, 1),
+    }
+    assert await store.offsets("counter") == {} and await store.pending_outbox() == []
+    assert await runtime.handle(batch) == 3  # the store is back
+    assert runtime.faults == {} and await store.get("counts", "ann") == {"n": 2}
+
+
+async def test_resuming_a_parked_partition_gives_it_every_try_again() -> None:
+    store = SqliteStore(":memory:")
+    runtime = ProjectionRuntime(ClaimCounter(), store, service="test", retry=RetryPolicy(tries=2))
+    stuck = ("lemma.passport.v1", 0)
+    for _ in range(2):
+        assert await runtime.handle([rec(0, claim("ann", skill="bug"))]) == 0
+    assert runtime.faults[stuck].parked and "parked after 2 tries" in runtime.refused[stuck]
+    assert runtime.resume_parked() == [stuck]
+    assert runtime.faults == {} and runtime.refused == {}
+    assert await runtime.handle([rec(0, claim("ann", skill="bug"))]) == 0  # the cause is still there
+    assert (runtime.faults[stuck].tries, runtime.faults[stuck].parked) == (1, False)

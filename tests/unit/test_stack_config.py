@@ -15,6 +15,7 @@ from deploy.local.config import SERVICES, StackConfig, port_is_free
 from deploy.local.credentials import jwt_secret
 from deploy.local.gateway import ROUTES, render_caddyfile
 from deploy.local.stack import broker_config
+from shared.api_docs import ASSETS
 
 
 def caddyfile(config: StackConfig) -> str:
@@ -150,9 +151,11 @@ def test_caddyfile_routes_each_first_path_segment_to_its_owner(tmp_path: Path) -
         assert matcher is not None, name
         assert matcher.group(1).split() == list(ROUTES[name])
         assert matcher.group(2) == f"127.0.0.1:{port}"
-        assert (
-            f"handle /{name}/* {{\n\t\turi strip_prefix /{name}\n\t\treverse_proxy 127.0.0.1:{port}" in text
+        docs = re.search(
+            rf"@{name}_docs path (.+)\n\thandle @{name}_docs {{\n\t\turi strip_prefix /{name}\n", text
         )
+        assert docs is not None and docs.group(1).split() == [f"/{name}/openapi.json", f"/{name}{ASSETS}/*"]
+        assert f"handle /{name}/* " not in text  # no catch-all: metrics, readiness and /ops stay inside
         assert f'url: "/{name}/openapi.json"' in text
     assert "/v1/skills*" in ROUTES["passport"]
     assert ROUTES["sci"] == ("/v1/scores*",)

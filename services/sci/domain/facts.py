@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from shared.errors import EventRefused
 from shared.events.payloads import EvidenceRecorded
 from shared.freshness import utc
 
@@ -37,7 +38,7 @@ class EvidenceItem:
     @classmethod
     def from_event(cls, evidence: EvidenceRecorded) -> EvidenceItem:
         if not evidence.scores:
-            raise ValueError(f"evidence {evidence.evidence_id} has no rubric scores")
+            raise EventRefused(f"evidence {evidence.evidence_id} has no rubric scores")
         return cls(
             evidence_id=evidence.evidence_id,
             session_id=evidence.session_id,

@@ -1,0 +1,118 @@
+"""`lemma projections [list|resume]`: each service's projections as its ops route reports them.
+
+Talks to every service of the local stack on its own port (the gateway does not route
+``/ops``), with an operator's token: ``LEMMA_OPS_TOKEN`` if set, else one signed with the
+stack's secret.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from deploy.local.config import StackConfig
+
+app = typer.Typer(help="The projections of every service: state, lag, parked partitions.")
+console = Console(highlight=False, soft_wrap=True)
+
+StateDirOption = Annotated[
+    Path | None,
+    typer.Option("--state-dir", help="Folder of the stack's state (default: LEMMA_STATE_DIR or var/)."),
+]
+STYLE = {"folding": "green", "checking": "yellow", "retrying": "yellow", "parked": "red", "refused": "red"}
+
+
+def ops_token(state_dir: Path | None) -> str:
+    from_env = os.environ.get("LEMMA_OPS_TOKEN")
+    if from_env:
+        return from_env
+    from cli.main import local_jwt_secret
+    from shared.auth import mint_token
+    from shared.settings import Settings
+
+    return mint_token(Settings(jwt_secret=local_jwt_secret(state_dir)), "lemma-cli", role="ops", ttl_s=300)
+
+
+def _services(state_dir: Path | None) -> tuple[StackConfig, dict[str, str]]:
+    config = StackConfig.resolve(state_dir)
+    return config, {name: config.service_url(name) for name in config.services}
+
+
+def _get(url: str, token: str) -> list[dict[str, Any]]:
+    answer = httpx.get(f"{url}/ops/projections", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    answer.raise_for_status()
+    return list(answer.json()["projections"])
+
+
+@app.command("list")
+def list_projections(state_dir: StateDirOption = None) -> None:
+    """Each projection of each service: its state, and per partition the offset folded, the lag,
+    the state and why (parked, refused)."""
+    _, urls = _services(state_dir)
+    token = ops_token(state_dir)
+    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+    for column in ("service", "projection", "partition", "folded to", "lag", "state", "why"):
+        table.add_column(column)
+    unreachable = []
+    for service, url in urls.items():
+        try:
+            reports = _get(url, token)
+        except httpx.HTTPError as exc:
+            unreachable.append(f"{service} ({url}): {exc}")
+            continue
+        for report in reports:
+            if not report["partitions"]:
+                table.add_row(service, report["projection"], "-", "-", "-", report["state"], "no partitions")
+            for row in report["partitions"]:
+                style = STYLE.get(row["state"], "")
+                table.add_row(
+                    service,
+                    report["projection"],
+                    f"{row['topic']}[{row['partition']}]",
+                    "-" if row["folded_to"] is None else str(row["folded_to"]),
+                    "-" if row["lag"] is None else str(row["lag"]),
+                    f"[{style}]{row['state']}[/{style}]" if style else row["state"],
+                    row.get("why", ""),
+                )
+            if report.get("recovery"):
+                console.print(f"[red]{report['projection']}[/red]: {report['recovery']}")
+    console.print(table)
+    for line in unreachable:
+        console.print(f"[red]not answering[/red] {line}")
+    if unreachable:
+        raise typer.Exit(1)
+
+
+@app.command("resume")
+def resume(
+    projection: Annotated[
+        str, typer.Argument(help="The projection (evidence, sci, passport, sessions, matching-1).")
+    ],
+    state_dir: StateDirOption = None,
+) -> None:
+    """Try every parked partition of PROJECTION again now (after fixing the cause)."""
+    _, urls = _services(state_dir)
+    token = ops_token(state_dir)
+    service = projection.split("-", 1)[0]
+    url = urls.get(service)
+    if url is None:
+        console.print(f"[red]no service owns a projection {projection!r}[/red] (services: {', '.join(urls)})")
+        raise typer.Exit(2)
+    answer = httpx.post(
+        f"{url}/ops/projections/{projection}/resume", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
+    if answer.status_code != 200:
+        console.print(f"[red]{answer.status_code}[/red] {answer.text}")
+        raise typer.Exit(1)
+    resumed = answer.json()["resumed"]
+    if not resumed:
+        console.print(f"{projection}: no partition was parked")
+        return
+    parts = ", ".join(f"{r['topic']}[{r['partition']}]" for r in resumed)
+    console.print(f"{projection}: resumed {parts}; `lemma projections list` shows whether they fold on")
