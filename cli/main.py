@@ -9,16 +9,18 @@ from typing import Annotated
 
 import typer
 
-from cli import projection_commands, simulate_commands, stack_commands
+from cli import dlq_commands, projection_commands, simulate_commands, stack_commands
 from deploy.local.config import StackConfig
 from deploy.local.credentials import JWT_SECRET_FILE
 from shared.settings import DEV_SECRET, Settings
 
 app = typer.Typer(
-    help="Lemma operations: the local stack, projections, tokens, topics, schemas.", no_args_is_help=True
+    help="Lemma operations: the local stack, projections, dead letters, tokens, topics, schemas.",
+    no_args_is_help=True,
 )
 app.add_typer(stack_commands.app, name="stack", no_args_is_help=True)
 app.add_typer(projection_commands.app, name="projections", no_args_is_help=True)
+app.add_typer(dlq_commands.app, name="dlq", no_args_is_help=True)
 app.command("simulate")(simulate_commands.simulate_command)
 topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
 schemas_app = typer.Typer(help="JSON Schemas of the event payloads.", no_args_is_help=True)

@@ -34,6 +34,7 @@ PARTITIONS: dict[Topic, int] = {
     Topic.EVIDENCE: 3,
     Topic.SCI: 3,
     Topic.DLQ: 1,
+    Topic.OPS: 1,
 }
 
 

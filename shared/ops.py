@@ -5,7 +5,10 @@ partition (those this process is assigned, and those its store has folded) how f
 has folded, whether this process is assigned it, the lag as of the last batch and its state: folding,
 checking (being positioned on the log), retrying or parked (a failed record; with why), or
 refused (the log does not fit the store; with why). ``POST /ops/projections/{name}/resume``
-tries a parked partition's record again now, with every try.
+tries a parked partition's record again now, with every try. ``POST
+/ops/projections/{name}/redrive`` folds given records of the log again, each at most once ever
+(``shared.projection.redrive``): what ``lemma dlq redrive`` sends after a fix. Each action is
+recorded as an ``OperatorActed`` event on ``lemma.ops.v1`` with the operator's id.
 
 ``/healthz`` and ``/readyz`` stay anonymous and say only up or ready: orchestrators and the
 gateway probe them. The details are here.
@@ -13,15 +16,24 @@ gateway probe them. The details are here.
 
 from __future__ import annotations
 
-from typing import Any
+from collections import Counter
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, HTTPException, status
+from pydantic import BaseModel, Field
 
-from shared.auth import OpsDep
+from shared.auth import OpsDep, Principal
+from shared.events.payloads import OperatorActed, OperatorAction
+from shared.log_records import read_records
 from shared.projection.faults import PARKED, RETRYING
 from shared.projection.fingerprint import CHECKING, recovery_hint
 from shared.projection.order import Partition
+from shared.projection.redrive import redrive
 from shared.projection.runtime import ProjectionRuntime
+
+if TYPE_CHECKING:
+    from shared.service import ServiceContext
 
 FOLDING = "folding"
 REFUSED = "refused"
@@ -69,20 +81,64 @@ async def projection_report(runtime: ProjectionRuntime, group: str) -> dict[str,
     }
 
 
-def ops_router(runtimes: list[ProjectionRuntime], group_of: Any) -> APIRouter:
-    """``group_of(consumer)``: the consumer group name of a projection (the settings' prefix)."""
+class RecordPlace(BaseModel):
+    topic: str = Field(min_length=1)
+    partition: int = Field(ge=0)
+    offset: int = Field(ge=0)
+
+
+class RedriveRequest(BaseModel):
+    """Records of the log to fold again (the places their dead letters name)."""
+
+    records: list[RecordPlace] = Field(min_length=1, max_length=10_000)
+
+
+def _runtime(ctx: ServiceContext, name: str) -> ProjectionRuntime:
+    runtime = next((r for r in ctx.runtimes if r.consumer == name), None)
+    if runtime is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"this service has no projection {name!r}")
+    return runtime
+
+
+async def record_action(
+    ctx: ServiceContext, action: OperatorAction, projection: str, by: Principal, detail: dict[str, Any]
+) -> None:
+    """Every operator action is an event on ``lemma.ops.v1``, with who did it."""
+    acted = OperatorActed(
+        action=action, service=ctx.name, projection=projection, by=by.learner_id, detail=detail
+    )
+    await ctx.commit([], [ctx.event(acted)])
+
+
+def ops_router(ctx: ServiceContext) -> APIRouter:
     router = APIRouter(prefix="/ops", tags=["ops"])
 
     @router.get("/projections")
     async def projections(_: OpsDep) -> dict[str, Any]:
-        return {"projections": [await projection_report(r, group_of(r.consumer)) for r in runtimes]}
+        reports = [await projection_report(r, ctx.settings.group(r.consumer)) for r in ctx.runtimes]
+        return {"projections": reports}
 
     @router.post("/projections/{name}/resume")
-    async def resume(name: str, _: OpsDep) -> dict[str, Any]:
-        runtime = next((r for r in runtimes if r.consumer == name), None)
-        if runtime is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"this service has no projection {name!r}")
-        resumed = runtime.resume_parked()
-        return {"projection": name, "resumed": [{"topic": t, "partition": p} for t, p in resumed]}
+    async def resume(name: str, operator: OpsDep) -> dict[str, Any]:
+        resumed = [{"topic": t, "partition": p} for t, p in _runtime(ctx, name).resume_parked()]
+        await record_action(ctx, "resume", name, operator, {"partitions": resumed})
+        return {"projection": name, "resumed": resumed}
+
+    @router.post("/projections/{name}/redrive")
+    async def redrive_records(name: str, body: RedriveRequest, operator: OpsDep) -> dict[str, Any]:
+        """Fold the records again (each at most once ever); what came of each."""
+        runtime = _runtime(ctx, name)
+        places = [(r.topic, r.partition, r.offset) for r in body.records]
+        read = await read_records(ctx.settings.kafka_bootstrap, places)
+        results = await redrive(runtime, [read[p] for p in places if p in read], by=operator.learner_id)
+        rows = [asdict(r) for r in results]
+        rows += [
+            {"topic": t, "partition": p, "offset": o, "outcome": "gone", "why": "the log no longer holds it"}
+            for t, p, o in places
+            if (t, p, o) not in read
+        ]
+        counts = dict(Counter(row["outcome"] for row in rows))
+        await record_action(ctx, "redrive", name, operator, {"outcomes": counts, "records": len(places)})
+        return {"projection": name, "outcomes": counts, "records": rows}
 
     return router

@@ -170,7 +170,7 @@ def create_app(
     install_api_docs(app)
     for router in routers:
         app.include_router(router)
-    app.include_router(ops_router(ctx.runtimes, ctx.settings.group))
+    app.include_router(ops_router(ctx))
 
     spec = AsyncAPI(ctx.broker, title=f"{title} events", version="1.0.0")
 

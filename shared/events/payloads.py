@@ -9,7 +9,7 @@ field it does know is validated, so a malformed record is refused, not half-read
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -212,3 +212,19 @@ class DeadLettered(Payload):
     #: ``DEAD_LETTER_VALUE_LIMIT`` characters so a dead letter always fits in a record.
     value: str
     value_size: int = Field(ge=0, default=0)  # the original value's size in bytes
+
+
+# lemma.ops.v1 (key: the projection)
+OperatorAction = Literal["resume", "redrive", "replay", "switch", "drop"]
+
+
+class OperatorActed(Payload):
+    """An operator did something to a projection: who, what, and what came of it. Kept forever,
+    like every event, so what was done to the scores can be audited."""
+
+    action: OperatorAction
+    service: str
+    projection: str
+    by: str  # the operator's token subject
+    #: what it was done to and what came of it, e.g. {"partitions": [...]} or {"folded": 3}
+    detail: dict[str, Any] = Field(default_factory=dict)

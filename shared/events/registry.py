@@ -15,6 +15,7 @@ class Topic(StrEnum):
     EVIDENCE = "lemma.evidence.v1"
     SCI = "lemma.sci.v1"
     DLQ = "lemma.dlq.v1"
+    OPS = "lemma.ops.v1"
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ _SPECS = [
     EventSpec(p.TierChanged, Topic.SCI, "learner_id"),
     EventSpec(p.RatersCalibrated, Topic.SCI, "skill"),
     EventSpec(p.DeadLettered, Topic.DLQ, "key"),
+    EventSpec(p.OperatorActed, Topic.OPS, "projection"),
 ]
 
 REGISTRY: dict[str, EventSpec] = {s.type: s for s in _SPECS}

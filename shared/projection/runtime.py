@@ -37,7 +37,7 @@ from shared.metrics import (
 from shared.outbox import outbox_records
 from shared.projection.faults import Fault, RetryPolicy, next_fault
 from shared.projection.fingerprint import CHECKING, FINGERPRINTS, Fingerprint, fingerprint_key, record_digest
-from shared.projection.fold import Doc, DocRef, Projection
+from shared.projection.fold import Doc, DocRef, Outcome, Projection
 from shared.projection.order import Partition, unfolded
 from shared.store.base import Change, Store
 
@@ -210,16 +210,7 @@ class ProjectionRuntime:
                 continue
             try:
                 outcome = self.projection.apply({ref: working.get(ref) for ref in refs}, event)
-                caused = [
-                    new_event(
-                        payload,
-                        source=self.service,
-                        time=event.time,
-                        id=deterministic_id(self.consumer, event.id, str(index)),
-                        cause=event,
-                    )
-                    for index, payload in enumerate(outcome.emit)
-                ]
+                caused = self.caused(event, outcome)
             except (EventRefused, Refused) as exc:
                 dead.append((record, exc))
                 continue
@@ -278,6 +269,19 @@ class ProjectionRuntime:
         if self._on_written is not None:
             self._on_written()
         return len(folded)
+
+    def caused(self, event: CloudEvent, outcome: Outcome) -> list[CloudEvent]:
+        """The events folding ``event`` emits, with ids derived from it: the same every time."""
+        return [
+            new_event(
+                payload,
+                source=self.service,
+                time=event.time,
+                id=deterministic_id(self.consumer, event.id, str(index)),
+                cause=event,
+            )
+            for index, payload in enumerate(outcome.emit)
+        ]
 
     def _stop_all(self, records: Sequence[Record], exc: Exception) -> None:
         """A failure of the whole batch (the store): each partition stops at its first record."""

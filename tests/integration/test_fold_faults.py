@@ -138,6 +138,10 @@ async def test_a_failing_fold_parks_only_its_partition_and_resumes_after_the_fix
     assert sessions == {e.data.session_id for e in burst if isinstance(e.data, SessionCompleted)}
     letters = await _dead_letters(ns)
     assert letters == []  # a bug is not the data's fault: nothing was dead-lettered
+    acted = await ns.read_until(Topic.OPS, lambda rs: len(rs) >= 1)
+    (resumed,) = [json.loads(r.value)["data"] for r in acted]
+    assert (resumed["action"], resumed["by"], resumed["projection"]) == ("resume", "operator", CONSUMER)
+    assert resumed["detail"] == {"partitions": [{"topic": stuck[0], "partition": stuck[1]}]}
 
 
 async def _ready(client: httpx.AsyncClient) -> bool:
