@@ -76,7 +76,7 @@ def projection_subscriber(
     listener = StoreOffsetsListener(runtime, settings.kafka_bootstrap)
     subscriber = router.subscriber(
         *(settings.topic(t) for t in topics),
-        group_id=settings.group(runtime.consumer),
+        group_id=settings.group(runtime.name),
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         batch_timeout_ms=100,

@@ -73,7 +73,8 @@ async def projection_report(runtime: ProjectionRuntime, group: str) -> dict[str,
     states = {row["state"] for row in rows}
     worst = next((s for s in (REFUSED, PARKED, CHECKING, RETRYING) if s in states), FOLDING)
     return {
-        "projection": runtime.consumer,
+        "projection": runtime.name,
+        "version": runtime.version,
         "group": group,
         "state": worst,
         "partitions": rows,
@@ -94,7 +95,7 @@ class RedriveRequest(BaseModel):
 
 
 def _runtime(ctx: ServiceContext, name: str) -> ProjectionRuntime:
-    runtime = next((r for r in ctx.runtimes if r.consumer == name), None)
+    runtime = next((r for r in ctx.runtimes if r.name == name), None)
     if runtime is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"this service has no projection {name!r}")
     return runtime
@@ -115,7 +116,7 @@ def ops_router(ctx: ServiceContext) -> APIRouter:
 
     @router.get("/projections")
     async def projections(_: OpsDep) -> dict[str, Any]:
-        reports = [await projection_report(r, ctx.settings.group(r.consumer)) for r in ctx.runtimes]
+        reports = [await projection_report(r, ctx.settings.group(r.name)) for r in ctx.runtimes]
         return {"projections": reports}
 
     @router.post("/projections/{name}/resume")

@@ -56,7 +56,7 @@ async def redrive(runtime: ProjectionRuntime, records: Sequence[Record], *, by: 
     async with runtime.lock:
         for record in records:
             at = (record.topic, record.partition, record.offset)
-            key = redriven_key(runtime.consumer, *at)
+            key = redriven_key(runtime.name, *at)
             if await runtime.store.get(REDRIVEN, key) is not None:
                 results.append(Redriven(*at, ALREADY))
                 continue

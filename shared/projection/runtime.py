@@ -39,7 +39,9 @@ from shared.projection.faults import Fault, RetryPolicy, next_fault
 from shared.projection.fingerprint import CHECKING, FINGERPRINTS, Fingerprint, fingerprint_key, record_digest
 from shared.projection.fold import Doc, DocRef, Outcome, Projection
 from shared.projection.order import Partition, unfolded
+from shared.projection.versions import consumer_of
 from shared.store.base import Change, Store
+from shared.store.versioned import VersionStore
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +71,19 @@ class ProjectionRuntime:
         lock: asyncio.Lock | None = None,
         on_written: Any = None,
         retry: RetryPolicy | None = None,
+        version: int = 1,
+        emit: bool = True,
     ) -> None:
         self.projection = projection
-        self.store = store
         self.service = service
-        self.consumer = projection.name
+        #: the projection's name: its consumer group, the ids of what it emits, metrics, logs
+        self.name = projection.name
+        #: the store as given; ``store`` is the version folded into (``shared.projection.versions``)
+        self.raw_store = store
+        self.switch_to(version)
+        #: False while a rebuild folds a new version: it emits no events until it is live
+        #: (dead letters still go out: they are about the data, with ids any copy shares)
+        self.emit = emit
         self.lock = lock or asyncio.Lock()
         self.retry = retry or RetryPolicy()
         self._on_written = on_written
@@ -92,6 +102,13 @@ class ProjectionRuntime:
         self._held: dict[Partition, str] = {}
         #: partitions stopped at a record that failed for a reason other than its data
         self._faults: dict[Partition, Fault] = {}
+
+    def switch_to(self, version: int) -> None:
+        """Fold into ``version``: its documents, and its offsets under its own consumer name."""
+        self.version = version
+        self.store: Store = VersionStore(self.raw_store, version)
+        #: the name the folded offsets (and fingerprints) are kept under, one per version
+        self.consumer = consumer_of(self.name, version)
 
     def hold(self, partition: Partition, why: str = CHECKING) -> None:
         self._held[partition] = why
@@ -133,13 +150,13 @@ class ProjectionRuntime:
         start = time.perf_counter()
         async with self.lock:
             folded = await self._handle(records)
-        FOLD_BATCH_SECONDS.labels(self.service, self.consumer).observe(time.perf_counter() - start)
+        FOLD_BATCH_SECONDS.labels(self.service, self.name).observe(time.perf_counter() - start)
         for (topic, partition), end in (highwater or {}).items():
             last = max(
                 (r.offset for r in records if r.topic == topic and r.partition == partition), default=end - 1
             )
             self.lag[(topic, partition)] = max(end - last - 1, 0)
-            CONSUMER_LAG.labels(self.service, self.consumer, topic, str(partition)).set(
+            CONSUMER_LAG.labels(self.service, self.name, topic, str(partition)).set(
                 self.lag[(topic, partition)]
             )
         return folded
@@ -232,7 +249,7 @@ class ProjectionRuntime:
             new_event(
                 d,
                 source=self.service,
-                id=deterministic_id(self.consumer, "dlq", d.topic, str(d.partition), str(d.offset)),
+                id=deterministic_id(self.name, "dlq", d.topic, str(d.partition), str(d.offset)),
             )
             for d in sorted(letters, key=lambda d: (d.topic, d.partition, d.offset))
         ]
@@ -252,17 +269,18 @@ class ProjectionRuntime:
             for (topic, partition), r in sorted(last.items())
         ]
         try:
-            await self.store.write(changes, offsets=offsets, outbox=outbox_records(emitted + dead_events))
+            events = (emitted if self.emit else []) + dead_events
+            await self.store.write(changes, offsets=offsets, outbox=outbox_records(events))
         except Exception as exc:
             self._stop_all(fresh, exc)
             return 0
         for type_, count in Counter(event.type for event in folded).items():
-            EVENTS_CONSUMED.labels(self.service, self.consumer, type_).inc(count)
+            EVENTS_CONSUMED.labels(self.service, self.name, type_).inc(count)
         for topic, count in Counter(letter.topic for letter in letters).items():
-            DEAD_LETTERS.labels(self.service, self.consumer, topic).inc(count)
+            DEAD_LETTERS.labels(self.service, self.name, topic).inc(count)
         for partition in last.keys() & self._faults.keys():
             fault = self._faults.pop(partition)
-            log.info("%s folds %s[%s] again, past %s", self.consumer, *partition, fault.describe())
+            log.info("%s folds %s[%s] again, past %s", self.name, *partition, fault.describe())
             self._count_parked()
         for partition, (offset, error) in sorted(stopped.items()):
             self._stop(partition, offset, error)
@@ -277,7 +295,7 @@ class ProjectionRuntime:
                 payload,
                 source=self.service,
                 time=event.time,
-                id=deterministic_id(self.consumer, event.id, str(index)),
+                id=deterministic_id(self.name, event.id, str(index)),
                 cause=event,
             )
             for index, payload in enumerate(outcome.emit)
@@ -297,19 +315,19 @@ class ProjectionRuntime:
         reason = "".join(traceback.format_exception_only(exc)).strip()
         fault = next_fault(self._faults.get(partition), partition, offset, reason[:2000], self.retry)
         self._faults[partition] = fault
-        FOLD_FAULTS.labels(self.service, self.consumer, partition[0]).inc()
+        FOLD_FAULTS.labels(self.service, self.name, partition[0]).inc()
         if fault.parked:
             log.error(
                 "%s %s. Fix the cause, then restart the service or run `lemma projections resume %s`",
-                self.consumer,
+                self.name,
                 fault.describe(),
-                self.consumer,
+                self.name,
                 exc_info=exc,
             )
         else:
             log.warning(
                 "%s %s; next try in %.0f s",
-                self.consumer,
+                self.name,
                 fault.describe(),
                 self.retry.delay_s(fault.tries),
                 exc_info=exc,
@@ -320,14 +338,14 @@ class ProjectionRuntime:
 
     def _count_parked(self) -> None:
         parked = sum(1 for fault in self._faults.values() if fault.parked)
-        PARTITIONS_PARKED.labels(self.service, self.consumer).set(parked)
+        PARTITIONS_PARKED.labels(self.service, self.name).set(parked)
 
     def _dead_letter(self, record: Record, exc: Exception) -> DeadLettered:
         reason = "".join(traceback.format_exception_only(exc)).strip()
         log.warning("dead-lettering %s[%s]@%s: %s", record.topic, record.partition, record.offset, reason)
         raw = record.value or b""
         return DeadLettered(
-            consumer=self.consumer,
+            consumer=self.name,
             error=reason[:4000],
             topic=record.topic,
             partition=record.partition,

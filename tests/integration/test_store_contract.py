@@ -21,6 +21,7 @@ from bson.errors import InvalidDocument
 from shared.store.base import Change, Doc, OutboxRecord, Store
 from shared.store.mongo import MongoStore
 from shared.store.sqlite import SqliteStore
+from shared.store.versioned import VersionStore
 
 StoreFactory = Callable[[], Store]
 # What a back end may raise for a value it cannot store (the write must leave nothing behind).
@@ -351,3 +352,22 @@ class TestMongoStore(StoreContract):
     @pytest.fixture
     def make_store(self, mongo_db_url: str) -> StoreFactory:
         return lambda: MongoStore(mongo_db_url)
+
+
+class TestVersionStore(StoreContract):
+    """A projection's second version seen through ``VersionStore``: the contract holds, and
+    what it writes stays out of the first version's collections."""
+
+    @pytest.fixture
+    def make_store(self, tmp_path: Path) -> StoreFactory:
+        return lambda: VersionStore(SqliteStore(str(tmp_path / "versions.db")), 2)
+
+    async def test_a_version_sees_only_its_own_documents(self, make_store: StoreFactory) -> None:
+        second = make_store()
+        assert isinstance(second, VersionStore)
+        first = VersionStore(second.inner, 1)
+        await first.write([Change("scores", "ann", {"v": 1})])
+        await second.write([Change("scores", "ann", {"v": 2})])
+        assert await first.get("scores", "ann") == {"v": 1} and await second.get("scores", "ann") == {"v": 2}
+        assert await second.inner.get("v2.scores", "ann") == {"v": 2}
+        await second.close()

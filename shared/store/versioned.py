@@ -1,0 +1,134 @@
+"""Stores seen through a projection's versions (``shared.projection.versions``).
+
+``VersionStore`` is one version of a projection in a store: its collections under the version's
+names, everything else (offsets, the outbox) as it is. ``LiveStore`` is what readers and commands
+use: the version that is live, looked up in the versions document and kept for a short while,
+so that a switch reaches every reader within ``refresh_s`` and costs a read per interval, not
+per request. A reader that started on the old version finishes on it: it is kept until dropped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+
+from shared.projection.versions import VERSIONS, Versions, namespace
+from shared.store.base import Change, Doc, OutboxRecord, PartitionOffsets, Store
+
+
+class VersionStore(Store):
+    """Version ``version`` of a projection's documents in ``store``."""
+
+    def __init__(self, store: Store, version: int) -> None:
+        self.inner = store
+        self.version = version
+
+    def _name(self, collection: str) -> str:
+        return namespace(collection, self.version)
+
+    async def get(self, collection: str, key: str) -> Doc | None:
+        return await self.inner.get(self._name(collection), key)
+
+    async def get_many(self, collection: str, keys: Iterable[str]) -> dict[str, Doc]:
+        return await self.inner.get_many(self._name(collection), keys)
+
+    async def scan(
+        self,
+        collection: str,
+        prefix: str = "",
+        *,
+        after: str | None = None,
+        limit: int = 100,
+        descending: bool = False,
+    ) -> list[tuple[str, Doc]]:
+        return await self.inner.scan(
+            self._name(collection), prefix, after=after, limit=limit, descending=descending
+        )
+
+    async def count(self, collection: str, prefix: str = "") -> int:
+        return await self.inner.count(self._name(collection), prefix)
+
+    async def write(
+        self,
+        changes: Sequence[Change] = (),
+        *,
+        offsets: PartitionOffsets | None = None,
+        outbox: Sequence[OutboxRecord] = (),
+    ) -> None:
+        named = [Change(self._name(c.collection), c.key, c.doc) for c in changes]
+        await self.inner.write(named, offsets=offsets, outbox=outbox)
+
+    async def offsets(self, consumer: str) -> dict[tuple[str, int], int]:
+        return await self.inner.offsets(consumer)
+
+    async def pending_outbox(self, limit: int = 500) -> list[OutboxRecord]:
+        return await self.inner.pending_outbox(limit)
+
+    async def ack_outbox(self, seqs: Sequence[str]) -> None:
+        await self.inner.ack_outbox(seqs)
+
+    async def ping(self) -> bool:
+        return await self.inner.ping()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+class LiveStore(VersionStore):
+    """The live version of ``projection`` in ``store``, looked up at most every ``refresh_s``."""
+
+    def __init__(self, store: Store, projection: str, *, refresh_s: float = 0.5) -> None:
+        super().__init__(store, 1)
+        self.projection = projection
+        self.refresh_s = refresh_s
+        self._checked = -float("inf")
+
+    async def versions(self) -> Versions:
+        return Versions.from_doc(self.projection, await self.inner.get(VERSIONS, self.projection))
+
+    async def refresh(self) -> int:
+        """Look the live version up now; returns it."""
+        self.version = (await self.versions()).live
+        self._checked = time.monotonic()
+        return self.version
+
+    async def _live(self) -> None:
+        if time.monotonic() - self._checked >= self.refresh_s:
+            await self.refresh()
+
+    def _name(self, collection: str) -> str:
+        return namespace(collection, self.version)
+
+    async def get(self, collection: str, key: str) -> Doc | None:
+        await self._live()
+        return await super().get(collection, key)
+
+    async def get_many(self, collection: str, keys: Iterable[str]) -> dict[str, Doc]:
+        await self._live()
+        return await super().get_many(collection, keys)
+
+    async def scan(
+        self,
+        collection: str,
+        prefix: str = "",
+        *,
+        after: str | None = None,
+        limit: int = 100,
+        descending: bool = False,
+    ) -> list[tuple[str, Doc]]:
+        await self._live()
+        return await super().scan(collection, prefix, after=after, limit=limit, descending=descending)
+
+    async def count(self, collection: str, prefix: str = "") -> int:
+        await self._live()
+        return await super().count(collection, prefix)
+
+    async def write(
+        self,
+        changes: Sequence[Change] = (),
+        *,
+        offsets: PartitionOffsets | None = None,
+        outbox: Sequence[OutboxRecord] = (),
+    ) -> None:
+        await self._live()
+        await super().write(changes, offsets=offsets, outbox=outbox)
