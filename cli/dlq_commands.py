@@ -19,13 +19,13 @@ from typing import Annotated
 import httpx
 import typer
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from rich.console import Console
 from rich.table import Table
 
 from cli.projection_commands import StateDirOption, ops_token
 from deploy.local.config import StackConfig
 from shared.events.registry import Topic
+from shared.log_records import partitions_of
 from shared.settings import Settings
 
 app = typer.Typer(help="Dead letters: list them, show one, fold them again after a fix.")
@@ -93,17 +93,6 @@ async def read_letters(bootstrap: str, topic: str) -> list[Letter]:
     finally:
         await consumer.stop()
     return sorted(letters, key=lambda letter: (letter.time, letter.id))
-
-
-async def partitions_of(bootstrap: str, topic: str) -> list[int]:
-    """The partitions ``topic`` has on the cluster (none if it does not exist)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        described = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    return sorted(p["partition"] for t in described if t.get("error_code", 0) == 0 for p in t["partitions"])
 
 
 def _letter(value: bytes | None) -> Letter:

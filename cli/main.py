@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from cli import dlq_commands, projection_commands, simulate_commands, stack_commands
+from cli import dlq_commands, projection_commands, replay_commands, simulate_commands, stack_commands
 from deploy.local.config import StackConfig
 from deploy.local.credentials import JWT_SECRET_FILE
 from shared.settings import DEV_SECRET, Settings
@@ -22,6 +22,7 @@ app.add_typer(stack_commands.app, name="stack", no_args_is_help=True)
 app.add_typer(projection_commands.app, name="projections", no_args_is_help=True)
 app.add_typer(dlq_commands.app, name="dlq", no_args_is_help=True)
 app.command("simulate")(simulate_commands.simulate_command)
+app.command("replay")(replay_commands.replay_command)
 topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
 schemas_app = typer.Typer(help="JSON Schemas of the event payloads.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")

@@ -53,13 +53,14 @@ def _get(url: str, token: str) -> list[dict[str, Any]]:
 @app.command("list")
 def list_projections(state_dir: StateDirOption = None) -> None:
     """Each projection of each service: its state, and per partition the offset folded, the lag,
-    the state and why (parked, refused)."""
+    the state and why (parked, refused); then its versions (building, handover, live, retired)."""
     _, urls = _services(state_dir)
     token = ops_token(state_dir)
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     for column in ("service", "projection", "partition", "folded to", "lag", "state", "why"):
         table.add_column(column)
     unreachable = []
+    version_lines: list[str] = []
     for service, url in urls.items():
         try:
             reports = _get(url, token)
@@ -80,9 +81,13 @@ def list_projections(state_dir: StateDirOption = None) -> None:
                     f"[{style}]{row['state']}[/{style}]" if style else row["state"],
                     row.get("why", ""),
                 )
+            summary = ", ".join(f"v{v['version']} {v['state']}" for v in report.get("versions", []))
+            version_lines.append(f"{service}/{report['projection']}: folding v{report['version']}; {summary}")
             if report.get("recovery"):
                 console.print(f"[red]{report['projection']}[/red]: {report['recovery']}")
     console.print(table)
+    for line in version_lines:
+        console.print(line)
     for line in unreachable:
         console.print(f"[red]not answering[/red] {line}")
     if unreachable:

@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 Place = tuple[str, int, int]
 
@@ -45,3 +46,14 @@ async def read_records(
     finally:
         await consumer.stop()
     return found
+
+
+async def partitions_of(bootstrap: str, topic: str) -> list[int]:
+    """The partitions ``topic`` has on the cluster (none if it does not exist)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    return sorted(p["partition"] for t in described if t.get("error_code", 0) == 0 for p in t["partitions"])

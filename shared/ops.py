@@ -31,6 +31,7 @@ from shared.projection.fingerprint import CHECKING, recovery_hint
 from shared.projection.order import Partition
 from shared.projection.redrive import redrive
 from shared.projection.runtime import ProjectionRuntime
+from shared.projection.versions import VERSIONS, Versions
 
 if TYPE_CHECKING:
     from shared.service import ServiceContext
@@ -70,11 +71,17 @@ async def projection_report(runtime: ProjectionRuntime, group: str) -> dict[str,
                 **({"why": why} if why else {}),
             }
         )
+    versions = Versions.from_doc(runtime.name, await runtime.raw_store.get(VERSIONS, runtime.name))
     states = {row["state"] for row in rows}
     worst = next((s for s in (REFUSED, PARKED, CHECKING, RETRYING) if s in states), FOLDING)
     return {
         "projection": runtime.name,
         "version": runtime.version,
+        "live_version": versions.live,
+        "versions": [
+            {"version": v.number, "state": v.state, "started_at": v.started_at, "by": v.by}
+            for v in sorted(versions.versions.values(), key=lambda v: v.number)
+        ],
         "group": group,
         "state": worst,
         "partitions": rows,

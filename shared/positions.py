@@ -150,6 +150,7 @@ class StoreOffsetsListener(ConsumerRebalanceListener):  # type: ignore[misc]
         self._subscriber = subscriber
         self._runtime.on_fault = self.on_fault
         self._runtime.on_resume = self.resume
+        self._runtime.on_reposition = self.reposition
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         self._stop_retrying()
@@ -193,6 +194,22 @@ class StoreOffsetsListener(ConsumerRebalanceListener):  # type: ignore[misc]
         self._cancel_timer(key)
         self._runtime.forget(key)
         self._try_again(key)
+
+    async def reposition(self) -> None:
+        """Position every assigned partition again, on the offsets of the version the runtime
+        now folds (a hand-over): held until positioned, as at an assignment."""
+        consumer = getattr(self._subscriber, "consumer", None)
+        if consumer is None or not consumer.assignment():
+            return
+        assigned = set(consumer.assignment())
+        for tp in assigned:
+            key = (tp.topic, tp.partition)
+            self._cancel_timer(key)
+            self._runtime.forget(key)
+            self._runtime.hold(key)
+        consumer.pause(*assigned)
+        await self._position(consumer, assigned)
+        self._count()
 
     def _cancel_timer(self, key: Partition) -> None:
         timer = self._timers.pop(key, None)

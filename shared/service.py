@@ -24,6 +24,7 @@ from shared.api_docs import install_api_docs
 from shared.bus import BrokerPublisher, make_broker
 from shared.events.envelope import CloudEvent, new_event
 from shared.events.payloads import Payload
+from shared.handover import VersionSwitch
 from shared.loop_lag import LoopLagMonitor
 from shared.metrics import http_latency_middleware, metrics_response
 from shared.ops import ops_router
@@ -34,6 +35,7 @@ from shared.projection.fold import Doc, DocRef, Projection
 from shared.projection.runtime import ProjectionRuntime
 from shared.settings import Settings
 from shared.store import Change, Store, open_store
+from shared.store.versioned import LiveStore
 from shared.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -48,10 +50,17 @@ class ServiceContext:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     relay: OutboxRelay = field(init=False)
     runtimes: list[ProjectionRuntime] = field(default_factory=list)
+    #: the store as opened; ``store`` shows routes and commands the live version of the
+    #: service's projection (``shared.store.versioned.LiveStore``), runtimes fold into theirs
+    raw_store: Store = field(init=False)
+    live: LiveStore = field(init=False)
 
     def __post_init__(self) -> None:
+        self.raw_store = self.store
+        self.live = LiveStore(self.raw_store, self.name)
+        self.store = self.live
         publisher = BrokerPublisher(self.broker, self.settings.kafka_prefix)
-        self.relay = OutboxRelay(self.store, publisher, service=self.name)
+        self.relay = OutboxRelay(self.raw_store, publisher, service=self.name)
 
     @classmethod
     def build(cls, name: str, settings: Settings, *, store: Store | None = None) -> ServiceContext:
@@ -72,9 +81,10 @@ class ServiceContext:
             first_delay_s=self.settings.fold_retry_first_delay_s,
             max_delay_s=self.settings.fold_retry_max_delay_s,
         )
+        self.live.projection = projection.name  # one projection a service
         runtime = ProjectionRuntime(
             projection,
-            self.store,
+            self.raw_store,
             service=self.name,
             lock=self.lock,
             on_written=on_written or self.relay.kick,
@@ -135,10 +145,13 @@ def create_app(
 ) -> FastAPI:
     if kafka_router is not None:
         ctx.broker.include_router(kafka_router)
-    workers = [LoopLagMonitor(ctx.name), *workers]
+    switch = VersionSwitch(ctx.runtimes, ctx.raw_store, service=ctx.name, on_switch=ctx.live.refresh)
+    workers = [LoopLagMonitor(ctx.name), switch, *workers]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await switch.prepare()  # the version each runtime folds, before its consumer joins
+        await ctx.live.refresh()
         await ctx.broker.start()
         await ctx.relay.start()
         ctx.relay.kick()

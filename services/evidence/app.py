@@ -15,9 +15,14 @@ NAME = "evidence"
 DEFAULT_PORT = 8104
 
 
+def projection(settings: Settings) -> EvidenceProjection:
+    """The service's projection (a rebuild folds the same, ``lemma replay``)."""
+    return EvidenceProjection(get_catalog())
+
+
 def bootstrap(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
     ctx = ServiceContext.build(NAME, settings or get_settings(), store=store)
-    runtime = ctx.runtime(EvidenceProjection(get_catalog()))
+    runtime = ctx.runtime(projection(ctx.settings))
     return create_app(
         ctx,
         title="Lemma evidence",

@@ -9,11 +9,14 @@ from shared.events.registry import Topic
 from shared.projection.runtime import ProjectionRuntime
 from shared.settings import Settings
 
+#: The topics the projection folds (a rebuild reads the same).
+TOPICS = (Topic.SESSIONS,)
+
 
 def build_router(settings: Settings, runtime: ProjectionRuntime) -> KafkaRouter:
     router = KafkaRouter()
 
-    @projection_subscriber(router, settings, runtime, Topic.SESSIONS)
+    @projection_subscriber(router, settings, runtime, *TOPICS)
     async def on_sessions(msg: KafkaMessage) -> None:
         await fold_batch(runtime, msg)
 

@@ -56,6 +56,11 @@ class TicketWatch:
             self.changed.notify_all()
 
 
+def projection(settings: Settings) -> MatchingProjection:
+    """The service's projection (a rebuild folds the same, ``lemma replay``)."""
+    return MatchingProjection(f"{NAME}-{settings.instance}")
+
+
 def bootstrap(
     settings: Settings | None = None, store: Store | None = None, *, rules: MatchingRules | None = None
 ) -> FastAPI:
@@ -74,7 +79,7 @@ def bootstrap(
         watch.notify()
         matcher.kick()
 
-    runtime = ctx.runtime(MatchingProjection(f"{NAME}-{ctx.settings.instance}"), on_written=written)
+    runtime = ctx.runtime(projection(ctx.settings), on_written=written)
     app = create_app(
         ctx,
         title="Lemma matching",

@@ -19,13 +19,14 @@ from shared.events.registry import Topic
 from shared.projection.runtime import ProjectionRuntime
 from shared.settings import Settings
 
+#: The topics the projection folds (a rebuild reads the same).
+TOPICS = (Topic.MATCHING, Topic.PASSPORT, Topic.SCI, Topic.SESSIONS)
+
 
 def build_router(settings: Settings, runtime: ProjectionRuntime, ownership: Ownership) -> KafkaRouter:
     router = KafkaRouter()
 
-    @projection_subscriber(
-        router, settings, runtime, Topic.MATCHING, Topic.PASSPORT, Topic.SCI, Topic.SESSIONS
-    )
+    @projection_subscriber(router, settings, runtime, *TOPICS)
     async def on_matching_passport_sci_sessions(msg: KafkaMessage) -> None:
         await fold_batch(runtime, msg)
 

@@ -14,9 +14,14 @@ NAME = "passport"
 DEFAULT_PORT = 8101
 
 
+def projection(settings: Settings) -> PassportProjection:
+    """The service's projection (a rebuild folds the same, ``lemma replay``)."""
+    return PassportProjection()
+
+
 def bootstrap(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
     ctx = ServiceContext.build(NAME, settings or get_settings(), store=store)
-    runtime = ctx.runtime(PassportProjection())
+    runtime = ctx.runtime(projection(ctx.settings))
     app = create_app(
         ctx,
         title="Lemma passport",

@@ -11,11 +11,14 @@ from shared.events.registry import Topic
 from shared.projection.runtime import ProjectionRuntime
 from shared.settings import Settings
 
+#: The topics the projection folds (a rebuild reads the same).
+TOPICS = (Topic.PASSPORT, Topic.EVIDENCE, Topic.SCI)
+
 
 def build_router(settings: Settings, runtime: ProjectionRuntime) -> KafkaRouter:
     router = KafkaRouter()
 
-    @projection_subscriber(router, settings, runtime, Topic.PASSPORT, Topic.EVIDENCE, Topic.SCI)
+    @projection_subscriber(router, settings, runtime, *TOPICS)
     async def on_passport_evidence_sci(msg: KafkaMessage) -> None:
         await fold_batch(runtime, msg)
 

@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from services.sci import api, consumers
 from services.sci.offload import ProcessOffload
 from services.sci.projection import SciProjection
-from services.sci.recalibration import Recalibrator
+from services.sci.recalibration import Recalibrator, calibrate_quietly
 from shared.catalog import get_catalog
 from shared.service import ServiceContext, create_app
 from shared.settings import Settings, get_settings
@@ -18,10 +18,22 @@ NAME = "sci"
 DEFAULT_PORT = 8105
 
 
+def projection(settings: Settings) -> SciProjection:
+    """The service's projection (a rebuild folds the same, ``lemma replay``)."""
+    return SciProjection(skill.id for skill in get_catalog().skills)
+
+
+async def finish_rebuild(store: Store, settings: Settings) -> None:
+    """What a rebuild of the sci projection does before it hands over: calibrate each skill of
+    the new version, quietly (``lemma replay``)."""
+    skills = [skill.id for skill in get_catalog().skills]
+    await calibrate_quietly(store, skills, minimum=settings.sci_calibration_min_ratings)
+
+
 def bootstrap(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
     ctx = ServiceContext.build(NAME, settings or get_settings(), store=store)
     skills = [skill.id for skill in get_catalog().skills]
-    runtime = ctx.runtime(SciProjection(skills))
+    runtime = ctx.runtime(projection(ctx.settings))
     offload = ProcessOffload()
     recalibrator = Recalibrator(ctx, skills, offload)
     return create_app(

@@ -12,11 +12,14 @@ from shared.events.registry import Topic
 from shared.projection.runtime import ProjectionRuntime
 from shared.settings import Settings
 
+#: The topics the projection folds (a rebuild reads the same).
+TOPICS = (Topic.EVIDENCE, Topic.SESSIONS, Topic.PASSPORT)
+
 
 def build_router(settings: Settings, runtime: ProjectionRuntime) -> KafkaRouter:
     router = KafkaRouter()
 
-    @projection_subscriber(router, settings, runtime, Topic.EVIDENCE, Topic.SESSIONS, Topic.PASSPORT)
+    @projection_subscriber(router, settings, runtime, *TOPICS)
     async def on_evidence_sessions_passport(msg: KafkaMessage) -> None:
         await fold_batch(runtime, msg)
 

@@ -149,6 +149,26 @@ async def _scores_of(store: Store, keys: list[str]) -> list[Doc]:
     return ordered
 
 
+async def calibrate_quietly(store: Store, skills: list[str], *, minimum: int) -> list[str]:
+    """Calibrate every skill of a version being rebuilt and store its ``calibrations/{skill}``,
+    announcing nothing (the rebuild emits nothing until it is live). The same calibration the job
+    would compute over the same ratings, so the new version reads calibrated from its first
+    read. Returns the skills calibrated."""
+    done = []
+    for skill in sorted(skills):
+        ratings = await ratings_in(store, skill)
+        if len(ratings) < minimum:
+            continue
+        new = calibrate(ratings).correction()
+        ratees = {r.ratee_id for r in ratings}
+        ordered = await _scores_of(store, sorted(score_key(learner, skill) for learner in ratees))
+        new = replace(new, senior=seniors((facts_at(doc) for doc in ordered), new))
+        doc = {**new.to_doc(), "calibrated_at": datetime.now(UTC).isoformat()}
+        await store.write([Change(CALIBRATIONS, skill, doc)])
+        done.append(skill)
+    return done
+
+
 def announcement_id(skill: str, digest: str, part: int) -> str:
     """The id of one RatersCalibrated part: the same calibration announces the same events."""
     return deterministic_id("sci-raters", skill, digest, str(part))

@@ -14,9 +14,14 @@ NAME = "sessions"
 DEFAULT_PORT = 8103
 
 
+def projection(settings: Settings) -> SessionsProjection:
+    """The service's projection (a rebuild folds the same, ``lemma replay``)."""
+    return SessionsProjection()
+
+
 def bootstrap(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
     ctx = ServiceContext.build(NAME, settings or get_settings(), store=store)
-    runtime = ctx.runtime(SessionsProjection())
+    runtime = ctx.runtime(projection(ctx.settings))
     return create_app(
         ctx,
         title="Lemma sessions",

@@ -20,7 +20,7 @@ import logging
 import time
 import traceback
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from shared.errors import EventRefused, Refused
@@ -90,6 +90,8 @@ class ProjectionRuntime:
         self.on_fault: FaultHook | None = None
         #: resumes a parked partition on the consumer (``shared.positions``)
         self.on_resume: Callable[[Partition], None] | None = None
+        #: positions the consumer on the offsets of the version now folded (``shared.positions``)
+        self.on_reposition: Callable[[], Awaitable[None]] | None = None
         #: records behind the partition end, as of the last batch (``CONSUMER_LAG`` too)
         self.lag: dict[Partition, int] = {}
         #: the partitions the consumer group gave this process (``shared.positions``)

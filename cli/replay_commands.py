@@ -1,0 +1,136 @@
+"""`lemma replay PROJECTION`: rebuild a projection from the log beside the live one.
+
+It folds the whole log into a new version of the service's store (``shared.rebuild``) with a
+progress bar (events/s, lag per partition, time left), hands it over once caught up with the
+head, and waits for the service to switch its readers to it. Killed and run again, it goes on
+where it stopped; run while another rebuild of the projection is alive, it refuses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from cli.projection_commands import StateDirOption
+from deploy.local.config import StackConfig
+from shared.projection.versions import VersionError
+from shared.rebuild import Progress as RebuildProgress
+from shared.rebuild import Rebuild
+from shared.settings import Settings
+from shared.store import open_store
+
+console = Console(highlight=False, soft_wrap=True)
+#: The projections a rebuild knows: the projection's name is its service's name.
+SERVICES = ("evidence", "sci")
+#: Those whose store also holds what only commands wrote: a rebuild from the log would lose it.
+NOT_YET = {
+    "sessions": "a session's later states and its ratings are written by the commands, not folded",
+    "passport": "display names and the waitlist are written by the commands, not folded",
+    "matching": "the matcher's promises are written by the matcher, not folded",
+}
+
+
+def service_settings(state_dir: Path | None) -> Settings:
+    """The settings the local stack gives its services (its state folder and broker), unless
+    the environment names others (``LEMMA_STORE_URL``, ``LEMMA_KAFKA_BOOTSTRAP``)."""
+    settings = Settings()
+    config = StackConfig.resolve(state_dir)
+    saved = StackConfig.load(config.state_dir)
+    update: dict[str, Any] = {}
+    if "LEMMA_STATE_DIR" not in os.environ:
+        update["state_dir"] = str(config.state_dir)
+    if "LEMMA_KAFKA_BOOTSTRAP" not in os.environ and saved is not None:
+        update["kafka_bootstrap"] = saved.kafka_bootstrap
+    return settings.model_copy(update=update)
+
+
+def replay_command(
+    projection: Annotated[str, typer.Argument(help="evidence or sci (the others: not yet).")],
+    wait_s: Annotated[
+        float, typer.Option("--wait", help="How long to wait for the service to switch readers over.")
+    ] = 120.0,
+    by: Annotated[str, typer.Option(help="Who runs it (recorded on lemma.ops.v1).")] = os.environ.get(
+        "USER", "operator"
+    ),
+    state_dir: StateDirOption = None,
+) -> None:
+    """Rebuild PROJECTION from the start of the log into a new version beside the live one;
+    readers switch to it atomically once it has caught up. The old version stays until
+    `lemma projections drop`."""
+    if projection in NOT_YET:
+        console.print(
+            f"[red]refused:[/red] the {projection} store cannot be rebuilt from the log yet: "
+            f"{NOT_YET[projection]}"
+        )
+        raise typer.Exit(2)
+    if projection not in SERVICES:
+        console.print(f"[red]no projection {projection!r}[/red]: one of {', '.join(SERVICES)}")
+        raise typer.Exit(2)
+    settings = service_settings(state_dir)
+    try:
+        asyncio.run(_replay(settings, projection, by, wait_s))
+    except VersionError as exc:
+        console.print(f"[red]refused:[/red] {exc}")
+        raise typer.Exit(1) from exc
+
+
+async def _replay(settings: Settings, service: str, by: str, wait_s: float) -> None:
+    app = importlib.import_module(f"services.{service}.app")
+    consumers = importlib.import_module(f"services.{service}.consumers")
+    store = open_store(settings.store_url_for(service))
+    try:
+        finish = getattr(app, "finish_rebuild", None)
+        rebuild = Rebuild(
+            settings,
+            store,
+            app.projection(settings),
+            consumers.TOPICS,
+            service=service,
+            by=by,
+            finish=(lambda version: finish(version, settings)) if finish else None,
+        )
+        version = await rebuild.begin()
+        verb = "resuming" if rebuild.resumed else "building"
+        console.print(f"{service}: {verb} version {version.number} from the log (the live one stays)")
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]:>9} ev/s"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[lag]}"),
+            console=console,
+            transient=False,
+        ) as bar:
+            task = bar.add_task(f"{service} v{version.number}", total=None, rate="-", lag="")
+
+            def show(progress: RebuildProgress) -> None:
+                total = sum(progress.ends.values())
+                done = sum(min(progress.positions.get(tp, 0), end) for tp, end in progress.ends.items())
+                lag = " ".join(f"{t.rsplit('.', 2)[-2]}[{p}]:{n}" for (t, p), n in progress.lag.items() if n)
+                bar.update(task, total=total or None, completed=done, rate=f"{progress.rate:,.0f}", lag=lag)
+
+            progress = await rebuild.run(show)
+        console.print(
+            f"{service}: version {version.number} caught up ({progress.folded:,} events folded by this run); "
+            "handed over to the service"
+        )
+        live = await rebuild.wait_live(wait_s)
+        if live is None:
+            console.print(
+                f"[yellow]{service} has not switched yet[/yellow]: it does once it runs and has folded past "
+                "where the live version stands (`lemma projections list`)"
+            )
+            raise typer.Exit(3)
+        console.print(
+            f"[green]{service}: version {version.number} is live[/green]; the old one stays until dropped"
+        )
+    finally:
+        await store.close()

@@ -1,0 +1,146 @@
+"""The service's side of a rebuild: take a caught-up version over and switch readers to it.
+
+A rebuild (``lemma replay``, ``cli/replay_commands.py``) folds a new version from the start of
+the log in its own process and consumer group; once it has caught up with the head it stops
+and marks the version ``handover`` (``shared.projection.versions``). This worker, in every
+service process, looks at the versions document every ``interval_s``:
+
+1. a version is handed over and the runtime still folds the live one: under the runtime's
+   lock, note how far the live version got (``freeze``), point the runtime at the new version
+   and reposition the consumer on its offsets. Readers still read the live version, which no
+   longer moves;
+2. the new version has folded at least as far as the frozen one on every partition: flip the
+   document in one write with an ``OperatorActed`` switch event; readers (``LiveStore``) read
+   the new version from their next look-up, and no reader sees a version behind what it saw.
+
+At start-up (``prepare``, before the consumer joins its group) the runtime is pointed at the
+live version, or at a handed-over one, so a service stopped during a hand-over picks it up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from shared.events.envelope import new_event
+from shared.events.payloads import OperatorActed
+from shared.outbox import outbox_records
+from shared.projection.runtime import ProjectionRuntime
+from shared.projection.versions import HANDOVER, VERSIONS, Versions, consumer_of, partition_key
+from shared.store.base import Change, Store
+
+log = logging.getLogger(__name__)
+
+
+async def read_versions(store: Store, projection: str) -> Versions:
+    return Versions.from_doc(projection, await store.get(VERSIONS, projection))
+
+
+async def folded_offsets(store: Store, consumer: str) -> dict[str, int]:
+    """A consumer's stored offsets keyed ``topic[partition]`` (as ``Version.freeze`` keeps them)."""
+    return {partition_key(t, p): o for (t, p), o in (await store.offsets(consumer)).items()}
+
+
+class VersionSwitch:
+    """Runs the hand-over of every runtime of a service (a ``Worker``)."""
+
+    def __init__(
+        self,
+        runtimes: list[ProjectionRuntime],
+        store: Store,
+        *,
+        service: str,
+        on_switch: Callable[[], Awaitable[object]],
+        interval_s: float = 0.5,
+    ) -> None:
+        self.runtimes = runtimes
+        self.store = store
+        self.service = service
+        self.on_switch = on_switch
+        self.interval_s = interval_s
+        self._task: asyncio.Task[None] | None = None
+
+    async def prepare(self) -> None:
+        """Point every runtime at the version it must fold now (before the consumers start)."""
+        for runtime in self.runtimes:
+            versions = await read_versions(self.store, runtime.name)
+            runtime.switch_to(versions.live)
+            await self._take_over(runtime, versions, reposition=False)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"{self.service}-version-switch")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            for runtime in self.runtimes:
+                try:
+                    await self.step(runtime)
+                except Exception:
+                    log.exception("%s: the version hand-over failed; trying again", runtime.name)
+
+    async def step(self, runtime: ProjectionRuntime) -> None:
+        versions = await read_versions(self.store, runtime.name)
+        if runtime.version != versions.live and runtime.version not in versions.versions:
+            runtime.switch_to(versions.live)  # the version it folded was dropped: fold the live one
+            await self._reposition(runtime)
+            return
+        await self._take_over(runtime, versions, reposition=True)
+        await self._go_live(runtime)
+
+    async def _take_over(self, runtime: ProjectionRuntime, versions: Versions, *, reposition: bool) -> None:
+        pending = versions.in_progress
+        if pending is None or pending.state != HANDOVER or runtime.version == pending.number:
+            return
+        async with runtime.lock:
+            live = consumer_of(runtime.name, versions.live)
+            frozen = pending.freeze or await folded_offsets(self.store, live)
+            frozen_doc = versions.freeze(pending.number, frozen).to_doc()
+            await self.store.write([Change(VERSIONS, runtime.name, frozen_doc)])
+            runtime.switch_to(pending.number)
+            log.info(
+                "%s takes version %d over from version %d (frozen at %s): readers stay on it until then",
+                runtime.name,
+                pending.number,
+                versions.live,
+                frozen,
+            )
+            if reposition:
+                await self._reposition(runtime)
+
+    async def _reposition(self, runtime: ProjectionRuntime) -> None:
+        if runtime.on_reposition is not None:
+            await runtime.on_reposition()
+
+    async def _go_live(self, runtime: ProjectionRuntime) -> None:
+        versions = await read_versions(self.store, runtime.name)
+        number = runtime.version
+        if number == versions.live or number not in versions.versions:
+            return
+        if not versions.ready(number, await folded_offsets(self.store, runtime.consumer)):
+            return
+        switched = versions.go_live(number)
+        acted = OperatorActed(
+            action="switch",
+            service=self.service,
+            projection=runtime.name,
+            by=f"{self.service} (hand-over)",
+            detail={"from": versions.live, "to": number},
+        )
+        event = new_event(acted, source=self.service)
+        await self.store.write(
+            [Change(VERSIONS, runtime.name, switched.to_doc())], outbox=outbox_records([event])
+        )
+        log.info(
+            "%s: version %d is live (was %d); readers go over to it", runtime.name, number, versions.live
+        )
+        await self.on_switch()
