@@ -1,4 +1,5 @@
-"""`lemma projections [list|resume]`: each service's projections as its ops route reports them.
+"""`lemma projections list|resume|drop`: each service's projections as its ops route reports
+them, a parked partition resumed, a retired version deleted.
 
 Talks to every service of the local stack on its own port (the gateway does not route
 ``/ops``), with an operator's token: ``LEMMA_OPS_TOKEN`` if set, else one signed with the
@@ -7,6 +8,7 @@ stack's secret.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,6 +19,13 @@ from rich.console import Console
 from rich.table import Table
 
 from deploy.local.config import StackConfig
+from shared.events.envelope import new_event
+from shared.events.payloads import OperatorActed
+from shared.outbox import outbox_records
+from shared.projection.versions import VERSIONS, VersionError, Versions, consumer_of
+from shared.settings import Settings
+from shared.store import Change, open_store
+from shared.store.versioned import VersionStore
 
 app = typer.Typer(help="The projections of every service: state, lag, parked partitions.")
 console = Console(highlight=False, soft_wrap=True)
@@ -121,3 +130,52 @@ def resume(
         return
     parts = ", ".join(f"{r['topic']}[{r['partition']}]" for r in resumed)
     console.print(f"{projection}: resumed {parts}; `lemma projections list` shows whether they fold on")
+
+
+@app.command("drop")
+def drop(
+    projection: Annotated[str, typer.Argument(help="The projection (evidence, sci).")],
+    version: Annotated[int, typer.Argument(help="The retired version to delete.")],
+    by: Annotated[str, typer.Option(help="Who drops it (recorded on lemma.ops.v1).")] = os.environ.get(
+        "USER", "operator"
+    ),
+    state_dir: StateDirOption = None,
+) -> None:
+    """Delete a retired version of PROJECTION: its documents and offsets. The live version and
+    one being built are refused."""
+    from cli.replay_commands import service_settings
+
+    settings = service_settings(state_dir)
+    try:
+        dropped = asyncio.run(drop_version(settings, projection, version, by))
+    except VersionError as exc:
+        console.print(f"[red]refused:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"{projection}: version {version} dropped ({dropped:,} documents deleted)")
+
+
+async def drop_version(settings: Settings, projection: str, version: int, by: str) -> int:
+    """Forget ``version`` in the versions document (refused unless retired), then delete its
+    collections and offsets; the drop is recorded as ``OperatorActed``. Returns the documents
+    deleted."""
+    store = open_store(settings.store_url_for(projection.split("-", 1)[0]))
+    try:
+        versions = Versions.from_doc(projection, await store.get(VERSIONS, projection))
+        kept = versions.drop(version)
+        old = VersionStore(store, version)
+        deleted = 0
+        for collection in await old.collections():
+            deleted += await old.drop_collection(collection)
+        await store.drop_offsets(consumer_of(projection, version))
+        acted = OperatorActed(
+            action="drop",
+            service=projection.split("-", 1)[0],
+            projection=projection,
+            by=by,
+            detail={"version": version, "documents": deleted},
+        )
+        event = new_event(acted, source="lemma-cli")
+        await store.write([Change(VERSIONS, projection, kept.to_doc())], outbox=outbox_records([event]))
+        return deleted
+    finally:
+        await store.close()

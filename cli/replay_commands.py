@@ -33,7 +33,7 @@ SERVICES = ("evidence", "sci")
 NOT_YET = {
     "sessions": "a session's later states and its ratings are written by the commands, not folded",
     "passport": "display names and the waitlist are written by the commands, not folded",
-    "matching": "the matcher's promises are written by the matcher, not folded",
+    "matching": "its matcher decides from the store it folds; a version beside it is not safe yet",
 }
 
 

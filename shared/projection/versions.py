@@ -21,6 +21,7 @@ before versions existed is version 1, live.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -39,10 +40,17 @@ class VersionError(Exception):
 
 
 def namespace(collection: str, version: int) -> str:
-    """The collection ``collection`` of ``version``; version 1 keeps the plain name."""
+    """The collection ``collection`` of ``version``; version 1 keeps the plain name. Letters,
+    digits and underscores only, as every document database takes them."""
     if version == 1 or collection in SHARED:
         return collection
-    return f"v{version}.{collection}"
+    return f"v{version}__{collection}"
+
+
+def version_of(name: str) -> tuple[int, str]:
+    """(version, collection) of a stored collection name: ``namespace`` undone."""
+    match = re.fullmatch(r"v(\d+)__(.+)", name)
+    return (int(match.group(1)), match.group(2)) if match else (1, name)
 
 
 def consumer_of(projection: str, version: int) -> str:

@@ -80,6 +80,18 @@ class Store(abc.ABC):
         """The last folded offset per (topic, partition) for one consumer."""
 
     @abc.abstractmethod
+    async def collections(self) -> list[str]:
+        """The names of the collections holding at least one document, sorted."""
+
+    @abc.abstractmethod
+    async def drop_collection(self, collection: str) -> int:
+        """Delete every document of ``collection``; returns how many there were."""
+
+    @abc.abstractmethod
+    async def drop_offsets(self, consumer: str) -> None:
+        """Forget every offset stored for ``consumer``."""
+
+    @abc.abstractmethod
     async def pending_outbox(self, limit: int = 500) -> list[OutboxRecord]: ...
 
     @abc.abstractmethod

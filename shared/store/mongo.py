@@ -183,6 +183,21 @@ class MongoStore(Store):
         cursor = self._db[OFFSETS].find({"consumer": consumer})
         return {(row["topic"], row["partition"]): row["offset"] async for row in cursor}
 
+    async def collections(self) -> list[str]:
+        names = await self._db.list_collection_names()
+        found = []
+        for name in sorted(n for n in names if n.startswith(DOCS_PREFIX)):
+            if await self._db[name].find_one({}, {"_id": 1}) is not None:
+                found.append(name.removeprefix(DOCS_PREFIX))
+        return found
+
+    async def drop_collection(self, collection: str) -> int:
+        deleted = await self._docs(collection).delete_many({})
+        return int(deleted.deleted_count)
+
+    async def drop_offsets(self, consumer: str) -> None:
+        await self._db[OFFSETS].delete_many({"consumer": consumer})
+
     async def pending_outbox(self, limit: int = 500) -> list[OutboxRecord]:
         if limit == 0:
             return []

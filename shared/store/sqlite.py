@@ -131,6 +131,17 @@ class SqliteStore(Store):
         rows = self._db.execute("SELECT topic, partition, offset FROM offsets WHERE consumer=?", (consumer,))
         return {(t, p): o for t, p, o in rows}
 
+    async def collections(self) -> list[str]:
+        return [
+            row[0] for row in self._db.execute("SELECT DISTINCT collection FROM docs ORDER BY collection")
+        ]
+
+    async def drop_collection(self, collection: str) -> int:
+        return int(self._db.execute("DELETE FROM docs WHERE collection=?", (collection,)).rowcount)
+
+    async def drop_offsets(self, consumer: str) -> None:
+        self._db.execute("DELETE FROM offsets WHERE consumer=?", (consumer,))
+
     async def pending_outbox(self, limit: int = 500) -> list[OutboxRecord]:
         rows = self._db.execute("SELECT seq, topic, key, value FROM outbox ORDER BY seq LIMIT ?", (limit,))
         return [OutboxRecord(s, t, k, bytes(v)) for s, t, k, v in rows]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 
-from shared.projection.versions import VERSIONS, Versions, namespace
+from shared.projection.versions import SHARED, VERSIONS, Versions, namespace, version_of
 from shared.store.base import Change, Doc, OutboxRecord, PartitionOffsets, Store
 
 
@@ -60,6 +60,17 @@ class VersionStore(Store):
 
     async def offsets(self, consumer: str) -> dict[tuple[str, int], int]:
         return await self.inner.offsets(consumer)
+
+    async def collections(self) -> list[str]:
+        """This version's collections, by their names within the version."""
+        named = [version_of(name) for name in await self.inner.collections()]
+        return sorted(c for v, c in named if v == self.version and c not in SHARED)
+
+    async def drop_collection(self, collection: str) -> int:
+        return await self.inner.drop_collection(self._name(collection))
+
+    async def drop_offsets(self, consumer: str) -> None:
+        await self.inner.drop_offsets(consumer)
 
     async def pending_outbox(self, limit: int = 500) -> list[OutboxRecord]:
         return await self.inner.pending_outbox(limit)

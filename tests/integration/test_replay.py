@@ -133,6 +133,14 @@ async def test_a_rebuild_goes_live_beside_live_traffic_and_equals_a_clean_fold(
     assert second.exit_code == 0 and "building version 3" in second.output  # a new version, not a resume
     assert (await versions_of(db)).live == 3
 
+    live = await asyncio.to_thread(CliRunner().invoke, lemma, ["projections", "drop", "evidence", "3"])
+    assert live.exit_code == 1 and "only a retired one" in live.output
+    dropped = await asyncio.to_thread(CliRunner().invoke, lemma, ["projections", "drop", "evidence", "1"])
+    assert dropped.exit_code == 0 and "version 1 dropped" in dropped.output, dropped.output
+    assert set((await versions_of(db)).versions) == {2, 3}
+    assert await documents(db, 1) == {} and await folded_count(db, "evidence") == 0
+    assert await documents(db, 3) == rebuilt  # nothing else touched
+
 
 async def _at_least(db: Path, consumer: str, n: int) -> bool:
     return await folded_count(db, consumer) >= n

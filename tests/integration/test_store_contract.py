@@ -308,6 +308,19 @@ class StoreContract:
 
     # --- lifecycle -----------------------------------------------------------------------------
 
+    async def test_collections_are_listed_and_dropped_whole(self, store: Store) -> None:
+        await store.write(
+            [Change("a", "1", {"n": 1}), Change("a", "2", {"n": 2}), Change("b_c", "1", {"n": 3})],
+            offsets={("p", "t", 0): 4, ("q", "t", 0): 7},
+        )
+        assert {"a", "b_c"} <= set(await store.collections())
+        assert await store.drop_collection("a") == 2
+        assert "a" not in await store.collections() and await store.count("a") == 0
+        assert await store.get("b_c", "1") == {"n": 3}
+        assert await store.drop_collection("nothing_here") == 0
+        await store.drop_offsets("p")
+        assert await store.offsets("p") == {} and await store.offsets("q") == {("t", 0): 7}
+
     async def test_ping(self, store: Store) -> None:
         assert await store.ping() is True
 
@@ -369,5 +382,6 @@ class TestVersionStore(StoreContract):
         await first.write([Change("scores", "ann", {"v": 1})])
         await second.write([Change("scores", "ann", {"v": 2})])
         assert await first.get("scores", "ann") == {"v": 1} and await second.get("scores", "ann") == {"v": 2}
-        assert await second.inner.get("v2.scores", "ann") == {"v": 2}
+        assert await second.inner.get("v2__scores", "ann") == {"v": 2}
+        assert await first.collections() == ["scores"] and await second.collections() == ["scores"]
         await second.close()

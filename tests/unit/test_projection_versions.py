@@ -16,6 +16,7 @@ from shared.projection.versions import (
     Versions,
     consumer_of,
     namespace,
+    version_of,
 )
 
 STALE = 30.0
@@ -28,7 +29,11 @@ def begin(versions: Versions, owner: str = "1@a", now: float = 100.0) -> tuple[V
 
 def test_version_one_keeps_the_names_a_store_had_before_versions() -> None:
     assert namespace("scores", 1) == "scores" and consumer_of("sci", 1) == "sci"
-    assert namespace("scores", 2) == "v2.scores" and consumer_of("sci", 2) == "sci.v2"
+    assert namespace("scores", 2) == "v2__scores" and consumer_of("sci", 2) == "sci.v2"
+    assert version_of("v2__scores") == (2, "scores") and version_of("_log_fingerprints") == (
+        1,
+        "_log_fingerprints",
+    )
     assert namespace("_projection_versions", 3) == "_projection_versions"
     fresh = Versions.from_doc("sci", None)
     assert fresh.live == 1 and fresh.versions[1].state == LIVE
