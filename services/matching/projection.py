@@ -12,7 +12,7 @@
   with the window they had earned); its ticket id derives from the match, so every copy of it
   is one ticket.
 - **Levels**: each source keeps its newest fact: the claim with the greatest (event time, event
-  id), the SciUpdated with the greatest (revision, calibration, as_of, event id). An SCI, once
+  id), the SciUpdated with the greatest (model, revision, calibration, as_of, event id). An SCI, once
   present, wins over the self-declared level.
 """
 
@@ -64,21 +64,24 @@ def _version(doc: Mapping[str, Any] | None, field: str) -> tuple[str, str]:
     return (str(at), str(event_id))
 
 
-def _sci_version(doc: Mapping[str, Any] | None) -> tuple[int, int, str, str]:
-    """(revision, calibration, as_of, event id) of the held SCI.
+def _sci_version(doc: Mapping[str, Any] | None) -> tuple[int, int, int, str, str]:
+    """(model, revision, calibration, as_of, event id) of the held SCI.
 
-    A version stored before revisions ([as_of, event id]) counts as revision 0, and one stored
-    before calibrations ([revision, as_of, event id]) as calibration 0.
+    A version stored before revisions ([as_of, event id]) counts as revision 0, one stored
+    before calibrations ([revision, as_of, event id]) as calibration 0, and one stored before
+    models ([revision, calibration, as_of, event id]) as model 0.
     """
     if doc is None or doc.get("sci_version") is None:
-        return (-1, -1, "", "")
+        return (-1, -1, -1, "", "")
     held = list(doc["sci_version"])
     if len(held) == 2:
         held = [0, *held]
     if len(held) == 3:
         held = [held[0], 0, *held[1:]]
-    revision, calibration, at, event_id = held
-    return (int(revision), int(calibration), str(at), str(event_id))
+    if len(held) == 4:
+        held = [0, *held]
+    model, revision, calibration, at, event_id = held
+    return (int(model), int(revision), int(calibration), str(at), str(event_id))
 
 
 def fold_level(doc: Mapping[str, Any] | None, event: CloudEvent) -> Doc | None:
@@ -100,7 +103,7 @@ def fold_level(doc: Mapping[str, Any] | None, event: CloudEvent) -> Doc | None:
         }
     )
     if isinstance(data, SciUpdated):
-        sci_version = (data.revision, data.calibration, stamp(data.as_of), event.id)
+        sci_version = (data.model, data.revision, data.calibration, stamp(data.as_of), event.id)
         if sci_version <= _sci_version(doc):
             return None  # an older or the same update
         base.update(sci=data.sci, sci_version=list(sci_version))

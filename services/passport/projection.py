@@ -5,7 +5,7 @@ Read model:
 - ``passports``: learner_id -> {learner_id, handle, registered, skills: {skill: entry}}; the
   earliest registration holds; an entry holds the claim (last writer wins by (event time, id)),
   the sessions with evidence, evidence counts per specialty, the last evidence time and the
-  latest SCI (the greatest (``revision``, ``calibration``, ``as_of``, event id) wins: sci
+  latest SCI (the greatest (``model``, ``revision``, ``calibration``, ``as_of``, event id) wins: sci
   stamps an update with a max as-of, so two updates may share it; the revision, which grows
   with every fact sci folded, tells the newer one, and at one revision the calibration, which
   only grows, tells a rescore under newer rater calibration). The score keeps the update's
@@ -159,15 +159,16 @@ def _newer(key: tuple[str, str], held: Mapping[str, Any] | None) -> bool:
     return held is None or key > (held["at"], held["event"])
 
 
-def _newer_score(key: tuple[int, int, str, str], held: Mapping[str, Any] | None) -> bool:
-    """Whether an SciUpdated keyed (revision, calibration, as_of, event id) beats the held score.
+def _newer_score(key: tuple[int, int, int, str, str], held: Mapping[str, Any] | None) -> bool:
+    """Whether an SciUpdated keyed (model, revision, calibration, as_of, event id) beats the
+    held score.
 
-    A score stored before revisions existed counts as revision 0, and one stored before
-    calibrations existed as calibration 0.
+    A score stored before models, revisions or calibrations existed counts 0 for each.
     """
     if held is None:
         return True
-    return key > (int(held.get("revision", 0)), int(held.get("calibration", 0)), held["at"], held["event"])
+    stored = (int(held.get("model", 0)), int(held.get("revision", 0)), int(held.get("calibration", 0)))
+    return key > (*stored, held["at"], held["event"])
 
 
 class PassportProjection:
@@ -229,17 +230,18 @@ class PassportProjection:
 
     def _score(self, docs: Mapping[DocRef, Doc | None], event: CloudEvent, data: SciUpdated) -> Outcome:
         entry = _entry(docs, data.learner_id, data.skill)
-        key = (data.revision, data.calibration, stamp(data.as_of), event.id)
+        key = (data.model, data.revision, data.calibration, stamp(data.as_of), event.id)
         if not _newer_score(key, entry["score"]):
             return NOTHING  # not later than the score we hold
         score: Doc = {p: getattr(data, p) for p in PARTS}
         last = data.last_evidence_at
         score.update(
             tier=data.tier,
-            revision=key[0],
-            calibration=key[1],
-            at=key[2],
-            event=key[3],
+            model=key[0],
+            revision=key[1],
+            calibration=key[2],
+            at=key[3],
+            event=key[4],
             last_evidence_at=None if last is None else stamp(last),
         )
         return _changed(docs, data.learner_id, data.skill, entry, {**entry, "score": score})

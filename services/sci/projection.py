@@ -34,6 +34,7 @@ from datetime import datetime
 from typing import Any
 
 from services.sci.domain import (
+    SCORE_MODEL,
     TIER_CLAIMED,
     UNCALIBRATED,
     Correction,
@@ -141,6 +142,7 @@ def sci_updated(doc: Mapping[str, Any], new: Score, correction: Correction) -> S
         as_of=new.as_of,
         revision=int(doc["facts"]),
         calibration=correction.ratings,
+        model=SCORE_MODEL,
         last_evidence_at=new.last_evidence_at,
     )
 

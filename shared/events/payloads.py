@@ -151,8 +151,12 @@ class SciUpdated(Payload):
     revision: int = Field(ge=0, default=0)
     #: The rater calibration the score used, as the number of ratings in the skill it was
     #: computed over (0: none yet). It only grows, so a reader keeps the update with the
-    #: highest (revision, calibration, as_of, event id), whatever order updates arrive in.
+    #: highest (model, revision, calibration, as_of, event id), whatever order updates arrive in.
     calibration: int = Field(ge=0, default=0)
+    #: The version of the score model that computed it (0: before versions). It comes first in
+    #: that order, so a new model's scores, announced after a rebuild at the same revision,
+    #: replace the old model's.
+    model: int = Field(ge=0, default=0)
     #: When the newest evidence happened: Freshness decays from here at read time, so a reader
     #: can show today's Freshness without a new event (see ``shared.freshness``).
     last_evidence_at: datetime | None = None

@@ -54,6 +54,7 @@ def sci(
     revision: int = 0,
     calibration: int = 0,
     id: str | None = None,
+    model: int = 0,
 ) -> CloudEvent:
     as_of = T0 + timedelta(days=day)
     payload = SciUpdated(
@@ -68,6 +69,7 @@ def sci(
         as_of=as_of,
         revision=revision,
         calibration=calibration,
+        model=model,
     )
     return new_event(payload, source="sci", time=as_of, id=id)
 
@@ -140,12 +142,23 @@ def test_a_level_stored_before_revisions_counts_as_revision_0() -> None:
 def test_a_level_stored_before_calibrations_counts_as_calibration_0() -> None:
     docs, _ = fold_events(PROJECTION, [sci(30, 1, revision=2, id="z")])
     doc = docs[(LEVELS, level_key("ann", ML))]
-    assert doc["sci_version"][:2] == [2, 0]
-    legacy = {**doc, "sci_version": [doc["sci_version"][0], *doc["sci_version"][2:]]}
+    assert doc["sci_version"][:3] == [0, 2, 0]
+    legacy = {**doc, "sci_version": [doc["sci_version"][1], *doc["sci_version"][3:]]}
     assert fold_level(legacy, sci(20, 1, revision=2, id="a")) is None  # same key but a smaller id
     assert fold_level(legacy, sci(20, 0, revision=2, id="zz")) is None  # older as_of
     newer = fold_level(legacy, sci(60, 0, revision=2, calibration=1, id="a"))
     assert newer is not None and newer["sci"] == 60
+
+
+def test_a_newer_score_model_wins_at_any_revision_and_a_legacy_level_counts_as_model_0() -> None:
+    docs, _ = fold_events(PROJECTION, [sci(30, 5, revision=9, calibration=50, id="z")])
+    doc = docs[(LEVELS, level_key("ann", ML))]
+    rebuilt = fold_level(doc, sci(45, 1, revision=2, id="a", model=1))  # a rebuild's announcement
+    assert rebuilt is not None and rebuilt["sci"] == 45
+    assert fold_level(rebuilt, sci(99, 9, revision=30, calibration=90, id="zz")) is None  # an old model's
+    legacy = {**doc, "sci_version": doc["sci_version"][1:]}  # [revision, calibration, as_of, id]
+    assert fold_level(legacy, sci(45, 1, revision=2, id="a", model=1)) is not None
+    assert fold_level(legacy, sci(45, 1, revision=2, id="a")) is None
 
 
 def test_duplicates_are_harmless_and_other_events_are_ignored() -> None:

@@ -66,6 +66,7 @@ def sci(
     skill: str = ML,
     revision: int = 0,
     calibration: int = 0,
+    model: int = 0,
 ) -> SciUpdated:
     practice = min(round(value * 0.25, 2), 25.0)
     proof = round(value - practice, 2)
@@ -82,6 +83,7 @@ def sci(
         as_of=T0 + timedelta(minutes=minutes),
         revision=revision,
         calibration=calibration,
+        model=model,
     )
 
 
@@ -172,6 +174,17 @@ def test_at_one_revision_the_higher_calibration_wins_whatever_the_as_of_and_even
     newer_fact = sci("u1", 20.0, tier=2, minutes=5, revision=3, calibration=1)
     entry = skills_of(fold([claimed, ev(recalibrated, 10), ev(newer_fact, 5)]), "u1")[ML]
     assert entry["sci"] == 20.0
+
+
+def test_a_newer_score_model_wins_over_any_revision_of_the_old_one() -> None:
+    """A rebuild under a new score model announces its scores at the revisions it has; they
+    replace the old model's, whatever arrives first."""
+    claimed = ev(SkillClaimed(learner_id="u1", skill=ML, self_level="expert"))
+    old_model = sci("u1", 30.0, tier=2, minutes=50, revision=12, calibration=90)
+    new_model = sci("u1", 41.0, tier=3, minutes=10, revision=12, calibration=90, model=1)
+    for events in ([old_model, new_model], [new_model, old_model]):
+        entry = skills_of(fold([claimed, *(ev(e, 5) for e in events)]), "u1")[ML]
+        assert (entry["sci"], entry["tier"]) == (41.0, 3)
 
 
 def test_a_score_stored_before_revisions_counts_as_revision_0() -> None:

@@ -64,6 +64,7 @@ from services.sci.domain.parts import (
 from services.sci.domain.scoring import (
     PEER_ENDORSED,
     PRACTITIONER,
+    SCORE_MODEL,
     TIER_CLAIMED,
     TIER_PEER_ENDORSED,
     TIER_PRACTICING,
@@ -103,6 +104,7 @@ __all__ = [
     "RELIABILITY_MAX",
     "RELIABILITY_RATERS_WEIGHT",
     "RELIABILITY_SHOW_UP_WEIGHT",
+    "SCORE_MODEL",
     "SINGLE_ITEM_AGREEMENT",
     "TIER_CLAIMED",
     "TIER_NAMES",

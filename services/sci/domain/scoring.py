@@ -12,6 +12,10 @@ from services.sci.domain.parts import Stats, practice_points, proof_points, reli
 from shared import sci_scale
 from shared.freshness import freshness_points, utc
 
+#: The version of the score model: bump it with any change to what a score is for the same
+#: facts, then rebuild (``lemma replay sci``); readers rank a newer model's SciUpdated first.
+SCORE_MODEL = 1
+
 TIER_CLAIMED = sci_scale.CLAIMED
 TIER_PRACTICING = sci_scale.PRACTICING
 TIER_PRACTITIONER = sci_scale.PRACTITIONER
