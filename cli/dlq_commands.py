@@ -19,6 +19,7 @@ from typing import Annotated
 import httpx
 import typer
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.table import Table
 
@@ -114,7 +115,11 @@ def _letter(value: bytes | None) -> Letter:
 
 def _selected(state_dir: Path | None, consumer: str | None, event_type: str | None) -> list[Letter]:
     bootstrap, prefix = _bootstrap_and_prefix(state_dir)
-    letters = asyncio.run(read_letters(bootstrap, prefix + Topic.DLQ.value))
+    try:
+        letters = asyncio.run(read_letters(bootstrap, prefix + Topic.DLQ.value))
+    except (KafkaError, OSError) as exc:
+        console.print(f"[red]cannot read the dead letters[/red] from {bootstrap}: {exc!r}")
+        raise typer.Exit(1) from exc
     return [
         letter
         for letter in letters
@@ -181,12 +186,19 @@ def redrive(
             bad += len(group)
             continue
         places = sorted({(x.topic, x.partition, x.offset) for x in group})
-        answer = httpx.post(
-            f"{config.service_url(service)}/ops/projections/{name}/redrive",
-            json={"records": [{"topic": t, "partition": p, "offset": o} for t, p, o in places]},
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=120,
-        )
+        try:
+            answer = httpx.post(
+                f"{config.service_url(service)}/ops/projections/{name}/redrive",
+                json={"records": [{"topic": t, "partition": p, "offset": o} for t, p, o in places]},
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=120,
+            )
+        except httpx.HTTPError as exc:
+            console.print(
+                f"[red]{name}: {service} does not answer[/red] ({config.service_url(service)}): {exc}"
+            )
+            bad += len(places)
+            continue
         if answer.status_code != 200:
             console.print(f"[red]{name}: {answer.status_code}[/red] {answer.text}")
             bad += len(places)

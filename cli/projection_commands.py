@@ -118,9 +118,15 @@ def resume(
     if url is None:
         console.print(f"[red]no service owns a projection {projection!r}[/red] (services: {', '.join(urls)})")
         raise typer.Exit(2)
-    answer = httpx.post(
-        f"{url}/ops/projections/{projection}/resume", headers={"Authorization": f"Bearer {token}"}, timeout=10
-    )
+    try:
+        answer = httpx.post(
+            f"{url}/ops/projections/{projection}/resume",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+    except httpx.HTTPError as exc:
+        console.print(f"[red]{service} does not answer[/red] ({url}): {exc}")
+        raise typer.Exit(1) from exc
     if answer.status_code != 200:
         console.print(f"[red]{answer.status_code}[/red] {answer.text}")
         raise typer.Exit(1)
@@ -150,6 +156,9 @@ def drop(
         dropped = asyncio.run(drop_version(settings, projection, version, by))
     except VersionError as exc:
         console.print(f"[red]refused:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    except OSError as exc:
+        console.print(f"[red]cannot open the store[/red] of {projection}: {exc!r}")
         raise typer.Exit(1) from exc
     console.print(f"{projection}: version {version} dropped ({dropped:,} documents deleted)")
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -22,7 +23,7 @@ from cli.projection_commands import StateDirOption
 from deploy.local.config import StackConfig
 from shared.projection.versions import VersionError
 from shared.rebuild import Progress as RebuildProgress
-from shared.rebuild import Rebuild
+from shared.rebuild import Rebuild, RebuildStopped
 from shared.settings import Settings
 from shared.store import open_store
 
@@ -79,6 +80,15 @@ def replay_command(
     except VersionError as exc:
         console.print(f"[red]refused:[/red] {exc}")
         raise typer.Exit(1) from exc
+    except RebuildStopped as exc:
+        console.print(f"[red]stopped:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    except (KafkaError, OSError) as exc:
+        console.print(
+            f"[red]cannot reach the log or the store[/red] ({settings.kafka_bootstrap}, "
+            f"{settings.store_url_for(projection)}): {exc!r}. Run it again when they answer: it resumes"
+        )
+        raise typer.Exit(1) from exc
 
 
 async def _replay(settings: Settings, service: str, by: str, wait_s: float) -> None:
@@ -118,9 +128,10 @@ async def _replay(settings: Settings, service: str, by: str, wait_s: float) -> N
                 bar.update(task, total=total or None, completed=done, rate=f"{progress.rate:,.0f}", lag=lag)
 
             progress = await rebuild.run(show)
+        carried = f"; {progress.redriven} redriven records carried over" if progress.redriven else ""
         console.print(
-            f"{service}: version {version.number} caught up ({progress.folded:,} events folded by this run); "
-            "handed over to the service"
+            f"{service}: version {version.number} caught up ({progress.folded:,} events folded by this run"
+            f"{carried}); handed over to the service"
         )
         live = await rebuild.wait_live(wait_s)
         if live is None:

@@ -28,7 +28,14 @@ from shared.events.envelope import new_event
 from shared.events.payloads import OperatorActed
 from shared.outbox import outbox_records
 from shared.projection.runtime import ProjectionRuntime
-from shared.projection.versions import HANDOVER, VERSIONS, Versions, consumer_of, partition_key
+from shared.projection.versions import (
+    HANDOVER,
+    VERSIONS,
+    Versions,
+    consumer_of,
+    parse_partition_key,
+    partition_key,
+)
 from shared.store.base import Change, Store
 
 log = logging.getLogger(__name__)
@@ -91,8 +98,9 @@ class VersionSwitch:
     async def step(self, runtime: ProjectionRuntime) -> None:
         versions = await read_versions(self.store, runtime.name)
         if runtime.version != versions.live and runtime.version not in versions.versions:
-            runtime.switch_to(versions.live)  # the version it folded was dropped: fold the live one
-            await self._reposition(runtime)
+            async with runtime.lock:  # the version it folded was dropped: fold the live one
+                runtime.switch_to(versions.live)
+                await self._reposition(runtime)
             return
         await self._take_over(runtime, versions, reposition=True)
         await self._go_live(runtime)
@@ -107,6 +115,8 @@ class VersionSwitch:
             frozen_doc = versions.freeze(pending.number, frozen).to_doc()
             await self.store.write([Change(VERSIONS, runtime.name, frozen_doc)])
             runtime.switch_to(pending.number)
+            # what the live version folded, it announced: up to there the new one stays quiet
+            runtime.quiet_until = {parse_partition_key(key): offset for key, offset in frozen.items()}
             log.info(
                 "%s takes version %d over from version %d (frozen at %s): readers stay on it until then",
                 runtime.name,
@@ -122,6 +132,10 @@ class VersionSwitch:
             await runtime.on_reposition()
 
     async def _go_live(self, runtime: ProjectionRuntime) -> None:
+        async with runtime.lock:  # no command or job of the service between its read and write
+            await self._go_live_locked(runtime)
+
+    async def _go_live_locked(self, runtime: ProjectionRuntime) -> None:
         versions = await read_versions(self.store, runtime.name)
         number = runtime.version
         if number == versions.live or number not in versions.versions:

@@ -14,10 +14,12 @@ Place = tuple[str, int, int]
 
 
 async def read_records(
-    bootstrap: str, places: Iterable[Place], *, timeout_s: float = 10.0
+    bootstrap: str, places: Iterable[Place], *, timeout_s: float = 5.0
 ) -> dict[Place, ConsumerRecord[bytes, bytes]]:
-    """The records at ``places`` that the log still holds (a place missing from the answer is
-    gone: deleted, or never written). Committed records only."""
+    """The records at ``places`` that the log holds. A place missing from the answer is gone
+    (before the log's start, at or past its end, or an offset no record has: a transaction
+    marker, a record of an aborted transaction); committed records only. Each place is given
+    ``timeout_s`` to come, so one slow partition does not turn the others into gone ones."""
     wanted: dict[TopicPartition, set[int]] = defaultdict(set)
     for topic, partition, offset in places:
         wanted[TopicPartition(topic, partition)].add(offset)
@@ -29,19 +31,21 @@ async def read_records(
     )
     await consumer.start()
     try:
+        starts = await consumer.beginning_offsets(list(wanted))
         ends = await consumer.end_offsets(list(wanted))
         consumer.assign(list(wanted))
-        deadline = time.monotonic() + timeout_s
         for tp, offsets in sorted(wanted.items()):
-            for offset in sorted(o for o in offsets if 0 <= o < ends[tp]):
+            for offset in sorted(o for o in offsets if starts[tp] <= o < ends[tp]):
                 consumer.seek(tp, offset)
+                deadline = time.monotonic() + timeout_s
                 while time.monotonic() < deadline:
-                    batch = await consumer.getmany(tp, timeout_ms=200, max_records=1)
-                    records = batch.get(tp, [])
+                    records = (await consumer.getmany(tp, timeout_ms=200, max_records=1)).get(tp, [])
                     if records:
                         if records[0].offset == offset:
                             found[(tp.topic, tp.partition, offset)] = records[0]
                         break
+                    if await consumer.position(tp) > offset:
+                        break  # passed it without a record (a marker, an aborted record)
                     await asyncio.sleep(0)
     finally:
         await consumer.stop()

@@ -197,19 +197,33 @@ class StoreOffsetsListener(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def reposition(self) -> None:
         """Position every assigned partition again, on the offsets of the version the runtime
-        now folds (a hand-over): held until positioned, as at an assignment."""
+        now folds (a hand-over; the caller holds the runtime's lock): held until positioned, as
+        at an assignment; if that fails, a task tries again until it is done."""
         consumer = getattr(self._subscriber, "consumer", None)
         if consumer is None or not consumer.assignment():
             return
         assigned = set(consumer.assignment())
+        self._stop_retrying()
         for tp in assigned:
             key = (tp.topic, tp.partition)
             self._cancel_timer(key)
             self._runtime.forget(key)
             self._runtime.hold(key)
         consumer.pause(*assigned)
-        await self._position(consumer, assigned)
+        try:
+            await self._position(consumer, assigned)
+        except Exception as exc:
+            log.error("%s could not position its partitions (%r); trying again", self._runtime.consumer, exc)
+            self._retry = asyncio.create_task(self._position_until_done(consumer, assigned))
+        finally:
+            self._runtime.generation += 1  # what was fetched before the seek is read again
         self._count()
+
+    def close(self) -> None:
+        """The consumer stops: no retry task or timer may outlive it."""
+        self._stop_retrying()
+        for key in list(self._timers):
+            self._cancel_timer(key)
 
     def _cancel_timer(self, key: Partition) -> None:
         timer = self._timers.pop(key, None)
@@ -226,7 +240,8 @@ class StoreOffsetsListener(ConsumerRebalanceListener):  # type: ignore[misc]
             self._runtime.assigned.add((tp.topic, tp.partition))
         consumer.pause(*assigned)
         try:
-            await self._position(consumer, assigned)
+            async with self._runtime.lock:  # not while a hand-over switches the version folded
+                await self._position(consumer, assigned)
         except Exception as exc:
             log.error("%s could not position its partitions (%r); trying again", self._runtime.consumer, exc)
             self._retry = asyncio.create_task(self._position_until_done(consumer, assigned))
@@ -245,7 +260,8 @@ class StoreOffsetsListener(ConsumerRebalanceListener):  # type: ignore[misc]
         while True:
             await asyncio.sleep(delay)
             try:
-                await self._position(consumer, assigned)
+                async with self._runtime.lock:
+                    await self._position(consumer, assigned)
             except Exception as exc:
                 log.error("%s still cannot position its partitions (%r)", self._runtime.consumer, exc)
                 delay = min(delay * 2, 30.0)

@@ -34,10 +34,12 @@ from shared.outbox import outbox_records
 from shared.positions import StoreOffsetsListener
 from shared.projection.fold import Projection
 from shared.projection.order import Partition
+from shared.projection.redrive import FOLDED, carry_over
 from shared.projection.runtime import ProjectionRuntime
 from shared.projection.versions import VERSIONS, Version, Versions
 from shared.settings import Settings
 from shared.store.base import Change, Store
+from shared.store.versioned import VersionStore
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,8 @@ class Progress:
     started: float = field(default_factory=time.monotonic)
     positions: dict[Partition, int] = field(default_factory=dict)
     ends: dict[Partition, int] = field(default_factory=dict)
+    #: records redriven into the live version, redriven into the new one at the end
+    redriven: int = 0
 
     @property
     def lag(self) -> dict[Partition, int]:
@@ -72,6 +76,10 @@ class Progress:
         return bool(self.ends) and not any(self.lag.values())
 
 
+def on_this_host(owner: str) -> bool:
+    return owner.partition("@")[2] == socket.gethostname()
+
+
 def dead_here(owner: str) -> bool:
     """Whether ``owner`` (``pid@host``) is a process of this host that no longer runs."""
     pid, _, host = owner.partition("@")
@@ -84,6 +92,10 @@ def dead_here(owner: str) -> bool:
     except PermissionError:
         return False
     return False
+
+
+class RebuildStopped(Exception):
+    """The rebuild cannot go on (a partition parked); run it again once the cause is fixed."""
 
 
 class _Subscriber:
@@ -127,8 +139,10 @@ class Rebuild:
         versions = await read_versions(self.store, self.projection.name)
         at = datetime.now(UTC).isoformat()
         current = versions.in_progress
-        # a rebuild killed on this host is known dead at once; elsewhere, by its silence
-        stale_s = 0.0 if current is not None and dead_here(current.owner) else STALE_S
+        # a rebuild of this host is known dead or alive at once; elsewhere, by its silence
+        stale_s = STALE_S
+        if current is not None and on_this_host(current.owner):
+            stale_s = 0.0 if dead_here(current.owner) else float("inf")
         versions, version, resumed = versions.begin(
             at=at, by=self.by, owner=self.owner, now=time.time(), stale_s=stale_s
         )
@@ -194,15 +208,35 @@ class Rebuild:
                 if time.monotonic() - beat >= HEARTBEAT_S:
                     await self._beat(number)
                     beat = time.monotonic()
+                parked = {tp: f.describe() for tp, f in runtime.faults.items() if f.parked}
+                if parked:
+                    raise RebuildStopped(
+                        "a partition failed every try: "
+                        + "; ".join(parked.values())
+                        + ". Fix the cause and run the same command again: it resumes here"
+                    )
                 whole = len(progress.ends) == len(assigned)  # every end known (one fetch each)
                 if assigned and whole and not runtime.held and not records and progress.caught_up:
                     break
         finally:
+            listener.close()
             await consumer.stop()
-        if self.finish is not None:
-            await self.finish(runtime.store)
+        beating = asyncio.create_task(self._beat_every(number, HEARTBEAT_S))
+        try:
+            live = (await read_versions(self.store, self.projection.name)).live
+            carried = await carry_over(runtime, VersionStore(self.store, live), self.settings.kafka_bootstrap)
+            progress.redriven = sum(1 for r in carried if r.outcome == FOLDED)
+            if self.finish is not None:
+                await self.finish(runtime.store)
+        finally:
+            beating.cancel()
         await self._hand_over(number)
         return progress
+
+    async def _beat_every(self, number: int, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            await self._beat(number)
 
     async def _beat(self, number: int) -> None:
         versions = await read_versions(self.store, self.projection.name)

@@ -21,6 +21,19 @@ from shared.projection.order import Partition
 
 PARKED = "parked"
 RETRYING = "retrying"
+#: One document per record a version dead-lettered, written with the dead letter: only those
+#: may be redriven into it (``shared.projection.redrive``).
+DEAD_LETTERED = "_dead_lettered"
+
+
+def place_key(topic: str, partition: int, offset: int) -> str:
+    """A record's place in the log, as a document key."""
+    return f"{topic}:{partition}:{offset}"
+
+
+def parse_place_key(key: str) -> tuple[str, int, int]:
+    topic, partition, offset = key.rsplit(":", 2)
+    return topic, int(partition), int(offset)
 
 
 @dataclass(frozen=True)

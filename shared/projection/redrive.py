@@ -3,10 +3,13 @@
 A dead letter names the original record (topic, partition, offset), which stays in the log.
 ``redrive`` folds those records through the projection as its consumer would, one store write
 each: the changed documents, the events the fold emits (with the ids a normal fold would give
-them, so a reader can drop a copy) and a marker ``_redriven/{consumer}:{topic}:{partition}:
-{offset}``. A record with a marker is not folded again, so a second redrive of the same dead
-letter is a no-op. A record still refused stays dead-lettered as it was (no new dead letter,
-no marker): it can be redriven after another fix.
+them, so a reader can drop a copy) and a marker ``_redriven/{topic}:{partition}:{offset}``.
+Only a record the version folded into dead-lettered (``_dead_lettered``, written with the
+letter) is folded; one with a marker is not folded again, so a second redrive of the same dead
+letter is a no-op, and a record this version folded normally (a rebuild took it) is never
+folded twice. A record still refused stays dead-lettered as it was (no new dead letter, no
+marker): it can be redriven after another fix. A rebuild redrives into its new version what
+was redriven into the live one (``carry_over``).
 """
 
 from __future__ import annotations
@@ -19,20 +22,19 @@ from datetime import UTC, datetime
 
 from shared.errors import EventRefused, Refused
 from shared.events.envelope import decode
+from shared.log_records import read_records
 from shared.outbox import outbox_records
+from shared.projection.faults import DEAD_LETTERED, parse_place_key, place_key
 from shared.projection.fold import Doc, DocRef
 from shared.projection.runtime import ProjectionRuntime, Record
-from shared.store.base import Change
+from shared.store.base import Change, Store
 
 REDRIVEN = "_redriven"
 FOLDED = "folded"
 ALREADY = "already-redriven"
+NOT_DEAD = "not-dead-lettered-here"
 STILL_REFUSED = "still-refused"
 FAILED = "failed"
-
-
-def redriven_key(consumer: str, topic: str, partition: int, offset: int) -> str:
-    return f"{consumer}:{topic}:{partition}:{offset}"
 
 
 @dataclass(frozen=True)
@@ -56,9 +58,12 @@ async def redrive(runtime: ProjectionRuntime, records: Sequence[Record], *, by: 
     async with runtime.lock:
         for record in records:
             at = (record.topic, record.partition, record.offset)
-            key = redriven_key(runtime.name, *at)
+            key = place_key(*at)
             if await runtime.store.get(REDRIVEN, key) is not None:
                 results.append(Redriven(*at, ALREADY))
+                continue
+            if await runtime.store.get(DEAD_LETTERED, key) is None:
+                results.append(Redriven(*at, NOT_DEAD, "this version folded it, or has not read it"))
                 continue
             try:
                 event = decode(record.value or b"")
@@ -88,3 +93,18 @@ async def redrive(runtime: ProjectionRuntime, records: Sequence[Record], *, by: 
             await runtime.store.write(changes, outbox=outbox_records(caused))
             results.append(Redriven(*at, FOLDED))
     return results
+
+
+async def carry_over(runtime: ProjectionRuntime, live: Store, bootstrap: str) -> list[Redriven]:
+    """Redrive into ``runtime``'s version what was redriven into the ``live`` version (each
+    once: the new version dead-lettered the same records, and an operator's redrive is a fact
+    the log does not hold)."""
+    places: list[tuple[str, int, int]] = []
+    after: str | None = None
+    while page := await live.scan(REDRIVEN, after=after, limit=1000):
+        places += [parse_place_key(key) for key, _ in page]
+        after = page[-1][0]
+    if not places:
+        return []
+    read = await read_records(bootstrap, places)
+    return await redrive(runtime, [read[p] for p in places if p in read], by="rebuild (carried over)")

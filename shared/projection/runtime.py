@@ -35,7 +35,7 @@ from shared.metrics import (
     PARTITIONS_PARKED,
 )
 from shared.outbox import outbox_records
-from shared.projection.faults import Fault, RetryPolicy, next_fault
+from shared.projection.faults import DEAD_LETTERED, Fault, RetryPolicy, next_fault, place_key
 from shared.projection.fingerprint import CHECKING, FINGERPRINTS, Fingerprint, fingerprint_key, record_digest
 from shared.projection.fold import Doc, DocRef, Outcome, Projection
 from shared.projection.order import Partition, unfolded
@@ -106,11 +106,19 @@ class ProjectionRuntime:
         self._faults: dict[Partition, Fault] = {}
 
     def switch_to(self, version: int) -> None:
-        """Fold into ``version``: its documents, and its offsets under its own consumer name."""
+        """Fold into ``version``: its documents, and its offsets under its own consumer name.
+
+        A batch fetched before the switch (at the old version's positions) and waiting for the
+        lock is dropped when its turn comes (``generation``): the consumer reads it again from
+        the new version's positions."""
         self.version = version
         self.store: Store = VersionStore(self.raw_store, version)
         #: the name the folded offsets (and fingerprints) are kept under, one per version
         self.consumer = consumer_of(self.name, version)
+        self.generation = getattr(self, "generation", 0) + 1
+        #: per partition, the offset up to which folding emits nothing (set by a hand-over:
+        #: the version taken over already announced those records)
+        self.quiet_until: dict[Partition, int] = {}
 
     def hold(self, partition: Partition, why: str = CHECKING) -> None:
         self._held[partition] = why
@@ -150,7 +158,10 @@ class ProjectionRuntime:
     ) -> int:
         """Fold one batch; returns the number of events folded (dead letters excluded)."""
         start = time.perf_counter()
+        generation = self.generation
         async with self.lock:
+            if generation != self.generation:
+                return 0  # fetched for the version folded before a switch: read again from the new one
             folded = await self._handle(records)
         FOLD_BATCH_SECONDS.labels(self.service, self.name).observe(time.perf_counter() - start)
         for (topic, partition), end in (highwater or {}).items():
@@ -238,7 +249,8 @@ class ProjectionRuntime:
                 continue
             working.update(outcome.changes)
             dirty.update(outcome.changes)
-            emitted.extend(caused)
+            if self.emit and record.offset > self.quiet_until.get(at, -1):
+                emitted.extend(caused)
             folded.append(event)
         await asyncio.sleep(0)
 
@@ -263,6 +275,10 @@ class ProjectionRuntime:
             last[(record.topic, record.partition)] = record  # offsets ascend within a partition
         changes = [Change(collection, key, working[(collection, key)]) for collection, key in sorted(dirty)]
         changes += [
+            Change(DEAD_LETTERED, place_key(d.topic, d.partition, d.offset), {"error": d.error[:500]})
+            for d in letters
+        ]
+        changes += [
             Change(
                 FINGERPRINTS,
                 fingerprint_key(self.consumer, topic, partition),
@@ -271,8 +287,7 @@ class ProjectionRuntime:
             for (topic, partition), r in sorted(last.items())
         ]
         try:
-            events = (emitted if self.emit else []) + dead_events
-            await self.store.write(changes, offsets=offsets, outbox=outbox_records(events))
+            await self.store.write(changes, offsets=offsets, outbox=outbox_records(emitted + dead_events))
         except Exception as exc:
             self._stop_all(fresh, exc)
             return 0

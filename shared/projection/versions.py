@@ -98,6 +98,12 @@ def partition_key(topic: str, partition: int) -> str:
     return f"{topic}[{partition}]"
 
 
+def parse_partition_key(key: str) -> tuple[str, int]:
+    """``partition_key`` undone."""
+    topic, _, rest = key.rpartition("[")
+    return topic, int(rest.rstrip("]"))
+
+
 @dataclass(frozen=True)
 class Versions:
     """The versions of one projection."""
@@ -194,6 +200,11 @@ class Versions:
         version = self.versions.get(number)
         if version is None:
             raise VersionError(f"{self.projection} has no version {number}")
+        current = self.in_progress
+        if current is not None:  # the service or a rebuild writes this document meanwhile
+            raise VersionError(
+                f"version {current.number} of {self.projection} is {current.state}: drop once it is live"
+            )
         if version.state != RETIRED:
             raise VersionError(
                 f"version {number} of {self.projection} is {version.state}: only a retired one is dropped"

@@ -4,7 +4,8 @@
 names, everything else (offsets, the outbox) as it is. ``LiveStore`` is what readers and commands
 use: the version that is live, looked up in the versions document and kept for a short while,
 so that a switch reaches every reader within ``refresh_s`` and costs a read per interval, not
-per request. A reader that started on the old version finishes on it: it is kept until dropped.
+per request. A request that spans a switch may read the old version and then the new one: both
+are whole, and the new one is at least as far as the old one was frozen.
 """
 
 from __future__ import annotations
@@ -98,8 +99,9 @@ class LiveStore(VersionStore):
         return Versions.from_doc(self.projection, await self.inner.get(VERSIONS, self.projection))
 
     async def refresh(self) -> int:
-        """Look the live version up now; returns it."""
-        self.version = (await self.versions()).live
+        """Look the live version up now; returns it. Never goes back: versions only go live in
+        order, so an older answer (two look-ups finishing out of order) is ignored."""
+        self.version = max(self.version, (await self.versions()).live)
         self._checked = time.monotonic()
         return self.version
 

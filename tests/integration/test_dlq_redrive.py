@@ -44,7 +44,8 @@ async def test_a_rating_that_came_too_early_is_redriven_once(
 
         monkeypatch.setenv("LEMMA_KAFKA_BOOTSTRAP", ns.bootstrap)
         monkeypatch.setenv("LEMMA_KAFKA_PREFIX", ns.prefix)
-        monkeypatch.setenv("COLUMNS", "300")  # a wide terminal: the table on one line a row
+        monkeypatch.setenv("COLUMNS", "300")
+        monkeypatch.setenv("LEMMA_STATE_DIR", str(tmp_path))  # a wide terminal: the table on one line a row
         listed = await asyncio.to_thread(
             CliRunner().invoke, lemma, ["dlq", "list", "--state-dir", str(tmp_path)]
         )
@@ -82,12 +83,24 @@ async def test_a_rating_that_came_too_early_is_redriven_once(
             item["evidence_id"] for item in trail.json()["items"]
         }
 
-    acted = await ns.read_until(Topic.OPS, lambda rs: len(rs) >= 2)
+        # a rebuild dead-letters the early rating again (same order in the log) and carries the
+        # operator's redrive over, so the new version holds its evidence too
+        rebuilt = await asyncio.to_thread(CliRunner().invoke, lemma, ["replay", "evidence"])
+        assert rebuilt.exit_code == 0 and "1 redriven records carried over" in rebuilt.output, rebuilt.output
+        await asyncio.sleep(0.6)  # readers look the live version up at most every 0.5 s
+        trail = await client.get("/v1/evidence", params={"learner_id": early.data.ratee_id})
+        assert evidence_id_for(early.data.rating_id) in {
+            item["evidence_id"] for item in trail.json()["items"]
+        }
+        third = (await client.post(url, json={"records": places}, headers=ops)).json()
+        assert third["outcomes"] == {"already-redriven": 1, "still-refused": 1}
+
+    acted = await ns.read_until(Topic.OPS, lambda rs: len(rs) >= 5)
     actions = [json.loads(r.value)["data"] for r in acted]
-    assert [(a["action"], a["by"], a["projection"]) for a in actions] == [
-        ("redrive", "operator", "evidence")
-    ] * 2
+    who = [(a["action"], a["by"], a["projection"]) for a in actions[:2]]
+    assert who == [("redrive", "operator", "evidence")] * 2
     assert actions[0]["detail"]["outcomes"] == {"folded": 1, "still-refused": 1, "gone": 1}
+    assert [a["action"] for a in actions[2:]] == ["replay", "switch", "redrive"]
 
 
 async def _two(bootstrap: str, topic: str) -> list[Letter]:

@@ -1,0 +1,66 @@
+"""The service's side of a hand-over, on a real (in-memory SQLite) store: a batch fetched at the
+live version's positions is never folded into the new version, the new version goes live only
+past the frozen offsets, and what the live version already announced is not announced again."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from shared.events import decode
+from shared.handover import VersionSwitch
+from shared.projection.runtime import ProjectionRuntime
+from shared.projection.versions import VERSIONS, Versions
+from shared.store.base import Change
+from shared.store.sqlite import SqliteStore
+from tests.unit.test_projection_runtime import ClaimCounter, claim, rec
+
+TOPIC = "lemma.passport.v1"
+
+
+async def handed_over(store: SqliteStore) -> None:
+    versions, version, _ = Versions("counter").begin(at="", by="ops", owner="1@h", now=0.0, stale_s=15.0)
+    await store.write([Change(VERSIONS, "counter", versions.hand_over(version.number).to_doc())])
+
+
+async def test_a_batch_fetched_before_the_hand_over_is_read_again_not_folded_into_the_new_version() -> None:
+    store = SqliteStore(":memory:")
+    log = [rec(i, claim(f"l{i}")) for i in range(13)]
+    projection = ClaimCounter()
+    projection.broken = False
+    live = ProjectionRuntime(projection, store, service="t")
+    await live.handle(log[:10])  # the live version folded 0..9
+    await ProjectionRuntime(projection, store, service="t", version=2, emit=False).handle(log[:5])
+    await handed_over(store)  # the rebuild stopped at 4
+    await store.ack_outbox([r.seq for r in await store.pending_outbox(100)])
+    sought: list[int] = []
+
+    async def reposition() -> None:  # what the listener does: seek every partition anew
+        sought.append(live.version)
+
+    live.on_reposition = reposition
+    switch = VersionSwitch([live], store, service="t", on_switch=lambda: asyncio.sleep(0))
+    await live.lock.acquire()  # a command or job of the service holds the lock
+    stepping = asyncio.create_task(switch.step(live))
+    await asyncio.sleep(0)
+    late = asyncio.create_task(live.handle(log[10:]))  # fetched at the live version's positions
+    await asyncio.sleep(0)
+    live.lock.release()
+    await stepping
+    assert await late == 0 and sought == [2]  # dropped: the consumer reads it again
+    assert await store.offsets("counter.v2") == {(TOPIC, 0): 4}
+
+    assert await live.handle(log[5:]) == 8  # from the new version's position on
+    announced = [json.loads(r.value)["data"]["evidence_id"] for r in await store.pending_outbox(100)]
+    assert announced == [f"e-{decode(r.value or b'').id}" for r in log[10:]]  # 5..9: announced by v1
+    assert (await _versions(store)).live == 1
+    await switch.step(live)
+    versions = await _versions(store)
+    assert versions.live == 2 and versions.versions[1].state == "retired"
+    assert sorted(k for k, _ in await live.store.scan("counts", limit=100)) == sorted(
+        f"l{i}" for i in range(13)
+    )
+
+
+async def _versions(store: SqliteStore) -> Versions:
+    return Versions.from_doc("counter", await store.get(VERSIONS, "counter"))
