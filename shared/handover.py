@@ -22,10 +22,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
-from shared.events.envelope import new_event
-from shared.events.payloads import OperatorActed
+from shared.events.envelope import deterministic_id, new_event
+from shared.events.payloads import OperatorActed, Payload
 from shared.outbox import outbox_records
 from shared.projection.runtime import ProjectionRuntime
 from shared.projection.versions import (
@@ -37,6 +37,11 @@ from shared.projection.versions import (
     partition_key,
 )
 from shared.store.base import Change, Store
+from shared.store.versioned import VersionStore
+
+#: What a version going live announces, from the retired version and the new one; with
+#: ``every=True`` (the new one was built with other rules) every result, else what differs.
+Announcer = Callable[[Store, Store, bool], Awaitable[list[Payload]]]
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +65,13 @@ class VersionSwitch:
         *,
         service: str,
         on_switch: Callable[[], Awaitable[object]],
+        announcers: Mapping[str, Announcer] | None = None,
         interval_s: float = 0.5,
     ) -> None:
+        """``announcers``: per projection, what a version going live announces, from the
+        retired version and the new one (sci: the scores that changed)."""
         self.runtimes = runtimes
+        self.announcers = dict(announcers or {})
         self.store = store
         self.service = service
         self.on_switch = on_switch
@@ -143,17 +152,36 @@ class VersionSwitch:
         if not versions.ready(number, await folded_offsets(self.store, runtime.consumer)):
             return
         switched = versions.go_live(number)
+        announcer = self.announcers.get(runtime.name)
+        payloads: list[Payload] = []
+        if announcer is not None:
+            retired, new = VersionStore(self.store, versions.live), VersionStore(self.store, number)
+            other_rules = versions.versions[number].model != versions.versions[versions.live].model
+            payloads = await announcer(retired, new, other_rules)
+        announced = [
+            new_event(
+                payload,
+                source=self.service,
+                id=deterministic_id(
+                    runtime.name,
+                    f"version-{number}",
+                    type(payload).__name__,
+                    str(getattr(payload, "learner_id", "")),
+                    str(getattr(payload, "skill", "")),
+                ),
+            )
+            for payload in payloads
+        ]
         acted = OperatorActed(
             action="switch",
             service=self.service,
             projection=runtime.name,
             by=f"{self.service} (hand-over)",
-            detail={"from": versions.live, "to": number},
+            detail={"from": versions.live, "to": number, "announced": len(announced)},
         )
         event = new_event(acted, source=self.service)
-        await self.store.write(
-            [Change(VERSIONS, runtime.name, switched.to_doc())], outbox=outbox_records([event])
-        )
+        changes = [Change(VERSIONS, runtime.name, switched.to_doc())]
+        await self.store.write(changes, outbox=outbox_records([*announced, event]))
         log.info(
             "%s: version %d is live (was %d); readers go over to it", runtime.name, number, versions.live
         )

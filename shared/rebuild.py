@@ -144,7 +144,12 @@ class Rebuild:
         if current is not None and on_this_host(current.owner):
             stale_s = 0.0 if dead_here(current.owner) else float("inf")
         versions, version, resumed = versions.begin(
-            at=at, by=self.by, owner=self.owner, now=time.time(), stale_s=stale_s
+            at=at,
+            by=self.by,
+            owner=self.owner,
+            now=time.time(),
+            stale_s=stale_s,
+            model=int(getattr(self.projection, "model", 0)),
         )
         acted = OperatorActed(
             action="replay",

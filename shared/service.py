@@ -24,7 +24,7 @@ from shared.api_docs import install_api_docs
 from shared.bus import BrokerPublisher, make_broker
 from shared.events.envelope import CloudEvent, new_event
 from shared.events.payloads import Payload
-from shared.handover import VersionSwitch
+from shared.handover import Announcer, VersionSwitch
 from shared.loop_lag import LoopLagMonitor
 from shared.metrics import http_latency_middleware, metrics_response
 from shared.ops import ops_router
@@ -54,6 +54,8 @@ class ServiceContext:
     #: service's projection (``shared.store.versioned.LiveStore``), runtimes fold into theirs
     raw_store: Store = field(init=False)
     live: LiveStore = field(init=False)
+    #: per projection, what a rebuilt version announces when it goes live (``shared.handover``)
+    announcers: dict[str, Announcer] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.raw_store = self.store
@@ -145,7 +147,9 @@ def create_app(
 ) -> FastAPI:
     if kafka_router is not None:
         ctx.broker.include_router(kafka_router)
-    switch = VersionSwitch(ctx.runtimes, ctx.raw_store, service=ctx.name, on_switch=ctx.live.refresh)
+    switch = VersionSwitch(
+        ctx.runtimes, ctx.raw_store, service=ctx.name, on_switch=ctx.live.refresh, announcers=ctx.announcers
+    )
     workers = [LoopLagMonitor(ctx.name), switch, *workers]
 
     @contextlib.asynccontextmanager

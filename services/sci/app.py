@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.sci import api, consumers
+from services.sci.announce import changed_scores
 from services.sci.offload import ProcessOffload
 from services.sci.projection import SciProjection
 from services.sci.recalibration import Recalibrator, calibrate_quietly
@@ -34,6 +35,7 @@ def bootstrap(settings: Settings | None = None, store: Store | None = None) -> F
     ctx = ServiceContext.build(NAME, settings or get_settings(), store=store)
     skills = [skill.id for skill in get_catalog().skills]
     runtime = ctx.runtime(projection(ctx.settings))
+    ctx.announcers[runtime.name] = changed_scores  # what a rebuilt version announces going live
     offload = ProcessOffload()
     recalibrator = Recalibrator(ctx, skills, offload)
     return create_app(

@@ -171,6 +171,7 @@ def _later(current: str | None, at: datetime) -> str:
 
 class SciProjection:
     name = "sci"
+    model = SCORE_MODEL  # the rules a version is built with (``shared.projection.versions``)
 
     def __init__(self, skills: Iterable[str]) -> None:
         """``skills``: the catalog's skill ids (where a no-show may land)."""

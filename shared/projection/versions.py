@@ -70,6 +70,8 @@ class Version:
     #: that has gone quiet for long is taken over by the next ``lemma replay``
     owner: str = ""
     heartbeat: float = 0.0
+    #: the version of the rules it was built with (the projection's ``model``; 0: not known)
+    model: int = 0
 
     def to_doc(self) -> dict[str, Any]:
         return {
@@ -79,6 +81,7 @@ class Version:
             "freeze": dict(self.freeze),
             "owner": self.owner,
             "heartbeat": self.heartbeat,
+            "model": self.model,
         }
 
     @classmethod
@@ -91,6 +94,7 @@ class Version:
             freeze=dict(doc.get("freeze", {})),
             owner=str(doc.get("owner", "")),
             heartbeat=float(doc.get("heartbeat", 0.0)),
+            model=int(doc.get("model", 0)),
         )
 
 
@@ -131,7 +135,7 @@ class Versions:
         return next((v for v in self.versions.values() if v.state in (BUILDING, HANDOVER)), None)
 
     def begin(
-        self, *, at: str, by: str, owner: str, now: float, stale_s: float
+        self, *, at: str, by: str, owner: str, now: float, stale_s: float, model: int = 0
     ) -> tuple[Versions, Version, bool]:
         """The version a rebuild folds into, and whether it resumes one: a new version, or the
         one being built whose rebuild has not said anything for ``stale_s`` (killed). Refused
@@ -139,7 +143,7 @@ class Versions:
         current = self.in_progress
         if current is None:
             number = max(self.versions) + 1
-            version = Version(number, BUILDING, started_at=at, by=by, owner=owner, heartbeat=now)
+            version = Version(number, BUILDING, started_at=at, by=by, owner=owner, heartbeat=now, model=model)
             return replace(self, versions={**self.versions, number: version}), version, False
         if current.state == HANDOVER:
             raise VersionError(

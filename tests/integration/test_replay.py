@@ -6,6 +6,7 @@ second rebuild is refused while one is alive; a rebuild killed with SIGKILL resu
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -22,7 +23,9 @@ from cli.main import app as lemma
 from services.evidence.app import bootstrap, projection
 from services.evidence.projection import EVIDENCE, EVIDENCE_BY_SKILL, EVIDENCE_IDS, SESSIONS
 from shared.events import CloudEvent, new_event
+from shared.events.envelope import deterministic_id
 from shared.events.payloads import EvidenceRecorded, RatingSubmitted
+from shared.events.registry import Topic
 from shared.projection.fold import fold_events
 from shared.projection.versions import VERSIONS, Versions, namespace
 from shared.store.sqlite import SqliteStore
@@ -246,9 +249,23 @@ async def test_a_rebuilt_sci_is_calibrated_when_it_goes_live_and_answers_as_the_
         assert result.exit_code == 0 and "version 2 is live" in result.output, result.output
         await asyncio.sleep(0.6)  # readers look the live version up at most every 0.5 s
         after = await scores(client)
-    assert (await versions_of_projection(db, "sci")).live == 2
+        again = await asyncio.to_thread(CliRunner().invoke, lemma, ["replay", "sci"])
+        assert again.exit_code == 0 and "version 3 is live" in again.output, again.output
+    assert (await versions_of_projection(db, "sci")).live == 3
     assert after == before
     assert all(s["calibration"]["ratings"] == len(events) for s in after.values())
+    # version 1 was built before the model was recorded: going live, version 2 announces every
+    # score under its model; version 3, built with the same model, finds none changed
+    acted = await ns.read_until(Topic.OPS, lambda rs: sum(b'"switch"' in r.value for r in rs) >= 2)
+    switches = [json.loads(r.value)["data"]["detail"] for r in acted if b'"switch"' in r.value]
+    assert [(d["to"], d["announced"]) for d in switches] == [(2, len(learners)), (3, 0)]
+    ids = {
+        deterministic_id("sci", "version-2", "SciUpdated", learner, "machine-learning")
+        for learner in learners
+    }
+    records = await ns.read_until(Topic.SCI, lambda rs: ids <= {json.loads(r.value)["id"] for r in rs})
+    announced = [json.loads(r.value) for r in records if json.loads(r.value)["id"] in ids]
+    assert len(announced) == len(learners) and all(a["data"]["model"] == 1 for a in announced)
 
 
 async def versions_of_projection(db: Path, name: str) -> Versions:
