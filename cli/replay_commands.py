@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,11 +22,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from cli.projection_commands import StateDirOption
 from deploy.local.config import StackConfig
-from shared.projection.versions import VersionError
+from shared.handover import read_versions
+from shared.projection.verify import differences
+from shared.projection.versions import VersionError, consumer_of
 from shared.rebuild import Progress as RebuildProgress
 from shared.rebuild import Rebuild, RebuildStopped
 from shared.settings import Settings
-from shared.store import open_store
+from shared.store import Store, open_store
+from shared.store.versioned import VersionStore
 
 console = Console(highlight=False, soft_wrap=True)
 #: The projections a rebuild knows: the projection's name is its service's name.
@@ -60,11 +64,19 @@ def replay_command(
     by: Annotated[str, typer.Option(help="Who runs it (recorded on lemma.ops.v1).")] = os.environ.get(
         "USER", "operator"
     ),
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="Build a version only to compare it with the live one, document by document; print "
+            "the differences, delete it, and exit 1 if there are any.",
+        ),
+    ] = False,
     state_dir: StateDirOption = None,
 ) -> None:
     """Rebuild PROJECTION from the start of the log into a new version beside the live one;
     readers switch to it atomically once it has caught up. The old version stays until
-    `lemma projections drop`."""
+    `lemma projections drop`. With --verify, compare instead of switching."""
     if projection in NOT_YET:
         console.print(
             f"[red]refused:[/red] the {projection} store cannot be rebuilt from the log yet: "
@@ -76,7 +88,7 @@ def replay_command(
         raise typer.Exit(2)
     settings = service_settings(state_dir)
     try:
-        asyncio.run(_replay(settings, projection, by, wait_s))
+        drift = asyncio.run(_replay(settings, projection, by, wait_s, verify))
     except VersionError as exc:
         console.print(f"[red]refused:[/red] {exc}")
         raise typer.Exit(1) from exc
@@ -89,9 +101,12 @@ def replay_command(
             f"{settings.store_url_for(projection)}): {exc!r}. Run it again when they answer: it resumes"
         )
         raise typer.Exit(1) from exc
+    if drift:
+        raise typer.Exit(1)
 
 
-async def _replay(settings: Settings, service: str, by: str, wait_s: float) -> None:
+async def _replay(settings: Settings, service: str, by: str, wait_s: float, verify: bool) -> bool:
+    """Rebuild (or, with ``verify``, compare); returns whether a comparison found drift."""
     app = importlib.import_module(f"services.{service}.app")
     consumers = importlib.import_module(f"services.{service}.consumers")
     store = open_store(settings.store_url_for(service))
@@ -127,6 +142,8 @@ async def _replay(settings: Settings, service: str, by: str, wait_s: float) -> N
                 lag = " ".join(f"{t.rsplit('.', 2)[-2]}[{p}]:{n}" for (t, p), n in progress.lag.items() if n)
                 bar.update(task, total=total or None, completed=done, rate=f"{progress.rate:,.0f}", lag=lag)
 
+            if verify:
+                return await _verify(rebuild, store, getattr(app, "VERIFY_IGNORE", {}), show)
             progress = await rebuild.run(show)
         carried = f"; {progress.redriven} redriven records carried over" if progress.redriven else ""
         console.print(
@@ -143,5 +160,48 @@ async def _replay(settings: Settings, service: str, by: str, wait_s: float) -> N
         console.print(
             f"[green]{service}: version {version.number} is live[/green]; the old one stays until dropped"
         )
+        return False
     finally:
         await store.close()
+
+
+async def _verify(
+    rebuild: Rebuild,
+    store: Store,
+    ignore: Mapping[str, frozenset[str]],
+    show: Callable[[RebuildProgress], None],
+    tries: int = 20,
+) -> bool:
+    """Build the version to the head, bring it to the live version's offsets, compare, delete
+    it. Returns whether they differ."""
+    assert rebuild.version is not None
+    name, number = rebuild.projection.name, rebuild.version.number
+    live = (await read_versions(store, name)).live
+    try:
+        for _ in range(tries):  # both must stand at the same offsets to be compared
+            await rebuild.run(show, hand_over=False)
+            ours = await store.offsets(consumer_of(name, number))
+            theirs = await store.offsets(consumer_of(name, live))
+            if ours == theirs:
+                break
+            await asyncio.sleep(0.5)  # the live one is behind, or the log moved on: again
+        else:
+            console.print(f"[yellow]{name}: the live version never stood where the rebuilt one did[/yellow]")
+            return True
+        collections = sorted(
+            set(await VersionStore(store, live).collections())
+            | set(await VersionStore(store, number).collections())
+        )
+        found = await differences(VersionStore(store, live), VersionStore(store, number), collections, ignore)
+    finally:
+        deleted = await rebuild.abandon()
+    for difference in found[:50]:
+        console.print(f"  [red]drift[/red] {difference.describe()}")
+    if len(found) > 50:
+        console.print(f"  ... and {len(found) - 50} more")
+    verdict = f"[red]{len(found)} documents differ[/red]" if found else "[green]no difference[/green]"
+    console.print(
+        f"{name}: version {live} (live) against a rebuild from the log at the same offsets: {verdict} "
+        f"(the rebuilt copy is deleted: {deleted:,} documents)"
+    )
+    return bool(found)

@@ -36,7 +36,7 @@ from shared.projection.fold import Projection
 from shared.projection.order import Partition
 from shared.projection.redrive import FOLDED, carry_over
 from shared.projection.runtime import ProjectionRuntime
-from shared.projection.versions import VERSIONS, Version, Versions
+from shared.projection.versions import VERSIONS, Version, Versions, consumer_of
 from shared.settings import Settings
 from shared.store.base import Change, Store
 from shared.store.versioned import VersionStore
@@ -165,8 +165,11 @@ class Rebuild:
         self.version, self.resumed = version, resumed
         return version
 
-    async def run(self, on_progress: Callable[[Progress], None] = lambda _: None) -> Progress:
-        """Fold from where the version stands to the head of the log, then hand it over."""
+    async def run(
+        self, on_progress: Callable[[Progress], None] = lambda _: None, *, hand_over: bool = True
+    ) -> Progress:
+        """Fold from where the version stands to the head of the log, then hand it over (unless
+        ``hand_over`` is False: a version built to compare, ``abandon`` it after)."""
         assert self.version is not None, "begin() first"
         number = self.version.number
         runtime = ProjectionRuntime(
@@ -235,8 +238,24 @@ class Rebuild:
                 await self.finish(runtime.store)
         finally:
             beating.cancel()
-        await self._hand_over(number)
+        if hand_over:
+            await self._hand_over(number)
         return progress
+
+    async def abandon(self) -> int:
+        """Delete the version this rebuild built (to compare) and forget it; returns the
+        documents deleted."""
+        assert self.version is not None
+        number = self.version.number
+        versions = await read_versions(self.store, self.projection.name)
+        kept = versions.abandon(number, self.owner)
+        built = VersionStore(self.store, number)
+        deleted = 0
+        for collection in await built.collections():
+            deleted += await built.drop_collection(collection)
+        await self.store.drop_offsets(consumer_of(self.projection.name, number))
+        await self.store.write([Change(VERSIONS, self.projection.name, kept.to_doc())])
+        return deleted
 
     async def _beat_every(self, number: int, interval_s: float) -> None:
         while True:

@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from services.sci import api, consumers
 from services.sci.announce import changed_scores
 from services.sci.offload import ProcessOffload
-from services.sci.projection import SciProjection
+from services.sci.projection import CALIBRATIONS, SciProjection
 from services.sci.recalibration import Recalibrator, calibrate_quietly
 from shared.catalog import get_catalog
 from shared.service import ServiceContext, create_app
@@ -16,6 +16,8 @@ from shared.store import Store
 from shared.worker import PeriodicWorker
 
 NAME = "sci"
+#: Fields ``lemma replay sci --verify`` does not compare: when the job ran, not what it found.
+VERIFY_IGNORE = {CALIBRATIONS: frozenset({"calibrated_at"})}
 DEFAULT_PORT = 8105
 
 

@@ -199,6 +199,13 @@ class Versions:
         }
         return replace(self, live=number, versions=versions)
 
+    def abandon(self, number: int, owner: str) -> Versions:
+        """Forget a version its rebuild built only to compare (``lemma replay --verify``)."""
+        version = self.versions.get(number)
+        if version is None or version.state != BUILDING or version.owner != owner:
+            raise VersionError(f"version {number} of {self.projection} is not this rebuild's to abandon")
+        return replace(self, versions={n: v for n, v in self.versions.items() if n != number})
+
     def drop(self, number: int) -> Versions:
         """Forget a retired version (its documents are deleted by the caller)."""
         version = self.versions.get(number)

@@ -28,6 +28,7 @@ from shared.events.payloads import EvidenceRecorded, RatingSubmitted
 from shared.events.registry import Topic
 from shared.projection.fold import fold_events
 from shared.projection.versions import VERSIONS, Versions, namespace
+from shared.store.base import Change
 from shared.store.sqlite import SqliteStore
 from tests.support.apps import projections, serving
 from tests.support.kafka import Namespace, eventually
@@ -278,3 +279,31 @@ async def versions_of_projection(db: Path, name: str) -> Versions:
 
 T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
 AS_OF = (T0 + timedelta(days=5)).isoformat()
+
+
+async def test_verify_compares_a_rebuild_with_the_live_version_and_finds_a_planted_difference(
+    private_kafka: Namespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ns = private_kafka
+    settings = ns.settings(state_dir=str(tmp_path))
+    db = tmp_path / "data" / "evidence.db"
+    events = session_burst(40, seed=64)
+    cli_env(monkeypatch, ns, tmp_path)
+    async with serving(bootstrap(settings)):
+        await ns.publish(events)
+        await eventually(lambda: _at_least(db, "evidence", len(events)), timeout=60)
+        clean = await asyncio.to_thread(CliRunner().invoke, lemma, ["replay", "evidence", "--verify"])
+        assert clean.exit_code == 0 and "no difference" in clean.output, clean.output
+
+        store = SqliteStore(str(db))  # a bug, or a hand, changed one document of the live version
+        try:
+            key, doc = (await store.scan(SESSIONS, limit=1))[0]
+            await store.write([Change(SESSIONS, key, {**doc, "status": "abandoned"})])
+        finally:
+            await store.close()
+        drift = await asyncio.to_thread(CliRunner().invoke, lemma, ["replay", "evidence", "--verify"])
+    assert drift.exit_code == 1, drift.output
+    assert f"sessions/{key}: status differ" in drift.output and "1 documents differ" in drift.output
+    versions = await versions_of(db)
+    assert set(versions.versions) == {1} and versions.live == 1  # the compared copies are gone
+    assert await documents(db, 2) == {} and await documents(db, 3) == {}
