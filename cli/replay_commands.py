@@ -32,14 +32,8 @@ from shared.store import Store, open_store
 from shared.store.versioned import VersionStore
 
 console = Console(highlight=False, soft_wrap=True)
-#: The projections a rebuild knows: the projection's name is its service's name.
-SERVICES = ("evidence", "sci")
-#: Those whose store also holds what only commands wrote: a rebuild from the log would lose it.
-NOT_YET = {
-    "sessions": "a session's later states and its ratings are written by the commands, not folded",
-    "passport": "display names and the waitlist are written by the commands, not folded",
-    "matching": "its matcher decides from the store it folds; a version beside it is not safe yet",
-}
+#: The services whose projection a rebuild knows (matching's is named after its instance too).
+SERVICES = ("evidence", "sci", "sessions", "passport", "matching")
 
 
 def service_settings(state_dir: Path | None) -> Settings:
@@ -57,7 +51,7 @@ def service_settings(state_dir: Path | None) -> Settings:
 
 
 def replay_command(
-    projection: Annotated[str, typer.Argument(help="evidence or sci (the others: not yet).")],
+    projection: Annotated[str, typer.Argument(help="evidence, sci, sessions, passport or matching.")],
     wait_s: Annotated[
         float, typer.Option("--wait", help="How long to wait for the service to switch readers over.")
     ] = 120.0,
@@ -77,12 +71,6 @@ def replay_command(
     """Rebuild PROJECTION from the start of the log into a new version beside the live one;
     readers switch to it atomically once it has caught up. The old version stays until
     `lemma projections drop`. With --verify, compare instead of switching."""
-    if projection in NOT_YET:
-        console.print(
-            f"[red]refused:[/red] the {projection} store cannot be rebuilt from the log yet: "
-            f"{NOT_YET[projection]}"
-        )
-        raise typer.Exit(2)
     if projection not in SERVICES:
         console.print(f"[red]no projection {projection!r}[/red]: one of {', '.join(SERVICES)}")
         raise typer.Exit(2)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from shared.events.envelope import deterministic_id, new_event
 from shared.events.payloads import OperatorActed, Payload
@@ -42,6 +42,9 @@ from shared.store.versioned import VersionStore
 #: What a version going live announces, from the retired version and the new one; with
 #: ``every=True`` (the new one was built with other rules) every result, else what differs.
 Announcer = Callable[[Store, Store, bool], Awaitable[list[Payload]]]
+
+#: The end offsets of the given topics' partitions (``shared.log_records.end_offsets``).
+EndOffsets = Callable[[Sequence[str]], Awaitable[dict[tuple[str, int], int]]]
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +69,13 @@ class VersionSwitch:
         service: str,
         on_switch: Callable[[], Awaitable[object]],
         announcers: Mapping[str, Announcer] | None = None,
+        end_offsets: EndOffsets | None = None,
         interval_s: float = 0.5,
     ) -> None:
         """``announcers``: per projection, what a version going live announces, from the
-        retired version and the new one (sci: the scores that changed)."""
+        retired version and the new one (sci: the scores that changed). ``end_offsets``: where
+        the log ends, for the runtimes that fold the service's own topics (``own_topics``)."""
+        self.end_offsets = end_offsets
         self.runtimes = runtimes
         self.announcers = dict(announcers or {})
         self.store = store
@@ -140,6 +146,22 @@ class VersionSwitch:
         if runtime.on_reposition is not None:
             await runtime.on_reposition()
 
+    async def _settled(self, runtime: ProjectionRuntime) -> bool:
+        """Whether every event the service's commands wrote is in the log and folded into the
+        runtime's version. Called under the service's lock, so no command writes meanwhile:
+        the old version holds nothing the new one lacks, and readers never go back."""
+        if await self.store.pending_outbox(limit=1):
+            return False  # the relay has not published everything yet
+        assert self.end_offsets is not None, "a runtime with own topics needs end_offsets"
+        ends = await self.end_offsets(sorted(runtime.own_topics))
+        folded = await self.store.offsets(runtime.consumer)
+        behind = {tp: end for tp, end in ends.items() if end > 0 and folded.get(tp, -1) < end - 1}
+        if behind:
+            log.info(
+                "%s: version %d waits to fold its own events up to %s", runtime.name, runtime.version, behind
+            )
+        return not behind
+
     async def _go_live(self, runtime: ProjectionRuntime) -> None:
         async with runtime.lock:  # no command or job of the service between its read and write
             await self._go_live_locked(runtime)
@@ -150,6 +172,8 @@ class VersionSwitch:
         if number == versions.live or number not in versions.versions:
             return
         if not versions.ready(number, await folded_offsets(self.store, runtime.consumer)):
+            return
+        if runtime.own_topics and not await self._settled(runtime):
             return
         switched = versions.go_live(number)
         announcer = self.announcers.get(runtime.name)

@@ -61,3 +61,17 @@ async def partitions_of(bootstrap: str, topic: str) -> list[int]:
     finally:
         await admin.close()
     return sorted(p["partition"] for t in described if t.get("error_code", 0) == 0 for p in t["partitions"])
+
+
+async def end_offsets(bootstrap: str, topics: Iterable[str]) -> dict[tuple[str, int], int]:
+    """The offset the next record of every partition of ``topics`` will take (its end now)."""
+    wanted = [TopicPartition(topic, p) for topic in topics for p in await partitions_of(bootstrap, topic)]
+    if not wanted:
+        return {}
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets(wanted)
+    finally:
+        await consumer.stop()
+    return {(tp.topic, tp.partition): end for tp, end in ends.items()}

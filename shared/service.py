@@ -24,7 +24,9 @@ from shared.api_docs import install_api_docs
 from shared.bus import BrokerPublisher, make_broker
 from shared.events.envelope import CloudEvent, new_event
 from shared.events.payloads import Payload
+from shared.events.registry import Topic
 from shared.handover import Announcer, VersionSwitch
+from shared.log_records import end_offsets
 from shared.loop_lag import LoopLagMonitor
 from shared.metrics import http_latency_middleware, metrics_response
 from shared.ops import ops_router
@@ -74,10 +76,15 @@ class ServiceContext:
         )
 
     def runtime(
-        self, projection: Projection, *, on_written: Callable[[], None] | None = None
+        self,
+        projection: Projection,
+        *,
+        on_written: Callable[[], None] | None = None,
+        own_topics: Sequence[Topic] = (),
     ) -> ProjectionRuntime:
         """The runtime of one of the service's projections, known to its readiness and ``/ops``;
-        ``on_written`` runs after each batch written (default: kick the outbox relay)."""
+        ``on_written`` runs after each batch written (default: kick the outbox relay);
+        ``own_topics``: the topics it folds that the service itself publishes to."""
         retry = RetryPolicy(
             tries=self.settings.fold_retry_tries,
             first_delay_s=self.settings.fold_retry_first_delay_s,
@@ -91,6 +98,7 @@ class ServiceContext:
             lock=self.lock,
             on_written=on_written or self.relay.kick,
             retry=retry,
+            own_topics=[self.settings.topic(t) for t in own_topics],
         )
         self.runtimes.append(runtime)
         return runtime
@@ -148,7 +156,12 @@ def create_app(
     if kafka_router is not None:
         ctx.broker.include_router(kafka_router)
     switch = VersionSwitch(
-        ctx.runtimes, ctx.raw_store, service=ctx.name, on_switch=ctx.live.refresh, announcers=ctx.announcers
+        ctx.runtimes,
+        ctx.raw_store,
+        service=ctx.name,
+        on_switch=ctx.live.refresh,
+        announcers=ctx.announcers,
+        end_offsets=lambda topics: end_offsets(ctx.settings.kafka_bootstrap, topics),
     )
     workers = [LoopLagMonitor(ctx.name), switch, *workers]
 

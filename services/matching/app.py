@@ -79,7 +79,7 @@ def bootstrap(
         watch.notify()
         matcher.kick()
 
-    runtime = ctx.runtime(projection(ctx.settings), on_written=written)
+    runtime = ctx.runtime(projection(ctx.settings), on_written=written, own_topics=consumers.OWN_TOPICS)
     app = create_app(
         ctx,
         title="Lemma matching",

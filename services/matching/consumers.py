@@ -21,6 +21,8 @@ from shared.settings import Settings
 
 #: The topics the projection folds (a rebuild reads the same).
 TOPICS = (Topic.MATCHING, Topic.PASSPORT, Topic.SCI, Topic.SESSIONS)
+#: The topics among them that the service's own commands and jobs publish to.
+OWN_TOPICS = (Topic.MATCHING,)
 
 
 def build_router(settings: Settings, runtime: ProjectionRuntime, ownership: Ownership) -> KafkaRouter:

@@ -16,13 +16,13 @@ from fastapi import APIRouter, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.passport import domain
-from services.passport.domain import HANDLES, LEARNERS, Decision
+from services.passport.domain import HANDLES, LEARNERS, PROFILES, Decision
 from services.passport.projection import PASSPORTS, SKILL_STATS, passport_skills, skill_figures
 from services.passport.records import add_to_waitlist, find_learner
 from services.passport.trail import MAX_LIMIT, BadCursor, evidence_trail
 from shared.auth import Principal, PrincipalDep
 from shared.catalog import Skill, get_catalog
-from shared.events.payloads import SelfLevel
+from shared.events.payloads import LearnerRegistered, SelfLevel
 from shared.problems import Problem
 from shared.service import ContextDep, ServiceContext
 
@@ -176,8 +176,21 @@ async def _learner_or_404(ctx: ServiceContext, who: str) -> dict[str, Any]:
     return learner
 
 
-async def _commit(ctx: ServiceContext, decision: Decision) -> None:
-    await ctx.commit(decision.docs, [ctx.event(p) for p in decision.events])
+async def _commit(
+    ctx: ServiceContext, learner_id: str, learner: dict[str, Any] | None, decision: Decision, now: datetime
+) -> dict[str, Any] | None:
+    """Commit the decision with the ``learners`` document that folding its events gives (the
+    fold writes the same again from the log); returns that document."""
+    events = [ctx.event(p, time=now) for p in decision.events]
+    docs = dict(decision.docs)
+    for event in events:
+        moved = domain.learner_applied(learner, event.data, event.time, event.id)
+        if moved is not None:
+            learner = docs[(LEARNERS, learner_id)] = moved
+        if isinstance(event.data, LearnerRegistered):  # the handle was free: the command checked
+            docs[(HANDLES, event.data.handle)] = domain.handle_applied(None, event.data, event.time, event.id)
+    await ctx.commit(docs, events)
+    return learner
 
 
 @router.post("/learners", status_code=status.HTTP_201_CREATED, response_model=Learner)
@@ -186,16 +199,18 @@ async def register(body: Registration, principal: PrincipalDep, ctx: ContextDep)
     async with ctx.lock:
         existing = await ctx.store.get(LEARNERS, learner_id)
         owner = await ctx.store.get(HANDLES, body.handle)
+        now = datetime.now(UTC)
         decision = domain.register(
             learner_id,
             body.handle,
             body.display_name,
             existing=existing,
             handle_owner=owner,
-            now=datetime.now(UTC),
+            now=now,
         )
-        await _commit(ctx, decision)
-    return decision.docs[(LEARNERS, learner_id)]
+        learner = await _commit(ctx, learner_id, existing, decision, now)
+    assert learner is not None  # registering moves the learner
+    return {**learner, **(decision.docs[(PROFILES, learner_id)] or {})}
 
 
 @router.put("/learners/{learner_id}/skills/{skill}", response_model=Claim)
@@ -207,7 +222,7 @@ async def claim_skill(
     async with ctx.lock:
         learner = await ctx.store.get(LEARNERS, learner_id)
         decision = domain.claim(learner, learner_id, skill, body.self_level)
-        await _commit(ctx, decision)
+        await _commit(ctx, learner_id, learner, decision, domain.command_time(learner, datetime.now(UTC)))
     return Claim(learner_id=learner_id, skill=skill, claimed=True, self_level=body.self_level)
 
 
@@ -218,7 +233,7 @@ async def unclaim_skill(learner_id: str, skill: SkillPath, principal: PrincipalD
     async with ctx.lock:
         learner = await ctx.store.get(LEARNERS, learner_id)
         decision = domain.unclaim(learner, learner_id, skill)
-        await _commit(ctx, decision)
+        await _commit(ctx, learner_id, learner, decision, domain.command_time(learner, datetime.now(UTC)))
     return Claim(learner_id=learner_id, skill=skill, claimed=False, self_level=None)
 
 

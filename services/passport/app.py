@@ -21,7 +21,7 @@ def projection(settings: Settings) -> PassportProjection:
 
 def bootstrap(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
     ctx = ServiceContext.build(NAME, settings or get_settings(), store=store)
-    runtime = ctx.runtime(projection(ctx.settings))
+    runtime = ctx.runtime(projection(ctx.settings), own_topics=consumers.OWN_TOPICS)
     app = create_app(
         ctx,
         title="Lemma passport",

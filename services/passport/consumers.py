@@ -13,6 +13,8 @@ from shared.settings import Settings
 
 #: The topics the projection folds (a rebuild reads the same).
 TOPICS = (Topic.PASSPORT, Topic.EVIDENCE, Topic.SCI)
+#: The topics among them that the service's own commands and jobs publish to.
+OWN_TOPICS = (Topic.PASSPORT,)
 
 
 def build_router(settings: Settings, runtime: ProjectionRuntime) -> KafkaRouter:

@@ -26,6 +26,10 @@ Read model:
   order; the parts of one calibration touch disjoint raters. The trail's calibrated ratings
   are read through it (``domain.calibrated``).
 
+- ``learners`` and ``handles``: the write model the routes keep, from the service's own events
+  as the routes wrote it (``domain.learner_applied``, ``domain.handle_applied``), so a rebuild
+  gives it back; display names and the waitlist are not in the log (``personal_*``).
+
 Every rule is a union, a maximum or a last-writer-wins by a total order, so the state does
 not depend on how partitions interleave or on duplicates.
 """
@@ -34,10 +38,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from services.passport.domain import decayed
+from services.passport.domain import HANDLES, LEARNERS, decayed, handle_applied, learner_applied, stamp
 from shared.events.envelope import CloudEvent
 from shared.events.payloads import (
     EvidenceRecorded,
@@ -58,12 +62,6 @@ RATER_BIAS = "rater_bias"
 
 PARTS = ("sci", "practice", "proof", "reliability", "freshness")
 TIERS = ("1", "2", "3", "4")
-
-
-def stamp(when: datetime) -> str:
-    """Fixed-width UTC time, so stamps compare correctly as strings (naive means UTC)."""
-    aware = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
-    return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def session_key(skill: str, session_id: str) -> str:
@@ -177,8 +175,10 @@ class PassportProjection:
     def refs(self, event: CloudEvent) -> Iterable[DocRef]:
         data = event.data
         if isinstance(data, LearnerRegistered):
-            return [(PASSPORTS, data.learner_id)]
-        if isinstance(data, SkillClaimed | SkillUnclaimed | SciUpdated):
+            return [(PASSPORTS, data.learner_id), (LEARNERS, data.learner_id), (HANDLES, data.handle)]
+        if isinstance(data, SkillClaimed | SkillUnclaimed):
+            return [(PASSPORTS, data.learner_id), (SKILL_STATS, data.skill), (LEARNERS, data.learner_id)]
+        if isinstance(data, SciUpdated):
             return [(PASSPORTS, data.learner_id), (SKILL_STATS, data.skill)]
         if isinstance(data, EvidenceRecorded):
             return [
@@ -193,6 +193,23 @@ class PassportProjection:
         return []
 
     def apply(self, docs: Mapping[DocRef, Doc | None], event: CloudEvent) -> Outcome:
+        """The passport's figures, and for the service's own events the write model the
+        commands keep (``learners``, ``handles``) as they wrote it."""
+        outcome = self._apply(docs, event)
+        data = event.data
+        if not isinstance(data, LearnerRegistered | SkillClaimed | SkillUnclaimed):
+            return outcome
+        changes = dict(outcome.changes)
+        learner = learner_applied(docs.get((LEARNERS, data.learner_id)), data, event.time, event.id)
+        if learner is not None:
+            changes[(LEARNERS, data.learner_id)] = learner
+        if isinstance(data, LearnerRegistered):
+            owner = handle_applied(docs.get((HANDLES, data.handle)), data, event.time, event.id)
+            if owner is not None:
+                changes[(HANDLES, data.handle)] = owner
+        return Outcome(changes=changes, emit=outcome.emit)
+
+    def _apply(self, docs: Mapping[DocRef, Doc | None], event: CloudEvent) -> Outcome:
         data = event.data
         if isinstance(data, LearnerRegistered):
             ref = (PASSPORTS, data.learner_id)

@@ -1,4 +1,5 @@
-"""Kafka wiring of the sessions service: MatchFound on ``lemma.matching.v1`` schedules sessions."""
+"""Kafka wiring of the sessions service: MatchFound on ``lemma.matching.v1`` schedules sessions;
+the service's own events on ``lemma.sessions.v1`` are folded too (the log rebuilds the sessions)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,16 @@ from shared.projection.runtime import ProjectionRuntime
 from shared.settings import Settings
 
 #: The topics the projection folds (a rebuild reads the same).
-TOPICS = (Topic.MATCHING,)
+TOPICS = (Topic.MATCHING, Topic.SESSIONS)
+#: The topics among them that the service's commands publish to.
+OWN_TOPICS = (Topic.SESSIONS,)
 
 
 def build_router(settings: Settings, runtime: ProjectionRuntime) -> KafkaRouter:
     router = KafkaRouter()
 
     @projection_subscriber(router, settings, runtime, *TOPICS)
-    async def on_matching(msg: KafkaMessage) -> None:
+    async def on_matching_sessions(msg: KafkaMessage) -> None:
         await fold_batch(runtime, msg)
 
     return router

@@ -65,13 +65,26 @@ def schedule(match: MatchFound, at: datetime, correlation_id: str | None = None)
     participants = (match.tickets[0].learner_id, match.tickets[1].learner_id)
     if participants[0] == participants[1]:
         raise EventRefused(f"match {match.match_id} pairs learner {participants[0]} with itself")
-    doc: Doc = {
-        "session_id": match.match_id,
-        "match_id": match.match_id,
-        "skill": match.skill,
-        "specialty": match.specialty,
-        "format": match.format,
-        "participants": list(participants),
+    event = SessionScheduled(
+        session_id=match.match_id,
+        match_id=match.match_id,
+        skill=match.skill,
+        specialty=match.specialty,
+        format=match.format,
+        participants=participants,
+    )
+    return Transition(scheduled(event, at, correlation_id), event)
+
+
+def scheduled(event: SessionScheduled, at: datetime, correlation_id: str | None) -> Doc:
+    """The document of a session just scheduled (``at``: the event's time)."""
+    return {
+        "session_id": event.session_id,
+        "match_id": event.match_id,
+        "skill": event.skill,
+        "specialty": event.specialty,
+        "format": event.format,
+        "participants": list(event.participants),
         "status": "scheduled",
         "scheduled_at": stamp(at),
         "started_at": None,
@@ -86,15 +99,62 @@ def schedule(match: MatchFound, at: datetime, correlation_id: str | None = None)
         "ratings": [],
         "correlation_id": correlation_id,
     }
-    event = SessionScheduled(
-        session_id=match.match_id,
-        match_id=match.match_id,
-        skill=match.skill,
-        specialty=match.specialty,
-        format=match.format,
-        participants=participants,
-    )
-    return Transition(doc, event)
+
+
+def applied(doc: Doc | None, event: Payload, at: datetime, correlation_id: str | None = None) -> Doc | None:
+    """The session after one of its own events, logged at ``at``: what the command that
+    published it wrote, so folding the log gives the documents the commands did. Each step
+    only moves a session forward (scheduled, started, then completed or abandoned; one rating
+    per rater), so an event the document already reflects changes nothing (``None``), and so
+    does one the document is past or lacks the session for."""
+    if isinstance(event, SessionScheduled):
+        return scheduled(event, at, correlation_id) if doc is None else None
+    if doc is None:
+        return None
+    status = doc["status"]
+    if isinstance(event, SessionStarted):
+        if status != "scheduled":
+            return None
+        return {**doc, "status": "started", "started_at": stamp(at), "started_by": event.started_by}
+    if isinstance(event, SessionCompleted):
+        if status != "started":
+            return None
+        return {
+            **doc,
+            "status": "completed",
+            "completed_at": stamp(at),
+            "completed_by": event.completed_by,
+            "duration_s": event.duration_s,
+        }
+    if isinstance(event, SessionAbandoned):
+        if status in TERMINAL:
+            return None
+        return {
+            **doc,
+            "status": "abandoned",
+            "abandoned_at": stamp(at),
+            "abandoned_by": event.abandoned_by,
+            "abandon_reason": event.reason,
+            "no_show": event.no_show,
+        }
+    if isinstance(event, RatingSubmitted):
+        if any(r["rater_id"] == event.rater_id for r in doc["ratings"]):
+            return None
+        entry = {
+            "rating_id": event.rating_id,
+            "rater_id": event.rater_id,
+            "ratee_id": event.ratee_id,
+            "rated_at": stamp(at),
+        }
+        return {**doc, "ratings": [*doc["ratings"], entry]}
+    return None
+
+
+def _moved(doc: Doc, event: Payload, now: datetime) -> Transition:
+    """A command's transition: the event and the document folding it gives."""
+    new = applied(doc, event, now)
+    assert new is not None, "a command's event moves its session"
+    return Transition(new, event)
 
 
 def _require(doc: Doc | None, session_id: str, actor: str) -> Doc:
@@ -115,8 +175,7 @@ def start(doc: Doc | None, session_id: str, actor: str, now: datetime) -> Transi
         return Transition(session)
     if session["status"] != "scheduled":
         raise _conflict(session, "start")
-    new = {**session, "status": "started", "started_at": stamp(now), "started_by": actor}
-    return Transition(new, SessionStarted(session_id=session_id, started_by=actor))
+    return _moved(session, SessionStarted(session_id=session_id, started_by=actor), now)
 
 
 def complete(doc: Doc | None, session_id: str, actor: str, now: datetime) -> Transition:
@@ -126,14 +185,9 @@ def complete(doc: Doc | None, session_id: str, actor: str, now: datetime) -> Tra
     if session["status"] != "started":
         raise _conflict(session, "complete")
     duration_s = max(int((now - _parse(session["started_at"])).total_seconds()), 0)
-    new = {
-        **session,
-        "status": "completed",
-        "completed_at": stamp(now),
-        "completed_by": actor,
-        "duration_s": duration_s,
-    }
-    return Transition(new, SessionCompleted(session_id=session_id, completed_by=actor, duration_s=duration_s))
+    return _moved(
+        session, SessionCompleted(session_id=session_id, completed_by=actor, duration_s=duration_s), now
+    )
 
 
 def partner_of(session: Doc, learner_id: str) -> str:
@@ -151,17 +205,8 @@ def abandon(
         return Transition(session)
     if session["status"] not in ("scheduled", "started"):
         raise _conflict(session, "abandon")
-    new = {
-        **session,
-        "status": "abandoned",
-        "abandoned_at": stamp(now),
-        "abandoned_by": actor,
-        "abandon_reason": reason,
-        "no_show": no_show,
-    }
-    return Transition(
-        new, SessionAbandoned(session_id=session_id, abandoned_by=actor, reason=reason, no_show=no_show)
-    )
+    abandoned = SessionAbandoned(session_id=session_id, abandoned_by=actor, reason=reason, no_show=no_show)
+    return _moved(session, abandoned, now)
 
 
 def rate(
@@ -195,11 +240,8 @@ def rate(
         )
     if any(r["rater_id"] == rater_id for r in session["ratings"]):
         raise SessionError(409, f"{rater_id} has already rated session {session_id}")
-    rating_id = rating_id_for(session_id, rater_id)
-    entry = {"rating_id": rating_id, "rater_id": rater_id, "ratee_id": ratee_id, "rated_at": stamp(now)}
-    new = {**session, "ratings": [*session["ratings"], entry]}
     event = RatingSubmitted(
-        rating_id=rating_id,
+        rating_id=rating_id_for(session_id, rater_id),
         session_id=session_id,
         rater_id=rater_id,
         ratee_id=ratee_id,
@@ -208,4 +250,4 @@ def rate(
         scores=dict(scores),
         comment=comment,
     )
-    return Transition(new, event)
+    return _moved(session, event, now)

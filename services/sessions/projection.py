@@ -17,18 +17,31 @@ by the match id), unless that session is already there. Every event the rule dec
 batch folded in log order reaches the same verdicts as every other reader. A redelivered or
 copied event finds its tickets past the state it needs and is void.
 
-The session document is later changed by the command routes; both run under the service's
-one write lock, so they never interleave.
+The session document is later changed by the command routes, and the fold applies their
+events from ``lemma.sessions.v1`` too (``domain.applied``): what a command wrote, its event
+writes again, so the documents are rebuilt from the log alone (``lemma replay sessions``). A
+session only moves forward, so an event the document already reflects is a no-op, and the
+fold and the commands run under the service's one write lock, so they never interleave.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from services.sessions.domain import schedule
+from services.sessions.domain import applied, schedule
 from shared.errors import EventRefused
 from shared.events.envelope import CloudEvent
-from shared.events.payloads import MatchCancelled, MatchExpired, MatchFound, MatchRequested
+from shared.events.payloads import (
+    MatchCancelled,
+    MatchExpired,
+    MatchFound,
+    MatchRequested,
+    RatingSubmitted,
+    SessionAbandoned,
+    SessionCompleted,
+    SessionScheduled,
+    SessionStarted,
+)
 from shared.projection.fold import NOTHING, Doc, DocRef, Outcome
 from shared.ticket_log import TicketEvent, state_after, state_after_refusal, takes_effect, tickets_named
 
@@ -48,11 +61,17 @@ def _owners(data: TicketEvent) -> list[tuple[str, str, str]]:
     return [(data.ticket_id, data.learner_id, data.skill)]
 
 
+#: The session's own events, which the commands (and the MatchFound fold) publish.
+OWN = SessionScheduled | SessionStarted | SessionCompleted | SessionAbandoned | RatingSubmitted
+
+
 class SessionsProjection:
     name = "sessions"
 
     def refs(self, event: CloudEvent) -> Iterable[DocRef]:
         data = event.data
+        if isinstance(data, OWN):
+            return [(SESSIONS, data.session_id)]
         if not isinstance(data, MatchRequested | MatchFound | MatchCancelled | MatchExpired):
             return []
         refs: list[DocRef] = []
@@ -64,6 +83,10 @@ class SessionsProjection:
 
     def apply(self, docs: Mapping[DocRef, Doc | None], event: CloudEvent) -> Outcome:
         data = event.data
+        if isinstance(data, OWN):
+            ref = (SESSIONS, data.session_id)
+            moved = applied(docs.get(ref), data, event.time, event.correlationid)
+            return NOTHING if moved is None else Outcome(changes={ref: moved})
         if not isinstance(data, MatchRequested | MatchFound | MatchCancelled | MatchExpired):
             return NOTHING
         states: dict[str, str | None] = {}

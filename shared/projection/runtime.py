@@ -20,7 +20,7 @@ import logging
 import time
 import traceback
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from shared.errors import EventRefused, Refused
@@ -73,6 +73,7 @@ class ProjectionRuntime:
         retry: RetryPolicy | None = None,
         version: int = 1,
         emit: bool = True,
+        own_topics: Iterable[str] = (),
     ) -> None:
         self.projection = projection
         self.service = service
@@ -85,6 +86,10 @@ class ProjectionRuntime:
         #: (dead letters still go out: they are about the data, with ids any copy shares)
         self.emit = emit
         self.lock = lock or asyncio.Lock()
+        #: the topics folded here that the service's own commands and jobs publish to (their
+        #: documents are written by both): a rebuilt version goes live only once it has folded
+        #: them to their end, so no command reads it behind what it wrote (``shared.handover``)
+        self.own_topics = frozenset(own_topics)
         self.retry = retry or RetryPolicy()
         self._on_written = on_written
         self.on_fault: FaultHook | None = None

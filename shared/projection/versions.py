@@ -33,6 +33,14 @@ LIVE = "live"
 RETIRED = "retired"
 #: Collections every version shares: the record of the versions themselves.
 SHARED = frozenset({VERSIONS})
+#: Collections named so hold personal data that is never in the log (a display name, an
+#: email): they cannot be rebuilt, so they are not versioned; every version reads the one copy,
+#: and erasing it is one delete.
+PERSONAL = "personal_"
+
+
+def unversioned(collection: str) -> bool:
+    return collection in SHARED or collection.startswith(PERSONAL)
 
 
 class VersionError(Exception):
@@ -42,7 +50,7 @@ class VersionError(Exception):
 def namespace(collection: str, version: int) -> str:
     """The collection ``collection`` of ``version``; version 1 keeps the plain name. Letters,
     digits and underscores only, as every document database takes them."""
-    if version == 1 or collection in SHARED:
+    if version == 1 or unversioned(collection):
         return collection
     return f"v{version}__{collection}"
 

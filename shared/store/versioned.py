@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 
-from shared.projection.versions import SHARED, VERSIONS, Versions, namespace, version_of
+from shared.projection.versions import VERSIONS, Versions, namespace, unversioned, version_of
 from shared.store.base import Change, Doc, OutboxRecord, PartitionOffsets, Store
 
 
@@ -65,7 +65,7 @@ class VersionStore(Store):
     async def collections(self) -> list[str]:
         """This version's collections, by their names within the version."""
         named = [version_of(name) for name in await self.inner.collections()]
-        return sorted(c for v, c in named if v == self.version and c not in SHARED)
+        return sorted(c for v, c in named if v == self.version and not unversioned(c))
 
     async def drop_collection(self, collection: str) -> int:
         return await self.inner.drop_collection(self._name(collection))

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from services.passport.app import bootstrap
+from services.passport.domain import WAITLIST
 from shared.auth import mint_token
 from shared.events import new_event
 from shared.events.payloads import EvidenceRecorded, RatersCalibrated, SciUpdated
@@ -195,8 +196,8 @@ async def waitlist_is_public_and_idempotent_per_email(client: httpx.AsyncClient,
     assert (
         await client.post("/v1/waitlist", json={"email": "g@x.io", "skill": "knitting"})
     ).status_code == 422
-    assert await store.count("waitlist") == 1
-    entry = await store.get("waitlist", "grace@example.com")
+    assert await store.count(WAITLIST) == 1
+    entry = await store.get(WAITLIST, "grace@example.com")
     assert entry is not None and entry["skills"] == [ML]
 
 

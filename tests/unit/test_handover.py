@@ -64,3 +64,34 @@ async def test_a_batch_fetched_before_the_hand_over_is_read_again_not_folded_int
 
 async def _versions(store: SqliteStore) -> Versions:
     return Versions.from_doc("counter", await store.get(VERSIONS, "counter"))
+
+
+async def test_a_version_folding_the_services_own_topic_goes_live_only_at_its_end_with_no_outbox() -> None:
+    """The service's commands write the live version and publish to a topic the projection
+    folds: the new version waits for every such event, in the log and folded, so no command
+    or reader finds it behind what a command wrote."""
+    store = SqliteStore(":memory:")
+    log = [rec(i, claim(f"l{i}")) for i in range(6)]
+    projection = ClaimCounter()
+    projection.broken = False
+    live = ProjectionRuntime(projection, store, service="t", own_topics=[TOPIC])
+    await live.handle(log[:3])
+    await ProjectionRuntime(projection, store, service="t", version=2, emit=False).handle(log[:3])
+    await handed_over(store)
+    ends = {(TOPIC, 0): 5}  # a command published two more records the live version has not folded
+
+    async def end_offsets(topics: object) -> dict[tuple[str, int], int]:
+        return dict(ends)
+
+    switch = VersionSwitch(
+        [live], store, service="t", on_switch=lambda: asyncio.sleep(0), end_offsets=end_offsets
+    )
+    await switch.step(live)  # takes over; v2 stands where the frozen v1 does, but not at the end
+    assert live.version == 2 and (await _versions(store)).live == 1
+    await live.handle(log[3:5])  # folded to the end; the announcements wait in the outbox
+    assert await store.pending_outbox(1)
+    await switch.step(live)
+    assert (await _versions(store)).live == 1  # an event not yet published may change it still
+    await store.ack_outbox([r.seq for r in await store.pending_outbox(100)])
+    await switch.step(live)
+    assert (await _versions(store)).live == 2

@@ -2,32 +2,81 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from services.passport import domain
-from services.passport.domain import HANDLES, LEARNERS, WAITLIST
+from services.passport.domain import PROFILES, WAITLIST
 from shared.errors import Refused
 from shared.events.payloads import LearnerRegistered, SkillClaimed, SkillUnclaimed
 
 NOW = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 
 
-def registered(learner_id: str = "u1", handle: str = "ada") -> dict[str, object]:
+def folded(learner: dict[str, Any] | None, decision: domain.Decision, at: datetime = NOW) -> dict[str, Any]:
+    """The learners document after the decision's events (what the command writes)."""
+    for index, event in enumerate(decision.events):
+        learner = domain.learner_applied(learner, event, at, f"e-{at.isoformat()}-{index}") or learner
+    assert learner is not None
+    return learner
+
+
+def registered(learner_id: str = "u1", handle: str = "ada") -> dict[str, Any]:
     decision = domain.register(learner_id, handle, " Ada L. ", existing=None, handle_owner=None, now=NOW)
-    doc = decision.docs[(LEARNERS, learner_id)]
-    assert doc is not None
-    return doc
+    return folded(None, decision)
 
 
-def test_register_writes_learner_and_handle_and_emits_no_personal_data() -> None:
+def test_register_writes_handle_and_profile_and_emits_no_personal_data() -> None:
     decision = domain.register("u1", "ada_l-2", " Ada L. ", existing=None, handle_owner=None, now=NOW)
-    learner = decision.docs[(LEARNERS, "u1")]
-    assert learner is not None and learner["display_name"] == "Ada L." and learner["claims"] == {}
-    assert decision.docs[(HANDLES, "ada_l-2")] == {"learner_id": "u1"}
+    assert decision.docs[(PROFILES, "u1")] == {"display_name": "Ada L."}
     assert decision.events == (LearnerRegistered(learner_id="u1", handle="ada_l-2"),)
     assert "Ada" not in decision.events[0].model_dump_json()
+    learner = folded(None, decision)
+    assert learner["handle"] == "ada_l-2" and learner["claims"] == {} and "display_name" not in learner
+    assert learner["registered_at"] == NOW.isoformat()
+
+
+def test_a_claim_counts_only_if_later_than_the_last_of_its_skill() -> None:
+    learner = registered()
+    claim = SkillClaimed(learner_id="u1", skill="machine-learning", self_level="beginner")
+    unclaim = SkillUnclaimed(learner_id="u1", skill="machine-learning")
+    later = NOW + timedelta(seconds=1)
+    claimed = domain.learner_applied(learner, claim, NOW, "a")
+    assert claimed is not None and claimed["claims"] == {"machine-learning": "beginner"}
+    unclaimed = domain.learner_applied(claimed, unclaim, later, "b")
+    assert unclaimed is not None and unclaimed["claims"] == {}
+    # the older claim folded again (the live fold behind the commands) changes nothing
+    assert domain.learner_applied(unclaimed, claim, NOW, "a") is None
+    assert domain.learner_applied(unclaimed, unclaim, later, "b") is None
+    # a second registration never replaces the first
+    again = LearnerRegistered(learner_id="u1", handle="other")
+    assert domain.learner_applied(unclaimed, again, later, "c") is None
+
+
+def test_a_handle_and_a_registration_go_to_the_earliest_whatever_the_order_folded() -> None:
+    first, second = (LearnerRegistered(learner_id=u, handle="ada") for u in ("u1", "u2"))
+    later = NOW + timedelta(seconds=1)
+    owner = domain.handle_applied(None, second, later, "b")
+    assert owner is not None and owner["learner_id"] == "u2"
+    earlier = domain.handle_applied(owner, first, NOW, "a")
+    assert earlier is not None and earlier["learner_id"] == "u1"
+    assert domain.handle_applied(earlier, second, later, "b") is None
+    # a claim folded before its registration keeps its place; the registration fills the rest
+    claim = SkillClaimed(learner_id="u1", skill="machine-learning", self_level="expert")
+    claimed = domain.learner_applied(None, claim, later, "c")
+    assert claimed is not None and not domain.is_registered(claimed)
+    learner = domain.learner_applied(claimed, first, NOW, "a")
+    assert learner is not None and domain.is_registered(learner)
+    assert learner["claims"] == {"machine-learning": "expert"} and learner["handle"] == "ada"
+
+
+def test_command_time_rises_past_the_last_claim_when_the_clock_goes_back() -> None:
+    learner = folded(registered(), domain.claim(registered(), "u1", "machine-learning", "beginner"), NOW)
+    earlier = NOW - timedelta(seconds=5)
+    assert domain.command_time(learner, earlier) == NOW + timedelta(microseconds=1)
+    assert domain.command_time(learner, NOW + timedelta(seconds=1)) == NOW + timedelta(seconds=1)
 
 
 @pytest.mark.parametrize("handle", ["ab", "a" * 31, "Ada", "ada lovelace", "ada!", "ädä"])
@@ -56,8 +105,8 @@ def test_claim_then_reclaim_same_level_is_a_no_op_and_a_new_level_emits() -> Non
     learner = registered()
     first = domain.claim(learner, "u1", "machine-learning", "beginner")
     assert first.events == (SkillClaimed(learner_id="u1", skill="machine-learning", self_level="beginner"),)
-    after = first.docs[(LEARNERS, "u1")]
-    assert after is not None and after["claims"] == {"machine-learning": "beginner"}
+    after = folded(learner, first)
+    assert after["claims"] == {"machine-learning": "beginner"}
     assert domain.claim(after, "u1", "machine-learning", "beginner") == domain.Decision()
     changed = domain.claim(after, "u1", "machine-learning", "expert")
     assert changed.events[0] == SkillClaimed(learner_id="u1", skill="machine-learning", self_level="expert")
@@ -73,10 +122,10 @@ def test_claim_and_unclaim_need_a_registered_learner() -> None:
 
 
 def test_unclaim_removes_the_claim_and_refuses_what_is_not_claimed() -> None:
-    learner = domain.claim(registered(), "u1", "machine-learning", "advanced").docs[(LEARNERS, "u1")]
+    learner = folded(registered(), domain.claim(registered(), "u1", "machine-learning", "advanced"))
     decision = domain.unclaim(learner, "u1", "machine-learning")
-    after = decision.docs[(LEARNERS, "u1")]
-    assert after is not None and after["claims"] == {}
+    after = folded(learner, decision, NOW + timedelta(seconds=1))
+    assert after["claims"] == {}
     assert decision.events == (SkillUnclaimed(learner_id="u1", skill="machine-learning"),)
     with pytest.raises(Refused) as err:
         domain.unclaim(after, "u1", "machine-learning")

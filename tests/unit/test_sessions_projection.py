@@ -17,6 +17,7 @@ from shared.events.payloads import (
     MatchFound,
     MatchRequested,
     SessionScheduled,
+    SkillClaimed,
 )
 from shared.projection.fold import Doc, DocRef, fold_events
 
@@ -246,19 +247,31 @@ def test_a_match_naming_another_learner_than_the_request_is_refused_so_the_runti
 
 def test_events_of_other_topics_are_ignored() -> None:
     projection = SessionsProjection()
-    other = new_event(
-        SessionScheduled(
-            session_id="s",
-            match_id="s",
-            skill=SKILL,
-            participants=("ann", "bob"),
-            specialty=None,
-            format=None,
-        ),
-        source="sessions",
-    )
+    other = new_event(SkillClaimed(learner_id="ann", skill=SKILL, self_level="beginner"), source="passport")
     assert list(projection.refs(other)) == []
     assert fold_events(projection, [other]) == ({}, [])
+
+
+def test_a_scheduled_session_is_folded_once_whichever_of_its_events_comes_first() -> None:
+    match = found("m-9")
+    scheduled = new_event(
+        SessionScheduled(
+            session_id="m-9",
+            match_id="m-9",
+            skill=SKILL,
+            participants=("ann", "bob"),
+            specialty="tabular",
+            format="evaluate",
+        ),
+        source="sessions",
+        time=match.time,
+        correlationid=match.correlationid,
+    )
+    tickets = [requested("m-9-a", "ann"), requested("m-9-b", "bob")]
+    from_match, emitted = fold([*tickets, match, scheduled])
+    from_event, _ = fold([scheduled, *tickets, match])
+    assert from_match[(SESSIONS, "m-9")] == from_event[(SESSIONS, "m-9")]
+    assert len(emitted) == 1  # the MatchFound folded first schedules; its copy from the log is a no-op
 
 
 def test_refs_name_every_document_the_rule_reads() -> None:

@@ -1,0 +1,96 @@
+"""Property tests: the sessions' own events rebuild what the commands wrote, and folding them
+again beside the commands (the live service, at any lag) changes nothing."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.sessions.domain import SessionError, schedule
+from services.sessions.projection import SESSIONS, SessionsProjection
+from shared.events import decode, encode, new_event
+from shared.events.envelope import CloudEvent
+from shared.events.payloads import MatchedTicket, MatchFound, MatchRequested
+from shared.projection.fold import Doc, DocRef, fold_events
+from tests.unit.test_sessions_properties import SID, T0, commands, run
+
+FOUND = MatchFound(
+    match_id=SID,
+    skill="machine-learning",
+    tickets=(
+        MatchedTicket(ticket_id="a", learner_id="ann", level=1.0),
+        MatchedTicket(ticket_id="b", learner_id="bob", level=1.5),
+    ),
+    level_gap=0.5,
+    waited_ms=0,
+)
+
+
+def logged(event: CloudEvent) -> CloudEvent:
+    """The event as a consumer reads it back from the log."""
+    return decode(encode(event))
+
+
+def command_log(sequence: list[tuple[Any, ...]]) -> tuple[Doc, list[CloudEvent]]:
+    """What the commands wrote, and the events they published (with the times they used)."""
+    scheduled = schedule(FOUND, T0, "corr-1")
+    assert scheduled.event is not None
+    doc = scheduled.doc
+    events = [logged(new_event(scheduled.event, source="sessions", time=T0, correlationid="corr-1"))]
+    for step, command in enumerate(sequence):
+        now = T0 + timedelta(minutes=step, microseconds=step * 7)
+        try:
+            result = run(doc, command, now)
+        except SessionError:
+            continue
+        if result.event is not None:
+            event = new_event(result.event, source="sessions", time=now, correlationid="corr-1")
+            events.append(logged(event))
+        doc = result.doc
+    return doc, events
+
+
+def tickets() -> list[CloudEvent]:
+    return [
+        logged(
+            new_event(
+                MatchRequested(
+                    ticket_id=t, learner_id=who, skill="machine-learning", level=1.0, requested_at=T0
+                ),
+                source="matching",
+                time=T0,
+            )
+        )
+        for t, who in (("a", "ann"), ("b", "bob"))
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(commands, max_size=20), st.booleans())
+def test_the_log_alone_rebuilds_the_session_the_commands_wrote(
+    sequence: list[tuple[Any, ...]], match_first: bool
+) -> None:
+    written, events = command_log(sequence)
+    match = logged(new_event(FOUND, source="matching", time=T0, correlationid="corr-1"))
+    # a rebuild reads the two topics in any interleaving; the session's own events keep their order
+    ordered = [*tickets(), match, *events] if match_first else [*events, *tickets(), match]
+    rebuilt, _ = fold_events(SessionsProjection(), ordered)
+    assert rebuilt[(SESSIONS, SID)] == written
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(commands, max_size=20), st.data())
+def test_folding_the_own_events_beside_the_commands_changes_nothing(
+    sequence: list[tuple[Any, ...]], data: st.DataObject
+) -> None:
+    """Live, the fold reads a command's event after the command wrote its document: at any
+    point it catches up to, the document it finds is the one the commands left."""
+    written, events = command_log(sequence)
+    caught_up = data.draw(st.integers(0, len(events)))
+    state: dict[DocRef, Doc] = {(SESSIONS, SID): written}
+    folded, emitted = fold_events(SessionsProjection(), events[:caught_up], state)
+    assert folded[(SESSIONS, SID)] == written
+    assert emitted == []
