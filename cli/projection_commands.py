@@ -140,7 +140,9 @@ def resume(
 
 @app.command("drop")
 def drop(
-    projection: Annotated[str, typer.Argument(help="The projection (evidence, sci).")],
+    projection: Annotated[
+        str, typer.Argument(help="The projection: evidence, sci, sessions, passport, matching-<instance>.")
+    ],
     version: Annotated[int, typer.Argument(help="The retired version to delete.")],
     by: Annotated[str, typer.Option(help="Who drops it (recorded on lemma.ops.v1).")] = os.environ.get(
         "USER", "operator"

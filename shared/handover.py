@@ -24,6 +24,8 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
+from aiokafka.errors import KafkaError
+
 from shared.events.envelope import deterministic_id, new_event
 from shared.events.payloads import OperatorActed, Payload
 from shared.outbox import outbox_records
@@ -42,6 +44,11 @@ from shared.store.versioned import VersionStore
 #: What a version going live announces, from the retired version and the new one; with
 #: ``every=True`` (the new one was built with other rules) every result, else what differs.
 Announcer = Callable[[Store, Store, bool], Awaitable[list[Payload]]]
+
+#: How many outbox rows a go-live looks at (more pending: it waits for the relay).
+OUTBOX_LOOK = 500
+#: How long a go-live waits for the log to say where it ends, holding the service's lock.
+END_OFFSETS_S = 3.0
 
 #: The end offsets of the given topics' partitions (``shared.log_records.end_offsets``).
 EndOffsets = Callable[[Sequence[str]], Awaitable[dict[tuple[str, int], int]]]
@@ -150,10 +157,15 @@ class VersionSwitch:
         """Whether every event the service's commands wrote is in the log and folded into the
         runtime's version. Called under the service's lock, so no command writes meanwhile:
         the old version holds nothing the new one lacks, and readers never go back."""
-        if await self.store.pending_outbox(limit=1):
-            return False  # the relay has not published everything yet
+        pending = await self.store.pending_outbox(limit=OUTBOX_LOOK)
+        if len(pending) == OUTBOX_LOOK or any(r.topic in runtime.own_topics for r in pending):
+            return False  # the relay has not published every event of the service's own yet
         assert self.end_offsets is not None, "a runtime with own topics needs end_offsets"
-        ends = await self.end_offsets(sorted(runtime.own_topics))
+        try:  # under the lock: a broker that does not answer must not hold the commands long
+            ends = await asyncio.wait_for(self.end_offsets(sorted(runtime.own_topics)), END_OFFSETS_S)
+        except (TimeoutError, KafkaError, OSError) as exc:
+            log.warning("%s: where the log ends is not known (%r); going live later", runtime.name, exc)
+            return False
         folded = await self.store.offsets(runtime.consumer)
         behind = {tp: end for tp, end in ends.items() if end > 0 and folded.get(tp, -1) < end - 1}
         if behind:

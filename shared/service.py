@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
@@ -152,7 +152,10 @@ def create_app(
     kafka_router: KafkaRouter | None = None,
     description: str = "",
     workers: Sequence[Worker] = (),
+    on_start: Sequence[Callable[[Store], Awaitable[object]]] = (),
 ) -> FastAPI:
+    """``on_start``: what runs on the store as opened before anything is folded or served (a
+    service moving documents written by an earlier release)."""
     if kafka_router is not None:
         ctx.broker.include_router(kafka_router)
     switch = VersionSwitch(
@@ -167,6 +170,8 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        for step in on_start:
+            await step(ctx.raw_store)
         await switch.prepare()  # the version each runtime folds, before its consumer joins
         await ctx.live.refresh()
         await ctx.broker.start()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.passport import api, consumers, pages
+from services.passport import api, consumers, pages, records
 from services.passport.projection import PassportProjection
 from shared.service import ServiceContext, create_app
 from shared.settings import Settings, get_settings
@@ -31,6 +31,7 @@ def bootstrap(settings: Settings | None = None, store: Store | None = None) -> F
         ),
         routers=[api.router, pages.router],
         kafka_router=consumers.build_router(ctx.settings, runtime),
+        on_start=[records.move_personal_data],
     )
     pages.install_html_errors(app)
     return app

@@ -8,7 +8,10 @@ from typing import Any
 from services.passport import domain
 from services.passport.domain import HANDLES, LEARNERS, PROFILES, WAITLIST
 from shared.service import ServiceContext
-from shared.store import Store
+from shared.store import Change, Store
+
+#: Where a release before the personal data moved kept the waitlist (a versioned name).
+LEGACY_WAITLIST = "waitlist"
 
 
 async def find_learner(store: Store, who: str) -> dict[str, Any] | None:
@@ -22,9 +25,7 @@ async def find_learner(store: Store, who: str) -> dict[str, Any] | None:
         return None
     assert learner is not None
     profile = await store.get(PROFILES, learner["learner_id"]) or {}
-    # a learners document written before profiles were kept apart holds the name itself
-    name = profile.get("display_name") or learner.get("display_name") or learner["handle"]
-    return {**learner, "display_name": name}
+    return {**learner, "display_name": profile.get("display_name") or learner["handle"]}
 
 
 async def add_to_waitlist(ctx: ServiceContext, email: str, skill: str | None) -> None:
@@ -33,3 +34,29 @@ async def add_to_waitlist(ctx: ServiceContext, email: str, skill: str | None) ->
         existing = await ctx.store.get(WAITLIST, email)
         decision = domain.join_waitlist(existing, email, skill, datetime.now(UTC))
         await ctx.commit(decision.docs, [ctx.event(p) for p in decision.events])
+
+
+async def move_personal_data(store: Store) -> int:
+    """Move what an earlier release kept with the rebuildable documents into the ``personal_*``
+    collections: display names out of ``learners`` (version 1: nothing else had them) and the
+    emails of ``waitlist``. Each page moves in one write, so a crash leaves nothing half moved
+    and the next start goes on. Returns the documents moved."""
+    moved = 0
+    after: str | None = None
+    while page := await store.scan(LEARNERS, after=after, limit=500):
+        named = [(key, doc) for key, doc in page if "display_name" in doc]
+        changes = [Change(PROFILES, key, {"display_name": doc["display_name"]}) for key, doc in named]
+        changes += [
+            Change(LEARNERS, key, {k: v for k, v in doc.items() if k != "display_name"}) for key, doc in named
+        ]
+        if changes:
+            await store.write(changes)
+        moved += len(named)
+        after = page[-1][0]
+    while page := await store.scan(LEGACY_WAITLIST, limit=500):
+        await store.write(
+            [Change(WAITLIST, key, doc) for key, doc in page]
+            + [Change(LEGACY_WAITLIST, key, None) for key, _ in page]
+        )
+        moved += len(page)
+    return moved

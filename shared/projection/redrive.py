@@ -90,7 +90,8 @@ async def redrive(runtime: ProjectionRuntime, records: Sequence[Record], *, by: 
             marker = {"event_id": event.id, "by": by, "at": datetime.now(UTC).isoformat()}
             changes = [Change(c, k, doc) for (c, k), doc in sorted(outcome.changes.items())]
             changes.append(Change(REDRIVEN, key, marker))
-            await runtime.store.write(changes, outbox=outbox_records(caused))
+            # a version being built announces nothing: what it would emit, it announces going live
+            await runtime.store.write(changes, outbox=outbox_records(caused if runtime.emit else []))
             results.append(Redriven(*at, FOLDED))
     return results
 

@@ -50,3 +50,15 @@ async def test_only_a_dead_lettered_record_is_redriven_and_only_once() -> None:
     assert await store.get("counts", "ann") == {"n": 2}  # folded once
     emitted = [json.loads(r.value) for r in await store.pending_outbox(100) if r.topic == "lemma.evidence.v1"]
     assert len(emitted) == 2 and len({e["id"] for e in emitted}) == 2
+
+
+async def test_a_redrive_into_a_version_being_built_emits_nothing() -> None:
+    store = SqliteStore(":memory:")
+    projection = Fixable()
+    building = ProjectionRuntime(projection, store, service="test", version=2, emit=False)
+    log = [rec(0, claim("ann", skill="boom"))]
+    await building.handle(log)
+    projection.fixed = True
+    assert [r.outcome for r in await redrive(building, log, by="rebuild")] == [FOLDED]
+    assert await building.store.get("counts", "ann") == {"n": 1}
+    assert [r.topic for r in await store.pending_outbox(100)] == ["lemma.dlq.v1"]  # the letter only
