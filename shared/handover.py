@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 
 from aiokafka.errors import KafkaError
 
@@ -94,9 +95,22 @@ class VersionSwitch:
     async def prepare(self) -> None:
         """Point every runtime at the version it must fold now (before the consumers start)."""
         for runtime in self.runtimes:
-            versions = await read_versions(self.store, runtime.name)
+            versions = await self._first_look(runtime)
             runtime.switch_to(versions.live)
             await self._take_over(runtime, versions, reposition=False)
+
+    async def _first_look(self, runtime: ProjectionRuntime) -> Versions:
+        """The versions of the runtime's projection; a store that has folded nothing yet records
+        version 1 as built with the projection's rules now (its ``model``), so a rebuild with the
+        same rules later announces only what differs. (A store without the record that has
+        folded before was built by an earlier release: its model stays unknown, 0.)"""
+        doc = await self.store.get(VERSIONS, runtime.name)
+        versions = Versions.from_doc(runtime.name, doc)
+        if doc is None and not await self.store.offsets(runtime.consumer):
+            first = replace(versions.versions[1], model=int(getattr(runtime.projection, "model", 0)))
+            versions = replace(versions, versions={1: first})
+            await self.store.write([Change(VERSIONS, runtime.name, versions.to_doc())])
+        return versions
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"{self.service}-version-switch")

@@ -246,6 +246,9 @@ async def test_a_rebuilt_sci_is_calibrated_when_it_goes_live_and_answers_as_the_
             )
 
         before = await eventually(calibrated, timeout=60)
+        first = await versions_of_projection(db, "sci")
+        assert first.versions[1].model == 1  # a store that starts empty records the rules it folds with
+        await earlier_release(db, "sci")
         result = await asyncio.to_thread(CliRunner().invoke, lemma, ["replay", "sci"])
         assert result.exit_code == 0 and "version 2 is live" in result.output, result.output
         await asyncio.sleep(0.6)  # readers look the live version up at most every 0.5 s
@@ -255,7 +258,7 @@ async def test_a_rebuilt_sci_is_calibrated_when_it_goes_live_and_answers_as_the_
     assert (await versions_of_projection(db, "sci")).live == 3
     assert after == before
     assert all(s["calibration"]["ratings"] == len(events) for s in after.values())
-    # version 1 was built before the model was recorded: going live, version 2 announces every
+    # version 1 was built by a release that did not record its model: going live, version 2 announces every
     # score under its model; version 3, built with the same model, finds none changed
     acted = await ns.read_until(Topic.OPS, lambda rs: sum(b'"switch"' in r.value for r in rs) >= 2)
     switches = [json.loads(r.value)["data"]["detail"] for r in acted if b'"switch"' in r.value]
@@ -267,6 +270,18 @@ async def test_a_rebuilt_sci_is_calibrated_when_it_goes_live_and_answers_as_the_
     records = await ns.read_until(Topic.SCI, lambda rs: ids <= {json.loads(r.value)["id"] for r in rs})
     announced = [json.loads(r.value) for r in records if json.loads(r.value)["id"] in ids]
     assert len(announced) == len(learners) and all(a["data"]["model"] == 1 for a in announced)
+
+
+async def earlier_release(db: Path, name: str) -> None:
+    """Make the store one an earlier release wrote: no record of the rules version 1 used."""
+    store = SqliteStore(str(db))
+    try:
+        doc = await store.get(VERSIONS, name)
+        assert doc is not None
+        doc["versions"]["1"]["model"] = 0
+        await store.write([Change(VERSIONS, name, doc)])
+    finally:
+        await store.close()
 
 
 async def versions_of_projection(db: Path, name: str) -> Versions:
