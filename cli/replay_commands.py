@@ -66,15 +66,35 @@ def replay_command(
             "the differences, delete it, and exit 1 if there are any.",
         ),
     ] = False,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="sci only: audit, read-only, the scores as of TIME (ISO 8601; a date alone is the end "
+            "of that day, UTC): the facts the log held then, under the calibration in force then.",
+        ),
+    ] = None,
+    learner: Annotated[
+        str | None,
+        typer.Option(help="sci only: this learner's documents (reads only the partitions of their keys)."),
+    ] = None,
+    skill: Annotated[str | None, typer.Option(help="sci only: this skill's documents.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="With --as-of: print JSON.")] = False,
     state_dir: StateDirOption = None,
 ) -> None:
     """Rebuild PROJECTION from the start of the log into a new version beside the live one;
     readers switch to it atomically once it has caught up. The old version stays until
-    `lemma projections drop`. With --verify, compare instead of switching."""
+    `lemma projections drop`. With --verify, compare instead of switching. For sci, --as-of
+    audits the scores at a past time from the log, read-only."""
     if projection not in SERVICES:
         console.print(f"[red]no projection {projection!r}[/red]: one of {', '.join(SERVICES)}")
         raise typer.Exit(2)
     settings = service_settings(state_dir)
+    if as_of is not None or learner is not None or skill is not None:
+        from cli.audit_commands import scoped_replay
+
+        scoped_replay(settings, projection, as_of, learner, skill, verify=verify, as_json=as_json, by=by)
+        return
     try:
         drift = asyncio.run(_replay(settings, projection, by, wait_s, verify))
     except VersionError as exc:

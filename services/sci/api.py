@@ -1,16 +1,22 @@
 """Read routes of the sci service (public): scores per skill, and one score explained.
 
-Both recompute the score at request time (``?as_of=``, default now) from the stored facts and
-the skill's current calibration, so Freshness decays even when no new event arrives. The tier
-is the one earned at the newest evidence (it does not lapse by itself).
+Both recompute the score from every stored fact and the skill's current calibration, with
+Freshness decayed to ``?freshness_at=`` (default now), so it falls even when no new event
+arrives. The tier is the one earned at the newest evidence (it does not lapse by itself).
+
+``freshness_at`` only moves the clock Freshness decays to: it is not a view of the past (later
+facts and today's calibration still count). The parameter was called ``as_of``, which promised
+a past view; ``as_of`` still works, deprecated (a ``Deprecation`` header says so). What the
+score was at a past time comes from the log: ``lemma replay sci --as-of TIME``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
 from services.sci.domain import TIER_NAMES, Correction, EvidenceItem, explain, specialty_depth, utc
@@ -32,10 +38,25 @@ from shared.store import Store
 
 router = APIRouter(prefix="/v1", tags=["sci"])
 
-AsOf = Annotated[
+FreshnessAt = Annotated[
     datetime | None,
-    Query(description="ISO 8601 time to evaluate the score at (default now; naive means UTC)"),
+    Query(
+        description="ISO 8601 time to decay Freshness to (default now; naive means UTC). Every stored "
+        "fact and today's calibration still count: for the score at a past time, audit the log "
+        "(`lemma replay sci --as-of`)"
+    ),
 ]
+DeprecatedAsOf = Annotated[
+    datetime | None,
+    Query(
+        deprecated=True,
+        description="The former name of `freshness_at`, with the same meaning; deprecated because it "
+        "is not a view of the past",
+    ),
+]
+#: When ``as_of`` was deprecated (RFC 9745 ``Deprecation``: a Unix time), and where to read why.
+AS_OF_DEPRECATED = "@1796428800"  # 2026-12-05
+AS_OF_LINK = '</docs>; rel="deprecation"'
 
 
 class SkillScore(BaseModel):
@@ -87,14 +108,24 @@ class ScoreDetail(BaseModel):
     as_of: datetime
 
 
-def _at(as_of: datetime | None) -> datetime:
-    """The evaluation time in UTC; 422 for a time UTC cannot hold (e.g. year 1 at +01:00)."""
-    if as_of is None:
+def _at(freshness_at: datetime | None, as_of: datetime | None, response: Response) -> datetime:
+    """The time Freshness decays to, in UTC; 422 for a time UTC cannot hold (e.g. year 1 at
+    +01:00) or for both names given different times. ``as_of`` marks the answer deprecated."""
+    if as_of is not None:
+        response.headers["Deprecation"] = AS_OF_DEPRECATED
+        response.headers["Link"] = AS_OF_LINK
+        if freshness_at is not None and freshness_at != as_of:
+            raise Problem(
+                422, "as_of is the deprecated name of freshness_at: give one of them, or the same time"
+            )
+    when = freshness_at if freshness_at is not None else as_of
+    name = "freshness_at" if freshness_at is not None else "as_of"
+    if when is None:
         return datetime.now(UTC)
     try:
-        return utc(as_of)
+        return utc(when)
     except (OverflowError, ValueError) as error:
-        raise Problem(422, f"as_of {as_of.isoformat()} is outside the range of UTC times") from error
+        raise Problem(422, f"{name} {when.isoformat()} is outside the range of UTC times") from error
 
 
 async def _correction(store: Store, skill: str) -> Correction:
@@ -112,9 +143,15 @@ async def _received(ctx: ServiceContext, learner_id: str, skill: str) -> list[Ev
 
 
 @router.get("/scores/{learner_id}", response_model=LearnerScores)
-async def learner_scores(ctx: ContextDep, learner_id: str, as_of: AsOf = None) -> LearnerScores:
+async def learner_scores(
+    ctx: ContextDep,
+    learner_id: str,
+    response: Response,
+    freshness_at: FreshnessAt = None,
+    as_of: DeprecatedAsOf = None,
+) -> LearnerScores:
     """Every skill the learner claimed or has evidence in (an empty list if none)."""
-    at = _at(as_of)
+    at = _at(freshness_at, as_of, response)
     rows = await ctx.store.scan(SCORES, f"{learner_id}/", limit=1000)
     skills: list[SkillScore] = []
     for _, doc in rows:
@@ -138,21 +175,35 @@ async def learner_scores(ctx: ContextDep, learner_id: str, as_of: AsOf = None) -
 
 
 @router.get("/scores/{learner_id}/{skill}", response_model=ScoreDetail)
-async def skill_score(ctx: ContextDep, learner_id: str, skill: str, as_of: AsOf = None) -> ScoreDetail:
+async def skill_score(
+    ctx: ContextDep,
+    learner_id: str,
+    skill: str,
+    response: Response,
+    freshness_at: FreshnessAt = None,
+    as_of: DeprecatedAsOf = None,
+) -> ScoreDetail:
     if problems := get_catalog().problems(skill):
         raise Problem(422, "; ".join(problems))
     doc = await ctx.store.get(SCORES, score_key(learner_id, skill))
     if doc is None or not visible(doc):
         raise Problem(404, f"learner {learner_id!r} has no claim or evidence in {skill!r}")
-    at = _at(as_of)
+    at = _at(freshness_at, as_of, response)
     correction = await _correction(ctx.store, skill)
+    return score_detail(doc, await _received(ctx, learner_id, skill), correction, at)
+
+
+def score_detail(
+    doc: Mapping[str, Any], items: list[EvidenceItem], correction: Correction, at: datetime
+) -> ScoreDetail:
+    """One score explained: the facts of a ``scores`` document and the evidence items behind
+    them, under ``correction``, with Freshness at ``at`` (also what an audit of the log shows)."""
     facts = facts_from_doc(doc)
     explained = explain(facts, at, correction, earned_at=facts.last_evidence_at)
     result, parts = explained.score, explained.parts
-    items = await _received(ctx, learner_id, skill)
     return ScoreDetail(
-        learner_id=learner_id,
-        skill=skill,
+        learner_id=doc["learner_id"],
+        skill=doc["skill"],
         sci=result.sci,
         tier=result.tier,
         tier_name=TIER_NAMES[result.tier],

@@ -9,8 +9,10 @@ then, under the service's write lock, finds the senior learners and re-scores ev
 ratings in the skill (in the worker process too) and, in one atomic write, stores
 ``calibrations/{skill}`` (version, digest of the rating set, ratings, per-rater bias and weight,
 prior, seniors, when), emits SciUpdated (and TierChanged) for every score that moved and
-announces the per-rater biases as RatersCalibrated parts (``announcements``). A calibration is
-only ever replaced by one over more ratings, so ``SciUpdated.calibration`` only grows. The
+announces the calibration as RatersCalibrated parts (``announcements``): the biases and all else
+the score uses, so the log says which calibration was in force when (``lemma replay sci
+--as-of``). A calibration is only ever replaced by one over more ratings, so
+``SciUpdated.calibration`` only grows. The
 events' ids derive from the skill, the digest, the learner and the event type (a score), or
 from the skill, the digest and the part (an announcement).
 """
@@ -177,11 +179,20 @@ def announcement_id(skill: str, digest: str, part: int) -> str:
 def announcements(
     skill: str, correction: Correction, per_part: int = RATERS_PER_PART
 ) -> list[RatersCalibrated]:
-    """A calibration's per-rater biases as RatersCalibrated parts of at most ``per_part`` raters
-    (sorted by id); one empty part when it knows no rater, so every calibration is announced.
-    A bias that is not a finite number (no JSON for it) is left out: its rater reads as unbiased."""
-    raters = sorted(r for r, b in correction.bias.items() if math.isfinite(b))
-    chunks = [raters[i : i + per_part] for i in range(0, len(raters), per_part)] or [[]]
+    """A calibration as RatersCalibrated parts of at most ``per_part`` raters (sorted by id), each
+    with their bias and weight, and at most ``per_part`` senior learners; one part when it knows
+    no rater, so every calibration is announced. Every part carries the default weight and the
+    prior, so the log holds all the score used (``services.sci.calibration_log`` reads it back).
+    A rater whose bias or weight is not a finite number (no JSON for it) is left out: they read
+    as unbiased, with the default weight."""
+    raters = sorted(
+        r for r, b in correction.bias.items() if math.isfinite(b) and math.isfinite(correction.weight_of(r))
+    )
+    chunks = [raters[i : i + per_part] for i in range(0, len(raters), per_part)]
+    senior = sorted(correction.senior)
+    seniors_of = [senior[i : i + per_part] for i in range(0, len(senior), per_part)]
+    parts = max(len(chunks), len(seniors_of), 1)
+    prior = (float(correction.prior.mean), float(correction.prior.weight))
     return [
         RatersCalibrated(
             skill=skill,
@@ -189,11 +200,19 @@ def announcements(
             digest=correction.digest,
             ratings=correction.ratings,
             part=n,
-            parts=len(chunks),
-            bias={rater: float(correction.bias[rater]) for rater in chunk},
+            parts=parts,
+            bias={rater: float(correction.bias[rater]) for rater in _nth(chunks, n)},
+            weight={rater: float(correction.weight_of(rater)) for rater in _nth(chunks, n)},
+            default_weight=float(correction.default_weight),
+            prior=prior,
+            senior=_nth(seniors_of, n),
         )
-        for n, chunk in enumerate(chunks)
+        for n in range(parts)
     ]
+
+
+def _nth(chunks: list[list[str]], n: int) -> list[str]:
+    return chunks[n] if n < len(chunks) else []
 
 
 def _rescore(

@@ -193,6 +193,15 @@ class RatersCalibrated(Payload):
     part: int = Field(ge=0)
     parts: int = Field(ge=1)
     bias: dict[str, Annotated[float, Field(allow_inf_nan=False)]]  # NaN or inf: refused
+    #: The rest of what the score used under this calibration, so a reader of the log can score
+    #: as the service did then (an audit as of a past time): each rater's weight (the raters of
+    #: this part), the weight of a rater it never saw, the Proof prior (mean on 0..1, weight in
+    #: pseudo-ratings) and this part's share of the senior learners (tier 3 or 4 when it was
+    #: made, sorted). Absent on parts logged before the calibration travelled whole.
+    weight: dict[str, Annotated[float, Field(allow_inf_nan=False)]] | None = None
+    default_weight: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    prior: tuple[float, float] | None = None
+    senior: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _part_of_parts(self) -> RatersCalibrated:

@@ -1,0 +1,73 @@
+"""Folding a window of the log in memory with a projection's own fold (audits, partial rebuilds).
+
+The same ``refs`` and ``apply`` the service's runtime calls, on a dictionary instead of a store:
+nothing is written anywhere and nothing is emitted. An event the fold refuses (bad data, which
+the service dead-letters) changes nothing here either, and is counted; any other failure is
+raised, as it would stop the service's partition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from shared.errors import EventRefused, Refused
+from shared.events.envelope import CloudEvent, decode
+from shared.log_window import Record, Window, read
+from shared.projection.fold import Doc, DocRef, Projection
+
+Place = tuple[str, int, int]
+
+
+@dataclass
+class Folded:
+    """What a window folded to: the documents, and what was folded, refused or undecodable."""
+
+    docs: dict[DocRef, Doc] = field(default_factory=dict)
+    folded: int = 0
+    refused: list[tuple[Place, str]] = field(default_factory=list)
+    #: per partition, the last offset read into the fold
+    last: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    def fold(self, projection: Projection, event: CloudEvent, place: Place) -> None:
+        view = {ref: self.docs.get(ref) for ref in projection.refs(event)}
+        try:
+            outcome = projection.apply(view, event)
+        except (EventRefused, Refused) as exc:
+            self.refused.append((place, str(exc)))
+            return
+        for ref, doc in outcome.changes.items():
+            if doc is None:
+                self.docs.pop(ref, None)
+            else:
+                self.docs[ref] = doc
+        self.folded += 1
+
+
+async def fold_window(
+    bootstrap: str,
+    projection: Projection,
+    span: Window,
+    *,
+    keep: Callable[[Record], bool] = lambda _: True,
+    select: Callable[[CloudEvent], bool] = lambda _: True,
+    into: Folded | None = None,
+    on_batch: Callable[[Window], None] = lambda _: None,
+) -> Folded:
+    """Fold the records of ``span`` that ``keep`` keeps (undecoded) and whose events ``select``
+    selects (decoded), in each partition's order, into ``into`` (default: nothing yet)."""
+    folded = into or Folded()
+    async for batch in read(bootstrap, span, keep):
+        for record in batch:
+            place = (record.topic, record.partition, record.offset)
+            folded.last[(record.topic, record.partition)] = record.offset
+            try:
+                event = decode(record.value or b"")
+            except ValueError as exc:
+                folded.refused.append((place, f"undecodable: {exc}"))
+                continue
+            if select(event):
+                folded.fold(projection, event, place)
+        on_batch(span)
+    on_batch(span)
+    return folded
