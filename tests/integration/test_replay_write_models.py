@@ -224,3 +224,69 @@ async def test_the_matching_queue_is_rebuilt_beside_the_matcher_and_it_goes_on_p
         assert await matched("cat", before["cat"])
     projection = f"matching-{settings.instance}"
     assert (await versions(tmp_path / "data" / "matching.db", projection)).live == 2
+
+
+STEPS = {"scheduled": 0, "started": 1, "completed": 2, "abandoned": 2}
+
+
+async def test_commands_during_a_sessions_hand_over_are_never_lost_nor_seen_undone(
+    private_kafka: Namespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sessions are started, completed and rated while the rebuild runs and the service takes
+    it over and switches: every answered command is in the rebuilt version, and no reader sees
+    a session step back. (The switch's wait for the service's own events, which closes the
+    few milliseconds where this could go wrong, is tested on its own in ``test_handover``.)"""
+    ns = private_kafka
+    settings = ns.settings(state_dir=str(tmp_path))
+    run = uuid.uuid4().hex[:6]
+    pairs = [(f"h-{run}-{i}", f"c{i}-{run}", f"d{i}-{run}") for i in range(30)]
+    cli_env(monkeypatch, ns, tmp_path)
+    await ns.publish([event for sid, a, b in pairs for event in match(sid, a, b)])
+    async with serving(sessions_app(settings)) as client:
+        await eventually(lambda: all_scheduled(client, [sid for sid, _, _ in pairs]), timeout=30)
+        seen: dict[str, tuple[int, int]] = {}  # session -> (step, ratings) at its furthest
+        problems: list[str] = []
+        done: dict[str, tuple[int, int]] = {}
+
+        async def drive() -> None:
+            for sid, a, b in pairs:
+                for action, who, body in (
+                    ("start", a, None),
+                    ("complete", b, None),
+                    ("ratings", a, {"ratee_id": b, "scores": SCORES}),
+                ):
+                    answer = await client.post(
+                        f"/v1/sessions/{sid}/{action}", json=body, headers=auth(settings, who)
+                    )
+                    if answer.status_code not in (200, 201):
+                        problems.append(f"{sid} {action}: {answer.status_code} {answer.text}")
+                        return
+                    done[sid] = (2 if action != "start" else 1, 1 if action == "ratings" else 0)
+                    await asyncio.sleep(0.02)
+
+        async def read() -> None:
+            while True:
+                for sid, _, _ in pairs:
+                    answer = await client.get(f"/v1/sessions/{sid}")
+                    if answer.status_code != 200:
+                        problems.append(f"{sid}: {answer.status_code}")
+                        continue
+                    doc = answer.json()
+                    now = (STEPS[doc["status"]], len(doc["ratings"]))
+                    if now < seen.get(sid, (0, 0)):
+                        problems.append(f"{sid}: {seen[sid]} then {now}")
+                    seen[sid] = max(now, seen.get(sid, (0, 0)))
+                await asyncio.sleep(0.01)
+
+        reading = asyncio.create_task(read())
+        driving = asyncio.create_task(drive())
+        rebuilt = await replay("sessions")
+        await driving
+        await asyncio.sleep(0.6)
+        reading.cancel()
+        assert rebuilt.exit_code == 0 and "version 2 is live" in rebuilt.output, rebuilt.output
+        assert problems == []
+        final = {sid: (await client.get(f"/v1/sessions/{sid}")).json() for sid, _, _ in pairs}
+    assert len(done) == len(pairs)
+    for sid, (step, ratings) in done.items():
+        assert (STEPS[final[sid]["status"]], len(final[sid]["ratings"])) == (step, ratings), sid
