@@ -46,8 +46,11 @@ def scoped_replay(
     verify: bool,
     as_json: bool,
     by: str,
+    dry_run: bool = False,
+    wait_s: float = 60.0,
 ) -> None:
-    """``lemma replay sci`` with --as-of, --learner or --skill."""
+    """``lemma replay sci`` with --as-of (an audit), or --learner / --skill alone (their
+    documents rebuilt in the live version)."""
     console = Console(highlight=False, soft_wrap=True)
     if projection != "sci" or verify:
         console.print(
@@ -58,10 +61,15 @@ def scoped_replay(
         console.print(f"[red]{'; '.join(problems)}[/red]")
         raise typer.Exit(2)
     scope = Scope(learner=learner, skill=skill)
-    if as_of is None:
-        console.print("[red]--learner and --skill need --as-of for now[/red]")
+    if as_of is not None:
+        run_audit(settings, scope, parse_time(as_of), as_json, console)
+        return
+    if as_json:
+        console.print("[red]--json goes with --as-of[/red]")
         raise typer.Exit(2)
-    run_audit(settings, scope, parse_time(as_of), as_json, console)
+    from cli.rescope_commands import run_rescope
+
+    run_rescope(settings, scope, by=by, dry_run=dry_run, wait_s=wait_s, console=console)
 
 
 def run_audit(settings: Settings, scope: Scope, until: datetime, as_json: bool, console: Console) -> None:

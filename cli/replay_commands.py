@@ -80,12 +80,17 @@ def replay_command(
     ] = None,
     skill: Annotated[str | None, typer.Option(help="sci only: this skill's documents.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="With --as-of: print JSON.")] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="With --learner/--skill alone: show what differs, write nothing."),
+    ] = False,
     state_dir: StateDirOption = None,
 ) -> None:
     """Rebuild PROJECTION from the start of the log into a new version beside the live one;
     readers switch to it atomically once it has caught up. The old version stays until
     `lemma projections drop`. With --verify, compare instead of switching. For sci, --as-of
-    audits the scores at a past time from the log, read-only."""
+    audits the scores at a past time from the log, read-only; --learner or --skill alone
+    rebuild that learner's or skill's documents in the live version."""
     if projection not in SERVICES:
         console.print(f"[red]no projection {projection!r}[/red]: one of {', '.join(SERVICES)}")
         raise typer.Exit(2)
@@ -93,7 +98,18 @@ def replay_command(
     if as_of is not None or learner is not None or skill is not None:
         from cli.audit_commands import scoped_replay
 
-        scoped_replay(settings, projection, as_of, learner, skill, verify=verify, as_json=as_json, by=by)
+        scoped_replay(
+            settings,
+            projection,
+            as_of,
+            learner,
+            skill,
+            verify=verify,
+            as_json=as_json,
+            by=by,
+            dry_run=dry_run,
+            wait_s=wait_s,
+        )
         return
     try:
         drift = asyncio.run(_replay(settings, projection, by, wait_s, verify))

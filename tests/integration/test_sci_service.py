@@ -79,7 +79,7 @@ def sci_events(records: list[ConsumerRecord[bytes, bytes]], learner: str) -> lis
 
 
 async def detail(client: httpx.AsyncClient, learner: str, skill: str = ML) -> dict[str, Any] | None:
-    r = await client.get(f"/v1/scores/{learner}/{skill}", params={"as_of": AS_OF.isoformat()})
+    r = await client.get(f"/v1/scores/{learner}/{skill}", params={"freshness_at": AS_OF.isoformat()})
     return r.json() if r.status_code == 200 else None
 
 
@@ -102,13 +102,13 @@ async def test_scores_from_evidence_claims_and_no_shows(kafka: str, tmp_path: Pa
         assert body["distinct_raters"] == 2 and body["specialties"]["nlp"]["sessions"] == 2
         assert body["as_of"].startswith(AS_OF.isoformat()[:19])
 
-        listing = (await client.get(f"/v1/scores/{ann}", params={"as_of": AS_OF.isoformat()})).json()
+        listing = (await client.get(f"/v1/scores/{ann}", params={"freshness_at": AS_OF.isoformat()})).json()
         assert listing["learner_id"] == ann and len(listing["skills"]) == 1
         row = listing["skills"][0]
         assert row["skill"] == ML and row["sci"] == body["sci"] and row["sessions"] == 2
 
         later = await client.get(
-            f"/v1/scores/{ann}/{ML}", params={"as_of": (AS_OF + timedelta(days=90)).isoformat()}
+            f"/v1/scores/{ann}/{ML}", params={"freshness_at": (AS_OF + timedelta(days=90)).isoformat()}
         )
         assert later.json()["parts"]["freshness"]["value"] < body["parts"]["freshness"]["value"]
 
@@ -140,13 +140,21 @@ async def test_scores_from_evidence_claims_and_no_shows(kafka: str, tmp_path: Pa
         assert (await client.get(f"/v1/scores/{ann}/no-such-skill")).status_code == 422
         missing = await client.get(f"/v1/scores/{ann}/data-engineering")
         assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
-        assert (await client.get(f"/v1/scores/{ann}/{ML}", params={"as_of": "yesterday"})).status_code == 422
+        assert (
+            await client.get(f"/v1/scores/{ann}/{ML}", params={"freshness_at": "yesterday"})
+        ).status_code == 422
         # a valid ISO time that UTC cannot hold (before year 1 once shifted): 422, not a 500
         for path in (f"/v1/scores/{ann}", f"/v1/scores/{ann}/{ML}"):
             for edge in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"):
-                out = await client.get(path, params={"as_of": edge})
-                assert out.status_code == 422, (path, edge, out.text)
-                assert out.headers["content-type"] == "application/problem+json"
+                for name in ("freshness_at", "as_of"):  # as_of: its deprecated name
+                    out = await client.get(path, params={name: edge})
+                    assert out.status_code == 422, (path, edge, out.text)
+                    assert out.headers["content-type"] == "application/problem+json"
+                    assert out.json()["detail"].startswith(name)
+        old_name = await client.get(f"/v1/scores/{ann}", params={"as_of": AS_OF.isoformat()})
+        new_name = await client.get(f"/v1/scores/{ann}", params={"freshness_at": AS_OF.isoformat()})
+        assert old_name.json() == new_name.json() and old_name.headers["Deprecation"].startswith("@")
+        assert "Deprecation" not in (await client.get(f"/v1/scores/{ann}")).headers
         assert (await client.get("/v1/scores/nobody-at-all")).json() == {
             "learner_id": "nobody-at-all",
             "skills": [],

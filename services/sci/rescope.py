@@ -1,0 +1,283 @@
+"""Rebuilding one learner's or one skill's documents of the live sci version from the log
+(``lemma replay sci --learner ID`` / ``--skill S``), while the service runs.
+
+The scope is folded from the log in one pass over the partitions that hold its keys
+(``services.sci.log_scope``), up to the log's end, and its documents in the live version are
+replaced by the folded ones (``scores`` and ``received`` of the scope: written or deleted;
+``session_skill`` of the scope's sessions: written), in one store write with what a rebuild
+announces for them (``services.sci.announce.changed_scores``, under the live calibration, which
+is not touched) and an OperatorActed record of who did it.
+
+Why that is safe beside the running service: the documents are written only when the service
+has folded no record past the ones the fold read (else the fold reads on first), and the sci
+fold is idempotent (evidence by id, a no-show once per session, claims as flags), so the records
+the service folds afterwards, up to where the fold stopped, change nothing. The one race left is
+a batch the service read before the write and writes after it: that would put back the old
+documents plus the batch's events. So the write is checked once the service has folded past
+where the fold stopped: the scope's documents must be what the fold gives up to the service's
+offsets; if not, it is written again (the service is past it by then).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiokafka import TopicPartition
+
+from services.sci.announce import changed_scores
+from services.sci.log_scope import Scope, ScopeFold, fold_more, fold_scope, scope_partitions
+from services.sci.projection import CALIBRATIONS, RECEIVED, SCORES, SESSION_SKILL, received_prefix
+from shared.catalog import get_catalog
+from shared.events.envelope import deterministic_id, new_event
+from shared.events.payloads import OperatorActed, Payload
+from shared.handover import read_versions
+from shared.log_window import Window, window
+from shared.outbox import outbox_records
+from shared.projection.fold import Doc, DocRef
+from shared.projection.verify import Difference
+from shared.projection.versions import VersionError, consumer_of
+from shared.settings import Settings
+from shared.store import Change, Store, open_store
+from shared.store.sqlite import SqliteStore
+from shared.store.versioned import VersionStore
+
+NAME = "sci"
+PAGE = 1000
+
+Partition = tuple[str, int]
+
+
+@dataclass
+class Rescoped:
+    scope: Scope
+    version: int
+    differences: list[Difference] = field(default_factory=list)
+    written: int = 0  # times the documents were written (a second time when a batch put back old ones)
+    announced: int = 0
+    #: "verified", or why not
+    check: str = ""
+    fold: ScopeFold | None = None
+    seconds: float = 0.0
+
+
+async def rescope(
+    settings: Settings,
+    scope: Scope,
+    *,
+    by: str,
+    dry_run: bool = False,
+    wait_s: float = 60.0,
+    tries: int = 3,
+    on_batch: Callable[[Window], None] = lambda _: None,
+) -> Rescoped:
+    """Rebuild the scope's documents in the live version (``dry_run``: only compare them)."""
+    started = time.monotonic()
+    store = open_store(settings.store_url_for(NAME))
+    try:
+        versions = await read_versions(store, NAME)
+        if (building := versions.in_progress) is not None:
+            raise VersionError(
+                f"sci is being rebuilt (version {building.number}, {building.state}): it is built from the "
+                "log anyway; run this once it is live, if it is still needed"
+            )
+        live = VersionStore(store, versions.live)
+        consumer = consumer_of(NAME, versions.live)
+        done = await fold_scope(settings, scope, None, on_batch=on_batch)
+        result = Rescoped(scope, versions.live, fold=done)
+        for _ in range(tries):
+            await _not_behind(settings, store, consumer, done, on_batch)
+            before = await scope_docs(live, scope, done)
+            after = rebuilt_docs(done)
+            found = compare(before, after)
+            if not result.written:
+                result.differences = found
+            if dry_run:
+                break
+            if found or not result.written:
+                announced = [] if result.written else await _announcements(live, before, after)
+                await _write(live, scope, versions.live, found, announced, by=by, first=not result.written)
+                result.written += 1
+                result.announced += len(announced)
+            result.check = await _check(settings, store, live, consumer, done, wait_s)
+            if result.check == "verified" or result.check.startswith("not checked"):
+                break
+        result.seconds = time.monotonic() - started
+        return result
+    finally:
+        await store.close()
+
+
+def rebuilt_docs(done: ScopeFold) -> dict[DocRef, Doc]:
+    """The scope's documents as the fold gives them."""
+    return {ref: doc for ref, doc in done.folded.docs.items() if done.scope.holds_ref(ref, doc)}
+
+
+async def scope_docs(live: Store, scope: Scope, done: ScopeFold) -> dict[DocRef, Doc]:
+    """The live version's documents of the scope (and of the sessions the fold found)."""
+    docs: dict[DocRef, Doc] = {}
+    learner, skill = scope.learner, scope.skill
+    prefix = f"{learner}/" if learner is not None else ""
+    for key, doc in await _scan(live, SCORES, prefix):
+        if scope.holds(doc["learner_id"], doc["skill"]):
+            docs[(SCORES, key)] = doc
+    skills = [skill] if skill is not None else [s.id for s in get_catalog().skills]
+    for one in skills:
+        for key, doc in await _scan(live, RECEIVED, received_prefix(one, learner)):
+            docs[(RECEIVED, key)] = doc
+    sessions = sorted(key for collection, key in done.folded.docs if collection == SESSION_SKILL)
+    for start in range(0, len(sessions), PAGE):
+        found = await live.get_many(SESSION_SKILL, sessions[start : start + PAGE])
+        docs.update({(SESSION_SKILL, key): doc for key, doc in found.items()})
+    return docs
+
+
+def compare(before: dict[DocRef, Doc], after: dict[DocRef, Doc]) -> list[Difference]:
+    """What the write changes: every ``scores`` and ``received`` document of the scope that is
+    not the same, and ``session_skill`` documents the fold has (they are never deleted: the
+    other participant's scope needs them too)."""
+    refs = sorted({ref for ref in before if ref[0] != SESSION_SKILL} | set(after))
+    return [
+        Difference(collection, key, before.get((collection, key)), after.get((collection, key)))
+        for collection, key in refs
+        if before.get((collection, key)) != after.get((collection, key))
+    ]
+
+
+async def _scan(store: Store, collection: str, prefix: str) -> list[tuple[str, Doc]]:
+    rows: list[tuple[str, Doc]] = []
+    after: str | None = None
+    while page := await store.scan(collection, prefix, after=after, limit=PAGE):
+        rows += page
+        after = page[-1][0]
+    return rows
+
+
+async def _not_behind(
+    settings: Settings, store: Store, consumer: str, done: ScopeFold, on_batch: Callable[[Window], None]
+) -> None:
+    """Fold on until the fold stands at least where the service does on every partition read."""
+    while True:
+        ahead = _ahead(await store.offsets(consumer), done)
+        if not ahead:
+            return
+        await _fold_to(settings, done, None, on_batch)
+
+
+def _ahead(offsets: dict[Partition, int], done: ScopeFold) -> dict[Partition, int]:
+    """The partitions the service has folded past where the fold stops (its next offset)."""
+    stops = _stops(done)
+    return {tp: o for tp, o in offsets.items() if tp in stops and o + 1 > stops[tp]}
+
+
+def _stops(done: ScopeFold) -> dict[Partition, int]:
+    return {(tp.topic, tp.partition): stop for tp, (_, stop) in done.span.bounds.items()}
+
+
+async def _fold_to(
+    settings: Settings,
+    done: ScopeFold,
+    offsets: dict[Partition, int] | None,
+    on_batch: Callable[[Window], None] = lambda _: None,
+) -> None:
+    """Fold the scope on from where it stopped: to the log's end, or to ``offsets`` (the last
+    offset folded per partition, as the store keeps them)."""
+    stops = _stops(done)
+    partitions = await scope_partitions(settings, done.scope)
+    ends = await window(settings.kafka_bootstrap, partitions, None)
+    bounds: dict[TopicPartition, tuple[int, int]] = {}
+    for tp, (start, end) in ends.bounds.items():
+        begin = max(start, stops.get((tp.topic, tp.partition), start))
+        stop = end if offsets is None else min(end, offsets.get((tp.topic, tp.partition), -1) + 1)
+        bounds[tp] = (begin, max(begin, stop))
+    await fold_more(settings, done, Window(bounds), on_batch=on_batch)
+
+
+async def _announcements(live: Store, before: dict[DocRef, Doc], after: dict[DocRef, Doc]) -> list[Payload]:
+    """What a rebuild going live would announce for these documents: the scores that differ under
+    the live calibration (in throw-away stores holding only the scope and the calibrations)."""
+    skills = sorted({doc["skill"] for (c, _), doc in after.items() if c == SCORES})
+    calibrations = await live.get_many(CALIBRATIONS, skills)
+    old, new = SqliteStore(":memory:"), SqliteStore(":memory:")
+    try:
+        for store, docs in ((old, before), (new, after)):
+            changes = [Change(c, k, d) for (c, k), d in sorted(docs.items()) if c == SCORES]
+            await store.write(changes + [Change(CALIBRATIONS, s, d) for s, d in calibrations.items()])
+        return await changed_scores(old, new)
+    finally:
+        await old.close()
+        await new.close()
+
+
+async def _write(
+    live: Store,
+    scope: Scope,
+    version: int,
+    found: list[Difference],
+    announced: list[Payload],
+    *,
+    by: str,
+    first: bool,
+) -> None:
+    """The scope's documents, the announcements and (the first time) the operator's record, in
+    one write to the live version."""
+    acted = OperatorActed(
+        action="replay",
+        service=NAME,
+        projection=NAME,
+        by=by,
+        detail={
+            "scope": {"learner": scope.learner, "skill": scope.skill},
+            "version": version,
+            "documents": len(found),
+            "announced": len(announced),
+        },
+    )
+    record = new_event(acted, source=NAME)
+    events = [
+        new_event(
+            payload,
+            source=NAME,
+            id=deterministic_id(
+                NAME,
+                "rescope",
+                record.id,
+                type(payload).__name__,
+                str(getattr(payload, "learner_id", "")),
+                str(getattr(payload, "skill", "")),
+            ),
+        )
+        for payload in announced
+    ]
+    changes = [Change(d.collection, d.key, d.rebuilt) for d in found]
+    await live.write(changes, outbox=outbox_records([*events, record] if first else events))
+
+
+async def _check(
+    settings: Settings, store: Store, live: Store, consumer: str, done: ScopeFold, wait_s: float
+) -> str:
+    """Once the service has folded past where the fold stopped, whether the scope's documents
+    are what the fold gives up to the service's offsets ("verified"), or what differs."""
+    stops = _stops(done)
+    deadline = time.monotonic() + wait_s
+    while True:
+        first = await store.offsets(consumer)
+        if all(first.get(tp, -1) + 1 >= stop for tp, stop in stops.items() if stop > 0):
+            seen = await scope_docs(live, done.scope, done)
+            if await store.offsets(consumer) == first:  # no batch written meanwhile: one moment
+                break
+        if time.monotonic() > deadline:
+            return (
+                f"not checked: the service has not folded up to where the fold stopped within {wait_s:.0f} s "
+                "(is it running? if not, nothing can have undone the write)"
+            )
+        await asyncio.sleep(0.2)
+    await _fold_to(settings, done, first)
+    left = compare(seen, rebuilt_docs(done))
+    if not left:
+        return "verified"
+    return f"{len(left)} documents differ from the fold once the service went on: " + "; ".join(
+        d.describe() for d in left[:3]
+    )
