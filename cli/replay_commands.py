@@ -119,6 +119,9 @@ def replay_command(
     except RebuildStopped as exc:
         console.print(f"[red]stopped:[/red] {exc}")
         raise typer.Exit(1) from exc
+    except NotCompared as exc:
+        console.print(f"[yellow]not compared:[/yellow] {exc}")
+        raise typer.Exit(NOT_COMPARED) from exc
     except (KafkaError, OSError) as exc:
         console.print(
             f"[red]cannot reach the log or the store[/red] ({settings.kafka_bootstrap}, "
@@ -167,7 +170,8 @@ async def _replay(settings: Settings, service: str, by: str, wait_s: float, veri
                 bar.update(task, total=total or None, completed=done, rate=f"{progress.rate:,.0f}", lag=lag)
 
             if verify:
-                return await _verify(rebuild, store, getattr(app, "VERIFY_IGNORE", {}), show)
+                own = frozenset(settings.topic(t) for t in getattr(consumers, "OWN_TOPICS", ()))
+                return await _verify(rebuild, store, getattr(app, "VERIFY_IGNORE", {}), show, own)
             progress = await rebuild.run(show)
         carried = f"; {progress.redriven} redriven records carried over" if progress.redriven else ""
         console.print(
@@ -189,36 +193,64 @@ async def _replay(settings: Settings, service: str, by: str, wait_s: float, veri
         await store.close()
 
 
+#: ``--verify``'s exit status when it could not compare (1: they differ; 0: they do not).
+NOT_COMPARED = 4
+
+
+class NotCompared(Exception):
+    """The live version kept moving: no comparison could be made."""
+
+
 async def _verify(
     rebuild: Rebuild,
     store: Store,
     ignore: Mapping[str, frozenset[str]],
     show: Callable[[RebuildProgress], None],
+    own_topics: frozenset[str] = frozenset(),
     tries: int = 20,
 ) -> bool:
     """Build the version to the head, bring it to the live version's offsets, compare, delete
-    it. Returns whether they differ."""
+    it. Returns whether they differ; raises ``NotCompared`` when the live version never stood
+    still long enough to be compared.
+
+    A comparison counts only if the live version stood at the same offsets before and after it
+    and, for a projection whose service's commands write it (``own_topics``), no event of theirs
+    waited in the outbox: a command writes its documents before its event reaches the log."""
     assert rebuild.version is not None
     name, number = rebuild.projection.name, rebuild.version.number
     live = (await read_versions(store, name)).live
+
+    async def standing() -> dict[tuple[str, int], int] | None:
+        pending = await store.pending_outbox(500)
+        if len(pending) == 500 or any(r.topic in own_topics for r in pending):
+            return None
+        return await store.offsets(consumer_of(name, live))
+
+    found = None
     try:
-        for _ in range(tries):  # both must stand at the same offsets to be compared
+        for _ in range(tries):
             await rebuild.run(show, hand_over=False)
-            ours = await store.offsets(consumer_of(name, number))
-            theirs = await store.offsets(consumer_of(name, live))
-            if ours == theirs:
-                break
+            theirs = await standing()
+            if theirs is not None and await store.offsets(consumer_of(name, number)) == theirs:
+                collections = sorted(
+                    set(await VersionStore(store, live).collections())
+                    | set(await VersionStore(store, number).collections())
+                )
+                compared = await differences(
+                    VersionStore(store, live), VersionStore(store, number), collections, ignore
+                )
+                if await standing() == theirs:  # the live version did not move meanwhile
+                    found = compared
+                    break
             await asyncio.sleep(0.5)  # the live one is behind, or the log moved on: again
-        else:
-            console.print(f"[yellow]{name}: the live version never stood where the rebuilt one did[/yellow]")
-            return True
-        collections = sorted(
-            set(await VersionStore(store, live).collections())
-            | set(await VersionStore(store, number).collections())
-        )
-        found = await differences(VersionStore(store, live), VersionStore(store, number), collections, ignore)
     finally:
         deleted = await rebuild.abandon()
+    if found is None:
+        raise NotCompared(
+            f"{name}: the live version never stood still where the rebuilt one did ({tries} tries); "
+            f"nothing compared (the rebuilt copy is deleted: {deleted:,} documents). Try when the "
+            "service is quieter"
+        )
     for difference in found[:50]:
         console.print(f"  [red]drift[/red] {difference.describe()}")
     if len(found) > 50:
