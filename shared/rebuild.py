@@ -1,12 +1,15 @@
 """Rebuilding a projection beside the live one, from the start of the log (``lemma replay``).
 
 The rebuild runs in its own process, reads every partition of the projection's topics itself
-(no consumer group) and folds through the same ``ProjectionRuntime`` as the service, into a
-new version of the store (``shared.projection.versions``): its own collections and offsets,
-invisible to readers. It
-emits no events while it builds (the announcements come when it goes live). Its position is its
-store offsets, so a rebuild that was killed and started again goes on where it stopped; a
-heartbeat in the versions document tells a second ``lemma replay`` that this one is alive.
+(no consumer group) and folds them into a new version of the store
+(``shared.projection.versions``): its own collections and offsets, invisible to readers. It
+emits no events while it builds (the announcements come when it goes live). A projection that
+can fold facts alone is folded in catch-up mode (``shared.projection.catchup``: no scoring,
+documents held in memory and written a window at a time with their offsets), by as many
+processes as its phases allow (``shared.rebuild_workers``); any other through the service's
+``ProjectionRuntime``. Its position is its store offsets, so a rebuild that was killed and
+started again goes on where it stopped; a heartbeat in the versions document tells a second
+``lemma replay`` that this one is alive.
 
 Once every partition is folded up to the log's head it stops and hands the version over
 (``handover``); the service takes it from there (``shared.handover``).
@@ -20,28 +23,29 @@ import os
 import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from shared.events.envelope import new_event
 from shared.events.payloads import OperatorActed
 from shared.events.registry import Topic
+from shared.gc_tuning import folding
 from shared.handover import read_versions
 from shared.log_records import partitions_of
 from shared.outbox import outbox_records
-from shared.positions import StoreOffsetsListener
 from shared.projection.fold import Projection
-from shared.projection.order import Partition
 from shared.projection.redrive import FOLDED, carry_over
-from shared.projection.runtime import ProjectionRuntime
 from shared.projection.versions import VERSIONS, Version, Versions, consumer_of
+from shared.rebuild_fold import Progress, RebuildStopped, fold_to_head, make_runtime
+from shared.rebuild_workers import Job, fold_in_processes, plan
 from shared.settings import Settings
 from shared.store.base import Change, Store
 from shared.store.versioned import VersionStore
 
 log = logging.getLogger(__name__)
+
+__all__ = ["Progress", "Rebuild", "RebuildStopped", "this_process"]
 
 HEARTBEAT_S = 2.0
 #: A rebuild not heard of for this long is taken for dead: the next ``lemma replay`` resumes it.
@@ -50,30 +54,6 @@ STALE_S = 15.0
 
 def this_process() -> str:
     return f"{os.getpid()}@{socket.gethostname()}"
-
-
-@dataclass
-class Progress:
-    """Where a rebuild stands: per partition the next offset to read and the log's end."""
-
-    folded: int = 0
-    started: float = field(default_factory=time.monotonic)
-    positions: dict[Partition, int] = field(default_factory=dict)
-    ends: dict[Partition, int] = field(default_factory=dict)
-    #: records redriven into the live version, redriven into the new one at the end
-    redriven: int = 0
-
-    @property
-    def lag(self) -> dict[Partition, int]:
-        return {tp: max(end - self.positions.get(tp, 0), 0) for tp, end in sorted(self.ends.items())}
-
-    @property
-    def rate(self) -> float:
-        return self.folded / max(time.monotonic() - self.started, 1e-9)
-
-    @property
-    def caught_up(self) -> bool:
-        return bool(self.ends) and not any(self.lag.values())
 
 
 def on_this_host(owner: str) -> bool:
@@ -92,17 +72,6 @@ def dead_here(owner: str) -> bool:
     except PermissionError:
         return False
     return False
-
-
-class RebuildStopped(Exception):
-    """The rebuild cannot go on (a partition parked); run it again once the cause is fixed."""
-
-
-class _Subscriber:
-    """What ``StoreOffsetsListener`` reads of a FastStream subscriber: its consumer."""
-
-    def __init__(self, consumer: AIOKafkaConsumer) -> None:
-        self.consumer = consumer
 
 
 class Rebuild:
@@ -171,64 +140,44 @@ class Rebuild:
         """Fold from where the version stands to the head of the log, then hand it over (unless
         ``hand_over`` is False: a version built to compare, ``abandon`` it after)."""
         assert self.version is not None, "begin() first"
+        with folding():
+            return await self._run(on_progress, hand_over)
+
+    async def _run(self, on_progress: Callable[[Progress], None], hand_over: bool) -> Progress:
+        assert self.version is not None
         number = self.version.number
-        runtime = ProjectionRuntime(
-            self.projection, self.store, service=self.service, version=number, emit=False
-        )
-        listener = StoreOffsetsListener(runtime, self.settings.kafka_bootstrap)
-        # No consumer group: the rebuild reads every partition itself (the lease in the versions
-        # document keeps it alone), so a restart never waits for a dead member's session to end.
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            isolation_level="read_committed",
-            max_poll_records=self.settings.consumer_max_records,
-        )
-        listener.bind(_Subscriber(consumer))
-        partitions = {
-            TopicPartition(topic, p)
-            for topic in self.topics
-            for p in await partitions_of(self.settings.kafka_bootstrap, topic)
-        }
+        runtime = make_runtime(self.projection, self.store, service=self.service, version=number)
+        partitions = {t: await partitions_of(self.settings.kafka_bootstrap, t) for t in self.topics}
         progress = Progress()
         beat = time.monotonic()
-        await consumer.start()
-        try:
-            consumer.assign(list(partitions))
-            await listener.on_partitions_assigned(
-                partitions
-            )  # checks the log, seeks to the version's offsets
-            while True:
-                batch = await consumer.getmany(timeout_ms=200, max_records=self.settings.consumer_max_records)
-                records = [r for tp in sorted(batch, key=lambda t: (t.topic, t.partition)) for r in batch[tp]]
-                if records:
-                    progress.folded += await runtime.handle(records)
-                assigned = consumer.assignment()
-                progress.ends = _ends(consumer, assigned)
-                progress.positions = {
-                    (tp.topic, tp.partition): await consumer.position(tp)
-                    for tp in assigned
-                    if (tp.topic, tp.partition) not in runtime.held
-                }
-                on_progress(progress)
-                if time.monotonic() - beat >= HEARTBEAT_S:
-                    await self._beat(number)
-                    beat = time.monotonic()
-                parked = {tp: f.describe() for tp, f in runtime.faults.items() if f.parked}
-                if parked:
-                    raise RebuildStopped(
-                        "a partition failed every try: "
-                        + "; ".join(parked.values())
-                        + ". Fix the cause and run the same command again: it resumes here"
-                    )
-                whole = len(progress.ends) == len(assigned)  # every end known (one fetch each)
-                if assigned and whole and not runtime.held and not records and progress.caught_up:
-                    break
-        finally:
-            listener.close()
-            await consumer.stop()
+
+        async def tick() -> None:
+            nonlocal beat
+            if time.monotonic() - beat >= HEARTBEAT_S:
+                await self._beat(number)
+                beat = time.monotonic()
+
+        parallel = self.store.url is not None and self.settings.rebuild_workers != 1
+        for shares in plan(self.projection, partitions, self.settings, parallel=parallel):
+            if len(shares) == 1:
+                await fold_to_head(self.settings, runtime, shares[0], progress, on_progress, tick)
+                continue
+            assert self.store.url is not None
+            jobs = [
+                Job(
+                    self.settings,
+                    self.store.url,
+                    self.projection,
+                    self.service,
+                    number,
+                    tuple((tp.topic, tp.partition) for tp in share),
+                )
+                for share in shares
+            ]
+            await fold_in_processes(jobs, progress, on_progress, tick)
+        if parallel:  # what came in meanwhile, every partition at once, to the head
+            everything = [TopicPartition(t, p) for t, ps in partitions.items() for p in ps]
+            await fold_to_head(self.settings, runtime, everything, progress, on_progress, tick)
         beating = asyncio.create_task(self._beat_every(number, HEARTBEAT_S))
         try:
             live = (await read_versions(self.store, self.projection.name)).live
@@ -284,12 +233,3 @@ class Rebuild:
                 return versions
             await asyncio.sleep(poll_s)
         return None
-
-
-def _ends(consumer: AIOKafkaConsumer, assigned: set[TopicPartition]) -> dict[Partition, int]:
-    ends: dict[Partition, int] = {}
-    for tp in assigned:
-        end = consumer.highwater(tp)
-        if end is not None:
-            ends[(tp.topic, tp.partition)] = end
-    return ends

@@ -9,6 +9,8 @@ from collections.abc import Callable
 import uvicorn
 from fastapi import FastAPI
 
+from shared.gc_tuning import tune_for_folding
+
 
 def serve(name: str, create_app: Callable[[], FastAPI], *, default_port: int) -> None:
     logging.basicConfig(
@@ -17,4 +19,6 @@ def serve(name: str, create_app: Callable[[], FastAPI], *, default_port: int) ->
     )
     port = int(os.environ.get("LEMMA_PORT", default_port))
     host = os.environ.get("LEMMA_HOST", "127.0.0.1")
-    uvicorn.run(create_app(), host=host, port=port, log_level="warning", access_log=False)
+    app = create_app()
+    tune_for_folding()  # after start-up: what the app built stays out of the collector's way
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

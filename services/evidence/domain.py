@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from shared.catalog import Catalog
@@ -45,7 +46,9 @@ class SessionFacts:
         )
 
 
+@lru_cache(maxsize=8192)
 def evidence_id_for(rating_id: str) -> str:
+    """The evidence id of a rating (cached: a fold asks for it twice, in ``refs`` and ``apply``)."""
     return deterministic_id("evidence", rating_id)
 
 
@@ -56,11 +59,8 @@ def trail_prefix(learner_id: str, skill: str | None = None) -> str:
 
 def key_stamp(occurred_at: datetime) -> str:
     """Fixed-width UTC stamp (``YYYY-MM-DDTHH:MM:SS.ffffffZ``); a naive time is taken as UTC."""
-    utc = occurred_at.replace(tzinfo=UTC) if occurred_at.tzinfo is None else occurred_at.astimezone(UTC)
-    return (
-        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T"
-        f"{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}.{utc.microsecond:06d}Z"
-    )
+    utc = occurred_at if occurred_at.tzinfo is None else occurred_at.astimezone(UTC).replace(tzinfo=None)
+    return utc.isoformat(timespec="microseconds") + "Z"
 
 
 def trail_key(learner_id: str, occurred_at: datetime, evidence_id: str) -> str:

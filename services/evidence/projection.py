@@ -28,7 +28,8 @@ from shared.events.payloads import (
     SessionScheduled,
     SessionStarted,
 )
-from shared.projection.fold import NOTHING, Doc, DocRef, Outcome
+from shared.events.registry import Topic
+from shared.projection.fold import NOTHING, CatchUpPhase, Changes, Doc, DocRef, Outcome
 
 SESSIONS = "sessions"
 EVIDENCE = "evidence"
@@ -38,6 +39,9 @@ EVIDENCE_IDS = "evidence_ids"
 
 class EvidenceProjection:
     name = "evidence"
+    #: Every document is a session's or a rating's, and its records are keyed by the session:
+    #: a rebuild may fold the partitions apart (``shared.rebuild_workers``).
+    catch_up_phases = (CatchUpPhase((Topic.SESSIONS,), apart=True),)
 
     def __init__(self, catalog: Catalog) -> None:
         """``catalog``: what ratings are checked against (skill, specialty, rubric)."""
@@ -52,10 +56,17 @@ class EvidenceProjection:
 
     def apply(self, docs: Mapping[DocRef, Doc | None], event: CloudEvent) -> Outcome:
         data = event.data
+        if isinstance(data, RatingSubmitted):
+            return self._rating(docs, event, data)
+        return Outcome(changes=self.fold(docs, event))
+
+    def fold(self, docs: Mapping[DocRef, Doc | None], event: CloudEvent) -> Changes:
+        """The changes of ``apply``, without the evidence to emit (catch-up)."""
+        data = event.data
         if isinstance(data, SessionScheduled):
             ref = (SESSIONS, data.session_id)
             if docs.get(ref) is not None:
-                return NOTHING
+                return {}
             doc = {
                 "skill": data.skill,
                 "specialty": data.specialty,
@@ -63,7 +74,7 @@ class EvidenceProjection:
                 "participants": list(data.participants),
                 "status": "scheduled",
             }
-            return Outcome(changes={ref: doc})
+            return {ref: doc}
         if isinstance(data, SessionStarted | SessionCompleted | SessionAbandoned):
             ref = (SESSIONS, data.session_id)
             current = docs.get(ref)
@@ -75,11 +86,11 @@ class EvidenceProjection:
                 SessionAbandoned: "abandoned",
             }[type(data)]
             if current["status"] in ("completed", "abandoned"):
-                return NOTHING  # terminal; a redelivery changes nothing
-            return Outcome(changes={ref: {**current, "status": status}})
+                return {}  # terminal; a redelivery changes nothing
+            return {ref: {**current, "status": status}}
         if isinstance(data, RatingSubmitted):
-            return self._rating(docs, event, data)
-        return NOTHING
+            return self._rating(docs, event, data).changes
+        return {}
 
     def _rating(self, docs: Mapping[DocRef, Doc | None], event: CloudEvent, data: RatingSubmitted) -> Outcome:
         if docs.get((EVIDENCE_IDS, evidence_id_for(data.rating_id))) is not None:
@@ -91,9 +102,10 @@ class EvidenceProjection:
         by_time = trail_key(learner, event.time, eid)
         by_skill = skill_trail_key(learner, evidence.skill, event.time, eid)
         index = {"learner_id": learner, "skill": evidence.skill, "trail_key": by_time, "skill_key": by_skill}
+        item = evidence.model_dump(mode="json")  # one document under two keys (documents are never mutated)
         changes: dict[DocRef, Doc | None] = {
-            (EVIDENCE, by_time): evidence.model_dump(mode="json"),
-            (EVIDENCE_BY_SKILL, by_skill): evidence.model_dump(mode="json"),
+            (EVIDENCE, by_time): item,
+            (EVIDENCE_BY_SKILL, by_skill): item,
             (EVIDENCE_IDS, eid): index,
         }
         return Outcome(changes=changes, emit=(evidence,))

@@ -16,10 +16,16 @@ Documents:
 - ``calibrations/{skill}``: the rater calibration, written by the calibration job
   (``services.sci.recalibration``), only read here.
 
-Each fact scores the learner with the skill's current calibration and emits SciUpdated with
+``apply`` scores each fact with the skill's current calibration and emits SciUpdated with
 ``revision`` = facts and ``calibration`` = the ratings the calibration covered; TierChanged when
-the tier moved. The stored facts do not depend on the calibration, so a rebuild gives the same
-documents; the calibration job re-scores a skill when the calibration changes.
+the tier moved. The live runtime folds a batch with ``fold`` (the facts alone) and asks
+``settle`` once what to announce: one SciUpdated per learner and skill the batch changed, the
+one its last fact would have emitted, and TierChanged from the tier before the batch to the
+tier after. Readers keep the greatest revision, which is the one announced. A rebuild folds
+facts alone and scores nothing (catch-up mode): the stored facts do not depend on the
+calibration, so it gives the same documents; it calibrates the new version at the end and
+announces changed scores when it goes live. The calibration job re-scores a skill when the
+calibration changes.
 
 A ``SessionAbandoned`` names no skill, and ``refs`` must be known before any document is read,
 so a no-show loads the learner's documents in every catalog skill and ``apply`` picks the one
@@ -29,7 +35,7 @@ of the session's skill.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -43,6 +49,7 @@ from services.sci.domain import (
     Score,
     Tally,
     score,
+    to_micro,
     utc,
 )
 from shared.errors import EventRefused
@@ -57,7 +64,8 @@ from shared.events.payloads import (
     SkillUnclaimed,
     TierChanged,
 )
-from shared.projection.fold import NOTHING, Doc, DocRef, Outcome
+from shared.events.registry import Topic
+from shared.projection.fold import NOTHING, CatchUpPhase, Changes, Doc, DocRef, Outcome
 
 SCORES = "scores"
 RECEIVED = "received"
@@ -165,13 +173,24 @@ def _later(current: str | None, at: datetime) -> str:
     """The later of a stored ISO time and ``at``, as ISO (a max: order-independent)."""
     moment = utc(at)
     if current is not None:
-        moment = max(moment, utc(datetime.fromisoformat(current)))
+        stored = utc(datetime.fromisoformat(current))
+        if stored >= moment:
+            return stored.isoformat()
     return moment.isoformat()
 
 
 class SciProjection:
     name = "sci"
     model = SCORE_MODEL  # the rules a version is built with (``shared.projection.versions``)
+    #: How a rebuild may fold the log in parallel (``shared.rebuild_workers``). Evidence and
+    #: claims are keyed by learner and touch only that learner's documents: their partitions
+    #: are folded apart. A no-show is keyed by its session but changes the learner's documents,
+    #: so the sessions topic comes after, in one process. Every field is a count, a sum or a max
+    #: (see above), so folding the topics one after the other gives the same documents.
+    catch_up_phases = (
+        CatchUpPhase((Topic.EVIDENCE, Topic.PASSPORT), apart=True),
+        CatchUpPhase((Topic.SESSIONS,)),
+    )
 
     def __init__(self, skills: Iterable[str]) -> None:
         """``skills``: the catalog's skill ids (where a no-show may land)."""
@@ -221,61 +240,115 @@ class SciProjection:
 
     def apply(self, docs: Mapping[DocRef, Doc | None], event: CloudEvent) -> Outcome:
         data = event.data
-        if isinstance(data, EvidenceRecorded):
-            return self._evidence(docs, data, event.time)
+        if isinstance(data, EvidenceRecorded | SessionAbandoned):
+            fact = self._fact(docs, event)
+            if fact is None:
+                return NOTHING
+            if not fact.doc["raters"]:
+                return Outcome(changes=fact.changes)  # no ratings yet: nothing to announce
+            correction = self.correction(fact.skill, docs.get((CALIBRATIONS, fact.skill)))
+            return Outcome(changes=fact.changes, emit=announce(fact.doc, fact.before, fact.after, correction))
+        return Outcome(changes=self.fold(docs, event))
+
+    def fold(self, docs: Mapping[DocRef, Doc | None], event: CloudEvent) -> Changes:
+        """The changes of ``apply``, without scoring (catch-up, and the live fold of a batch)."""
+        data = event.data
+        if isinstance(data, EvidenceRecorded | SessionAbandoned):
+            fact = self._fact(docs, event)
+            return {} if fact is None else fact.changes
         if isinstance(data, SessionScheduled):
             ref = (SESSION_SKILL, data.session_id)
             if docs.get(ref) is not None:
-                return NOTHING
-            return Outcome(changes={ref: {"skill": data.skill, "participants": list(data.participants)}})
-        if isinstance(data, SessionAbandoned) and data.no_show:
-            return self._no_show(docs, data, event.time)
+                return {}
+            return {ref: {"skill": data.skill, "participants": list(data.participants)}}
         if isinstance(data, SkillClaimed):
             ref = (SCORES, score_key(data.learner_id, data.skill))
             current = docs.get(ref)
             if current is not None and current["claimed"]:
-                return NOTHING
-            return Outcome(
-                changes={ref: {**(current or _empty(data.learner_id, data.skill)), "claimed": True}}
-            )
+                return {}
+            return {ref: {**(current or _empty(data.learner_id, data.skill)), "claimed": True}}
         if isinstance(data, SkillUnclaimed):
             ref = (SCORES, score_key(data.learner_id, data.skill))
             current = docs.get(ref)
             if current is None or not current["claimed"]:
-                return NOTHING
+                return {}
             if not current["facts"]:
-                return Outcome(changes={ref: None})
+                return {ref: None}
             # Evidence is a fact that outlives the claim: keep it (and its score).
-            return Outcome(changes={ref: {**current, "claimed": False}})
-        return NOTHING
+            return {ref: {**current, "claimed": False}}
+        return {}
 
-    def _evidence(self, docs: Mapping[DocRef, Doc | None], data: EvidenceRecorded, at: datetime) -> Outcome:
+    def settle(
+        self,
+        before: Mapping[DocRef, Doc | None],
+        after: Mapping[DocRef, Doc | None],
+        changed: Iterable[DocRef],
+    ) -> list[tuple[DocRef, tuple[Payload, ...]]]:
+        """One announcement per learner and skill whose facts the batch changed: the score after
+        the batch (its greatest revision), and TierChanged from the tier before the batch to the
+        tier after when they differ (a tier that moved and came back within the batch is not
+        announced). A claim alone announces nothing, as ``apply`` does not."""
+        out: list[tuple[DocRef, tuple[Payload, ...]]] = []
+        for ref in changed:
+            if ref[0] != SCORES:
+                continue
+            doc = after.get(ref)
+            if doc is None or not doc["raters"]:
+                continue
+            old = before.get(ref)
+            if old is not None and old["facts"] == doc["facts"]:
+                continue
+            skill = doc["skill"]
+            correction = self.correction(skill, after.get((CALIBRATIONS, skill)))
+            was = facts_from_doc(old) if old is not None else Facts()
+            out.append((ref, announce(doc, was, facts_from_doc(doc), correction)))
+        return out
+
+    def _fact(self, docs: Mapping[DocRef, Doc | None], event: CloudEvent) -> _Fact | None:
+        data = event.data
+        if isinstance(data, EvidenceRecorded):
+            return self._evidence(docs, data, event.time)
+        if isinstance(data, SessionAbandoned) and data.no_show:
+            return self._no_show(docs, data, event.time)
+        return None
+
+    def _evidence(
+        self, docs: Mapping[DocRef, Doc | None], data: EvidenceRecorded, at: datetime
+    ) -> _Fact | None:
+        """The rating joins its rater's tally, in the document as stored (no ``Facts`` built:
+        ``Facts.with_rating`` on the stored facts gives the same document, and this runs for
+        every rating a rebuild folds)."""
         ref = (SCORES, score_key(data.learner_id, data.skill))
         received_ref = (RECEIVED, received_key(data.skill, data.learner_id, data.session_id))
         received = docs.get(received_ref) or {"items": {}, "no_show": False}
         if data.evidence_id in received["items"]:
-            return NOTHING  # a redelivery or a second copy
+            return None  # a redelivery or a second copy
         item = EvidenceItem.from_event(data)
         current = docs.get(ref) or _empty(data.learner_id, data.skill)
-        before = facts_from_doc(current)
-        after = before.with_rating(
-            item.rater_id,
-            item.mean,
-            item.occurred_at,
-            new_session=not received["items"],
-            was_no_show=received["no_show"],
-        )
+        micro = to_micro(item.mean)
+        raters = current["raters"]
+        held = raters.get(item.rater_id)
+        if held is None:
+            raters = dict(sorted({**raters, item.rater_id: [1, micro, micro * micro]}.items()))
+        else:
+            raters = {**raters, item.rater_id: [held[0] + 1, held[1] + micro, held[2] + micro * micro]}
+        new_session = not received["items"]
         doc: Doc = {
             **current,
             "facts": current["facts"] + 1,
-            **facts_to_doc(after),
+            "sessions": current["sessions"] + new_session,
+            "no_shows": current["no_shows"] - (new_session and received["no_show"]),
+            "raters": raters,
+            "last_evidence_at": _later(current["last_evidence_at"], item.occurred_at),
             "as_of": _later(current["as_of"], at),
         }
         items = {**received["items"], data.evidence_id: item.to_doc()}
         new_received = {**received, "items": dict(sorted(items.items()))}
-        return self._scored(docs, ref, doc, {received_ref: new_received}, data.skill, before, after)
+        return _Fact(ref, doc, {received_ref: new_received}, data.skill, current)
 
-    def _no_show(self, docs: Mapping[DocRef, Doc | None], data: SessionAbandoned, at: datetime) -> Outcome:
+    def _no_show(
+        self, docs: Mapping[DocRef, Doc | None], data: SessionAbandoned, at: datetime
+    ) -> _Fact | None:
         learner = data.no_show
         assert learner is not None
         session = docs.get((SESSION_SKILL, data.session_id))
@@ -284,13 +357,13 @@ class SciProjection:
         if learner not in session["participants"]:
             raise EventRefused(f"no-show {learner} is not a participant of session {data.session_id}")
         skill = session["skill"]
-        ref = (SCORES, score_key(learner, skill))
-        if ref not in docs:
+        if skill not in self.skills:  # ``refs`` loaded the catalog's skills only
             raise EventRefused(f"session {data.session_id} is in skill {skill}, unknown here")
+        ref = (SCORES, score_key(learner, skill))
         received_ref = (RECEIVED, received_key(skill, learner, data.session_id))
         received = docs.get(received_ref) or {"items": {}, "no_show": False}
         if received["no_show"]:
-            return NOTHING
+            return None
         current = docs.get(ref) or _empty(learner, skill)
         doc: Doc = {
             **current,
@@ -298,47 +371,54 @@ class SciProjection:
             "no_shows": current["no_shows"] + (not received["items"]),
             "as_of": _later(current["as_of"], at),
         }
-        before = facts_from_doc(current)
-        after = replace(before, no_shows=doc["no_shows"])
         marked = {received_ref: {**received, "no_show": True}}
-        return self._scored(docs, ref, doc, marked, skill, before, after)
+        return _Fact(ref, doc, marked, skill, current)
 
-    def _scored(
-        self,
-        docs: Mapping[DocRef, Doc | None],
-        ref: DocRef,
-        doc: Doc,
-        more: Mapping[DocRef, Doc],
-        skill: str,
-        before: Facts,
-        after: Facts,
-    ) -> Outcome:
-        """Store the new facts; score them with the skill's calibration; emit SciUpdated (and TierChanged).
 
-        ``before`` and ``after`` are the facts of the stored and the new document, so the
-        document is not parsed again; both tiers are the ones earned at their newest evidence.
-        """
-        if not after.raters:
-            return Outcome(changes={ref: doc, **more})  # no ratings yet: nothing to announce
-        correction = self.correction(skill, docs.get((CALIBRATIONS, skill)))
-        as_of = as_of_of(doc)
-        assert as_of is not None
-        new = score(after, as_of, correction, earned_at=after.last_evidence_at)
-        old_tier = TIER_CLAIMED
-        if before.raters:
-            old_tier = score(before, as_of, correction, earned_at=before.last_evidence_at).tier
-        emit: list[Payload] = [sci_updated(doc, new, correction)]
-        if new.tier != old_tier:
-            emit.append(
-                TierChanged(
-                    learner_id=doc["learner_id"],
-                    skill=skill,
-                    from_tier=old_tier,
-                    to_tier=new.tier,
-                    as_of=new.as_of,
-                )
-            )
-        return Outcome(changes={ref: doc, **more}, emit=tuple(emit))
+@dataclass(frozen=True)
+class _Fact:
+    """One fact folded into a learner's ``scores`` document: the new document, the other
+    documents it changed, and the facts before and after (so nothing is parsed twice)."""
+
+    ref: DocRef
+    doc: Doc
+    more: Mapping[DocRef, Doc]
+    skill: str
+    current: Doc  # the document before
+
+    @property
+    def changes(self) -> dict[DocRef, Doc | None]:
+        return {self.ref: self.doc, **self.more}
+
+    @property
+    def before(self) -> Facts:
+        return facts_from_doc(self.current)
+
+    @property
+    def after(self) -> Facts:
+        return facts_from_doc(self.doc)
+
+
+def announce(doc: Doc, before: Facts, after: Facts, correction: Correction) -> tuple[Payload, ...]:
+    """SciUpdated for ``doc`` (whose facts went from ``before`` to ``after``), scored with
+    ``correction`` at its as-of; TierChanged too when the tier moved. Both tiers are the ones
+    earned at their newest evidence."""
+    as_of = as_of_of(doc)
+    assert as_of is not None
+    new = score(after, as_of, correction, earned_at=after.last_evidence_at)
+    old_tier = TIER_CLAIMED
+    if before.raters:
+        old_tier = score(before, as_of, correction, earned_at=before.last_evidence_at).tier
+    if new.tier == old_tier:
+        return (sci_updated(doc, new, correction),)
+    changed = TierChanged(
+        learner_id=doc["learner_id"],
+        skill=doc["skill"],
+        from_tier=old_tier,
+        to_tier=new.tier,
+        as_of=new.as_of,
+    )
+    return (sci_updated(doc, new, correction), changed)
 
 
 def rescored(

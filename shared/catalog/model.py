@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
@@ -41,15 +41,16 @@ class Skill(BaseModel):
     formats: tuple[Named, ...]
     page: PageText
 
-    @property
+    # cached: every rating is checked against them
+    @cached_property
     def rubric_ids(self) -> frozenset[str]:
         return frozenset(d.id for d in self.rubric)
 
-    @property
+    @cached_property
     def specialty_ids(self) -> frozenset[str]:
         return frozenset(s.id for s in self.specialties)
 
-    @property
+    @cached_property
     def format_ids(self) -> frozenset[str]:
         return frozenset(f.id for f in self.formats)
 

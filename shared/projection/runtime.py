@@ -37,7 +37,7 @@ from shared.metrics import (
 from shared.outbox import outbox_records
 from shared.projection.faults import DEAD_LETTERED, Fault, RetryPolicy, next_fault, place_key
 from shared.projection.fingerprint import CHECKING, FINGERPRINTS, Fingerprint, fingerprint_key, record_digest
-from shared.projection.fold import Doc, DocRef, Outcome, Projection
+from shared.projection.fold import CatchUp, Doc, DocRef, Outcome, Projection, Settling
 from shared.projection.order import Partition, unfolded
 from shared.projection.versions import consumer_of
 from shared.store.base import Change, Store
@@ -235,29 +235,49 @@ class ProjectionRuntime:
         await asyncio.sleep(0)
 
         # 3. fold in order; a refused event changes nothing and is dead-lettered; any other
-        # failure stops its partition there
+        # failure stops its partition there. A settling projection folds facts alone here and
+        # says what to announce once the batch is folded (step 4).
         dirty: set[DocRef] = set()
         emitted: list[CloudEvent] = []
         folded: list[CloudEvent] = []
-        for record, event, refs in decoded:
+        settling = self.emit and isinstance(self.projection, Settling)
+        facts_only = settling or (not self.emit and isinstance(self.projection, CatchUp))
+        before = dict(working)  # as loaded: a fold never mutates a document
+        cause: dict[DocRef, tuple[int, Record, CloudEvent]] = {}  # the last event that changed each
+        for index, (record, event, refs) in enumerate(decoded):
             at = (record.topic, record.partition)
             if at in stopped and record.offset >= stopped[at][0]:
                 continue
             try:
-                outcome = self.projection.apply({ref: working.get(ref) for ref in refs}, event)
-                caused = self.caused(event, outcome)
+                view = {ref: working.get(ref) for ref in refs}
+                if facts_only:
+                    changes = self.projection.fold(view, event)  # type: ignore[attr-defined]
+                    caused: list[CloudEvent] = []
+                else:
+                    outcome = self.projection.apply(view, event)
+                    changes, caused = outcome.changes, self.caused(event, outcome)
             except (EventRefused, Refused) as exc:
                 dead.append((record, exc))
                 continue
             except Exception as exc:
                 stopped[at] = (record.offset, exc)
                 continue
-            working.update(outcome.changes)
-            dirty.update(outcome.changes)
-            if self.emit and record.offset > self.quiet_until.get(at, -1):
+            working.update(changes)
+            dirty.update(changes)
+            if settling:
+                cause.update(dict.fromkeys(changes, (index, record, event)))
+            elif self.emit and record.offset > self.quiet_until.get(at, -1):
                 emitted.extend(caused)
             folded.append(event)
         await asyncio.sleep(0)
+
+        # 4. what a settling projection announces: once per document the batch changed
+        if settling:
+            try:
+                emitted = self._settled(before, working, dirty, cause)
+            except Exception as exc:  # a bug: nothing of the batch is written, every partition retries
+                self._stop_all(fresh, exc)
+                return 0
 
         def kept(record: Record) -> bool:
             stop = stopped.get((record.topic, record.partition))
@@ -309,6 +329,25 @@ class ProjectionRuntime:
         if self._on_written is not None:
             self._on_written()
         return len(folded)
+
+    def _settled(
+        self,
+        before: dict[DocRef, Doc | None],
+        after: dict[DocRef, Doc | None],
+        dirty: set[DocRef],
+        cause: dict[DocRef, tuple[int, Record, CloudEvent]],
+    ) -> list[CloudEvent]:
+        """The events ``settle`` announces for the batch, each with the id and the cause the
+        last event that changed its document would have given it, in the batch's order."""
+        projection: Settling = self.projection  # type: ignore[assignment]
+        out: list[tuple[int, list[CloudEvent]]] = []
+        for ref, payloads in projection.settle(before, after, sorted(dirty)):
+            index, record, event = cause[ref]
+            if record.offset <= self.quiet_until.get((record.topic, record.partition), -1):
+                continue  # the version taken over announced it
+            out.append((index, self.caused(event, Outcome(emit=payloads))))
+        out.sort(key=lambda pair: pair[0])
+        return [event for _, events in out for event in events]
 
     def caused(self, event: CloudEvent, outcome: Outcome) -> list[CloudEvent]:
         """The events folding ``event`` emits, with ids derived from it: the same every time."""

@@ -43,6 +43,10 @@ class OutboxRecord:
 class Store(abc.ABC):
     """Async document store with atomic multi-document writes."""
 
+    #: A URL that opens this same store in another process (``open_store``); None: none can
+    #: (an in-memory database).
+    url: str | None = None
+
     @abc.abstractmethod
     async def get(self, collection: str, key: str) -> Doc | None: ...
 

@@ -83,6 +83,7 @@ def offset_id(consumer: str, topic: str, partition: int) -> str:
 
 class MongoStore(Store):
     def __init__(self, url: str) -> None:
+        self.url = url
         self._client: AsyncMongoClient[Raw] = AsyncMongoClient(url)
         self._db = self._client.get_default_database(DEFAULT_DATABASE)
 

@@ -27,6 +27,21 @@ CREATE TABLE IF NOT EXISTS outbox (
 """
 
 
+def _puts(last: dict[tuple[str, str], Doc | None]) -> list[tuple[str, str, str]]:
+    """The rows to put, each document encoded once per object: a projection may put the same
+    document under two keys (the evidence trails do). Every document is alive here, so its
+    ``id`` names it."""
+    texts: dict[int, str] = {}
+    rows = []
+    for (collection, key), doc in last.items():
+        if doc is not None:
+            text = texts.get(id(doc))
+            if text is None:
+                text = texts[id(doc)] = json.dumps(doc)
+            rows.append((collection, key, text))
+    return rows
+
+
 def _prefix_end(prefix: str) -> str:
     return prefix + "\U0010ffff"
 
@@ -35,6 +50,7 @@ class SqliteStore(Store):
     def __init__(self, path: str) -> None:
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.url = f"sqlite:///{Path(path).resolve()}"
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -97,11 +113,11 @@ class SqliteStore(Store):
         outbox: Sequence[OutboxRecord] = (),
     ) -> None:
         db = self._db
-        db.execute("BEGIN IMMEDIATE")
+        last = {(c.collection, c.key): c.doc for c in changes}  # in order: the last change wins
+        puts = _puts(last)
+        deletes = [(col, key) for (col, key), doc in last.items() if doc is None]
+        db.execute("BEGIN IMMEDIATE")  # encoded first: the write lock is held for the writing only
         try:
-            last = {(c.collection, c.key): c.doc for c in changes}  # in order: the last change wins
-            puts = [(col, key, json.dumps(doc)) for (col, key), doc in last.items() if doc is not None]
-            deletes = [(col, key) for (col, key), doc in last.items() if doc is None]
             if puts:
                 db.executemany(
                     "INSERT INTO docs(collection, key, doc) VALUES (?,?,?) "
