@@ -34,6 +34,7 @@ from shared.gc_tuning import folding
 from shared.handover import read_versions
 from shared.log_records import partitions_of
 from shared.outbox import outbox_records
+from shared.projection.catchup import CatchUpRuntime
 from shared.projection.fold import Projection
 from shared.projection.redrive import FOLDED, carry_over
 from shared.projection.versions import VERSIONS, Version, Versions, consumer_of
@@ -158,11 +159,13 @@ class Rebuild:
                 beat = time.monotonic()
 
         parallel = self.store.url is not None and self.settings.rebuild_workers != 1
-        for shares in plan(self.projection, partitions, self.settings, parallel=parallel):
-            if len(shares) == 1:
-                await fold_to_head(self.settings, runtime, shares[0], progress, on_progress, tick)
+        for phase in plan(self.projection, partitions, self.settings, parallel=parallel):
+            own = fold_to_head(self.settings, runtime, phase.shares[0], progress, on_progress, tick)
+            if len(phase.shares) == 1:
+                await own
                 continue
-            assert self.store.url is not None
+            assert self.store.url is not None and isinstance(runtime, CatchUpRuntime)
+            runtime.defer = phase.defer
             jobs = [
                 Job(
                     self.settings,
@@ -171,10 +174,16 @@ class Rebuild:
                     self.service,
                     number,
                     tuple((tp.topic, tp.partition) for tp in share),
+                    phase.defer,
                 )
-                for share in shares
+                for share in phase.shares[1:]
             ]
-            await fold_in_processes(jobs, progress, on_progress, tick)
+            try:
+                await fold_in_processes(jobs, progress, lambda _: on_progress(progress), tick, own)
+            finally:
+                runtime.defer = {}
+            if phase.defer:
+                progress.folded += await runtime.fold_deferred()
         if parallel:  # what came in meanwhile, every partition at once, to the head
             everything = [TopicPartition(t, p) for t, ps in partitions.items() for p in ps]
             await fold_to_head(self.settings, runtime, everything, progress, on_progress, tick)

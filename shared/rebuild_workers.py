@@ -16,13 +16,14 @@ went (SIGKILL included): a killed rebuild leaves nothing folding behind it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import os
 import threading
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from typing import Any
 from aiokafka import TopicPartition
 
 from shared.gc_tuning import tune_for_folding
+from shared.projection.catchup import CatchUpRuntime
 from shared.projection.fold import CatchUpPhase, Projection
 from shared.rebuild_fold import Progress, RebuildStopped, fold_to_head, make_runtime
 from shared.settings import Settings
@@ -39,41 +41,49 @@ POLL_S = 0.2
 REPORT_S = 0.5
 PARENT_CHECK_S = 1.0
 
-#: Per phase, the partitions of each process that folds it (one list: the rebuild's own process).
-Plan = list[list[list[TopicPartition]]]
+
+@dataclass(frozen=True)
+class Phase:
+    """The partitions of each process that folds a phase (the first: the rebuild's own
+    process), and what each sets aside when there are several (``CatchUpRuntime.defer``)."""
+
+    shares: list[list[TopicPartition]]
+    defer: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 def plan(
     projection: Projection, partitions: Mapping[str, Sequence[int]], settings: Settings, *, parallel: bool
-) -> Plan:
+) -> list[Phase]:
     """How to fold ``partitions`` (per topic name on the cluster): the projection's phases, each
     in as many processes as it may use (``settings.rebuild_workers``; 0: twice the cores)."""
     everything = [TopicPartition(t, p) for t, ps in partitions.items() for p in ps]
     phases: tuple[CatchUpPhase, ...] = getattr(projection, "catch_up_phases", ())
     if not parallel or not phases:
-        return [[everything]]
+        return [Phase([everything])]
     limit = settings.rebuild_workers or 2 * (os.cpu_count() or 1)
-    out: Plan = []
+    out: list[Phase] = []
     seen: set[str] = set()
     for phase in phases:
         names = [settings.topic(t) for t in phase.topics if settings.topic(t) in partitions]
-        seen.update(names)
-        numbers = {tuple(sorted(partitions[name])) for name in names}
         if not names:
             continue
+        seen.update(names)
+        numbers = {tuple(sorted(partitions[name])) for name in names}
         workers = min(len(next(iter(numbers))), limit) if phase.apart and len(numbers) == 1 else 1
         if workers <= 1:
-            out.append([[TopicPartition(n, p) for n in names for p in partitions[n]]])
+            out.append(Phase([[TopicPartition(n, p) for n in names for p in partitions[n]]]))
             continue
-        out.append(
-            [
-                [TopicPartition(n, p) for n in names for p in partitions[n] if p % workers == share]
-                for share in range(workers)
-            ]
-        )
+        shares = [
+            [TopicPartition(n, p) for n in names for p in partitions[n] if p % workers == share]
+            for share in range(workers)
+        ]
+        defer = {
+            settings.topic(t): frozenset(c) for t, c in phase.deferred.items() if settings.topic(t) in names
+        }
+        out.append(Phase(shares, defer))
     rest = [TopicPartition(t, p) for t, ps in partitions.items() if t not in seen for p in ps]
     if rest:
-        out.append([rest])
+        out.append(Phase([rest]))
     return out
 
 
@@ -87,6 +97,7 @@ class Job:
     service: str
     version: int
     partitions: tuple[tuple[str, int], ...]
+    defer: dict[str, frozenset[str]]
 
 
 def _exit_with_parent() -> None:
@@ -127,6 +138,8 @@ async def _fold(job: Job, conn: Connection) -> tuple[Any, ...]:
     store = open_store(job.store_url)
     try:
         runtime = make_runtime(job.projection, store, service=job.service, version=job.version)
+        if isinstance(runtime, CatchUpRuntime):
+            runtime.defer = job.defer
         progress = Progress()
         sent = 0.0
 
@@ -148,10 +161,13 @@ async def fold_in_processes(
     progress: Progress,
     on_progress: Callable[[Progress], None],
     tick: Callable[[], Awaitable[None]],
+    own: Awaitable[None] | None = None,
 ) -> None:
-    """Run ``jobs`` each in a spawned process until all are done; raises ``RebuildStopped``
-    when one parked a partition, ``RuntimeError`` when one failed or died (the others are
-    stopped: their written windows stay)."""
+    """Run ``jobs`` each in a spawned process, and ``own`` (a share folded in this process)
+    meanwhile, until all are done. Raises ``RebuildStopped`` when one parked a partition,
+    ``RuntimeError`` when one failed or died; the others are stopped (their written windows
+    stay)."""
+    mine = asyncio.ensure_future(own) if own is not None else None
     spawn = multiprocessing.get_context("spawn")
     running: list[tuple[Any, Connection]] = []
     for n, job in enumerate(jobs):
@@ -164,10 +180,11 @@ async def fold_in_processes(
         running.append((process, receive))
     folded = [0] * len(jobs)
     done = [False] * len(jobs)
-    before = progress.folded
     try:
-        while not all(done):
+        while not all(done) or (mine is not None and not mine.done()):
             await asyncio.sleep(POLL_S)
+            if mine is not None and mine.done():
+                mine.result()  # raises what the share in this process raised
             for n, (process, receive) in enumerate(running):
                 while not done[n] and receive.poll():
                     try:
@@ -181,6 +198,7 @@ async def fold_in_processes(
                         raise RebuildStopped(message[1])
                     if kind == "failed":
                         raise RuntimeError(f"rebuild worker {n} failed:\n{message[1]}")
+                    progress.folded += message[1] - folded[n]
                     folded[n] = message[1]
                     progress.positions.update(message[2])
                     progress.ends.update(message[3])
@@ -189,10 +207,13 @@ async def fold_in_processes(
                         progress.worker_peak_rss_mib.append(round(message[4], 1))
                 if not done[n] and not process.is_alive() and not receive.poll():
                     raise RuntimeError(f"rebuild worker {n} died (exit code {process.exitcode})")
-            progress.folded = before + sum(folded)
             on_progress(progress)
             await tick()
     finally:
+        if mine is not None and not mine.done():
+            mine.cancel()
+            with contextlib.suppress(BaseException):
+                await mine
         for process, receive in running:
             if process.is_alive():
                 process.terminate()

@@ -182,14 +182,19 @@ def _later(current: str | None, at: datetime) -> str:
 class SciProjection:
     name = "sci"
     model = SCORE_MODEL  # the rules a version is built with (``shared.projection.versions``)
-    #: How a rebuild may fold the log in parallel (``shared.rebuild_workers``). Evidence and
-    #: claims are keyed by learner and touch only that learner's documents: their partitions
-    #: are folded apart. A no-show is keyed by its session but changes the learner's documents,
-    #: so the sessions topic comes after, in one process. Every field is a count, a sum or a max
-    #: (see above), so folding the topics one after the other gives the same documents.
+    #: How a rebuild may fold the log in parallel (``shared.rebuild_workers``): evidence and
+    #: claims are keyed by learner and touch that learner's documents only, a session's
+    #: scheduling its own document only, so each partition number is folded apart. A no-show is
+    #: keyed by its session but changes the learner's documents: it is set aside and folded
+    #: once the rest is. Every field is a count, a sum or a max (see above), and a no-show's
+    #: refusal depends on its session's document alone (written once), so that order gives
+    #: the same documents.
     catch_up_phases = (
-        CatchUpPhase((Topic.EVIDENCE, Topic.PASSPORT), apart=True),
-        CatchUpPhase((Topic.SESSIONS,)),
+        CatchUpPhase(
+            (Topic.EVIDENCE, Topic.PASSPORT, Topic.SESSIONS),
+            apart=True,
+            deferred={Topic.SESSIONS: frozenset({SCORES, RECEIVED})},
+        ),
     )
 
     def __init__(self, skills: Iterable[str]) -> None:

@@ -15,20 +15,27 @@ announces every score that changed when it goes live (``shared.handover``).
 A failure that is not about the data stops its partition at the failed record, as in the live
 runtime. A window that cannot be written is dropped whole, and each partition it held stops
 at its first record in it, to be read and folded again after the backoff.
+
+A rebuild folding a phase's partitions in several processes (``shared.rebuild_workers``) has
+each runtime set aside the events whose documents other partitions share (``defer``): they are
+written in the window, as ``_deferred`` documents, with the offsets that pass them, and folded
+by one process once the phase is done (``fold_deferred``), each deleted in the write that
+folds it.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from shared.errors import EventRefused, Refused
 from shared.events.envelope import CloudEvent, decode, deterministic_id, new_event
 from shared.events.payloads import DeadLettered
 from shared.metrics import DEAD_LETTERS, EVENTS_CONSUMED
 from shared.outbox import outbox_records
-from shared.projection.faults import DEAD_LETTERED, place_key
+from shared.projection.faults import DEAD_LETTERED, parse_place_key, place_key
 from shared.projection.fingerprint import FINGERPRINTS, Fingerprint, fingerprint_key, record_digest
 from shared.projection.fold import CatchUp, Doc, DocRef
 from shared.projection.order import Partition, unfolded
@@ -39,6 +46,35 @@ from shared.store.base import Change, Store
 WINDOW = 50_000
 #: Documents held in memory before a write, whatever the events: what bounds the memory.
 MAX_DOCS = 150_000
+#: Records set aside for after the phase, one document each, keyed by their place in the log.
+DEFERRED = "_deferred"
+PAGE = 1000
+
+
+@dataclass
+class _Held:
+    """A deferred record read back (the runtime's ``Record``)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+class _Folded:
+    """What folding some records into the cache gave: events folded, refused records, and per
+    partition the record that failed for another reason."""
+
+    def __init__(self) -> None:
+        self.folded = 0
+        self.dead: list[tuple[Record, Exception]] = []
+        self.stopped: dict[Partition, tuple[int, Exception]] = {}
+        self.deferred: list[Record] = []
+
+    def kept(self, record: Record) -> bool:
+        stop = self.stopped.get((record.topic, record.partition))
+        return stop is None or record.offset < stop[0]
 
 
 class CatchUpRuntime(ProjectionRuntime):
@@ -47,6 +83,7 @@ class CatchUpRuntime(ProjectionRuntime):
     ``handle`` folds a consumed batch into memory and writes once ``window`` events or
     ``max_docs`` documents are held; ``flush`` writes what is held now (the rebuild calls it
     when it has caught up, before it stops, and every few seconds so a kill loses little).
+    ``defer``: per topic (its name on the cluster), the collections whose events are set aside.
     """
 
     def __init__(
@@ -58,11 +95,13 @@ class CatchUpRuntime(ProjectionRuntime):
         version: int,
         window: int = WINDOW,
         max_docs: int = MAX_DOCS,
+        defer: Mapping[str, frozenset[str]] | None = None,
     ) -> None:
         super().__init__(projection, store, service=service, version=version, emit=False)
         self.fold = projection.fold
         self.window = window
         self.max_docs = max_docs
+        self.defer: Mapping[str, frozenset[str]] = defer or {}
         #: the offsets the store holds for this version, read once (then moved on by each write)
         self._stored: dict[Partition, int] | None = None
         self._clear()
@@ -76,6 +115,7 @@ class CatchUpRuntime(ProjectionRuntime):
         self._first: dict[Partition, int] = {}
         self._last: dict[Partition, Record] = {}
         self._letters: list[DeadLettered] = []
+        self._deferred: list[Record] = []
         self._types: Counter[str] = Counter()
         self._held_events = 0
 
@@ -87,7 +127,7 @@ class CatchUpRuntime(ProjectionRuntime):
 
     @property
     def pending(self) -> int:
-        """Records folded (or dead-lettered) in memory and not written yet."""
+        """Records folded (or dead-lettered, or set aside) in memory and not written yet."""
         return self._held_events
 
     async def _handle(self, records: Sequence[Record]) -> int:
@@ -101,45 +141,72 @@ class CatchUpRuntime(ProjectionRuntime):
         fresh = [r for r in unfolded(records, done) if (r.topic, r.partition) not in self._held]
         if not fresh:
             return 0
-        stopped: dict[Partition, tuple[int, Exception]] = {}
-        decoded: list[tuple[Record, CloudEvent, list[DocRef]]] = []
-        dead: list[tuple[Record, Exception]] = []
+        try:
+            result = await self._fold(fresh, self.defer)
+        except Exception as exc:  # the store could not be read
+            self._stop_all(fresh, exc)
+            return 0
+        kept = result.kept
+        self._letters += [self._dead_letter(record, exc) for record, exc in result.dead if kept(record)]
+        self._deferred += [record for record in result.deferred if kept(record)]
+        held = fresh if not result.stopped else [r for r in fresh if kept(r)]
+        first: dict[Partition, Record] = {}
+        for record in reversed(held):
+            first[(record.topic, record.partition)] = record
+        last: dict[Partition, Record] = {}
+        for record in held:
+            last[(record.topic, record.partition)] = record  # offsets ascend within a partition
+        for at, record in last.items():
+            self._offsets[at] = record.offset
+            self._last[at] = record
+            self._first.setdefault(at, first[at].offset)
+        self._held_events += len(held)
+        for partition, (offset, error) in sorted(result.stopped.items()):
+            self._stop(partition, offset, error)
+        if self._held_events >= self.window or len(self._docs) >= self.max_docs:
+            await self.flush()
+        return result.folded
+
+    async def _fold(self, records: Sequence[Record], defer: Mapping[str, frozenset[str]]) -> _Folded:
+        """Decode ``records``, load what they name into the cache, fold them in order."""
+        out = _Folded()
+        stopped, dead = out.stopped, out.dead
+        decoded: list[tuple[Record, CloudEvent]] = []
+        wanted: dict[str, set[str]] = defaultdict(set)
+        docs = self._docs
         refs_of = self.projection.refs
-        for record in fresh:
+        for record in records:
             try:
                 event = decode(record.value or b"")
             except ValueError as exc:
                 dead.append((record, exc))
                 continue
             try:
-                decoded.append((record, event, list(refs_of(event))))
+                refs = list(refs_of(event))
             except (EventRefused, Refused) as exc:
                 dead.append((record, exc))
+                continue
             except Exception as exc:
                 stopped.setdefault((record.topic, record.partition), (record.offset, exc))
-        await asyncio.sleep(0)
-
-        docs = self._docs
-        wanted: dict[str, set[str]] = defaultdict(set)
-        for _, _, refs in decoded:
+                continue
+            shared = defer.get(record.topic)
+            if shared and any(collection in shared for collection, _ in refs):
+                out.deferred.append(record)
+                continue
+            decoded.append((record, event))
             for ref in refs:
                 if ref not in docs:
                     wanted[ref[0]].add(ref[1])
-        try:
-            for collection, keys in wanted.items():
-                found = await self.store.get_many(collection, keys)
-                for key in keys:
-                    docs[(collection, key)] = found.get(key)
-        except Exception as exc:
-            self._stop_all(fresh, exc)
-            return 0
         await asyncio.sleep(0)
-
+        for collection, keys in wanted.items():
+            found = await self.store.get_many(collection, keys)
+            for key in keys:
+                docs[(collection, key)] = found.get(key)
+        await asyncio.sleep(0)
         # The projection reads the documents ``refs`` named, so it is handed the whole cache
         # (every one of them is in it) rather than a view built per event.
         fold, dirty, types = self.fold, self._dirty, self._types
-        folded = 0
-        for record, event, _ in decoded:
+        for record, event in decoded:
             if stopped:
                 stop = stopped.get((record.topic, record.partition))
                 if stop is not None and record.offset >= stop[0]:
@@ -155,43 +222,20 @@ class CatchUpRuntime(ProjectionRuntime):
             docs.update(changes)
             dirty.update(changes)
             types[event.type] += 1
-            folded += 1
+            out.folded += 1
+        return out
 
-        def kept(record: Record) -> bool:
-            stop = stopped.get((record.topic, record.partition))
-            return stop is None or record.offset < stop[0]
-
-        self._letters += [self._dead_letter(record, exc) for record, exc in dead if kept(record)]
-        held = fresh if not stopped else [r for r in fresh if kept(r)]
-        first: dict[Partition, Record] = {}
-        for record in reversed(held):
-            first[(record.topic, record.partition)] = record
-        last: dict[Partition, Record] = {}
-        for record in held:
-            last[(record.topic, record.partition)] = record  # offsets ascend within a partition
-        for at, record in last.items():
-            self._offsets[at] = record.offset
-            self._last[at] = record
-            self._first.setdefault(at, first[at].offset)
-        self._held_events += len(held)
-        for partition, (offset, error) in sorted(stopped.items()):
-            self._stop(partition, offset, error)
-        if self._held_events >= self.window or len(docs) >= self.max_docs:
-            await self.flush()
-        return folded
-
-    async def flush(self) -> None:
-        """Write what is held (documents, dead letters, fingerprints, offsets) in one store write."""
-        if not self._offsets:
-            return
+    def _changes(self) -> tuple[list[Change], list[DeadLettered]]:
+        """The documents, dead letters and fingerprints held, as store changes (and the letters)."""
         docs = self._docs
-        changes = [
-            Change(collection, key, docs[(collection, key)]) for collection, key in sorted(self._dirty)
-        ]
+        changes = [Change(c, k, docs[(c, k)]) for c, k in sorted(self._dirty)]
         letters = sorted(self._letters, key=lambda d: (d.topic, d.partition, d.offset))
         changes += [
             Change(DEAD_LETTERED, place_key(d.topic, d.partition, d.offset), {"error": d.error[:500]})
             for d in letters
+        ]
+        changes += [
+            Change(DEFERRED, place_key(r.topic, r.partition, r.offset), _held_doc(r)) for r in self._deferred
         ]
         changes += [
             Change(
@@ -201,7 +245,10 @@ class CatchUpRuntime(ProjectionRuntime):
             )
             for (topic, partition), r in sorted(self._last.items())
         ]
-        dead_events = [
+        return changes, letters
+
+    def _dead_events(self, letters: Sequence[DeadLettered]) -> list[CloudEvent]:
+        return [
             new_event(
                 d,
                 source=self.service,
@@ -209,9 +256,23 @@ class CatchUpRuntime(ProjectionRuntime):
             )
             for d in letters
         ]
+
+    def _counted(self, letters: Sequence[DeadLettered]) -> None:
+        for type_, count in self._types.items():
+            EVENTS_CONSUMED.labels(self.service, self.name, type_).inc(count)
+        for topic, count in Counter(letter.topic for letter in letters).items():
+            DEAD_LETTERS.labels(self.service, self.name, topic).inc(count)
+
+    async def flush(self) -> None:
+        """Write what is held (documents, dead letters, fingerprints, offsets) in one store write."""
+        if not self._offsets:
+            return
+        changes, letters = self._changes()
         offsets = {(self.consumer, t, p): o for (t, p), o in self._offsets.items()}
         try:
-            await self.store.write(changes, offsets=offsets, outbox=outbox_records(dead_events))
+            await self.store.write(
+                changes, offsets=offsets, outbox=outbox_records(self._dead_events(letters))
+            )
         except Exception as exc:  # nothing of the window is written: each partition folds it again
             first = self._first
             self._clear()
@@ -220,11 +281,54 @@ class CatchUpRuntime(ProjectionRuntime):
             return
         assert self._stored is not None
         self._stored.update(self._offsets)
-        for type_, count in self._types.items():
-            EVENTS_CONSUMED.labels(self.service, self.name, type_).inc(count)
-        for topic, count in Counter(letter.topic for letter in letters).items():
-            DEAD_LETTERS.labels(self.service, self.name, topic).inc(count)
+        self._counted(letters)
         for partition in self._offsets.keys() & self._faults.keys():
             self._faults.pop(partition)
             self._count_parked()
         self._clear()
+
+    async def fold_deferred(self) -> int:
+        """Fold every record a phase set aside, in log order per partition, each deleted in the
+        write that folds it (a window at a time); returns how many were folded (not refused). A
+        failure that is not about the data is raised: the records stay set aside for the next run."""
+        await self.flush()
+        places: list[tuple[str, int, int, Doc]] = []
+        after: str | None = None
+        while page := await self.store.scan(DEFERRED, after=after, limit=PAGE):
+            places += [(*parse_place_key(key), doc) for key, doc in page]
+            after = page[-1][0]
+        places.sort(key=lambda place: place[:3])
+        folded = 0
+        for start in range(0, len(places), self.window):
+            chunk = [_held(*place) for place in places[start : start + self.window]]
+            result = await self._fold(chunk, {})
+            if result.stopped:
+                partition, (offset, error) = min(result.stopped.items())
+                self._clear()
+                raise RuntimeError(
+                    f"a set-aside record of {partition} at {offset} failed: {error!r}"
+                ) from error
+            folded += result.folded
+            self._letters = [self._dead_letter(record, exc) for record, exc in result.dead]
+            changes, letters = self._changes()
+            changes += [Change(DEFERRED, place_key(r.topic, r.partition, r.offset), None) for r in chunk]
+            try:
+                await self.store.write(changes, outbox=outbox_records(self._dead_events(letters)))
+                self._counted(letters)
+            finally:
+                self._clear()
+        return folded
+
+
+def _held_doc(record: Record) -> Doc:
+    """A set-aside record as a document: its value decoded (it is an event's JSON), its key as
+    a dead letter would show it."""
+    return {
+        "key": record.key.decode(errors="replace") if record.key is not None else None,
+        "value": (record.value or b"").decode(),
+    }
+
+
+def _held(topic: str, partition: int, offset: int, doc: Doc) -> _Held:
+    key = doc["key"]
+    return _Held(topic, partition, offset, key.encode() if key is not None else None, doc["value"].encode())

@@ -52,12 +52,20 @@ class CatchUpPhase:
     every topic of the phase in one of them. That holds when every document an event of the
     phase touches is touched only by events of the same partition number among those topics
     (they are keyed alike, so one key lands on one number when their partition counts agree;
-    the rebuild checks that they do). Folding by phases at all asks that the projection's
-    documents come out the same whatever order its topics are folded in.
+    the rebuild checks that they do), except for ``deferred`` events.
+
+    ``deferred``: per topic, collections its events share with other partition numbers. An
+    event of that topic naming a document of one of them (``refs``) is not folded with its
+    partition: it is kept, with that partition's offsets, and folded once the phase is done,
+    in one process, in log order per partition (``CatchUpRuntime.fold_deferred``).
+
+    Folding by phases, or deferring, asks that the projection's documents and its refusals come
+    out the same whatever order its topics are folded in.
     """
 
     topics: tuple[Topic, ...]
     apart: bool = False
+    deferred: Mapping[Topic, frozenset[str]] = field(default_factory=dict)
 
 
 @runtime_checkable

@@ -197,3 +197,23 @@ async def test_the_catch_up_fold_reads_what_it_wrote_in_an_earlier_window() -> N
     scores = [json.loads(d) for c, _, d in stored(rebuilt)[0] if c == "scores"]
     assert max(s["facts"] for s in scores) > 5
     assert stored(rebuilt) == stored(await live(projection, [SCI_LOG], []))
+
+
+async def test_set_aside_records_are_folded_after_the_rest_and_counted_once() -> None:
+    """As a rebuild folding partitions apart does: the no-shows (keyed by session, changing a
+    learner's documents) wait for the rest, survive a kill, and are folded once."""
+    projection = SciProjection(SKILLS)
+    store = SqliteStore(":memory:")
+    defer = {"lemma.sessions.v1": frozenset({"scores", "received"})}
+    first = CatchUpRuntime(projection, store, service="test", version=1, window=300, defer=defer)
+    for start in range(0, len(SCI_LOG), 250):
+        await first.handle(SCI_LOG[start : start + 250])
+    await first.flush()
+    no_shows = sum(1 for r in SCI_LOG if b'"no_show":"' in (r.value or b""))
+    assert no_shows and await store.count("_deferred") == no_shows
+    assert stored(store) != stored(await live(projection, [SCI_LOG], []))
+    again = CatchUpRuntime(projection, store, service="test", version=1, window=7)  # after a kill
+    await again.handle(SCI_LOG)  # nothing new: every offset is passed
+    assert await again.fold_deferred() == no_shows
+    assert await again.fold_deferred() == 0
+    assert stored(store) == stored(await live(projection, [SCI_LOG], []))
