@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from fastapi import FastAPI
 
 from services.sci import api, consumers
@@ -30,7 +32,8 @@ async def finish_rebuild(store: Store, settings: Settings) -> None:
     """What a rebuild of the sci projection does before it hands over: calibrate each skill of
     the new version, quietly (``lemma replay``)."""
     skills = [skill.id for skill in get_catalog().skills]
-    await calibrate_quietly(store, skills, minimum=settings.sci_calibration_min_ratings)
+    processes = settings.rebuild_workers or 2 * (os.cpu_count() or 1)
+    await calibrate_quietly(store, skills, minimum=settings.sci_calibration_min_ratings, processes=processes)
 
 
 def bootstrap(settings: Settings | None = None, store: Store | None = None) -> FastAPI:

@@ -120,20 +120,37 @@ def _variance(values: list[float]) -> float:
     return _mean((v - mean) ** 2 for v in values)
 
 
+_SQRT2 = math.sqrt(2.0)
+_DENSITY_SCALE = LINK_SD * math.sqrt(2.0 * math.pi)
+_fsum, _erfc, _exp = math.fsum, math.erfc, math.exp
+
+
 def _upper(x: float) -> float:
     """P(N(0, 1) > x)."""
-    return 0.5 * math.erfc(x / math.sqrt(2.0))
+    return 0.5 * _erfc(x / _SQRT2)
+
+
+# link and slope run some twenty million times in a large skill's calibration: their four terms
+# are written out (the same floats, summed exactly by fsum, as a loop over k = 1..4 gives).
 
 
 def link(x: float) -> float:
     """Expected rubric score (1..5) of a rater whose unrounded, unclipped score would be ``x``."""
-    return 1.0 + math.fsum(_upper((k + 0.5 - x) / LINK_SD) for k in range(1, 5))
+    return 1.0 + _fsum(
+        (
+            0.5 * _erfc(((1.5 - x) / LINK_SD) / _SQRT2),
+            0.5 * _erfc(((2.5 - x) / LINK_SD) / _SQRT2),
+            0.5 * _erfc(((3.5 - x) / LINK_SD) / _SQRT2),
+            0.5 * _erfc(((4.5 - x) / LINK_SD) / _SQRT2),
+        )
+    )
 
 
 def slope(x: float) -> float:
     """d link / dx, held at or above ``MIN_SLOPE``."""
-    density = math.fsum(math.exp(-0.5 * ((k + 0.5 - x) / LINK_SD) ** 2) for k in range(1, 5)) / (
-        LINK_SD * math.sqrt(2.0 * math.pi)
+    a, b, c, d = (1.5 - x) / LINK_SD, (2.5 - x) / LINK_SD, (3.5 - x) / LINK_SD, (4.5 - x) / LINK_SD
+    density = (
+        _fsum((_exp(-0.5 * a**2), _exp(-0.5 * b**2), _exp(-0.5 * c**2), _exp(-0.5 * d**2))) / _DENSITY_SCALE
     )
     return max(MIN_SLOPE, density)
 
@@ -159,24 +176,27 @@ def calibrate(ratings: Iterable[Rating], *, iterations: int = ITERATIONS) -> Cal
     informative = dict.fromkeys(raters, 1.0)
     bias_uncertainty = dict.fromkeys(raters, 0.0)  # posterior variance of each bias estimate
 
-    def precision(r: Rating, at: float) -> float:
-        noise = variance[r.rater_id] + bias_uncertainty[r.rater_id]
-        return informative[r.rater_id] * slope(at + bias[r.rater_id]) ** 2 / noise
-
-    def response(r: Rating, at: float) -> float:
-        x = at + bias[r.rater_id]
-        return at + (r.value - link(x)) / slope(x)
+    # Each step evaluates ``link`` and ``slope`` once per rating and point, and reuses them
+    # wherever the same expression needs them again (the same floats as evaluating them anew).
+    def noise(rater: str) -> float:
+        return variance[rater] + bias_uncertainty[rater]
 
     num: dict[str, float] = {}
     den: dict[str, float] = {}
     for _ in range(iterations):
         # True scores: one IRLS step around the current estimate, sums kept for the leave-one-out below.
         for j in ratees:
-            received = by_ratee[j]
-            num[j] = prior_mean / true_variance + math.fsum(
-                precision(r, true[j]) * response(r, true[j]) for r in received
-            )
-            den[j] = 1.0 / true_variance + math.fsum(precision(r, true[j]) for r in received)
+            at = true[j]
+            weights: list[float] = []
+            terms: list[float] = []
+            for r in by_ratee[j]:
+                x = at + bias[r.rater_id]
+                s = slope(x)
+                weight = informative[r.rater_id] * s**2 / noise(r.rater_id)
+                weights.append(weight)
+                terms.append(weight * (at + (r.value - link(x)) / s))
+            num[j] = prior_mean / true_variance + math.fsum(terms)
+            den[j] = 1.0 / true_variance + math.fsum(weights)
         true = {j: num[j] / den[j] for j in ratees}
         prior_mean = _mean(true[j] for j in ratees)
         # Empirical Bayes: the spread of estimates plus their mean posterior variance.
@@ -189,28 +209,30 @@ def calibrate(ratings: Iterable[Rating], *, iterations: int = ITERATIONS) -> Cal
         ) -> tuple[float, float]:
             """The ratee's estimate and its variance without this rating (a rater is not judged by itself)."""
             at = true[r.ratee_id]
-            own = precision(r, at)
+            x = at + bias[r.rater_id]
+            s = slope(x)
+            own = informative[r.rater_id] * s**2 / noise(r.rater_id)
             rest = den[r.ratee_id] - own
             if rest <= 0:
                 return at, spread
-            return (num[r.ratee_id] - own * response(r, at)) / rest, 1.0 / rest
+            return (num[r.ratee_id] - own * (at + (r.value - link(x)) / s)) / rest, 1.0 / rest
 
         left = {rater: [left_out(r) for r in by_rater[rater]] for rater in raters}
         anchors = {rater: [a for a, _ in left[rater]] for rater in raters}
-        residuals = {
-            rater: [
-                (r.value - link(a + bias[rater])) / slope(a + bias[rater]) + bias[rater]
-                for r, a in zip(by_rater[rater], anchors[rater], strict=True)
+        residuals: dict[str, list[float]] = {}
+        error: dict[str, float] = {}
+        for rater in raters:
+            b = bias[rater]
+            slopes = [slope(a + b) for a in anchors[rater]]
+            residuals[rater] = [
+                (r.value - link(a + b)) / s + b
+                for r, a, s in zip(by_rater[rater], anchors[rater], slopes, strict=True)
             ]
-            for rater in raters
-        }
+            # Sampling variance of the raw bias: the rater's noise and the anchors' own error.
+            error[rater] = _mean(
+                variance[rater] / s**2 + v for s, (_, v) in zip(slopes, left[rater], strict=True)
+            ) / len(left[rater])
         raw = {rater: _mean(residuals[rater]) for rater in raters}
-        # Sampling variance of each raw bias: the rater's noise and the anchors' own error.
-        error = {
-            rater: _mean(variance[rater] / slope(a + bias[rater]) ** 2 + v for a, v in left[rater])
-            / len(left[rater])
-            for rater in raters
-        }
         # Careless raters' raw biases (a constant less the ratees' scores) would inflate the spread.
         mass = math.fsum(informative[k] for k in raters)
         centre = math.fsum(informative[k] * raw[k] for k in raters) / mass
@@ -221,13 +243,15 @@ def calibrate(ratings: Iterable[Rating], *, iterations: int = ITERATIONS) -> Cal
             bias[rater] = shrink * raw[rater]
             bias_uncertainty[rater] = shrink * error[rater]
         # A residual against an estimated anchor also carries the anchor's own error: take it out.
-        squared = {
-            rater: [
-                (r.value - link(a + bias[rater])) ** 2 - slope(a + bias[rater]) ** 2 * v
-                for r, (a, v) in zip(by_rater[rater], left[rater], strict=True)
+        links: dict[str, list[float]] = {}
+        squared: dict[str, list[float]] = {}
+        for rater in raters:
+            b = bias[rater]
+            links[rater] = [link(a + b) for a in anchors[rater]]
+            squared[rater] = [
+                (r.value - lk) ** 2 - slope(a + b) ** 2 * v
+                for r, lk, (a, v) in zip(by_rater[rater], links[rater], left[rater], strict=True)
             ]
-            for rater in raters
-        }
         # Careless raters' residuals say nothing about honest noise: pool by informativeness.
         pooled = max(
             MIN_VARIANCE,
@@ -240,7 +264,7 @@ def calibrate(ratings: Iterable[Rating], *, iterations: int = ITERATIONS) -> Cal
             given = by_rater[rater]
             if len(given) >= INFORMATIVE_MIN_RATINGS:
                 observed = _variance([r.value for r in given])
-                expected = _variance([link(a + bias[rater]) for a in anchors[rater]]) + variance[rater]
+                expected = _variance(links[rater]) + variance[rater]
                 informative[rater] = max(MIN_INFORMATIVE, min(1.0, observed / expected / INFORMATIVE_KNEE))
 
     scale = PROOF_PRIOR_WEIGHT * true_variance  # the prior (precision 1 / true variance) is 3 pseudo-ratings
