@@ -18,11 +18,13 @@ Once every partition is folded up to the log's head it stops and hands the versi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from aiokafka import TopicPartition
@@ -37,7 +39,7 @@ from shared.outbox import outbox_records
 from shared.projection.catchup import CatchUpRuntime
 from shared.projection.fold import Projection
 from shared.projection.redrive import FOLDED, carry_over
-from shared.projection.versions import VERSIONS, Version, Versions, consumer_of
+from shared.projection.versions import RETIRED, VERSIONS, Version, Versions, consumer_of
 from shared.rebuild_fold import Progress, RebuildStopped, fold_to_head, make_runtime
 from shared.rebuild_workers import Job, fold_in_processes, plan
 from shared.settings import Settings
@@ -195,7 +197,9 @@ class Rebuild:
             if self.finish is not None:
                 await self.finish(runtime.store)
         finally:
-            beating.cancel()
+            beating.cancel()  # and wait: a beat still being written could undo the hand-over
+            with contextlib.suppress(asyncio.CancelledError):
+                await beating
         if hand_over:
             await self._hand_over(number)
         return progress
@@ -207,6 +211,13 @@ class Rebuild:
         number = self.version.number
         versions = await read_versions(self.store, self.projection.name)
         kept = versions.abandon(number, self.owner)
+        # retired first: killed while deleting, it is never resumed nor handed over half gone
+        # (``lemma projections drop`` finishes the deletion)
+        retired = replace(
+            versions,
+            versions={**versions.versions, number: replace(versions.versions[number], state=RETIRED)},
+        )
+        await self.store.write([Change(VERSIONS, self.projection.name, retired.to_doc())])
         built = VersionStore(self.store, number)
         deleted = 0
         for collection in await built.collections():
