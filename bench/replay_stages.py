@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.events.envelope import decode
 from shared.events.registry import Topic
+from shared.gc_tuning import tune_for_folding
 from shared.log_records import partitions_of
 from shared.projection.runtime import ProjectionRuntime
 from shared.rebuild import Rebuild
@@ -87,7 +88,9 @@ async def _read(
 
 
 def baseline(bootstrap: str, topics: list[str], count: int, batch: int) -> dict[str, float]:
-    """Raw consume, then consume + decode, of the records of ``topics``: the rebuild's baseline."""
+    """Raw consume, then consume + decode, of the records of ``topics``: the rebuild's baseline
+    (with the collector tuned as the rebuild and the services tune it)."""
+    tune_for_folding()
 
     def decode_all(records: list[Any]) -> None:
         for record in records:
@@ -156,6 +159,8 @@ def incremental(
     settings = bench_settings(bootstrap, db.parent)
     app = importlib.import_module(f"services.{service}.app")
     topics = [settings.topic(t) for t in service_topics(service)]
+
+    tune_for_folding()  # as ``shared.runner.serve`` does in the service's process
 
     async def run() -> dict[str, Any]:
         store = SqliteStore(str(db))

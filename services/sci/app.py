@@ -42,7 +42,7 @@ def bootstrap(settings: Settings | None = None, store: Store | None = None) -> F
     runtime = ctx.runtime(projection(ctx.settings))
     ctx.announcers[runtime.name] = changed_scores  # what a rebuilt version announces going live
     offload = ProcessOffload()
-    recalibrator = Recalibrator(ctx, skills, offload)
+    recalibrator = Recalibrator(ctx, skills, offload, runtime)
     return create_app(
         ctx,
         title="Lemma sci",

@@ -182,6 +182,9 @@ def _later(current: str | None, at: datetime) -> str:
 class SciProjection:
     name = "sci"
     model = SCORE_MODEL  # the rules a version is built with (``shared.projection.versions``)
+    #: Read by the fold, written only by the calibration job (which tells the runtime): read
+    #: once, not once a batch (``ProjectionRuntime.kept_collections``).
+    kept = frozenset({CALIBRATIONS})
     #: How a rebuild may fold the log in parallel (``shared.rebuild_workers``): evidence and
     #: claims are keyed by learner and touch that learner's documents only, a session's
     #: scheduling its own document only, so each partition number is folded apart. A no-show is
@@ -202,6 +205,9 @@ class SciProjection:
         self.skills = tuple(sorted(set(skills)))
         #: per skill, the last calibration document read and its ``Correction``
         self._corrections: dict[str, tuple[Doc, Correction]] = {}
+        #: per score document, the tier ``settle`` last worked out, with the facts and the
+        #: correction it was for: the next batch's tier before, without scoring it again
+        self._tiers: dict[DocRef, tuple[tuple[Any, ...], Correction, int]] = {}
 
     def correction(self, skill: str, doc: Doc | None) -> Correction:
         """``Correction.from_doc(doc)``, built once per document object rather than once per event.
@@ -305,9 +311,24 @@ class SciProjection:
                 continue
             skill = doc["skill"]
             correction = self.correction(skill, after.get((CALIBRATIONS, skill)))
-            was = facts_from_doc(old) if old is not None else Facts()
-            out.append((ref, announce(doc, was, facts_from_doc(doc), correction)))
+            payloads, tier = scored(doc, self._tier_of(ref, old, correction), facts_from_doc(doc), correction)
+            self._tiers[ref] = (_stamp(doc), correction, tier)
+            out.append((ref, payloads))
         return out
+
+    def _tier_of(self, ref: DocRef, doc: Doc | None, correction: Correction) -> int:
+        """The tier of ``doc`` (before a batch) under ``correction``: the one the last batch
+        worked out for these facts when it still holds (a tier depends on the facts and the
+        correction only, not on the time it is read at), else worked out again."""
+        if doc is None or not doc["raters"]:
+            return TIER_CLAIMED
+        held = self._tiers.get(ref)
+        if held is not None and held[0] == _stamp(doc) and held[1] is correction:
+            return held[2]
+        facts = facts_from_doc(doc)
+        as_of = as_of_of(doc)
+        assert as_of is not None
+        return score(facts, as_of, correction, earned_at=facts.last_evidence_at).tier
 
     def _fact(self, docs: Mapping[DocRef, Doc | None], event: CloudEvent) -> _Fact | None:
         data = event.data
@@ -410,12 +431,19 @@ def announce(doc: Doc, before: Facts, after: Facts, correction: Correction) -> t
     earned at their newest evidence."""
     as_of = as_of_of(doc)
     assert as_of is not None
-    new = score(after, as_of, correction, earned_at=after.last_evidence_at)
     old_tier = TIER_CLAIMED
     if before.raters:
         old_tier = score(before, as_of, correction, earned_at=before.last_evidence_at).tier
+    return scored(doc, old_tier, after, correction)[0]
+
+
+def scored(doc: Doc, old_tier: int, after: Facts, correction: Correction) -> tuple[tuple[Payload, ...], int]:
+    """What ``announce`` emits, given the tier before; and the tier after."""
+    as_of = as_of_of(doc)
+    assert as_of is not None
+    new = score(after, as_of, correction, earned_at=after.last_evidence_at)
     if new.tier == old_tier:
-        return (sci_updated(doc, new, correction),)
+        return (sci_updated(doc, new, correction),), new.tier
     changed = TierChanged(
         learner_id=doc["learner_id"],
         skill=doc["skill"],
@@ -423,7 +451,12 @@ def announce(doc: Doc, before: Facts, after: Facts, correction: Correction) -> t
         to_tier=new.tier,
         as_of=new.as_of,
     )
-    return (sci_updated(doc, new, correction), changed)
+    return (sci_updated(doc, new, correction), changed), new.tier
+
+
+def _stamp(doc: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What names a score document's facts within a version (its facts only ever grow)."""
+    return (doc["facts"], doc["sessions"], doc["no_shows"], doc["last_evidence_at"])
 
 
 def rescored(

@@ -42,6 +42,7 @@ from services.sci.projection import (
 from shared.events.envelope import deterministic_id, new_event
 from shared.events.payloads import RATERS_PER_PART, RatersCalibrated, SciUpdated, TierChanged
 from shared.projection.fold import Doc
+from shared.projection.runtime import ProjectionRuntime
 from shared.service import ServiceContext
 from shared.store import Change, Store
 
@@ -85,7 +86,9 @@ def due(ratings: int, calibrated: int, *, minimum: int, age_s: float | None) -> 
     return grown or age_s is None or age_s >= MAX_AGE_S
 
 
-async def recalibrate(ctx: ServiceContext, skill: str, offload: ProcessOffload) -> bool:
+async def recalibrate(
+    ctx: ServiceContext, skill: str, offload: ProcessOffload, runtime: ProjectionRuntime | None = None
+) -> bool:
     """Recalibrate ``skill`` if due; returns whether a new calibration was stored.
 
     The loop only reads and writes; ``calibrate`` and the re-scoring run in ``offload``'s
@@ -132,6 +135,8 @@ async def recalibrate(ctx: ServiceContext, skill: str, offload: ProcessOffload) 
         ]
         doc = {**new.to_doc(), "calibrated_at": at.isoformat()}
         await ctx.commit([Change(CALIBRATIONS, skill, doc)], events)
+        if runtime is not None:
+            runtime.changed([(CALIBRATIONS, skill)])  # the fold reads it again at its next batch
     log.info(
         "calibrated %s over %d ratings (%s, digest %s): %d scores moved",
         skill,
@@ -245,8 +250,16 @@ class Recalibrator:
     and every ``FULL_LOOK_EVERY`` ticks anyway (a rating can join an existing document, and a
     calibration that was not due may become due by age)."""
 
-    def __init__(self, ctx: ServiceContext, skills: list[str], offload: ProcessOffload) -> None:
+    def __init__(
+        self,
+        ctx: ServiceContext,
+        skills: list[str],
+        offload: ProcessOffload,
+        runtime: ProjectionRuntime | None = None,
+    ) -> None:
+        """``runtime``: the fold, told of each calibration stored."""
         self.ctx = ctx
+        self.runtime = runtime
         self.skills = sorted(skills)
         self.offload = offload
         self._seen: dict[str, int] = {}
@@ -260,7 +273,7 @@ class Recalibrator:
                 count = await self.ctx.store.count(RECEIVED, received_prefix(skill))
                 if self._seen.get(skill) == count and not full:
                     continue
-                await recalibrate(self.ctx, skill, self.offload)
+                await recalibrate(self.ctx, skill, self.offload, self.runtime)
                 self._seen[skill] = count
             except Exception:  # one skill failing must not hold the others back
                 log.exception("calibrating %s failed; trying again at the next tick", skill)

@@ -124,6 +124,22 @@ class ProjectionRuntime:
         #: per partition, the offset up to which folding emits nothing (set by a hand-over:
         #: the version taken over already announced those records)
         self.quiet_until: dict[Partition, int] = {}
+        #: the documents of ``kept_collections`` read so far, kept from batch to batch
+        self._kept: dict[DocRef, Doc | None] = {}
+
+    @property
+    def kept_collections(self) -> frozenset[str]:
+        """Collections the fold reads and never changes, that only the service's own jobs write
+        (and tell: ``changed``): their documents are read once, not once a batch (the projection's
+        ``kept``; sci: the calibrations, a megabyte and more on a large skill)."""
+        kept: frozenset[str] = getattr(self.projection, "kept", frozenset())
+        return kept
+
+    def changed(self, refs: Iterable[DocRef]) -> None:
+        """Documents of ``kept_collections`` a job just wrote: read them again at the next batch.
+        Called under the projection's lock, in the job's write."""
+        for ref in refs:
+            self._kept.pop(ref, None)
 
     def hold(self, partition: Partition, why: str = CHECKING) -> None:
         self._held[partition] = why
@@ -224,8 +240,15 @@ class ProjectionRuntime:
             for collection, key in refs:
                 wanted[collection].add(key)
         working: dict[DocRef, Doc | None] = {}
+        read_before = self._kept
         try:
             for collection, keys in wanted.items():
+                if collection in self.kept_collections:
+                    unread = {key for key in keys if (collection, key) not in read_before}
+                    found = await self.store.get_many(collection, unread) if unread else {}
+                    read_before.update({(collection, key): found.get(key) for key in unread})
+                    working.update({(collection, key): read_before[(collection, key)] for key in keys})
+                    continue
                 found = await self.store.get_many(collection, keys)
                 for key in keys:
                     working[(collection, key)] = found.get(key)

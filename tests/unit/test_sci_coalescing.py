@@ -17,10 +17,12 @@ from shared.catalog import get_catalog
 from shared.events import decode, encode, new_event
 from shared.events.envelope import CloudEvent, deterministic_id
 from shared.events.payloads import EvidenceRecorded, SciUpdated, SkillClaimed, TierChanged
+from shared.projection.fold import fold_events
 from shared.projection.runtime import ProjectionRuntime
 from shared.store.base import Change
 from shared.store.sqlite import SqliteStore
 from tests.support.records import Rec
+from tests.support.sim_log import SCI_LOG, calibrations
 
 T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
 ML = "machine-learning"
@@ -119,3 +121,34 @@ async def test_a_redelivered_batch_announces_nothing_new_and_a_claim_alone_nothi
     again = await announced([CLAIM, RECORDS, RECORDS, CLAIM])
     assert len([e for e in again if isinstance(e.data, SciUpdated)]) == 2
     assert json.loads(encode(again[0]))["type"].endswith("SciUpdated.v1")
+
+
+async def test_batches_of_one_announce_exactly_what_apply_emits_for_each_event() -> None:
+    """Over a simulated log with a calibration in place, the batch path (``fold`` + ``settle``,
+    reusing the tier it worked out before) emits what the per-event ``apply`` emits."""
+
+    state = await calibrations()
+    events = [decode(r.value or b"") for r in SCI_LOG[:1500]]
+    _, expected = fold_events(
+        SciProjection(SKILLS), events, {(c.collection, c.key): c.doc for c in state if c.doc is not None}
+    )
+    store = SqliteStore(":memory:")
+    await store.write(state)
+    runtime = ProjectionRuntime(SciProjection(SKILLS), store, service="sci")
+    for record in SCI_LOG[:1500]:
+        await runtime.handle([record])
+    got = [decode(r.value).data for r in await store.pending_outbox(100_000)]
+    assert got == expected and any(isinstance(p, TierChanged) for p in got)
+
+
+async def test_the_calibration_is_read_once_and_again_when_the_job_says_it_changed() -> None:
+    store = SqliteStore(":memory:")
+    await store.write([Change(CALIBRATIONS, ML, CALIBRATION.to_doc())])
+    runtime = ProjectionRuntime(SciProjection(SKILLS), store, service="sci")
+    await runtime.handle(CLAIM + RECORDS[:2])
+    newer = Correction(bias={"r1": 0.1}, ratings=400, version="test", digest="e")
+    await store.write([Change(CALIBRATIONS, ML, newer.to_doc())])  # the job's write ...
+    runtime.changed([(CALIBRATIONS, ML)])  # ... and what it tells the fold, under the same lock
+    await runtime.handle(RECORDS[2:])
+    updates = sci([decode(r.value) for r in await store.pending_outbox(1000)])
+    assert [(u.learner_id, u.calibration) for u in updates] == [("ann", 150), ("bob", 150), ("ann", 400)]
