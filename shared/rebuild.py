@@ -34,7 +34,7 @@ from shared.events.payloads import OperatorActed
 from shared.events.registry import Topic
 from shared.gc_tuning import folding
 from shared.handover import read_versions
-from shared.log_records import partitions_of
+from shared.log_records import end_offsets, partitions_of
 from shared.outbox import outbox_records
 from shared.projection.catchup import CatchUpRuntime
 from shared.projection.fold import Projection
@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 __all__ = ["Progress", "Rebuild", "RebuildStopped", "this_process"]
 
 HEARTBEAT_S = 2.0
+#: Records left to fold from which a rebuild folds in several processes (when it may).
+APART_FROM = 200_000
 #: A rebuild not heard of for this long is taken for dead: the next ``lemma replay`` resumes it.
 STALE_S = 15.0
 
@@ -149,7 +151,13 @@ class Rebuild:
     async def _run(self, on_progress: Callable[[Progress], None], hand_over: bool) -> Progress:
         assert self.version is not None
         number = self.version.number
-        runtime = make_runtime(self.projection, self.store, service=self.service, version=number)
+        runtime = make_runtime(
+            self.projection,
+            self.store,
+            service=self.service,
+            version=number,
+            window=self.settings.rebuild_window,
+        )
         partitions = {t: await partitions_of(self.settings.kafka_bootstrap, t) for t in self.topics}
         progress = Progress()
         beat = time.monotonic()
@@ -160,7 +168,7 @@ class Rebuild:
                 await self._beat(number)
                 beat = time.monotonic()
 
-        parallel = self.store.url is not None and self.settings.rebuild_workers != 1
+        parallel = await self._worth_processes(number)
         for phase in plan(self.projection, partitions, self.settings, parallel=parallel):
             own = fold_to_head(self.settings, runtime, phase.shares[0], progress, on_progress, tick)
             if len(phase.shares) == 1:
@@ -203,6 +211,19 @@ class Rebuild:
         if hand_over:
             await self._hand_over(number)
         return progress
+
+    async def _worth_processes(self, number: int) -> bool:
+        """Whether to fold in several processes: the store can be opened from another one, and
+        ``LEMMA_REBUILD_WORKERS`` asks for them, or leaves it to the rebuild (0) and at least
+        ``APART_FROM`` records are left to fold (a worker takes a second or two of a core to
+        start: not worth it for a short log)."""
+        if self.store.url is None or self.settings.rebuild_workers == 1:
+            return False
+        if self.settings.rebuild_workers > 1:
+            return True
+        ends = await end_offsets(self.settings.kafka_bootstrap, self.topics)
+        done = await self.store.offsets(consumer_of(self.projection.name, number))
+        return sum(end - done.get(tp, -1) - 1 for tp, end in ends.items()) >= APART_FROM
 
     async def abandon(self) -> int:
         """Delete the version this rebuild built (to compare) and forget it; returns the

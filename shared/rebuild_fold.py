@@ -64,11 +64,13 @@ class _Subscriber:
         self.consumer = consumer
 
 
-def make_runtime(projection: Projection, store: Store, *, service: str, version: int) -> ProjectionRuntime:
-    """Catch-up mode for a projection that can fold facts alone (``CatchUp``); otherwise the
-    live runtime, emitting nothing."""
+def make_runtime(
+    projection: Projection, store: Store, *, service: str, version: int, window: int
+) -> ProjectionRuntime:
+    """Catch-up mode for a projection that can fold facts alone (``CatchUp``), written ``window``
+    events at a time; otherwise the live runtime, emitting nothing."""
     if isinstance(projection, CatchUp):
-        return CatchUpRuntime(projection, store, service=service, version=version)
+        return CatchUpRuntime(projection, store, service=service, version=version, window=window)
     return ProjectionRuntime(projection, store, service=service, version=version, emit=False)
 
 

@@ -137,7 +137,13 @@ def _work(job: Job, conn: Connection) -> None:
 async def _fold(job: Job, conn: Connection) -> tuple[Any, ...]:
     store = open_store(job.store_url)
     try:
-        runtime = make_runtime(job.projection, store, service=job.service, version=job.version)
+        runtime = make_runtime(
+            job.projection,
+            store,
+            service=job.service,
+            version=job.version,
+            window=job.settings.rebuild_window,
+        )
         if isinstance(runtime, CatchUpRuntime):
             runtime.defer = job.defer
         progress = Progress()

@@ -39,9 +39,12 @@ class Settings(BaseSettings):
     kafka_replication_factor: int = Field(default=1, ge=1)
     kafka_min_insync_replicas: int = Field(default=1, ge=1)
     consumer_max_records: int = 2000
-    # How many processes a rebuild (``lemma replay``) may fold with, where its projection
-    # allows partitions to be folded apart; 0: twice the machine's cores, 1: one process.
+    # How many processes a rebuild (``lemma replay``) folds with, where its projection allows
+    # partitions to be folded apart; 0: up to twice the machine's cores, once 200,000 records
+    # or more are left to fold (``shared.rebuild.APART_FROM``); 1: one process.
     rebuild_workers: int = Field(default=0, ge=0)
+    # Events a rebuild in catch-up mode folds in memory before one store write (with their offsets).
+    rebuild_window: int = Field(default=50_000, ge=1)
     # How often clients refresh the cluster's metadata even when nothing failed: a topic
     # recreated under a running service is seen (and its new log checked) within this time.
     kafka_metadata_max_age_ms: int = Field(default=30_000, ge=1000)

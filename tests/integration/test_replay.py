@@ -161,7 +161,8 @@ async def test_a_second_rebuild_is_refused_and_a_killed_one_resumes(
     async with serving(bootstrap(settings)) as client:
         await ns.publish(events)
         await eventually(lambda: _at_least(db, "evidence", len(events)), timeout=120)
-        env = {**os.environ, "LEMMA_CONSUMER_MAX_RECORDS": "200"}  # small batches: time to kill it
+        # small batches, each window written: time to kill it between two
+        env = {**os.environ, "LEMMA_CONSUMER_MAX_RECORDS": "200", "LEMMA_REBUILD_WINDOW": "200"}
         first = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
