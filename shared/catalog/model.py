@@ -83,15 +83,18 @@ class Catalog(BaseModel):
         if format is not None and format not in skill.format_ids:
             found.append(f"unknown format {format!r} for skill {skill_id!r}")
         if scores is not None:
-            unknown = sorted(set(scores) - skill.rubric_ids)
-            missing = sorted(skill.rubric_ids - set(scores))
-            if unknown:
-                found.append(f"unknown rubric dimensions {unknown} for skill {skill_id!r}")
-            if missing:
-                found.append(f"missing rubric dimensions {missing}")
-            out_of_range = sorted(k for k, v in scores.items() if not 1 <= v <= 5)
-            if out_of_range:
-                found.append(f"scores must be 1..5: {out_of_range}")
+            given = scores.keys()
+            if given != skill.rubric_ids:
+                unknown = sorted(given - skill.rubric_ids)
+                missing = sorted(skill.rubric_ids - given)
+                if unknown:
+                    found.append(f"unknown rubric dimensions {unknown} for skill {skill_id!r}")
+                if missing:
+                    found.append(f"missing rubric dimensions {missing}")
+            if not all(1 <= v <= 5 for v in scores.values()):
+                found.append(
+                    f"scores must be 1..5: {sorted(k for k, v in scores.items() if not 1 <= v <= 5)}"
+                )
         return found
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from shared.errors import EventRefused, Refused
@@ -49,6 +49,30 @@ MAX_DOCS = 150_000
 #: Records set aside for after the phase, one document each, keyed by their place in the log.
 DEFERRED = "_deferred"
 PAGE = 1000
+
+
+class _Bloom:
+    """A set of document refs that may answer "maybe" for one it does not hold (about one in
+    three thousand at a million refs) but never "no" for one it holds: 16 MiB whatever it holds."""
+
+    BITS = 1 << 27
+
+    def __init__(self) -> None:
+        self._bits = bytearray(self.BITS >> 3)
+
+    def _places(self, ref: DocRef) -> tuple[int, int]:
+        h = hash(ref)
+        return h & (self.BITS - 1), (h >> 27) & (self.BITS - 1)
+
+    def update(self, refs: Iterable[DocRef]) -> None:
+        bits = self._bits
+        for ref in refs:
+            for at in self._places(ref):
+                bits[at >> 3] |= 1 << (at & 7)
+
+    def __contains__(self, ref: object) -> bool:
+        bits = self._bits
+        return all(bits[at >> 3] >> (at & 7) & 1 for at in self._places(ref))  # type: ignore[arg-type]
 
 
 @dataclass
@@ -104,6 +128,11 @@ class CatchUpRuntime(ProjectionRuntime):
         self.defer: Mapping[str, frozenset[str]] = defer or {}
         #: the offsets the store holds for this version, read once (then moved on by each write)
         self._stored: dict[Partition, int] | None = None
+        #: whether no record of the partitions folded here had been folded into the version when
+        #: this runtime started on them: then a document it never wrote does not exist (its
+        #: partitions' documents are theirs alone), and is not looked for in the store
+        self._fresh = False
+        self._written = _Bloom()
         self._clear()
 
     def _clear(self) -> None:
@@ -124,6 +153,7 @@ class CatchUpRuntime(ProjectionRuntime):
         folded some of its partitions meanwhile). Only with nothing held."""
         assert not self._offsets, "flush first"
         self._stored = None
+        self._fresh = False
 
     @property
     def pending(self) -> int:
@@ -137,12 +167,13 @@ class CatchUpRuntime(ProjectionRuntime):
             except Exception as exc:  # the store: nothing is folded, every partition retries
                 self._stop_all(records, exc)
                 return 0
+            self._fresh = bool(self.assigned) and not self.assigned & self._stored.keys()
         done = {**self._stored, **self._offsets}
         fresh = [r for r in unfolded(records, done) if (r.topic, r.partition) not in self._held]
         if not fresh:
             return 0
         try:
-            result = await self._fold(fresh, self.defer)
+            result = await self._fold(fresh, self.defer, fresh=self._fresh)
         except Exception as exc:  # the store could not be read
             self._stop_all(fresh, exc)
             return 0
@@ -167,10 +198,14 @@ class CatchUpRuntime(ProjectionRuntime):
             await self.flush()
         return result.folded
 
-    async def _fold(self, records: Sequence[Record], defer: Mapping[str, frozenset[str]]) -> _Folded:
-        """Decode ``records``, load what they name into the cache, fold them in order."""
+    async def _fold(
+        self, records: Sequence[Record], defer: Mapping[str, frozenset[str]], *, fresh: bool
+    ) -> _Folded:
+        """Decode ``records``, load what they name into the cache (``fresh``: only what this
+        runtime wrote), fold them in order."""
         out = _Folded()
         stopped, dead = out.stopped, out.dead
+        written = self._written
         decoded: list[tuple[Record, CloudEvent]] = []
         wanted: dict[str, set[str]] = defaultdict(set)
         docs = self._docs
@@ -196,7 +231,10 @@ class CatchUpRuntime(ProjectionRuntime):
             decoded.append((record, event))
             for ref in refs:
                 if ref not in docs:
-                    wanted[ref[0]].add(ref[1])
+                    if fresh and ref not in written:
+                        docs[ref] = None  # never written: there is none
+                    else:
+                        wanted[ref[0]].add(ref[1])
         await asyncio.sleep(0)
         for collection, keys in wanted.items():
             found = await self.store.get_many(collection, keys)
@@ -281,6 +319,7 @@ class CatchUpRuntime(ProjectionRuntime):
             return
         assert self._stored is not None
         self._stored.update(self._offsets)
+        self._written.update(self._dirty)
         self._counted(letters)
         for partition in self._offsets.keys() & self._faults.keys():
             self._faults.pop(partition)
@@ -301,7 +340,7 @@ class CatchUpRuntime(ProjectionRuntime):
         folded = 0
         for start in range(0, len(places), self.window):
             chunk = [_held(*place) for place in places[start : start + self.window]]
-            result = await self._fold(chunk, {})
+            result = await self._fold(chunk, {}, fresh=False)
             if result.stopped:
                 partition, (offset, error) = min(result.stopped.items())
                 self._clear()

@@ -52,6 +52,7 @@ async def caught_up(
     store = SqliteStore(":memory:")
     await store.write(state)
     runtime = CatchUpRuntime(projection, store, service="test", version=1, window=window)
+    runtime.assigned = {(r.topic, r.partition) for batch in batches for r in batch}  # a fresh version
     for batch in batches:
         await runtime.handle(batch)
     await runtime.flush()
@@ -176,3 +177,36 @@ async def test_set_aside_records_are_folded_after_the_rest_and_counted_once() ->
     assert await again.fold_deferred() == no_shows
     assert await again.fold_deferred() == 0
     assert stored(store) == stored(await live(projection, [SCI_LOG], []))
+
+
+async def test_a_runtime_that_starts_its_partitions_from_nothing_does_not_look_for_what_it_never_wrote() -> (
+    None
+):
+    """Started on partitions no record of which was folded (a fresh version), the runtime knows
+    a document it never wrote is not there; killed and run again, it looks in the store."""
+
+    class Counting(SqliteStore):
+        def __init__(self) -> None:
+            super().__init__(":memory:")
+            self.looked = 0
+
+        async def get_many(self, collection, keys):  # type: ignore[no-untyped-def]
+            keys = list(keys)
+            self.looked += len(keys)
+            return await super().get_many(collection, keys)
+
+    projection = SciProjection(SKILLS)
+    partitions = {(r.topic, r.partition) for r in SCI_LOG}
+    store = Counting()
+    first = CatchUpRuntime(projection, store, service="test", version=1, window=400)
+    first.assigned = set(partitions)
+    half = len(SCI_LOG) // 2
+    await first.handle(SCI_LOG[:half])
+    await first.flush()
+    fresh_looks = store.looked
+    again = CatchUpRuntime(projection, store, service="test", version=1, window=400)
+    again.assigned = set(partitions)
+    await again.handle(SCI_LOG)
+    await again.flush()
+    assert stored(store) == stored(await live(projection, [SCI_LOG], []))
+    assert fresh_looks < (store.looked - fresh_looks) / 2  # the second, resumed, looks everything up
