@@ -2,11 +2,11 @@
 
 One process folds at most one core's worth: decoding alone takes a third of a rebuild's time.
 A projection says how its log may be split (``CatchUpPhase``): topics are folded phase after
-phase, and the partitions of a phase marked ``apart`` by separate spawned processes, partition
-number p of each of its topics in the same one, each with its own consumer, its own
-``CatchUpRuntime`` and its own connection to the store. Each writes its documents with its
-own partitions' offsets, so a kill anywhere loses no more than each process's unwritten
-window, and the next run resumes every partition where it stands.
+phase, and the partitions of a phase marked ``apart`` by separate processes (``python -m
+shared.rebuild_workers``), partition number p of each of its topics in the same one, each with
+its own consumer, its own ``CatchUpRuntime`` and its own connection to the store. Each writes
+its documents with its own partitions' offsets, so a kill anywhere loses no more than each
+process's unwritten window, and the next run resumes every partition where it stands.
 
 The rebuild's process keeps the lease (its heartbeat), shows the progress the workers send,
 and stops them all if one fails. A worker exits when the rebuild's process is gone, however it
@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import multiprocessing
 import os
+import pickle
+import sys
 import threading
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -120,21 +120,34 @@ def peak_rss_mib() -> float:
     return 0.0
 
 
-def _work(job: Job, conn: Connection) -> None:
-    """The worker process: fold its partitions to their ends, tell the rebuild how it went."""
+def main() -> None:
+    """A worker process (``python -m shared.rebuild_workers``): reads its ``Job`` pickled on
+    stdin, folds its partitions to their ends and writes how it goes on stdout, length-prefixed
+    pickles (anything else printed goes to stderr). A process of its own rather than a
+    multiprocessing child: that one would import the rebuild's main module again (the CLI and
+    all it imports), a second of a core per worker."""
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    job: Job = pickle.load(sys.stdin.buffer)
+
+    def send(message: tuple[Any, ...]) -> None:
+        data = pickle.dumps(message)
+        out.write(len(data).to_bytes(4, "big") + data)
+        out.flush()
+
     _exit_with_parent()
     tune_for_folding()
     try:
-        message: tuple[Any, ...] = asyncio.run(_fold(job, conn))
+        message: tuple[Any, ...] = asyncio.run(_fold(job, send))
     except RebuildStopped as exc:
         message = ("stopped", str(exc))
     except BaseException as exc:
         message = ("failed", "".join(traceback.format_exception(exc)))
-    conn.send(message)
-    conn.close()
+    send(message)
+    out.close()
 
 
-async def _fold(job: Job, conn: Connection) -> tuple[Any, ...]:
+async def _fold(job: Job, send: Callable[[tuple[Any, ...]], None]) -> tuple[Any, ...]:
     store = open_store(job.store_url)
     try:
         runtime = make_runtime(
@@ -152,7 +165,7 @@ async def _fold(job: Job, conn: Connection) -> tuple[Any, ...]:
         def report(now: Progress) -> None:
             nonlocal sent
             if time.monotonic() - sent >= REPORT_S:
-                conn.send(("progress", now.folded, now.positions, now.ends))
+                send(("progress", now.folded, now.positions, now.ends))
                 sent = time.monotonic()
 
         partitions = [TopicPartition(topic, number) for topic, number in job.partitions]
@@ -162,6 +175,17 @@ async def _fold(job: Job, conn: Connection) -> tuple[Any, ...]:
         await store.close()
 
 
+async def _messages(n: int, process: asyncio.subprocess.Process, queue: asyncio.Queue[Any]) -> None:
+    """What worker ``n`` says, message by message, then ``None`` when it has gone."""
+    assert process.stdout is not None
+    try:
+        while True:
+            size = int.from_bytes(await process.stdout.readexactly(4), "big")
+            await queue.put((n, pickle.loads(await process.stdout.readexactly(size))))
+    except asyncio.IncompleteReadError:
+        await queue.put((n, None))
+
+
 async def fold_in_processes(
     jobs: Sequence[Job],
     progress: Progress,
@@ -169,50 +193,57 @@ async def fold_in_processes(
     tick: Callable[[], Awaitable[None]],
     own: Awaitable[None] | None = None,
 ) -> None:
-    """Run ``jobs`` each in a spawned process, and ``own`` (a share folded in this process)
+    """Run ``jobs`` each in a process of its own, and ``own`` (a share folded in this process)
     meanwhile, until all are done. Raises ``RebuildStopped`` when one parked a partition,
     ``RuntimeError`` when one failed or died; the others are stopped (their written windows
     stay)."""
     mine = asyncio.ensure_future(own) if own is not None else None
-    spawn = multiprocessing.get_context("spawn")
-    running: list[tuple[Any, Connection]] = []
-    for n, job in enumerate(jobs):
-        receive, send = spawn.Pipe(duplex=False)
-        process = spawn.Process(
-            target=_work, args=(job, send), name=f"rebuild-{job.service}-{n}", daemon=True
-        )
-        process.start()
-        send.close()
-        running.append((process, receive))
+    # the worker finds the code where this process found it
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    running: list[asyncio.subprocess.Process] = []
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    readers: list[asyncio.Task[None]] = []
     folded = [0] * len(jobs)
     done = [False] * len(jobs)
     try:
+        for job in jobs:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "shared.rebuild_workers",
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                env=env,
+            )
+            assert process.stdin is not None
+            process.stdin.write(pickle.dumps(job))
+            await process.stdin.drain()
+            process.stdin.close()
+            readers.append(asyncio.create_task(_messages(len(running), process, queue)))
+            running.append(process)
         while not all(done) or (mine is not None and not mine.done()):
-            await asyncio.sleep(POLL_S)
+            try:
+                n, message = await asyncio.wait_for(queue.get(), POLL_S)
+            except TimeoutError:
+                n, message = None, None
             if mine is not None and mine.done():
                 mine.result()  # raises what the share in this process raised
-            for n, (process, receive) in enumerate(running):
-                while not done[n] and receive.poll():
-                    try:
-                        message = receive.recv()
-                    except EOFError:
-                        raise RuntimeError(
-                            f"rebuild worker {n} died (exit code {process.exitcode})"
-                        ) from None
-                    kind = message[0]
-                    if kind == "stopped":
-                        raise RebuildStopped(message[1])
-                    if kind == "failed":
-                        raise RuntimeError(f"rebuild worker {n} failed:\n{message[1]}")
-                    progress.folded += message[1] - folded[n]
-                    folded[n] = message[1]
-                    progress.positions.update(message[2])
-                    progress.ends.update(message[3])
-                    if kind == "done":
-                        done[n] = True
-                        progress.worker_peak_rss_mib.append(round(message[4], 1))
-                if not done[n] and not process.is_alive() and not receive.poll():
-                    raise RuntimeError(f"rebuild worker {n} died (exit code {process.exitcode})")
+            if n is not None and not done[n]:
+                if message is None:
+                    await running[n].wait()
+                    raise RuntimeError(f"rebuild worker {n} died (exit code {running[n].returncode})")
+                kind = message[0]
+                if kind == "stopped":
+                    raise RebuildStopped(message[1])
+                if kind == "failed":
+                    raise RuntimeError(f"rebuild worker {n} failed:\n{message[1]}")
+                progress.folded += message[1] - folded[n]
+                folded[n] = message[1]
+                progress.positions.update(message[2])
+                progress.ends.update(message[3])
+                if kind == "done":
+                    done[n] = True
+                    progress.worker_peak_rss_mib.append(round(message[4], 1))
             on_progress(progress)
             await tick()
     finally:
@@ -220,8 +251,18 @@ async def fold_in_processes(
             mine.cancel()
             with contextlib.suppress(BaseException):
                 await mine
-        for process, receive in running:
-            if process.is_alive():
-                process.terminate()
-            process.join(10)
-            receive.close()
+        for reader in readers:
+            reader.cancel()
+        for process in running:
+            if process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), 10)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+if __name__ == "__main__":
+    main()
