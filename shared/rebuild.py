@@ -193,7 +193,8 @@ class Rebuild:
             finally:
                 runtime.defer = {}
             if phase.defer:
-                progress.folded += await runtime.fold_deferred()
+                deferred = await runtime.fold_deferred()
+                progress.folded += deferred
         if parallel:  # what came in meanwhile, every partition at once, to the head
             everything = [TopicPartition(t, p) for t, ps in partitions.items() for p in ps]
             await fold_to_head(self.settings, runtime, everything, progress, on_progress, tick)

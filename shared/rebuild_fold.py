@@ -110,7 +110,8 @@ async def fold_to_head(
             batch = await consumer.getmany(timeout_ms=200, max_records=settings.consumer_max_records)
             records = [r for tp in sorted(batch, key=lambda t: (t.topic, t.partition)) for r in batch[tp]]
             if records:
-                progress.folded += await runtime.handle(records)
+                folded = await runtime.handle(records)  # not ``+= await``: workers add to it meanwhile
+                progress.folded += folded
             assigned = consumer.assignment()
             ends = _ends(consumer, assigned)
             positions = {
