@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -21,6 +22,8 @@ from shared.log_window import Window
 from shared.settings import Settings
 
 PARTS = ("practice", "proof", "reliability", "freshness")
+#: rows of the table (--json has them all)
+ROWS = 40
 
 
 def parse_time(text: str) -> datetime:
@@ -124,19 +127,28 @@ def show_audit(found: Audit, console: Console) -> None:
     if len(found.scores) == 1:
         _one(found.scores[0], console)
         return
-    table = Table("learner", "skill", "SCI", *PARTS, "tier", "facts", "announced then")
-    for s in found.scores:
+    keys = [("learner", found.scope.learner is None), ("skill", found.scope.skill is None)]
+    shown = [name for name, wanted in keys if wanted]
+    table = Table(*shown, "SCI", *PARTS, "tier", "facts", "announced then")
+    for s in found.scores[:ROWS]:
         d = s.detail
+        names = {"learner": d.learner_id, "skill": d.skill}
         table.add_row(
-            d.learner_id,
-            d.skill,
+            *(names[name] for name in shown),
             f"{d.sci:.2f}",
             *(f"{d.parts[p].value:.2f}" for p in PARTS),
-            f"{d.tier} {d.tier_name}",
+            str(d.tier),
             str(s.facts),
             f"{s.announced.sci:.2f} (tier {s.announced.tier})" if s.announced else "-",
         )
     console.print(table)
+    if len(found.scores) > ROWS:
+        sci = [s.detail.sci for s in found.scores]
+        tiers = Counter(s.detail.tier for s in found.scores)
+        console.print(
+            f"  ... {len(found.scores) - ROWS:,} more (--json lists every one): {len(sci):,} scores, average "
+            f"SCI {sum(sci) / len(sci):.2f}, tiers {dict(sorted(tiers.items()))}"
+        )
     for skill, used in sorted(found.calibrations.items()):
         console.print(f"  {skill}: {describe_calibration(used)}")
 

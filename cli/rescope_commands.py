@@ -21,12 +21,9 @@ def run_rescope(
     settings: Settings, scope: Scope, *, by: str, dry_run: bool, wait_s: float, console: Console
 ) -> None:
     """Rebuild the scope's documents (or, ``dry_run``, show how they differ: exit 1 if they do)."""
+    err = Console(stderr=True, highlight=False)
     with Progress(
-        TextColumn("[bold]reading the log"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=console,
-        transient=True,
+        TextColumn("[bold]reading the log"), BarColumn(), MofNCompleteColumn(), console=err, transient=True
     ) as bar:
         task = bar.add_task("read", total=None)
 
@@ -57,7 +54,7 @@ def show_rescoped(done: Rescoped, dry_run: bool, console: Console) -> None:
     read = ", ".join(f"{topic}{parts}" for topic, parts in sorted(fold.partitions.items()))
     console.print(
         f"sci: {fold.scope.describe()} rebuilt from the log beside live version {done.version}: read "
-        f"{fold.span.read:,} records of {read}, folded {fold.folded.folded:,} "
+        f"{fold.read:,} records of {read}, folded {fold.folded.folded:,} "
         f"({len(fold.folded.refused)} refused) in {done.seconds:.2f} s"
     )
     verdict = f"{len(done.differences)} documents differ" if done.differences else "no document differs"

@@ -71,10 +71,11 @@ class Audit:
     scope: Scope
     until: datetime | None
     evaluated_at: datetime
-    scores: list[Audited] = field(default_factory=list)
-    calibrations: dict[str, Calibration | None] = field(default_factory=dict)
+    # large: kept out of the repr (asyncio formats the result of the task it ran)
+    scores: list[Audited] = field(default_factory=list, repr=False)
+    calibrations: dict[str, Calibration | None] = field(default_factory=dict, repr=False)
     folded: int = 0
-    refused: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list, repr=False)
     partitions: dict[str, list[int]] = field(default_factory=dict)
     read: int = 0  # records read from the log
     decoded: int = 0  # records kept by the filters and decoded
@@ -109,8 +110,8 @@ async def audit(
         folded=done.folded.folded,
         refused=[f"{t}[{p}]@{o}: {why}" for (t, p, o), why in done.folded.refused],
         partitions={t: sorted(ps) for t, ps in done.partitions.items()},
-        read=done.span.read,
-        decoded=done.span.kept,
+        read=done.read,
+        decoded=done.decoded,
     )
     for doc in docs:
         used = calibrations[doc["skill"]]

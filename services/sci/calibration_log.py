@@ -24,7 +24,7 @@ class LoggedCalibration:
     """One calibration of ``skill`` as the log holds it."""
 
     skill: str
-    correction: Correction
+    correction: Correction = field(repr=False)
     #: when its last part was logged (the Kafka record time): from then on it was in force
     logged_at: datetime
     #: whether the parts carried weights, prior and seniors too (else only the biases are exact)

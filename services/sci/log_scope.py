@@ -130,6 +130,11 @@ class ScopeFold:
     span: Window
     #: per topic, the partitions read
     partitions: dict[str, list[int]] = field(default_factory=dict)
+    #: records read from the log, and kept by the filters (decoded), over every window folded
+    read: int = 0
+    decoded: int = 0
+    #: the received items per (learner, skill), once asked for
+    _items: dict[tuple[str, str], list[EvidenceItem]] | None = field(default=None, repr=False)
 
     def scores(self) -> list[Doc]:
         """The scope's ``scores`` documents, in key order."""
@@ -141,13 +146,13 @@ class ScopeFold:
 
     def items(self, learner: str, skill: str) -> list[EvidenceItem]:
         """The evidence items the learner received in the skill."""
-        prefix = f"{skill}/{learner}/"
-        return [
-            item
-            for (collection, key), doc in sorted(self.folded.docs.items())
-            if collection == RECEIVED and key.startswith(prefix)
-            for item in items_of(doc)
-        ]
+        if self._items is None:
+            self._items = {}
+            for (collection, key), doc in sorted(self.folded.docs.items()):
+                if collection == RECEIVED:
+                    of, who, _ = key.split("/", 2)
+                    self._items.setdefault((who, of), []).extend(items_of(doc))
+        return self._items.get((learner, skill), [])
 
 
 async def scope_partitions(settings: Settings, scope: Scope) -> list[TopicPartition]:
@@ -200,4 +205,7 @@ async def fold_more(
         if tp.partition not in done.partitions[tp.topic]:
             done.partitions[tp.topic].append(tp.partition)
     done.span = span
+    done._items = None
+    done.read += span.read
+    done.decoded += span.kept
     return done

@@ -54,12 +54,12 @@ Partition = tuple[str, int]
 class Rescoped:
     scope: Scope
     version: int
-    differences: list[Difference] = field(default_factory=list)
+    differences: list[Difference] = field(default_factory=list, repr=False)
     written: int = 0  # times the documents were written (a second time when a batch put back old ones)
     announced: int = 0
     #: "verified", or why not
     check: str = ""
-    fold: ScopeFold | None = None
+    fold: ScopeFold | None = field(default=None, repr=False)
     seconds: float = 0.0
 
 

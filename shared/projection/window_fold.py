@@ -8,13 +8,15 @@ raised, as it would stop the service's partition.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from shared.errors import EventRefused, Refused
 from shared.events.envelope import CloudEvent, decode
 from shared.log_window import Record, Window, read
 from shared.projection.fold import Doc, DocRef, Projection
+
+Changes = Mapping[DocRef, Doc | None]
 
 Place = tuple[str, int, int]
 
@@ -23,20 +25,25 @@ Place = tuple[str, int, int]
 class Folded:
     """What a window folded to: the documents, and what was folded, refused or undecodable."""
 
-    docs: dict[DocRef, Doc] = field(default_factory=dict)
+    docs: dict[DocRef, Doc] = field(default_factory=dict, repr=False)
     folded: int = 0
-    refused: list[tuple[Place, str]] = field(default_factory=list)
+    refused: list[tuple[Place, str]] = field(default_factory=list, repr=False)
     #: per partition, the last offset read into the fold
     last: dict[tuple[str, int], int] = field(default_factory=dict)
 
     def fold(self, projection: Projection, event: CloudEvent, place: Place) -> None:
         view = {ref: self.docs.get(ref) for ref in projection.refs(event)}
+        # a projection that can fold facts alone (``fold``: ``apply``'s changes, without working
+        # out what to emit) spares the scoring nothing here would announce
+        facts_only: Callable[[Mapping[DocRef, Doc | None], CloudEvent], Changes] | None = getattr(
+            projection, "fold", None
+        )
         try:
-            outcome = projection.apply(view, event)
+            changes = facts_only(view, event) if facts_only else projection.apply(view, event).changes
         except (EventRefused, Refused) as exc:
             self.refused.append((place, str(exc)))
             return
-        for ref, doc in outcome.changes.items():
+        for ref, doc in changes.items():
             if doc is None:
                 self.docs.pop(ref, None)
             else:
