@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from aiokafka import TopicPartition
 
 from services.evidence.projection import EvidenceProjection
@@ -10,7 +12,7 @@ from shared.catalog import get_catalog
 from shared.rebuild_workers import Phase, plan
 from shared.settings import Settings
 
-SETTINGS = Settings(kafka_prefix="t.", rebuild_workers=0)
+SETTINGS = Settings(kafka_prefix="t.", rebuild_workers=3)
 SCI = SciProjection(s.id for s in get_catalog().skills)
 THREE = [0, 1, 2]
 SCI_TOPICS = {"t.lemma.evidence.v1": THREE, "t.lemma.sessions.v1": THREE, "t.lemma.passport.v1": THREE}
@@ -46,6 +48,8 @@ def test_fewer_workers_share_the_partition_numbers_and_one_folds_in_one_pass() -
     assert {tp.partition for tp in two.shares[0]} == {0, 2}
     (one,) = plan(SCI, SCI_TOPICS, Settings(kafka_prefix="t.", rebuild_workers=1), parallel=True)
     assert len(one.shares) == 1 and one.defer == {}
+    (auto,) = plan(SCI, SCI_TOPICS, Settings(kafka_prefix="t.", rebuild_workers=0), parallel=True)
+    assert len(auto.shares) == min(3, os.cpu_count() or 1)  # one process a core
     (whole,) = plan(SCI, SCI_TOPICS, SETTINGS, parallel=False)
     assert len(whole.shares) == 1 and len(whole.shares[0]) == 9
 
