@@ -3,7 +3,8 @@
 Writes hold ``ctx.lock`` while they read, decide (``domain``) and commit documents and
 events together. Passports and skill figures are read from the projection, which follows
 the event log about a second behind a write. A passport shows Freshness (and the SCI with it)
-decayed to the request time (``?as_of=``, default now), like sci's own score routes.
+decayed to the request time (``?freshness_at=``, default now; ``as_of``, its deprecated name), like
+sci's own score routes.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Path, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.passport import domain
@@ -23,16 +24,13 @@ from services.passport.trail import MAX_LIMIT, BadCursor, evidence_trail
 from shared.auth import Principal, PrincipalDep
 from shared.catalog import Skill, get_catalog
 from shared.events.payloads import LearnerRegistered, SelfLevel
+from shared.freshness_param import DeprecatedAsOf, FreshnessAt, freshness_time
 from shared.problems import Problem
 from shared.service import ContextDep, ServiceContext
 
 router = APIRouter(prefix="/v1", tags=["passport"])
 
 SkillPath = Annotated[str, Path(min_length=1, max_length=100)]
-AsOf = Annotated[
-    datetime | None,
-    Query(description="ISO 8601 time to show Freshness and the SCI at (default now; naive means UTC)"),
-]
 
 
 class Strict(BaseModel):
@@ -159,16 +157,6 @@ def _may_act_for(principal: Principal, learner_id: str) -> None:
         raise Problem(403, "only the learner (or an operator) may change these claims")
 
 
-def _at(as_of: datetime | None) -> datetime:
-    """The read time in UTC (naive means UTC); 422 for a time UTC cannot hold (e.g. year 1 at +01:00)."""
-    if as_of is None:
-        return datetime.now(UTC)
-    try:
-        return as_of.replace(tzinfo=UTC) if as_of.tzinfo is None else as_of.astimezone(UTC)
-    except (OverflowError, ValueError) as error:
-        raise Problem(422, f"as_of {as_of.isoformat()} is outside the range of UTC times") from error
-
-
 async def _learner_or_404(ctx: ServiceContext, who: str) -> dict[str, Any]:
     learner = await find_learner(ctx.store, who)
     if learner is None:
@@ -238,16 +226,22 @@ async def unclaim_skill(learner_id: str, skill: SkillPath, principal: PrincipalD
 
 
 @router.get("/passports/{who}", response_model=Passport)
-async def passport(who: str, ctx: ContextDep, as_of: AsOf = None) -> Passport:
+async def passport(
+    who: str,
+    ctx: ContextDep,
+    response: Response,
+    freshness_at: FreshnessAt = None,
+    as_of: DeprecatedAsOf = None,
+) -> Passport:
     """A passport by learner id, else by handle (a learner id is looked up first).
 
     Skills listed are those claimed or with evidence, highest SCI first. ``specialties`` maps a
     specialty id to the number of evidence items in it; ``sessions`` counts distinct sessions
     with evidence; ``self_level`` is the current claim (``null`` once unclaimed). Freshness and
-    the SCI are decayed from the newest evidence to ``as_of`` (default now); the tier is the
-    one sci last set (it does not lapse by itself).
+    the SCI are decayed from the newest evidence to ``freshness_at`` (default now; ``as_of`` is
+    its deprecated name); the tier is the one sci last set (it does not lapse by itself).
     """
-    at = _at(as_of)
+    at = freshness_time(freshness_at, as_of, response)
     learner = await _learner_or_404(ctx, who)
     projected = await ctx.store.get(PASSPORTS, learner["learner_id"])
     return Passport(

@@ -13,13 +13,13 @@ score was at a past time comes from the log: ``lemma replay sci --as-of TIME``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
-from services.sci.domain import TIER_NAMES, Correction, EvidenceItem, explain, specialty_depth, utc
+from services.sci.domain import TIER_NAMES, Correction, EvidenceItem, explain, specialty_depth
 from services.sci.projection import (
     CALIBRATIONS,
     RECEIVED,
@@ -32,31 +32,12 @@ from services.sci.projection import (
     visible,
 )
 from shared.catalog import get_catalog
+from shared.freshness_param import DeprecatedAsOf, FreshnessAt, freshness_time
 from shared.problems import Problem
 from shared.service import ContextDep, ServiceContext
 from shared.store import Store
 
 router = APIRouter(prefix="/v1", tags=["sci"])
-
-FreshnessAt = Annotated[
-    datetime | None,
-    Query(
-        description="ISO 8601 time to decay Freshness to (default now; naive means UTC). Every stored "
-        "fact and today's calibration still count: for the score at a past time, audit the log "
-        "(`lemma replay sci --as-of`)"
-    ),
-]
-DeprecatedAsOf = Annotated[
-    datetime | None,
-    Query(
-        deprecated=True,
-        description="The former name of `freshness_at`, with the same meaning; deprecated because it "
-        "is not a view of the past",
-    ),
-]
-#: When ``as_of`` was deprecated (RFC 9745 ``Deprecation``: a Unix time), and where to read why.
-AS_OF_DEPRECATED = "@1796428800"  # 2026-12-05
-AS_OF_LINK = '</docs>; rel="deprecation"'
 
 
 class SkillScore(BaseModel):
@@ -108,26 +89,6 @@ class ScoreDetail(BaseModel):
     as_of: datetime
 
 
-def _at(freshness_at: datetime | None, as_of: datetime | None, response: Response) -> datetime:
-    """The time Freshness decays to, in UTC; 422 for a time UTC cannot hold (e.g. year 1 at
-    +01:00) or for both names given different times. ``as_of`` marks the answer deprecated."""
-    if as_of is not None:
-        response.headers["Deprecation"] = AS_OF_DEPRECATED
-        response.headers["Link"] = AS_OF_LINK
-        if freshness_at is not None and freshness_at != as_of:
-            raise Problem(
-                422, "as_of is the deprecated name of freshness_at: give one of them, or the same time"
-            )
-    when = freshness_at if freshness_at is not None else as_of
-    name = "freshness_at" if freshness_at is not None else "as_of"
-    if when is None:
-        return datetime.now(UTC)
-    try:
-        return utc(when)
-    except (OverflowError, ValueError) as error:
-        raise Problem(422, f"{name} {when.isoformat()} is outside the range of UTC times") from error
-
-
 async def _correction(store: Store, skill: str) -> Correction:
     return Correction.from_doc(await store.get(CALIBRATIONS, skill))
 
@@ -151,7 +112,7 @@ async def learner_scores(
     as_of: DeprecatedAsOf = None,
 ) -> LearnerScores:
     """Every skill the learner claimed or has evidence in (an empty list if none)."""
-    at = _at(freshness_at, as_of, response)
+    at = freshness_time(freshness_at, as_of, response)
     rows = await ctx.store.scan(SCORES, f"{learner_id}/", limit=1000)
     skills: list[SkillScore] = []
     for _, doc in rows:
@@ -188,7 +149,7 @@ async def skill_score(
     doc = await ctx.store.get(SCORES, score_key(learner_id, skill))
     if doc is None or not visible(doc):
         raise Problem(404, f"learner {learner_id!r} has no claim or evidence in {skill!r}")
-    at = _at(freshness_at, as_of, response)
+    at = freshness_time(freshness_at, as_of, response)
     correction = await _correction(ctx.store, skill)
     return score_detail(doc, await _received(ctx, learner_id, skill), correction, at)
 

@@ -230,7 +230,7 @@ async def freshness_decays_at_read_time(
     await broker.publish([new_event(score, source="test", time=scored_at)])
 
     async def read(as_of: str) -> Any:
-        response = await client.get("/v1/passports/cyd", params={"as_of": as_of})
+        response = await client.get("/v1/passports/cyd", params={"freshness_at": as_of})
         assert response.status_code == 200, response.text
         skills = response.json()["skills"]
         return skills[0] if skills and skills[0]["sci"] > 0 else None
@@ -242,10 +242,13 @@ async def freshness_decays_at_read_time(
     assert round(then["freshness"] - later["freshness"], 2) == round(then["sci"] - later["sci"], 2) == 9.87
     naive = await read((scored_at + timedelta(days=90)).replace(tzinfo=None).isoformat())
     assert naive == later  # a naive as_of is UTC
-    answered = (await client.get("/v1/passports/cyd", params={"as_of": scored_at.isoformat()})).json()
-    assert answered["as_of"].startswith("2026-12-01T10:00:00")
+    old_name = await client.get("/v1/passports/cyd", params={"as_of": scored_at.isoformat()})
+    assert old_name.json()["as_of"].startswith("2026-12-01T10:00:00") and old_name.json()["skills"][0] == then
+    assert old_name.headers["Deprecation"]  # the former name still answers, marked deprecated
+    both = {"as_of": scored_at.isoformat(), "freshness_at": (scored_at + timedelta(days=1)).isoformat()}
+    assert (await client.get("/v1/passports/cyd", params=both)).status_code == 422
     for bad in ("soon", "0001-01-01T00:00:00+01:00"):
-        refused = await client.get("/v1/passports/cyd", params={"as_of": bad})
+        refused = await client.get("/v1/passports/cyd", params={"freshness_at": bad})
         assert refused.status_code == 422, refused.text
         assert refused.headers["content-type"] == "application/problem+json"
 

@@ -143,7 +143,8 @@ async def test_passports_are_rebuilt_from_the_log_and_personal_data_stays_once(
 
         async def passports() -> dict[str, Any]:
             answers = {
-                h: await client.get(f"/v1/passports/{h}", params={"as_of": AS_OF}) for _, h, _ in people
+                h: await client.get(f"/v1/passports/{h}", params={"freshness_at": AS_OF})
+                for _, h, _ in people
             }
             assert all(a.status_code == 200 for a in answers.values()), answers
             return {h: a.json() for h, a in answers.items()}
