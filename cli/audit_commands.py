@@ -50,7 +50,6 @@ def scoped_replay(
     as_json: bool,
     by: str,
     dry_run: bool = False,
-    wait_s: float = 60.0,
 ) -> None:
     """``lemma replay sci`` with --as-of (an audit), or --learner / --skill alone (their
     documents rebuilt in the live version)."""
@@ -72,7 +71,7 @@ def scoped_replay(
         raise typer.Exit(2)
     from cli.rescope_commands import run_rescope
 
-    run_rescope(settings, scope, by=by, dry_run=dry_run, wait_s=wait_s, console=console)
+    run_rescope(settings, scope, by=by, dry_run=dry_run, console=console)
 
 
 def run_audit(settings: Settings, scope: Scope, until: datetime, as_json: bool, console: Console) -> None:

@@ -90,7 +90,7 @@ def replay_command(
     readers switch to it atomically once it has caught up. The old version stays until
     `lemma projections drop`. With --verify, compare instead of switching. For sci, --as-of
     audits the scores at a past time from the log, read-only; --learner or --skill alone
-    rebuild that learner's or skill's documents in the live version."""
+    rebuild that learner's or skill's documents in the live version (with sci stopped)."""
     if projection not in SERVICES:
         console.print(f"[red]no projection {projection!r}[/red]: one of {', '.join(SERVICES)}")
         raise typer.Exit(2)
@@ -108,9 +108,11 @@ def replay_command(
             as_json=as_json,
             by=by,
             dry_run=dry_run,
-            wait_s=wait_s,
         )
         return
+    if dry_run or as_json:
+        console.print("[red]--dry-run and --json go with --learner, --skill or --as-of[/red]")
+        raise typer.Exit(2)
     try:
         drift = asyncio.run(_replay(settings, projection, by, wait_s, verify))
     except VersionError as exc:

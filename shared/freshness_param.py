@@ -43,7 +43,7 @@ def freshness_time(freshness_at: datetime | None, as_of: datetime | None, respon
     if as_of is not None:
         response.headers["Deprecation"] = AS_OF_DEPRECATED
         response.headers["Link"] = AS_OF_LINK
-        if freshness_at is not None and freshness_at != as_of:
+        if freshness_at is not None and _same(freshness_at) != _same(as_of):
             raise Problem(
                 422, "as_of is the deprecated name of freshness_at: give one of them, or the same time"
             )
@@ -55,3 +55,11 @@ def freshness_time(freshness_at: datetime | None, as_of: datetime | None, respon
         return utc(when)
     except (OverflowError, ValueError) as error:
         raise Problem(422, f"{name} {when.isoformat()} is outside the range of UTC times") from error
+
+
+def _same(moment: datetime) -> datetime | str:
+    """A time to compare by (naive means UTC); one UTC cannot hold compares as its text."""
+    try:
+        return utc(moment)
+    except (OverflowError, ValueError):
+        return moment.isoformat()

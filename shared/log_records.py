@@ -75,3 +75,19 @@ async def end_offsets(bootstrap: str, topics: Iterable[str]) -> dict[tuple[str, 
     finally:
         await consumer.stop()
     return {(tp.topic, tp.partition): end for tp, end in ends.items()}
+
+
+async def group_members(bootstrap: str, group: str) -> int:
+    """How many consumers are members of consumer group ``group`` now (0: none, or no group)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        answers = await admin.describe_consumer_groups([group])
+    finally:
+        await admin.close()
+    members = 0
+    for answer in answers:
+        for described in answer.to_object()["groups"]:
+            if described["group"] == group:
+                members += len(described["members"])
+    return members

@@ -1,5 +1,5 @@
 """Rebuilding one learner's or one skill's documents of the live sci version from the log
-(``lemma replay sci --learner ID`` / ``--skill S``), while the service runs.
+(``lemma replay sci --learner ID`` / ``--skill S``).
 
 The scope is folded from the log in one pass over the partitions that hold its keys
 (``services.sci.log_scope``), up to the log's end, and its documents in the live version are
@@ -8,19 +8,16 @@ replaced by the folded ones (``scores`` and ``received`` of the scope: written o
 announces for them (``services.sci.announce.changed_scores``, under the live calibration, which
 is not touched) and an OperatorActed record of who did it.
 
-Why that is safe beside the running service: the documents are written only when the service
-has folded no record past the ones the fold read (else the fold reads on first), and the sci
-fold is idempotent (evidence by id, a no-show once per session, claims as flags), so the records
-the service folds afterwards, up to where the fold stopped, change nothing. The one race left is
-a batch the service read before the write and writes after it: that would put back the old
-documents plus the batch's events. So the write is checked once the service has folded past
-where the fold stopped: the scope's documents must be what the fold gives up to the service's
-offsets; if not, it is written again (the service is past it by then).
+The write is made with the sci service stopped (refused while its consumer group has
+members): a batch the service folded beside it could put the old documents back after the
+write. Once started again, the service folds on from its offsets, at or before where the fold
+stopped, and the sci fold is idempotent (evidence by id, a no-show once per session, claims as
+flags), so what it folds again changes nothing. ``--dry-run`` only reads: it runs beside the
+service.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +31,7 @@ from shared.catalog import get_catalog
 from shared.events.envelope import deterministic_id, new_event
 from shared.events.payloads import OperatorActed, Payload
 from shared.handover import read_versions
+from shared.log_records import group_members
 from shared.log_window import Window, window
 from shared.outbox import outbox_records
 from shared.projection.fold import Doc, DocRef
@@ -69,8 +67,6 @@ async def rescope(
     *,
     by: str,
     dry_run: bool = False,
-    wait_s: float = 60.0,
-    tries: int = 3,
     on_batch: Callable[[Window], None] = lambda _: None,
 ) -> Rescoped:
     """Rebuild the scope's documents in the live version (``dry_run``: only compare them)."""
@@ -85,25 +81,27 @@ async def rescope(
             )
         live = VersionStore(store, versions.live)
         consumer = consumer_of(NAME, versions.live)
+        running = 0 if dry_run else await group_members(settings.kafka_bootstrap, settings.group(NAME))
+        if running:
+            raise VersionError(
+                f"the sci service is running ({running} consumer(s) in group {settings.group(NAME)}): a "
+                "batch it folds beside the write could put the old documents back. Stop it, run this "
+                "again, start it (or see the differences with --dry-run, or rebuild it all with "
+                "`lemma replay sci` while it runs)"
+            )
         done = await fold_scope(settings, scope, None, on_batch=on_batch)
         result = Rescoped(scope, versions.live, fold=done)
-        for _ in range(tries):
-            await _not_behind(settings, store, consumer, done, on_batch)
-            before = await scope_docs(live, scope, done)
-            after = rebuilt_docs(done)
-            found = compare(before, after)
-            if not result.written:
-                result.differences = found
-            if dry_run:
-                break
-            if found or not result.written:
-                announced = [] if result.written else await _announcements(live, before, after)
-                await _write(live, scope, versions.live, found, announced, by=by, first=not result.written)
-                result.written += 1
-                result.announced += len(announced)
-            result.check = await _check(settings, store, live, consumer, done, wait_s)
-            if result.check == "verified" or result.check.startswith("not checked"):
-                break
+        await _not_behind(settings, store, consumer, done, on_batch)
+        before = await scope_docs(live, scope, done)
+        after = rebuilt_docs(done)
+        result.differences = compare(before, after)
+        if not dry_run:
+            announced = await _announcements(live, before, after)
+            await _write(live, scope, versions.live, result.differences, announced, by=by, first=True)
+            result.written, result.announced = 1, len(announced)
+            # nothing folded beside the write: once started, the service folds on from its
+            # offsets, at or before where the fold stopped, and the fold is idempotent
+            result.check = "verified: written with the sci service stopped, so nothing raced it"
         result.seconds = time.monotonic() - started
         return result
     finally:
@@ -253,31 +251,3 @@ async def _write(
     ]
     changes = [Change(d.collection, d.key, d.rebuilt) for d in found]
     await live.write(changes, outbox=outbox_records([*events, record] if first else events))
-
-
-async def _check(
-    settings: Settings, store: Store, live: Store, consumer: str, done: ScopeFold, wait_s: float
-) -> str:
-    """Once the service has folded past where the fold stopped, whether the scope's documents
-    are what the fold gives up to the service's offsets ("verified"), or what differs."""
-    stops = _stops(done)
-    deadline = time.monotonic() + wait_s
-    while True:
-        first = await store.offsets(consumer)
-        if all(first.get(tp, -1) + 1 >= stop for tp, stop in stops.items() if stop > 0):
-            seen = await scope_docs(live, done.scope, done)
-            if await store.offsets(consumer) == first:  # no batch written meanwhile: one moment
-                break
-        if time.monotonic() > deadline:
-            return (
-                f"not checked: the service has not folded up to where the fold stopped within {wait_s:.0f} s "
-                "(is it running? if not, nothing can have undone the write)"
-            )
-        await asyncio.sleep(0.2)
-    await _fold_to(settings, done, first)
-    left = compare(seen, rebuilt_docs(done))
-    if not left:
-        return "verified"
-    return f"{len(left)} documents differ from the fold once the service went on: " + "; ".join(
-        d.describe() for d in left[:3]
-    )

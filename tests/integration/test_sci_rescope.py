@@ -1,6 +1,6 @@
-"""``lemma replay sci --learner ID`` / ``--skill S`` on the real broker beside a running sci
-service: the scope's damaged documents are rebuilt from the log into the live version while
-events keep coming, nothing outside the scope is touched, the result is what a full rebuild
+"""``lemma replay sci --learner ID`` / ``--skill S`` on the real broker: refused beside a running sci
+service (``--dry-run`` runs beside it), written with it stopped: the scope's damaged documents
+are rebuilt from the log into the live version, nothing outside the scope is touched, the result is what a full rebuild
 gives (``--verify`` finds only the damage left outside), the changed score is announced and the
 operator's action recorded."""
 
@@ -115,22 +115,35 @@ async def test_one_learners_then_one_skills_documents_are_rebuilt_in_the_live_ve
         assert f"scores/{other}" not in dry.output and "nothing written" in dry.output
         assert (await client.get(f"/v1/scores/{ann}/{ML}", params=at)).json() == damaged
 
-        traffic = asyncio.create_task(ns.publish(more))  # live traffic while it rebuilds
-        fixed = await lemma_run("replay", "sci", "--learner", ann, "--by", "auditor")
-        await traffic
-        assert fixed.exit_code == 0, fixed.output
-        assert f"scores/{ann}/{ML}: " in fixed.output and "verified" in fixed.output, fixed.output
-        await eventually(lambda: _all(sessions, learners, 9), timeout=60)
+        await ns.publish(more)  # folded over ann's damaged documents: 1 + 6 sessions
+        await eventually(lambda: _all(sessions, learners[1:], 9), timeout=60)
+        await eventually(lambda: _all(sessions, [ann], 7), timeout=60)
+        running = await lemma_run("replay", "sci", "--learner", ann, "--by", "auditor")
+        assert running.exit_code == 1 and "the sci service is running" in running.output, running.output
+        fold_stopped_at = await _offsets(db)
+
+    # the service stopped: a batch of its cannot put old documents back beside the write
+    fixed = await lemma_run("replay", "sci", "--learner", ann, "--by", "auditor")
+    assert fixed.exit_code == 0, fixed.output
+    assert f"scores/{ann}/{ML}: " in fixed.output and "verified" in fixed.output, fixed.output
+    store = SqliteStore(str(db))
+    try:  # the learner's scope left the other learners' documents alone
+        assert (await store.get(SCORES, score_key(other, ML)) or {})["no_shows"] == 7
+    finally:
+        await store.close()
+    skill = await lemma_run("replay", "sci", "--skill", ML)
+    assert skill.exit_code == 0 and "1 documents differ" in skill.output, skill.output
+    assert f"scores/{other}/{ML}: no_shows differ" in skill.output and "verified" in skill.output
+    assert await _offsets(db) == fold_stopped_at  # the service's positions are left as they were
+
+    async with serving(bootstrap(settings)) as client:
+        await eventually(lambda: _all(sessions_of(client), learners, 9), timeout=60)
         store = SqliteStore(str(db))
         try:
-            assert (await store.get(SCORES, score_key(other, ML)) or {})["no_shows"] == 7
+            assert (await store.get(SCORES, score_key(other, ML)) or {})["no_shows"] == 0
+            assert (await store.get(SCORES, score_key(ann, ML)) or {})["sessions"] == 9
         finally:
             await store.close()
-
-        skill = await lemma_run("replay", "sci", "--skill", ML)
-        assert skill.exit_code == 0 and "1 documents differ" in skill.output, skill.output
-        assert f"scores/{other}/{ML}: no_shows differ" in skill.output and "verified" in skill.output
-
         # a full rebuild from the log finds only the damage outside both scopes (and perhaps a
         # calibration the job made while a damaged document was in the live version)
         verify = await lemma_run("replay", "sci", "--verify")
@@ -152,6 +165,22 @@ async def test_one_learners_then_one_skills_documents_are_rebuilt_in_the_live_ve
     assert second["detail"]["scope"] == {"learner": None, "skill": ML} and second["detail"]["documents"] == 1
     assert first["detail"]["announced"] >= 1
     assert any(announced.encode() in r.value for r in sci)  # ann's repaired score, announced once
+
+
+def sessions_of(client: Any) -> Any:
+    async def sessions(learner: str) -> int:
+        answer = await client.get(f"/v1/scores/{learner}/{ML}")
+        return int(answer.json()["sessions"]) if answer.status_code == 200 else 0
+
+    return sessions
+
+
+async def _offsets(db: Path) -> dict[tuple[str, int], int]:
+    store = SqliteStore(str(db))
+    try:
+        return await store.offsets("sci")
+    finally:
+        await store.close()
 
 
 async def _all(sessions: Any, learners: list[str], n: int) -> bool:
