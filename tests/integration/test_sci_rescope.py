@@ -1,8 +1,8 @@
-"""``lemma replay sci --learner ID`` / ``--skill S`` on the real broker: refused beside a running sci
-service (``--dry-run`` runs beside it), written with it stopped: the scope's damaged documents
-are rebuilt from the log into the live version, nothing outside the scope is touched, the result is what a full rebuild
-gives (``--verify`` finds only the damage left outside), the changed score is announced and the
-operator's action recorded."""
+"""``lemma replay sci --learner ID`` / ``--skill S`` on the real broker: refused beside a running
+sci service (``--dry-run`` runs beside it), written with it stopped: the scope's damaged
+documents are rebuilt from the log into the live version, nothing outside the scope is touched,
+the result is what a full rebuild gives (``--verify`` finds only the damage left outside), the
+changed score is announced and the operator's action recorded."""
 
 from __future__ import annotations
 
