@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     kafka_min_insync_replicas: int = Field(default=1, ge=1)
     consumer_max_records: int = 2000
     # How many processes a rebuild (``lemma replay``) folds with, where its projection allows
-    # partitions to be folded apart; 0: up to the machine's cores, once 200,000 records
+    # partitions to be folded apart; 0: up to twice the machine's cores, once 200,000 records
     # or more are left to fold (``shared.rebuild.APART_FROM``); 1: one process.
     rebuild_workers: int = Field(default=0, ge=0)
     # Events a rebuild in catch-up mode folds in memory before one store write (with their offsets).

@@ -32,7 +32,8 @@ async def finish_rebuild(store: Store, settings: Settings) -> None:
     """What a rebuild of the sci projection does before it hands over: calibrate each skill of
     the new version, quietly (``lemma replay``)."""
     skills = [skill.id for skill in get_catalog().skills]
-    processes = settings.rebuild_workers or os.cpu_count() or 1
+    cores = os.cpu_count() or 1
+    processes = min(settings.rebuild_workers or cores, cores)  # a skill a core at most: one takes longest
     await calibrate_quietly(store, skills, minimum=settings.sci_calibration_min_ratings, processes=processes)
 
 
