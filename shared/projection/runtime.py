@@ -272,12 +272,11 @@ class ProjectionRuntime:
             if at in stopped and record.offset >= stopped[at][0]:
                 continue
             try:
-                view = {ref: working.get(ref) for ref in refs}
-                if facts_only:
-                    changes = self.projection.fold(view, event)  # type: ignore[attr-defined]
+                if facts_only:  # ``fold`` reads only what ``refs`` named: the batch's documents will do
+                    changes = self.projection.fold(working, event)  # type: ignore[attr-defined]
                     caused: list[CloudEvent] = []
                 else:
-                    outcome = self.projection.apply(view, event)
+                    outcome = self.projection.apply({ref: working.get(ref) for ref in refs}, event)
                     changes, caused = outcome.changes, self.caused(event, outcome)
             except (EventRefused, Refused) as exc:
                 dead.append((record, exc))
