@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from shared.errors import EventRefused, Refused
@@ -46,33 +46,12 @@ from shared.store.base import Change, Store
 WINDOW = 50_000
 #: Documents held in memory before a write, whatever the events: what bounds the memory.
 MAX_DOCS = 150_000
+#: Documents a fresh runtime remembers having written (their hashes: some 60 MB): past it, it
+#: looks every document up in the store.
+WRITTEN_MAX = 1_500_000
 #: Records set aside for after the phase, one document each, keyed by their place in the log.
 DEFERRED = "_deferred"
 PAGE = 1000
-
-
-class _Bloom:
-    """A set of document refs that may answer "maybe" for one it does not hold (about one in
-    three thousand at a million refs) but never "no" for one it holds: 16 MiB whatever it holds."""
-
-    BITS = 1 << 27
-
-    def __init__(self) -> None:
-        self._bits = bytearray(self.BITS >> 3)
-
-    def _places(self, ref: DocRef) -> tuple[int, int]:
-        h = hash(ref)
-        return h & (self.BITS - 1), (h >> 27) & (self.BITS - 1)
-
-    def update(self, refs: Iterable[DocRef]) -> None:
-        bits = self._bits
-        for ref in refs:
-            for at in self._places(ref):
-                bits[at >> 3] |= 1 << (at & 7)
-
-    def __contains__(self, ref: object) -> bool:
-        bits = self._bits
-        return all(bits[at >> 3] >> (at & 7) & 1 for at in self._places(ref))  # type: ignore[arg-type]
 
 
 @dataclass
@@ -132,7 +111,9 @@ class CatchUpRuntime(ProjectionRuntime):
         #: this runtime started on them: then a document it never wrote does not exist (its
         #: partitions' documents are theirs alone), and is not looked for in the store
         self._fresh = False
-        self._written = _Bloom()
+        #: the hashes of the documents it wrote, while fresh (a hash it holds may be another
+        #: document's: that one is looked up, no more)
+        self._written: set[int] = set()
         self._clear()
 
     def _clear(self) -> None:
@@ -168,6 +149,7 @@ class CatchUpRuntime(ProjectionRuntime):
                 self._stop_all(records, exc)
                 return 0
             self._fresh = bool(self.assigned) and not self.assigned & self._stored.keys()
+            self._written = set()
         done = {**self._stored, **self._offsets}
         fresh = [r for r in unfolded(records, done) if (r.topic, r.partition) not in self._held]
         if not fresh:
@@ -231,7 +213,7 @@ class CatchUpRuntime(ProjectionRuntime):
             decoded.append((record, event))
             for ref in refs:
                 if ref not in docs:
-                    if fresh and ref not in written:
+                    if fresh and hash(ref) not in written:
                         docs[ref] = None  # never written: there is none
                     else:
                         wanted[ref[0]].add(ref[1])
@@ -319,7 +301,10 @@ class CatchUpRuntime(ProjectionRuntime):
             return
         assert self._stored is not None
         self._stored.update(self._offsets)
-        self._written.update(self._dirty)
+        if self._fresh:
+            self._written.update(map(hash, self._dirty))
+            if len(self._written) > WRITTEN_MAX:  # memory: look documents up from now on
+                self._fresh, self._written = False, set()
         self._counted(letters)
         for partition in self._offsets.keys() & self._faults.keys():
             self._faults.pop(partition)
