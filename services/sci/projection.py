@@ -39,6 +39,57 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from services.sci.documents import (
+    CALIBRATIONS as CALIBRATIONS,
+)
+from services.sci.documents import (
+    RECEIVED as RECEIVED,
+)
+from services.sci.documents import (
+    SCORES as SCORES,
+)
+from services.sci.documents import (
+    SESSION_SKILL as SESSION_SKILL,
+)
+from services.sci.documents import (
+    _empty as _empty,
+)
+from services.sci.documents import (
+    _later as _later,
+)
+from services.sci.documents import (
+    as_of_of as as_of_of,
+)
+from services.sci.documents import (
+    current_score as current_score,
+)
+from services.sci.documents import (
+    facts_at as facts_at,
+)
+from services.sci.documents import (
+    facts_from_doc as facts_from_doc,
+)
+from services.sci.documents import (
+    facts_to_doc as facts_to_doc,
+)
+from services.sci.documents import (
+    items_of as items_of,
+)
+from services.sci.documents import (
+    received_key as received_key,
+)
+from services.sci.documents import (
+    received_prefix as received_prefix,
+)
+from services.sci.documents import (
+    sci_updated as sci_updated,
+)
+from services.sci.documents import (
+    score_key as score_key,
+)
+from services.sci.documents import (
+    visible as visible,
+)
 from services.sci.domain import (
     SCORE_MODEL,
     TIER_CLAIMED,
@@ -46,11 +97,8 @@ from services.sci.domain import (
     Correction,
     EvidenceItem,
     Facts,
-    Score,
-    Tally,
     score,
     to_micro,
-    utc,
 )
 from shared.errors import EventRefused
 from shared.events.envelope import CloudEvent
@@ -66,117 +114,6 @@ from shared.events.payloads import (
 )
 from shared.events.registry import Topic
 from shared.projection.fold import NOTHING, CatchUpPhase, Changes, Doc, DocRef, Outcome
-
-SCORES = "scores"
-RECEIVED = "received"
-SESSION_SKILL = "session_skill"
-CALIBRATIONS = "calibrations"
-
-
-def score_key(learner_id: str, skill: str) -> str:
-    return f"{learner_id}/{skill}"
-
-
-def received_key(skill: str, learner_id: str, session_id: str) -> str:
-    return f"{skill}/{learner_id}/{session_id}"
-
-
-def received_prefix(skill: str, learner_id: str | None = None) -> str:
-    """Scan prefix of a skill's received evidence, or of one learner's in it."""
-    return f"{skill}/" if learner_id is None else f"{skill}/{learner_id}/"
-
-
-def facts_from_doc(doc: Mapping[str, Any]) -> Facts:
-    last = doc["last_evidence_at"]
-    return Facts(
-        sessions=int(doc["sessions"]),
-        no_shows=int(doc["no_shows"]),
-        raters={rater: Tally.from_doc(t) for rater, t in doc["raters"].items()},
-        last_evidence_at=utc(datetime.fromisoformat(last)) if last else None,
-    )
-
-
-def facts_to_doc(facts: Facts) -> dict[str, Any]:
-    """The facts' fields of a ``scores`` document (raters already in sorted order)."""
-    last = facts.last_evidence_at
-    return {
-        "sessions": facts.sessions,
-        "no_shows": facts.no_shows,
-        "raters": {rater: tally.to_doc() for rater, tally in facts.raters.items()},
-        "last_evidence_at": last.isoformat() if last else None,
-    }
-
-
-def items_of(received: Mapping[str, Any]) -> list[EvidenceItem]:
-    """The evidence items of one ``received`` document."""
-    return [EvidenceItem.from_doc(evidence_id, item) for evidence_id, item in received["items"].items()]
-
-
-def visible(doc: Mapping[str, Any] | None) -> bool:
-    """Shown by the read routes: a claimed skill or one with evidence (no-shows alone are not)."""
-    return doc is not None and (bool(doc["claimed"]) or bool(doc["raters"]))
-
-
-def as_of_of(doc: Mapping[str, Any]) -> datetime | None:
-    return utc(datetime.fromisoformat(doc["as_of"])) if doc["as_of"] else None
-
-
-def facts_at(doc: Mapping[str, Any]) -> tuple[str, Facts, datetime]:
-    """(learner, facts, as-of) of a ``scores`` document that holds facts."""
-    as_of = as_of_of(doc)
-    assert as_of is not None, "a document with facts has an as-of"
-    return doc["learner_id"], facts_from_doc(doc), as_of
-
-
-def current_score(doc: Mapping[str, Any], correction: Correction, at: datetime | None = None) -> Score:
-    """The score at ``at`` (default: the document's as-of), with the tier earned at the newest evidence."""
-    facts = facts_from_doc(doc)
-    when = at or as_of_of(doc)
-    assert when is not None, "a document with facts has an as-of"
-    return score(facts, when, correction, earned_at=facts.last_evidence_at)
-
-
-def sci_updated(doc: Mapping[str, Any], new: Score, correction: Correction) -> SciUpdated:
-    return SciUpdated(
-        learner_id=doc["learner_id"],
-        skill=doc["skill"],
-        sci=new.sci,
-        practice=new.practice,
-        proof=new.proof,
-        reliability=new.reliability,
-        freshness=new.freshness,
-        tier=new.tier,
-        sessions=new.sessions,
-        as_of=new.as_of,
-        revision=int(doc["facts"]),
-        calibration=correction.ratings,
-        model=SCORE_MODEL,
-        last_evidence_at=new.last_evidence_at,
-    )
-
-
-def _empty(learner_id: str, skill: str) -> Doc:
-    return {
-        "learner_id": learner_id,
-        "skill": skill,
-        "claimed": False,
-        "facts": 0,
-        "sessions": 0,
-        "no_shows": 0,
-        "raters": {},
-        "last_evidence_at": None,
-        "as_of": None,
-    }
-
-
-def _later(current: str | None, at: datetime) -> str:
-    """The later of a stored ISO time and ``at``, as ISO (a max: order-independent)."""
-    moment = utc(at)
-    if current is not None:
-        stored = utc(datetime.fromisoformat(current))
-        if stored >= moment:
-            return stored.isoformat()
-    return moment.isoformat()
 
 
 class SciProjection:
