@@ -20,7 +20,6 @@ import contextlib
 import os
 import pickle
 import sys
-import threading
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -31,6 +30,7 @@ from typing import Any
 from aiokafka import TopicPartition
 
 from shared.gc_tuning import tune_for_folding
+from shared.parent_watch import exit_with_parent
 from shared.projection.catchup import CatchUpRuntime
 from shared.projection.fold import CatchUpPhase, Projection
 from shared.rebuild_fold import Progress, RebuildStopped, fold_to_head, make_runtime
@@ -39,7 +39,6 @@ from shared.store.factory import open_store
 
 POLL_S = 0.2
 REPORT_S = 0.5
-PARENT_CHECK_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -102,17 +101,6 @@ class Job:
     defer: dict[str, frozenset[str]]
 
 
-def _exit_with_parent() -> None:
-    parent = os.getppid()
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(PARENT_CHECK_S)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
-
-
 def peak_rss_mib() -> float:
     """This process's peak resident memory (``VmHWM``: of this process alone, unlike
     ``ru_maxrss``, which a spawned child inherits from its parent)."""
@@ -137,7 +125,7 @@ def main() -> None:
         out.write(len(data).to_bytes(4, "big") + data)
         out.flush()
 
-    _exit_with_parent()
+    exit_with_parent()
     tune_for_folding()
     try:
         message: tuple[Any, ...] = asyncio.run(_fold(job, send))

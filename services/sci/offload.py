@@ -18,31 +18,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
-import os
-import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
+from shared.parent_watch import exit_with_parent
+
 log = logging.getLogger(__name__)
 
 R = TypeVar("R")
-
-PARENT_CHECK_S = 1.0
-
-
-def _exit_with_parent() -> None:
-    """In the worker process: a thread that ends the process once its parent has gone."""
-    parent = os.getppid()
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(PARENT_CHECK_S)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 class ProcessOffload:
@@ -57,7 +42,7 @@ class ProcessOffload:
         if pool is None:
             spawn = multiprocessing.get_context("spawn")
             pool = self._pool = ProcessPoolExecutor(
-                max_workers=1, mp_context=spawn, initializer=_exit_with_parent
+                max_workers=1, mp_context=spawn, initializer=exit_with_parent
             )
         try:
             return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)

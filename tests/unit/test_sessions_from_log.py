@@ -13,20 +13,9 @@ from services.sessions.domain import SessionError, schedule
 from services.sessions.projection import SESSIONS, SessionsProjection
 from shared.events import decode, encode, new_event
 from shared.events.envelope import CloudEvent
-from shared.events.payloads import MatchedTicket, MatchFound, MatchRequested
+from shared.events.payloads import MatchRequested
 from shared.projection.fold import Doc, DocRef, fold_events
-from tests.unit.test_sessions_properties import SID, T0, commands, run
-
-FOUND = MatchFound(
-    match_id=SID,
-    skill="machine-learning",
-    tickets=(
-        MatchedTicket(ticket_id="a", learner_id="ann", level=1.0),
-        MatchedTicket(ticket_id="b", learner_id="bob", level=1.5),
-    ),
-    level_gap=0.5,
-    waited_ms=0,
-)
+from tests.unit.test_sessions_properties import FOUND, SID, T0, commands, run
 
 
 def logged(event: CloudEvent) -> CloudEvent:

@@ -42,18 +42,20 @@ commands = st.one_of(
 )
 
 
+FOUND = MatchFound(
+    match_id=SID,
+    skill="machine-learning",
+    tickets=(
+        MatchedTicket(ticket_id="a", learner_id="ann", level=1.0),
+        MatchedTicket(ticket_id="b", learner_id="bob", level=1.5),
+    ),
+    level_gap=0.5,
+    waited_ms=0,
+)
+
+
 def fresh() -> dict[str, Any]:
-    found = MatchFound(
-        match_id=SID,
-        skill="machine-learning",
-        tickets=(
-            MatchedTicket(ticket_id="a", learner_id="ann", level=1.0),
-            MatchedTicket(ticket_id="b", learner_id="bob", level=1.5),
-        ),
-        level_gap=0.5,
-        waited_ms=0,
-    )
-    return domain.schedule(found, T0).doc
+    return domain.schedule(FOUND, T0).doc
 
 
 def run(doc: dict[str, Any], command: tuple[Any, ...], now: datetime) -> domain.Transition:
