@@ -26,7 +26,8 @@ from shared.store.base import OutboxRecord
 
 log = logging.getLogger(__name__)
 
-#: Partitions per topic. Keys keep the events that must stay in order together.
+#: Partitions per topic by default (``LEMMA_KAFKA_PARTITIONS`` sets the domain topics'). Keys
+#: keep the events that must stay in order together.
 PARTITIONS: dict[Topic, int] = {
     Topic.PASSPORT: 3,
     Topic.MATCHING: 3,
@@ -36,6 +37,15 @@ PARTITIONS: dict[Topic, int] = {
     Topic.DLQ: 1,
     Topic.OPS: 1,
 }
+
+
+#: The topics with one partition whatever the setting: read whole, in order, by operators.
+SINGLE_PARTITION = frozenset({Topic.DLQ, Topic.OPS})
+
+
+def partitions_for(settings: Settings) -> dict[Topic, int]:
+    """Partitions per topic as ``lemma topics create`` makes them for these settings."""
+    return {t: 1 if t in SINGLE_PARTITION else settings.kafka_partitions for t in PARTITIONS}
 
 
 def make_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
@@ -63,6 +73,16 @@ def consumer_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+def membership(settings: Settings, group: str) -> dict[str, Any]:
+    """How a replica joins consumer group ``group``: as a static member named after its instance
+    (``LEMMA_CONSUMER_STATIC_MEMBERSHIP``), so a replica restarted within the session timeout gets
+    its partitions back with no rebalance; or as a dynamic member that leaves when it stops."""
+    name = settings.group(group)
+    if not settings.consumer_static_membership:
+        return {"group_id": name}
+    return {"group_id": name, "group_instance_id": f"{name}-{settings.instance}"}
+
+
 def projection_subscriber(
     router: KafkaRouter, settings: Settings, runtime: ProjectionRuntime, *topics: Topic
 ) -> Callable[[Callable[..., Awaitable[None]]], Any]:
@@ -76,7 +96,7 @@ def projection_subscriber(
     listener = StoreOffsetsListener(runtime, settings.kafka_bootstrap)
     subscriber = router.subscriber(
         *(settings.topic(t) for t in topics),
-        group_id=settings.group(runtime.name),
+        **membership(settings, runtime.name),
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         batch_timeout_ms=100,
@@ -170,6 +190,7 @@ async def ensure_topics_for(settings: Settings) -> list[str]:
     """``ensure_topics`` as the settings say (bootstrap, prefix, replication, min ISR)."""
     return await ensure_topics(
         settings.kafka_bootstrap,
+        partitions_for(settings),
         prefix=settings.kafka_prefix,
         replication_factor=settings.kafka_replication_factor,
         min_insync_replicas=settings.kafka_min_insync_replicas,

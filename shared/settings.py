@@ -22,8 +22,10 @@ class Settings(BaseSettings):
 
     environment: Literal["development", "test", "production"] = "development"
     service: str = "lemma"
-    # Which process of a service this is, when one runs several (each with its own store):
-    # read models folded from the whole log use a consumer group per instance.
+    # Which replica of a service this is ("1", "2", ...): unique among the service's replicas.
+    # Its consumers join their groups as static members named after it (``group_instance_id``),
+    # so a replica restarted within the session timeout gets its partitions back without a
+    # rebalance, and its outbox claims and partition ownership carry it.
     instance: str = Field(default="1", pattern=r"^[A-Za-z0-9_-]{1,40}$")
     state_dir: str = "var"
 
@@ -38,6 +40,10 @@ class Settings(BaseSettings):
     # production (a write is acknowledged by two replicas; one broker may be down).
     kafka_replication_factor: int = Field(default=1, ge=1)
     kafka_min_insync_replicas: int = Field(default=1, ge=1)
+    # Partitions of each domain topic `lemma topics create` makes (the dead-letter and ops
+    # topics have one). They bound how many replicas of a service fold at once; the services
+    # read the count a topic really has from the cluster, so a topic made otherwise still works.
+    kafka_partitions: int = Field(default=3, ge=1, le=1000)
     consumer_max_records: int = 2000
     # How many processes a rebuild (``lemma replay``) folds with, where its projection allows
     # partitions to be folded apart; 0: up to twice the machine's cores, once 200,000 records
@@ -51,6 +57,12 @@ class Settings(BaseSettings):
     # A consumer that vanishes without leaving its group (SIGKILL, a lost host) holds its
     # partitions this long; Kafka's own default. Heartbeats go every 3 s (a third of it if shorter).
     consumer_session_timeout_ms: int = Field(default=45_000, ge=1000)
+    # Join consumer groups as static members (``group_instance_id`` = group + instance): a
+    # restarted replica gets its partitions back without a rebalance. A static member does not
+    # leave its group when it stops: its partitions wait for it up to the session timeout (a
+    # rolling deploy that brings it back loses no time to rebalances). Off: dynamic members
+    # that leave at once when they stop (replicas without a stable name).
+    consumer_static_membership: bool = True
     # A fold that fails for a reason other than its data (the store, a bug) stops its partition
     # at that record and tries again after a doubling backoff (first delay, capped); after this
     # many tries at the same record the partition is parked until resumed (``/ops``).

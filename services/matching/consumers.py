@@ -14,7 +14,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaMessage, KafkaRouter
 
 from services.matching.matcher import ENGINE_GROUP, Ownership
-from shared.bus import consumer_options, fold_batch, projection_subscriber
+from shared.bus import consumer_options, fold_batch, membership, projection_subscriber
 from shared.events.registry import Topic
 from shared.projection.runtime import ProjectionRuntime
 from shared.settings import Settings
@@ -34,7 +34,7 @@ def build_router(settings: Settings, runtime: ProjectionRuntime, ownership: Owne
 
     @router.subscriber(
         settings.topic(Topic.MATCHING),
-        group_id=settings.group(ENGINE_GROUP),
+        **membership(settings, ENGINE_GROUP),
         auto_offset_reset="latest",
         ack_policy=AckPolicy.ACK,
         listener=ownership,
