@@ -14,7 +14,17 @@ import time
 from collections.abc import Iterable, Sequence
 
 from shared.projection.versions import VERSIONS, Versions, namespace, unversioned, version_of
-from shared.store.base import Change, Doc, OutboxRecord, PartitionOffsets, Store
+from shared.store.base import (
+    Change,
+    Conflict,
+    Doc,
+    Expectations,
+    Fence,
+    OutboxRecord,
+    PartitionOffsets,
+    Store,
+    Stored,
+)
 
 
 class VersionStore(Store):
@@ -32,6 +42,12 @@ class VersionStore(Store):
 
     async def get_many(self, collection: str, keys: Iterable[str]) -> dict[str, Doc]:
         return await self.inner.get_many(self._name(collection), keys)
+
+    async def read(self, collection: str, keys: Iterable[str]) -> dict[str, Stored]:
+        return await self.inner.read(self._name(collection), keys)
+
+    async def revisions(self, collection: str, keys: Iterable[str]) -> dict[str, str]:
+        return await self.inner.revisions(self._name(collection), keys)
 
     async def scan(
         self,
@@ -55,9 +71,23 @@ class VersionStore(Store):
         *,
         offsets: PartitionOffsets | None = None,
         outbox: Sequence[OutboxRecord] = (),
+        expect: Expectations | None = None,
+        fence: Fence | None = None,
     ) -> None:
         named = [Change(self._name(c.collection), c.key, c.doc) for c in changes]
-        await self.inner.write(named, offsets=offsets, outbox=outbox)
+        expected = {(self._name(c), k): rev for (c, k), rev in (expect or {}).items()}
+        try:
+            await self.inner.write(named, offsets=offsets, outbox=outbox, expect=expected, fence=fence)
+        except Conflict as conflict:  # named as the writer named them
+            raise Conflict([(version_of(c)[1], k) for c, k in conflict.refs]) from conflict
+
+    async def claim_partitions(
+        self, consumer: str, partitions: Iterable[tuple[str, int]], owner: str
+    ) -> dict[tuple[str, int], int]:
+        return await self.inner.claim_partitions(consumer, partitions, owner)
+
+    async def owners(self, consumer: str) -> dict[tuple[str, int], tuple[int, str]]:
+        return await self.inner.owners(consumer)
 
     async def offsets(self, consumer: str) -> dict[tuple[str, int], int]:
         return await self.inner.offsets(consumer)
@@ -75,6 +105,14 @@ class VersionStore(Store):
 
     async def pending_outbox(self, limit: int = 500) -> list[OutboxRecord]:
         return await self.inner.pending_outbox(limit)
+
+    async def claim_outbox(
+        self, owner: str, *, limit: int = 500, lease_s: float = 30.0
+    ) -> list[OutboxRecord]:
+        return await self.inner.claim_outbox(owner, limit=limit, lease_s=lease_s)
+
+    async def release_outbox(self, owner: str) -> None:
+        await self.inner.release_outbox(owner)
 
     async def ack_outbox(self, seqs: Sequence[str]) -> None:
         await self.inner.ack_outbox(seqs)
@@ -120,6 +158,14 @@ class LiveStore(VersionStore):
         await self._live()
         return await super().get_many(collection, keys)
 
+    async def read(self, collection: str, keys: Iterable[str]) -> dict[str, Stored]:
+        await self._live()
+        return await super().read(collection, keys)
+
+    async def revisions(self, collection: str, keys: Iterable[str]) -> dict[str, str]:
+        await self._live()
+        return await super().revisions(collection, keys)
+
     async def scan(
         self,
         collection: str,
@@ -142,6 +188,8 @@ class LiveStore(VersionStore):
         *,
         offsets: PartitionOffsets | None = None,
         outbox: Sequence[OutboxRecord] = (),
+        expect: Expectations | None = None,
+        fence: Fence | None = None,
     ) -> None:
         await self._live()
-        await super().write(changes, offsets=offsets, outbox=outbox)
+        await super().write(changes, offsets=offsets, outbox=outbox, expect=expect, fence=fence)

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, cast
 import pytest
 from bson.errors import InvalidDocument
 
-from shared.store.base import Change, Doc, OutboxRecord, Store
+from shared.store.base import ABSENT, Change, Conflict, Doc, Fenced, OutboxRecord, Store
 from shared.store.mongo import MongoStore
 from shared.store.sqlite import SqliteStore
 from shared.store.versioned import VersionStore
@@ -323,6 +323,95 @@ class StoreContract:
 
     async def test_ping(self, store: Store) -> None:
         assert await store.ping() is True
+
+    # --- several writers: revisions, expectations, fences, outbox claims ----------------------
+
+    async def test_every_write_gives_a_new_revision(self, store: Store) -> None:
+        await store.write([Change("c", "k", doc(1))])
+        first = (await store.read("c", ["k", "none"]))["k"]
+        assert first.doc == doc(1) and await store.revisions("c", ["k", "none"]) == {"k": first.rev}
+        await store.write([Change("c", "k", doc(1))])  # the same body: still a new revision
+        assert (await store.revisions("c", ["k"]))["k"] != first.rev
+
+    async def test_compare_and_set(self, store: Store) -> None:
+        await store.write([Change("c", "k", doc(1))], expect={("c", "k"): ABSENT})
+        with pytest.raises(Conflict):  # create-only: it exists now
+            await store.write([Change("c", "k", doc(9))], expect={("c", "k"): ABSENT})
+        read = (await store.read("c", ["k"]))["k"]
+        await store.write([Change("c", "k", doc(2))], expect={("c", "k"): read.rev})
+        with pytest.raises(Conflict) as refused:  # the revision read is gone
+            await store.write(
+                [Change("c", "k", doc(3)), Change("c", "other", doc(3))],
+                offsets={("p", "t", 0): 5},
+                outbox=[rec("0001")],
+                expect={("c", "k"): read.rev},
+            )
+        assert refused.value.refs == [("c", "k")]
+        assert await store.get("c", "k") == doc(2)  # nothing of the refused write landed
+        assert await store.get("c", "other") is None and await store.offsets("p") == {}
+        assert await store.pending_outbox() == []
+
+    async def test_a_document_deleted_and_made_again_is_not_the_one_read(self, store: Store) -> None:
+        await store.write([Change("c", "k", doc(1))])
+        read = (await store.read("c", ["k"]))["k"]
+        await store.write([Change("c", "k", None)])
+        await store.write([Change("c", "k", doc(1))])
+        with pytest.raises(Conflict):
+            await store.write([Change("c", "k", doc(2))], expect={("c", "k"): read.rev})
+
+    async def test_a_document_only_read_guards_the_write(self, store: Store) -> None:
+        await store.write([Change("c", "calibration", doc(1))])
+        guard = {("c", "calibration"): (await store.revisions("c", ["calibration"]))["calibration"]}
+        await store.write([Change("d", "score", doc(1))], expect=guard)
+        await store.write([Change("c", "calibration", doc(2))])
+        with pytest.raises(Conflict):
+            await store.write([Change("d", "score", doc(2))], expect=guard)
+        assert await store.get("d", "score") == doc(1)
+
+    async def test_only_the_last_claimant_of_a_partition_writes(self, store: Store) -> None:
+        assert await store.claim_partitions("proj", [("t", 0), ("t", 1)], "a") == {("t", 0): 1, ("t", 1): 1}
+        await store.write(
+            [Change("c", "k", doc(1))], offsets={("proj", "t", 0): 3}, fence={("proj", "t", 0): 1}
+        )
+        assert await store.claim_partitions("proj", [("t", 0)], "b") == {("t", 0): 2}
+        assert await store.owners("proj") == {("t", 0): (2, "b"), ("t", 1): (1, "a")}
+        with pytest.raises(Fenced) as refused:  # a's write, after b claimed the partition
+            await store.write(
+                [Change("c", "k", doc(2))],
+                offsets={("proj", "t", 0): 9, ("proj", "t", 1): 9},
+                outbox=[rec("0001")],
+                fence={("proj", "t", 0): 1, ("proj", "t", 1): 1},
+            )
+        assert refused.value.partitions == {("proj", "t", 0): 2}
+        assert await store.get("c", "k") == doc(1) and await store.offsets("proj") == {("t", 0): 3}
+        assert await store.pending_outbox() == []
+        with pytest.raises(Fenced):  # never claimed
+            await store.write([], offsets={("proj", "t", 7): 1}, fence={("proj", "t", 7): 1})
+        await store.write(
+            [Change("c", "k", doc(3))], offsets={("proj", "t", 0): 9}, fence={("proj", "t", 0): 2}
+        )
+        assert await store.offsets("proj") == {("t", 0): 9}
+
+    async def test_outbox_records_are_claimed_by_one_relay_in_key_order(self, store: Store) -> None:
+        def keyed(seq: str, key: str) -> OutboxRecord:
+            return OutboxRecord(seq=seq, topic="lemma.test", key=key, value=seq.encode())
+
+        await store.write(outbox=[keyed("01", "x"), keyed("02", "y"), keyed("03", "x"), keyed("04", "z")])
+        first = await store.claim_outbox("a", limit=2)
+        assert [r.seq for r in first] == ["01", "02"]
+        # b may not take 03 while a holds 01 (same key): only z's record is free
+        assert [r.seq for r in await store.claim_outbox("b", limit=10)] == ["04"]
+        assert [r.seq for r in await store.claim_outbox("a", limit=10)] == ["01", "02", "03"]  # its own again
+        await store.ack_outbox(["01", "02"])
+        await store.release_outbox("a")  # a stops: b takes what a held at once
+        assert [r.seq for r in await store.claim_outbox("b", limit=10)] == ["03", "04"]
+        assert [r.seq for r in await store.pending_outbox()] == ["03", "04"]
+
+    async def test_an_outbox_claim_runs_out(self, store: Store) -> None:
+        await store.write(outbox=[rec("0001")])
+        assert [r.seq for r in await store.claim_outbox("a", lease_s=0.0)] == ["0001"]
+        assert [r.seq for r in await store.claim_outbox("b", lease_s=30.0)] == ["0001"]  # a's lease ran out
+        assert await store.claim_outbox("a") == []
 
     async def test_close_and_reopen(self, make_store: StoreFactory) -> None:
         """A persistent store keeps everything across close and reopen; one that is not starts

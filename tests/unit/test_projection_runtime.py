@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from shared.errors import EventRefused
 from shared.events import CloudEvent, encode, new_event
@@ -166,11 +167,12 @@ class FailingStore(SqliteStore):
         *,
         offsets: PartitionOffsets | None = None,
         outbox: Sequence[OutboxRecord] = (),
+        **checks: Any,
     ) -> None:
         if self.fail:
             self.fail -= 1
             raise ConnectionError("the store is not answering")
-        await super().write(changes, offsets=offsets, outbox=outbox)
+        await super().write(changes, offsets=offsets, outbox=outbox, **checks)
 
 
 async def test_a_fold_that_fails_stops_only_its_partition_retries_and_parks_then_goes_on() -> None:
