@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -10,15 +11,18 @@ from rich.console import Console
 from rich.table import Table
 
 from deploy.local.broker import kafka_version
+from deploy.local.config import MAX_BROKERS, MAX_REPLICAS
 from deploy.local.stack import (
     StackConfig,
     StackError,
+    all_running,
     process_names,
     running_processes,
     stack_status,
     start_stack,
     stop_stack,
 )
+from deploy.local.status import COLUMNS, status_json, table_rows
 
 app = typer.Typer(help="Start, stop and inspect the local stack (state in var/ by default).")
 console = Console(highlight=False, soft_wrap=True)
@@ -37,10 +41,11 @@ def _print_urls(config: StackConfig) -> None:
     gw = config.gateway_url
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     table.add_column("service")
-    table.add_column("direct (API docs)")
+    table.add_column("direct (API docs)" if config.replicas == 1 else "replicas (API docs)")
     table.add_column("through the gateway")
     for name in config.services:
-        table.add_row(name, f"{config.service_url(name)}/docs", f"{gw}/{name}/docs")
+        direct = ", ".join(f"{config.service_url(name, n)}/docs" for n in range(1, config.replicas + 1))
+        table.add_row(name, direct, f"{gw}/{name}/docs")
     console.print()
     console.print(
         f"[bold green]Lemma is running.[/bold green] Gateway: [bold]{gw}[/bold]  (links to every API's docs)"
@@ -50,11 +55,19 @@ def _print_urls(config: StackConfig) -> None:
     sample = sample_passport(config) or f"{gw}/passports/<handle>"
     console.print(f"Pages: {gw}/skills/machine-learning (skill page, waitlist form), {sample} (a passport)")
     console.print(table)
-    console.print(
-        f"Kafka (Apache Kafka {kafka_version()}): {config.kafka_bootstrap}   "
-        f"its log: {config.kafka_home / 'data'}"
-    )
+    if config.brokers == 1:
+        where = f"its log: {config.kafka_home / 'data'}"
+    else:
+        where = (
+            f"{config.brokers} KRaft nodes, topics replicated {config.replication_factor}x "
+            f"with min ISR {config.min_insync_replicas}; logs in {config.kafka_home}/node-<n>/data"
+        )
+    console.print(f"Kafka (Apache Kafka {kafka_version()}): {config.kafka_bootstrap}   {where}")
     console.print(f"Logs: {config.log_dir}/<process>.log   State: {config.state_dir}")
+    console.print(
+        "A supervisor restarts any process that exits; "
+        "[bold].venv/bin/lemma stack status[/bold] (--json) shows each with its restarts"
+    )
     console.print("Token for a learner: [bold].venv/bin/lemma token <learner_id>[/bold] (add --role ops)")
     console.print("Stop everything: [bold]make stop[/bold]")
 
@@ -73,15 +86,42 @@ def up(
         bool,
         typer.Option("--seed/--no-seed", help="Seed a demo population on an empty store (or LEMMA_SEED=0)."),
     ] = True,
+    brokers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=MAX_BROKERS,
+            help="Kafka nodes: 1, or 3 for a KRaft cluster with topics replicated 3x, min ISR 2 "
+            "(default: as in stack.json, else 1).",
+        ),
+    ] = None,
+    replicas: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=MAX_REPLICAS,
+            help="Processes of every service behind the gateway (default: as in stack.json, else 1).",
+        ),
+    ] = None,
 ) -> None:
-    """Start Apache Kafka, the services and the gateway; wait until all are ready.
+    """Start Apache Kafka, the services and the gateway; wait until all are ready; then a
+    supervisor that restarts any of them that exits.
 
-    Ports are kept in <state>/stack.json: edit it to move one, delete it for the defaults.
+    Ports, brokers and replicas are kept in <state>/stack.json: edit it to move a port,
+    delete it for the defaults.
     """
-    config = StackConfig.resolve(state_dir, gateway_port)
-    live = running_processes(config)
+    config = StackConfig.resolve(state_dir, gateway_port, brokers=brokers, replicas=replicas)
+    live = all_running(config)
     if live:
         saved = StackConfig.load(config.state_dir) or config
+        if saved.reshaped(brokers, replicas) != saved:
+            console.print(
+                f"[bold red]A stack of {saved.brokers} broker(s) and {saved.replicas} replica(s) "
+                f"runs from {saved.state_dir}.[/bold red] Stop it first (make stop), then start "
+                "the new shape."
+            )
+            raise typer.Exit(1)
+        live = running_processes(saved)
         if len(live) == len(process_names(saved)):
             console.print(f"The stack is already running (state in {saved.state_dir}).")
             _print_urls(saved)
@@ -89,7 +129,8 @@ def up(
         missing = [n for n in process_names(saved) if n not in live]
         console.print(f"Part of the stack runs; starting the rest: {', '.join(missing)}")
         config = saved
-    console.print(f"Starting the local stack (state in {config.state_dir}) ...")
+    shape = f"{config.brokers} Kafka node(s), {config.replicas} replica(s) of each service"
+    console.print(f"Starting the local stack ({shape}; state in {config.state_dir}) ...")
     try:
         start_stack(config, ready_timeout=timeout, say=_say)
     except StackError as exc:
@@ -141,7 +182,7 @@ def _seed_if_empty(config: StackConfig) -> None:
 
 @app.command()
 def down(state_dir: StateDirOption = None) -> None:
-    """Stop, by pid, every process `up` started: gateway, services, then the broker."""
+    """Stop, by pid, every process `up` started: the supervisor, gateway, services, brokers."""
     config = StackConfig.resolve(state_dir)
     if not config.run_dir.exists():
         console.print(f"Nothing to stop (no stack ever ran in {config.state_dir}).")
@@ -154,17 +195,33 @@ def down(state_dir: StateDirOption = None) -> None:
 
 
 @app.command()
-def status(state_dir: StateDirOption = None) -> None:
-    """Each process of the stack: pid, alive, ready."""
+def status(
+    state_dir: StateDirOption = None,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print JSON: the shape, and per process its name, pid, role, service, instance, "
+            "port, alive, ready and restarts.",
+        ),
+    ] = False,
+) -> None:
+    """Each process of the stack: role, replica, pid, port, alive, ready, restarts."""
     config = StackConfig.resolve(state_dir)
-    table = Table(title=f"Lemma local stack ({config.state_dir})")
-    for column in ("process", "pid", "alive", "ready", "url"):
-        table.add_column(column)
     rows = stack_status(config)
-    for row in rows:
-        yes_no = {True: "[green]yes[/green]", False: "[red]no[/red]"}
-        pid = str(row.pid) if row.pid else "-"
-        table.add_row(row.name, pid, yes_no[row.alive], yes_no[row.ready], row.url)
+    if as_json:
+        typer.echo(json.dumps(status_json(config, rows), indent=2))
+        return
+    table = Table(title=f"Lemma local stack ({config.state_dir})")
+    for column in COLUMNS:
+        table.add_column(column, no_wrap=True)
+    colour = {"yes": "[green]yes[/green]", "no": "[red]no[/red]"}
+    flags = {COLUMNS.index("alive"), COLUMNS.index("ready")}
+    for cells in table_rows(rows):
+        table.add_row(*(colour.get(c, c) if i in flags else c for i, c in enumerate(cells)))
     console.print(table)
     if not any(r.alive for r in rows):
         console.print("Not running. Start it with `make run`.")
+        return
+    console.print(f"Gateway {config.gateway_url}   Kafka {config.kafka_bootstrap}")
+    console.print(f"Logs {config.log_dir}/<process>.log   More (JSON): lemma stack status --json")

@@ -1,9 +1,11 @@
-"""Apache Kafka for the local stack and the tests: one KRaft node (broker and controller).
+"""Apache Kafka for the local stack and the tests: a KRaft node (broker and controller).
 
 The jars come from Maven Central by name and version (``deploy/local/kafka/pom.xml``, resolved
 by ``mvn dependency:build-classpath`` into Maven's local repository); nothing is downloaded by
 URL and nothing is committed. The storage is formatted once (``kafka.tools.StorageTool
-format --standalone``), so a stopped broker starts again on the same log.
+format --standalone`` for one node; for a cluster every node with one cluster id and the
+static ``controller.quorum.voters``, see ``deploy/local/cluster.py``), so a stopped broker
+starts again on the same log.
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ import uuid
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from shared.events.registry import Topic
 
 HERE = Path(__file__).resolve().parent / "kafka"
 POM = HERE / "pom.xml"
@@ -117,6 +122,12 @@ class BrokerConfig:
     controller_port: int
     heap: str = HEAP
     log_level: str = "INFO"
+    node_id: int = 1
+    # a cluster's static quorum ("1@127.0.0.1:9093,2@..."); empty: a standalone node
+    voters: str = ""
+    # of the internal topics, and the defaults of topics made without settings
+    replication: int = 1
+    min_isr: int = 1
 
     @property
     def bootstrap(self) -> str:
@@ -131,11 +142,18 @@ class BrokerConfig:
         return self.home / "server.properties"
 
     def properties(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-        """``server.properties`` for a single node; internal topics replicated once."""
+        """``server.properties`` of this node; internal topics replicated ``replication`` times
+        (once on a single node)."""
+        quorum = (
+            {"controller.quorum.voters": self.voters}
+            if self.voters
+            else {"controller.quorum.bootstrap.servers": f"127.0.0.1:{self.controller_port}"}
+        )
+        rf, isr = str(self.replication), str(self.min_isr)
         return {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.bootstrap.servers": f"127.0.0.1:{self.controller_port}",
+            "node.id": str(self.node_id),
+            **quorum,
             "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
             "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
             "controller.listener.names": "CONTROLLER",
@@ -145,15 +163,15 @@ class BrokerConfig:
             # topics are made by `lemma topics create` with their partitions and retention
             "auto.create.topics.enable": "false",
             "num.partitions": "3",
-            "default.replication.factor": "1",
-            "min.insync.replicas": "1",
-            "offsets.topic.replication.factor": "1",
+            "default.replication.factor": rf,
+            "min.insync.replicas": isr,
+            "offsets.topic.replication.factor": rf,
             "offsets.topic.num.partitions": "10",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.replication.factor": rf,
+            "transaction.state.log.min.isr": isr,
             "transaction.state.log.num.partitions": "5",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": rf,
+            "share.coordinator.state.topic.min.isr": isr,
             # a group's first member gets its partitions at once (3 s by default)
             "group.initial.rebalance.delay.ms": "0",
             **(extra or {}),
@@ -183,12 +201,25 @@ class BrokerConfig:
     def is_formatted(self) -> bool:
         return (self.data_dir / "meta.properties").exists()
 
-    def format_storage(self, java: str, jars: str) -> str | None:
-        """Format the KRaft storage unless it is (a new cluster id); returns the id, None if kept."""
+    def cluster_id(self) -> str | None:
+        """The cluster id this node's storage was formatted with, None when it is not."""
+        try:
+            text = (self.data_dir / "meta.properties").read_text()
+        except OSError:
+            return None
+        found = re.search(r"^cluster\.id=(\S+)", text, re.MULTILINE)
+        return found.group(1) if found else None
+
+    def format_storage(self, java: str, jars: str, cluster: str | None = None) -> str | None:
+        """Format the KRaft storage unless it is; returns the cluster id, None if kept.
+
+        A standalone node gets a new cluster id; a node of a cluster (``voters``) is given the
+        cluster's id, the same for every node, and its static quorum is in its properties."""
         if self.is_formatted():
             return None
-        cluster = new_cluster_id()
-        argv = [*self.jvm_argv(java, jars, "kafka.tools.StorageTool"), "format", "--standalone"]
+        cluster = cluster or new_cluster_id()
+        argv = [*self.jvm_argv(java, jars, "kafka.tools.StorageTool"), "format"]
+        argv += [] if self.voters else ["--standalone"]
         argv += ["--cluster-id", cluster, "--config", str(self.properties_file)]
         done = subprocess.run(argv, capture_output=True, text=True, check=False)
         if done.returncode != 0:
@@ -212,10 +243,18 @@ def prepare(config: BrokerConfig, extra: Mapping[str, str] | None = None) -> lis
 
 
 def create_topics(
-    bootstrap: str, *, prefix: str = "", timeout: float = 30.0, alive: Callable[[], bool] | None = None
+    bootstrap: str,
+    *,
+    prefix: str = "",
+    timeout: float = 30.0,
+    alive: Callable[[], bool] | None = None,
+    partitions: Mapping[Topic, int] | None = None,
+    replication_factor: int = 1,
+    min_insync_replicas: int = 1,
 ) -> list[str]:
     """Create the domain topics (``shared.bus.ensure_topics``) once the broker answers; retries
-    while it is still electing itself. Returns the names created."""
+    while it is still electing itself (or, on a cluster, while too few nodes have joined for
+    the replication factor). Returns the names created."""
     from shared.bus import ensure_topics
 
     deadline = time.monotonic() + timeout
@@ -226,7 +265,14 @@ def create_topics(
     try:
         while True:
             try:
-                return _run_async(ensure_topics(bootstrap, prefix=prefix))
+                made = ensure_topics(
+                    bootstrap,
+                    dict(partitions) if partitions else None,
+                    prefix=prefix,
+                    replication_factor=replication_factor,
+                    min_insync_replicas=min_insync_replicas,
+                )
+                return _run_async(made)
             except Exception as exc:
                 if time.monotonic() > deadline or (alive is not None and not alive()):
                     raise BrokerSetupError(f"could not create the topics on {bootstrap}: {exc!r}") from exc

@@ -7,11 +7,17 @@ without rewriting the page); Swagger UI's files come from the service itself
 (``shared.api_docs``), so the page needs no internet. Nothing else of a service is reachable
 through it: not ``/metrics``, ``/readyz``, ``/asyncapi.json`` nor the ``/ops`` routes.
 Operators and Prometheus reach those on each service's own port.
+
+A service with several replicas is one upstream pool: Caddy takes turns between them, checks
+each replica's ``/readyz`` every second (active health checks: a replica answering anything
+but 200, or nothing, twice in a row gets no requests until it answers 200 again), marks a
+replica it could not reach down for a while (passive health checks), and sends a request it
+could not deliver to another replica. One replica is proxied to as it always was.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from shared.api_docs import ASSETS
@@ -46,13 +52,49 @@ def _docs_page(service: str) -> str:
 </body></html>"""
 
 
-def _root_page(gateway_port: int, services: Mapping[str, int]) -> str:
+#: How the gateway watches a pool of replicas (Caddy's reverse_proxy options).
+HEALTH_URI = "/readyz"
+HEALTH_INTERVAL = "1s"
+HEALTH_TIMEOUT = "5s"  # /readyz pings the broker with a 2 s timeout; the machine may be busy
+HEALTH_FAILS = 2  # checks in a row a replica must fail to be taken out (one slow answer is not)
+FAIL_DURATION = "5s"  # a replica Caddy could not reach is skipped this long
+TRY_DURATION = "5s"  # how long a request may wait for a replica that answers
+
+
+def upstreams_of(ports: int | Sequence[int]) -> list[str]:
+    return [f"127.0.0.1:{p}" for p in ([ports] if isinstance(ports, int) else ports)]
+
+
+def reverse_proxy(upstreams: Sequence[str], indent: str = "\t\t") -> str:
+    """``reverse_proxy`` to one replica as it always was, or to a health-checked pool."""
+    line = f"{indent}reverse_proxy {' '.join(upstreams)}"
+    if len(upstreams) == 1:
+        return line
+    options = (
+        "lb_policy round_robin",
+        f"lb_try_duration {TRY_DURATION}",
+        "lb_try_interval 100ms",
+        f"health_uri {HEALTH_URI}",
+        f"health_interval {HEALTH_INTERVAL}",
+        f"health_timeout {HEALTH_TIMEOUT}",
+        "health_status 200",
+        "health_passes 1",
+        f"health_fails {HEALTH_FAILS}",
+        f"fail_duration {FAIL_DURATION}",
+        "max_fails 1",
+    )
+    body = "".join(f"{indent}\t{option}\n" for option in options)
+    return f"{line} {{\n{body}{indent}}}"
+
+
+def _root_page(gateway_port: int, services: Mapping[str, int | Sequence[int]]) -> str:
     items = []
-    for name, port in services.items():
+    for name, ports in services.items():
         routes = ", ".join(p.rstrip("*") for p in ROUTES.get(name, ()))
+        where = ", ".join(f"http://{u}" for u in upstreams_of(ports))
         items.append(
             f'<li><b>{name}</b> ({routes}): <a href="/{name}/docs">API docs</a>, '
-            f"operators (readiness, metrics, events, <code>/ops</code>): http://127.0.0.1:{port}</li>"
+            f"operators (readiness, metrics, events, <code>/ops</code>): {where}</li>"
         )
     lines = "\n".join(items)
     pages = "\n".join(
@@ -85,24 +127,27 @@ def _heredoc(text: str, marker: str = "HTML") -> str:
     return f"<<{marker}\n{text.replace('{$', '{ $')}\n{marker}"
 
 
-def render_caddyfile(gateway_port: int, services: Mapping[str, int], caddy_dir: Path) -> str:
-    """The Caddyfile of a gateway on 127.0.0.1:``gateway_port``; ``services`` maps name -> port."""
+def render_caddyfile(gateway_port: int, services: Mapping[str, int | Sequence[int]], caddy_dir: Path) -> str:
+    """The Caddyfile of a gateway on 127.0.0.1:``gateway_port``; ``services`` maps a name to
+    its port, or to the ports of its replicas (load-balanced, health-checked)."""
     unknown = set(services) - set(ROUTES)
     if unknown:
         raise ValueError(f"no gateway routes for {sorted(unknown)}")
     blocks: list[str] = []
-    for name, port in services.items():
-        upstream = f"127.0.0.1:{port}"
+    for name, ports in services.items():
+        if not upstreams_of(ports):
+            raise ValueError(f"no replica of {name} to route to")
+        proxy = reverse_proxy(upstreams_of(ports))
         patterns = " ".join(ROUTES[name])
         page = _heredoc(_docs_page(name)).replace("\n", "\n\t\t")
         blocks.append(
             f"\t@{name} path {patterns}\n"
-            f"\thandle @{name} {{\n\t\treverse_proxy {upstream}\n\t}}\n"
+            f"\thandle @{name} {{\n{proxy}\n\t}}\n"
             f"\thandle /{name}/docs {{\n"
             f'\t\theader Content-Type "text/html; charset=utf-8"\n'
             f"\t\trespond {page} 200\n\t}}\n"
             f"\t@{name}_docs path /{name}/openapi.json /{name}{ASSETS}/*\n"
-            f"\thandle @{name}_docs {{\n\t\turi strip_prefix /{name}\n\t\treverse_proxy {upstream}\n\t}}"
+            f"\thandle @{name}_docs {{\n\t\turi strip_prefix /{name}\n{proxy}\n\t}}"
         )
     root = _heredoc(_root_page(gateway_port, services)).replace("\n", "\n\t\t")
     routes = "\n".join(blocks)

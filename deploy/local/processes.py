@@ -138,6 +138,16 @@ def _reap(pid: int) -> None:
         _CHILDREN.pop(pid, None)
 
 
+def reap(pid: int) -> int | None:
+    """How a process this one started ended (its exit code, -N for signal N), once it has;
+    None while it runs or when another process started it (its parent reaps it)."""
+    child = _CHILDREN.get(pid)
+    if child is None or child.poll() is None:
+        return None
+    _CHILDREN.pop(pid, None)
+    return child.returncode
+
+
 def wait_gone(handle: Handle, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -1,33 +1,32 @@
-"""The local stack: Apache Kafka (one KRaft node) -> the five services -> Caddy.
+"""The local stack: Apache Kafka (one KRaft node, or a cluster) -> every replica of the five
+services -> Caddy, and a supervisor that restarts what exits.
 
-``start_stack`` starts what is not running yet and waits until every service is ready; on
+``start_stack`` starts what is not running yet and waits until every replica is ready; on
 failure it stops what it started and raises ``StackError``. ``stop_stack`` stops, by pid,
-what the pid files name: the gateway, the services, then the broker.
+what the pid files name: the supervisor first (so nothing is restarted meanwhile), the
+gateway, the services, then the brokers.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import os
-import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 
-from deploy.local import broker
+from deploy.local import cluster, launch, plan
 from deploy.local import processes as proc
-from deploy.local.binaries import venv_bin
+from deploy.local.broker import BrokerConfig, BrokerSetupError
 from deploy.local.config import REPO_ROOT, SERVICES, StackConfig, port_is_free
-from deploy.local.credentials import jwt_secret
-from deploy.local.gateway import render_caddyfile
+from deploy.local.lock import locked
+from deploy.local.plan import ProcessSpec, process_plan
 from deploy.local.processes import Handle
+from deploy.local.status import ProcessStatus, stack_status
 
 __all__ = [
     "SERVICES",
     "ProcessStatus",
     "StackConfig",
     "StackError",
+    "broker_config",
     "process_names",
     "running_processes",
     "stack_status",
@@ -37,11 +36,10 @@ __all__ = [
 
 Say = Callable[[str], None]
 
-#: Seconds a process gets to stop after SIGTERM before SIGKILL. Kafka shuts down in a few
-#: seconds (it closes its log segments and writes a clean-shutdown marker, so the next start
+#: Seconds a process gets to stop after SIGTERM before SIGKILL, by role. Kafka shuts down in a
+#: few seconds (it closes its log segments and writes a clean-shutdown marker, so the next start
 #: skips log recovery); a SIGKILL loses nothing already acknowledged, but recovery is slower.
-STOP_TIMEOUT = {"gateway": 5.0, "kafka": 30.0}
-SERVICE_STOP_TIMEOUT = 10.0
+STOP_TIMEOUT = {"gateway": 5.0, "broker": 30.0, "supervisor": 5.0, "service": 10.0}
 
 
 class StackError(RuntimeError):
@@ -57,9 +55,9 @@ def _quiet(_: str) -> None:
     return None
 
 
-def process_names(config: StackConfig) -> list[str]:
+def process_names(config: StackConfig, *, supervised: bool = True) -> list[str]:
     """Every process of the stack, in start order."""
-    return ["kafka", *config.services, "gateway"]
+    return [spec.name for spec in process_plan(config, supervised=supervised)]
 
 
 def running_processes(config: StackConfig) -> dict[str, Handle]:
@@ -68,24 +66,27 @@ def running_processes(config: StackConfig) -> dict[str, Handle]:
     return {name: handle for name, handle in found.items() if handle is not None}
 
 
-@contextlib.contextmanager
-def _locked(config: StackConfig) -> Iterator[None]:
-    """One ``up`` or ``down`` at a time per state folder (a second one waits for the first)."""
-    config.state_dir.mkdir(parents=True, exist_ok=True)
-    with (config.state_dir / "stack.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+def all_running(config: StackConfig) -> dict[str, Handle]:
+    """Every live process with a pid file in the state folder, whatever shape started it
+    (this shape's in start order, then the others)."""
+    if not config.run_dir.exists():
+        return {}
+    known = process_names(config)
+    names = known + sorted({p.stem for p in config.run_dir.glob("*.pid")} - set(known))
+    found = {name: proc.running(config.run_dir, name) for name in names}
+    return {name: handle for name, handle in found.items() if handle is not None}
+
+
+def broker_config(config: StackConfig) -> BrokerConfig:
+    """The stack's first Kafka node (its only one by default): ports, properties, log folder."""
+    return cluster.nodes(config)[0].config
 
 
 # --- starting ------------------------------------------------------------------------------
 
 
-def broker_config(config: StackConfig) -> broker.BrokerConfig:
-    """The stack's Kafka node: its ports, with server.properties and the log under var/kafka/."""
-    return broker.BrokerConfig(config.kafka_home, config.kafka_port, config.kafka_controller_port)
+def _listening(port: int) -> Callable[[], bool]:
+    return lambda: proc.port_open(port)
 
 
 class _Starter:
@@ -121,12 +122,11 @@ class _Starter:
 
     def check_ports(self) -> None:
         c = self.config
-        owners: dict[str, list[int]] = {
-            "kafka": list(c.kafka_ports().values()),
-            "gateway": [c.gateway_port],
-            **{name: [port] for name, port in c.service_ports.items()},
-        }
         labels = {port: label for label, port in c.ports().items()}
+        owners: dict[str, list[int]] = {spec.name: [spec.port] for spec in plan.services(c) if spec.port}
+        owners["gateway"] = [c.gateway_port]
+        for node, port, controller in c.kafka_nodes:
+            owners[cluster.broker_name(node, c.brokers)] = [port, controller]
         for name, ports in owners.items():
             if name in self.live:
                 continue
@@ -140,104 +140,108 @@ class _Starter:
 
     def kafka(self) -> None:
         c = self.config
-        node = broker_config(c)
-        if "kafka" not in self.live:
+        nodes = plan.brokers(c)
+        if any(spec.name not in self.live for spec in nodes):
             try:
-                first = not node.is_formatted()
-                argv = broker.prepare(node)
-            except broker.BrokerSetupError as exc:
-                raise StackError(str(exc), process="kafka") from exc
+                first = cluster.formatted_brokers(c.kafka_home) is None
+                argvs = cluster.prepare(c)
+            except BrokerSetupError as exc:
+                raise StackError(str(exc), process=nodes[0].name) from exc
             if first:
-                self.say(f"formatted the Kafka storage in {node.data_dir}")
-            self.spawn("kafka", argv)
-        self.wait("kafka", lambda: proc.port_open(c.kafka_port), "broker listening", 60)
-        self.ensure_topics()
+                self.say(f"formatted the Kafka storage of {c.brokers} node(s) in {c.kafka_home}")
+            for spec in nodes:
+                self.spawn(spec.name, argvs[spec.name])
+        for spec in nodes:
+            self.wait(spec.name, _listening(spec.port or 0), f"{spec.name} listening", 60)
+        self.ensure_topics([spec.name for spec in nodes])
 
-    def ensure_topics(self, timeout: float = 30.0) -> None:
-        alive = self.live["kafka"].alive
+    def ensure_topics(self, names: list[str], timeout: float = 60.0) -> None:
+        def alive() -> bool:
+            return all(self.live[name].alive() for name in names)
+
         try:
-            created = broker.create_topics(self.config.kafka_bootstrap, timeout=timeout, alive=alive)
-        except broker.BrokerSetupError as exc:
-            raise self.fail("kafka", str(exc)) from exc
+            created = cluster.create_topics(self.config, timeout=timeout, alive=alive)
+        except BrokerSetupError as exc:
+            dead = [name for name in names if not self.live[name].alive()]
+            raise self.fail((dead or names)[0], str(exc)) from exc
         if created:
-            self.say(f"created topics {', '.join(created)}")
+            rf, isr = self.config.replication_factor, self.config.min_insync_replicas
+            self.say(f"created topics {', '.join(created)} (replication {rf}, min ISR {isr})")
 
     def services(self) -> None:
-        c = self.config
-        secret = os.environ.get("LEMMA_JWT_SECRET") or jwt_secret(c.state_dir)
-        for name, port in c.service_ports.items():
-            env = {
-                **os.environ,
-                "LEMMA_PORT": str(port),
-                "LEMMA_HOST": "127.0.0.1",
-                "LEMMA_KAFKA_BOOTSTRAP": c.kafka_bootstrap,
-                "LEMMA_STATE_DIR": str(c.state_dir),
-                "LEMMA_ENVIRONMENT": os.environ.get("LEMMA_ENVIRONMENT", "development"),
-                "LEMMA_JWT_SECRET": secret,
-                "PYTHONUNBUFFERED": "1",
-            }
-            self.spawn(name, [sys.executable, "-m", f"services.{name}"], env)
+        for spec in plan.services(self.config):
+            argv, env = launch.command(self.config, spec)
+            self.spawn(spec.name, argv, env)
 
     def gateway(self) -> None:
         c = self.config
-        caddy_dir = c.state_dir / "caddy"
-        caddyfile = c.state_dir / "Caddyfile"
-        caddyfile.write_text(render_caddyfile(c.gateway_port, c.service_ports, caddy_dir))
-        env = {
-            **os.environ,
-            "XDG_CONFIG_HOME": str(caddy_dir / "config"),
-            "XDG_DATA_HOME": str(caddy_dir / "data"),
-        }
-        argv = [venv_bin("caddy"), "run", "--config", str(caddyfile), "--adapter", "caddyfile"]
-        self.spawn("gateway", argv, env)
-        self.wait("gateway", lambda: proc.http_status(c.gateway_url + "/") == 200, "gateway answering", 20)
+        launch.write_caddyfile(c)
+        argv, env = launch.command(c, ProcessSpec(plan.GATEWAY, "gateway", c.gateway_port))
+        self.spawn(plan.GATEWAY, argv, env)
+        self.wait(plan.GATEWAY, lambda: proc.http_status(c.gateway_url + "/") == 200, "gateway answering", 20)
 
     def wait_ready(self, timeout: float) -> None:
-        c = self.config
-        waiting = list(c.services)
+        waiting = plan.services(self.config)
         deadline = time.monotonic() + timeout
         while waiting:
-            for name in list(waiting):
-                if not self.live[name].alive():
-                    raise self.fail(name, f"{name} exited before it was ready")
-                if proc.http_status(f"{c.service_url(name)}/readyz", timeout=3.0) == 200:
-                    waiting.remove(name)
-                    self.say(f"{name} is ready")
+            for spec in list(waiting):
+                if not self.live[spec.name].alive():
+                    raise self.fail(spec.name, f"{spec.name} exited before it was ready")
+                if proc.http_status(f"http://127.0.0.1:{spec.port}/readyz", timeout=3.0) == 200:
+                    waiting.remove(spec)
+                    self.say(f"{spec.name} is ready")
             if waiting and time.monotonic() > deadline:
-                raise self.fail(waiting[0], f"not ready after {timeout:.0f}s: {', '.join(waiting)}")
+                names = ", ".join(s.name for s in waiting)
+                raise self.fail(waiting[0].name, f"not ready after {timeout:.0f}s: {names}")
             if waiting:
                 time.sleep(0.2)
+
+    def supervisor(self) -> None:
+        argv, env = launch.command(self.config, ProcessSpec(plan.SUPERVISOR, "supervisor"))
+        self.spawn(plan.SUPERVISOR, argv, env)
 
     def rollback(self) -> None:
         for handle in reversed(self.started):
             _stop(self.config, [handle], _quiet)
 
 
-def start_stack(config: StackConfig, *, ready_timeout: float = 60.0, say: Say = _quiet) -> None:
-    """Start every process of the stack that is not running and wait until all are ready.
+def start_stack(
+    config: StackConfig, *, ready_timeout: float = 60.0, say: Say = _quiet, supervise: bool = True
+) -> None:
+    """Start every process of the stack that is not running and wait until all are ready;
+    then the supervisor (unless ``supervise`` is false).
 
     On failure, stops what this call started and raises ``StackError``.
     """
-    with _locked(config):
-        _start(config, ready_timeout, say)
+    with locked(config.state_dir):
+        _start(config, ready_timeout, say, supervise)
 
 
-def _start(config: StackConfig, ready_timeout: float, say: Say) -> None:
+def _start(config: StackConfig, ready_timeout: float, say: Say, supervise: bool) -> None:
     saved = StackConfig.load(config.state_dir)
     starter = _Starter(config, say)
-    if starter.live and saved is not None and saved != config:
-        raise StackError(f"a stack with other settings runs from {config.state_dir}; stop it first")
+    others = set(all_running(config)) - set(starter.live)
+    if (starter.live or others) and saved is not None and saved != config:
+        raise StackError(
+            f"a stack with other settings ({saved.brokers} broker(s), {saved.replicas} replica(s) "
+            f"of each service) runs from {config.state_dir}; stop it first (make stop)"
+        )
     try:
+        cluster.check_shape(config)  # before stack.json records a shape the log cannot take
         config.save()  # first, so a port clash can be fixed by editing it
         starter.check_ports()
         starter.kafka()
         starter.services()
         starter.gateway()
         starter.wait_ready(ready_timeout)
+        if supervise:
+            starter.supervisor()
     except BaseException as exc:
         starter.rollback()
         if isinstance(exc, StackError):
             raise
+        if isinstance(exc, cluster.ClusterShapeError):
+            raise StackError(str(exc), process="kafka") from exc
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise
         raise StackError(f"the stack did not start: {exc!r}") from exc
@@ -251,7 +255,7 @@ def _stop(config: StackConfig, handles: list[Handle], say: Say) -> None:
     for handle in handles:
         proc.terminate(handle)
     for handle in handles:
-        timeout = STOP_TIMEOUT.get(handle.name, SERVICE_STOP_TIMEOUT)
+        timeout = STOP_TIMEOUT[plan.role_of(handle.name)]
         clean = proc.finish(handle, timeout)
         proc.remove_pid_file(config.run_dir, handle.name)
         how = "" if clean else f", SIGKILL after {timeout:.0f}s"
@@ -259,63 +263,19 @@ def _stop(config: StackConfig, handles: list[Handle], say: Say) -> None:
 
 
 def stop_stack(config: StackConfig, *, say: Say = _quiet) -> list[str]:
-    """Stop every process of the stack: gateway, services, broker. Returns their names."""
+    """Stop every process of the stack: supervisor, gateway, services, brokers. Returns their names."""
     if not config.state_dir.exists():
         return []
-    with _locked(config):
+    with locked(config.state_dir):
         return _stop_all(config, say)
 
 
 def _stop_all(config: StackConfig, say: Say) -> list[str]:
-    live = running_processes(config)
-    known = set(process_names(config))
-    others = sorted(p.stem for p in config.run_dir.glob("*.pid") if p.stem not in known)
-    live.update({n: h for n in others if (h := proc.running(config.run_dir, n)) is not None})
-    groups = [
-        ["gateway"],
-        [*config.services, *others],
-        ["kafka"],
-    ]
+    # every pid file, also those of another shape's processes (a stack.json edited meanwhile)
+    live = all_running(config)
     stopped: list[str] = []
-    for group in groups:
-        handles = [live[name] for name in group if name in live]
+    for role in ("supervisor", "gateway", "service", "broker"):
+        handles = [handle for name, handle in live.items() if plan.role_of(name) == role]
         _stop(config, handles, say)
         stopped.extend(h.name for h in handles)
     return stopped
-
-
-# --- status --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ProcessStatus:
-    name: str
-    pid: int | None
-    alive: bool
-    ready: bool
-    url: str
-
-
-def _ready_url(config: StackConfig, name: str) -> str:
-    if name == "kafka":
-        return f"kafka://{config.kafka_bootstrap}"
-    if name == "gateway":
-        return config.gateway_url
-    return config.service_url(name)
-
-
-def stack_status(config: StackConfig) -> list[ProcessStatus]:
-    rows = []
-    for name in process_names(config):
-        handle = proc.running(config.run_dir, name)
-        url = _ready_url(config, name)
-        ready = False
-        if handle is not None:
-            if name == "kafka":
-                ready = proc.port_open(config.kafka_port)
-            elif name == "gateway":
-                ready = proc.http_status(url + "/") == 200
-            else:
-                ready = proc.http_status(url + "/readyz", timeout=3.0) == 200
-        rows.append(ProcessStatus(name, handle.pid if handle else None, handle is not None, ready, url))
-    return rows

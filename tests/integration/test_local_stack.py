@@ -151,7 +151,7 @@ def test_stack_serves_every_service_stops_clean_and_keeps_its_log(tmp_path: Path
     try:
         start_stack(config)
         pids = [h.pid for h in running_processes(config).values()]
-        assert len(pids) == len(config.services) + 2  # Kafka, gateway
+        assert len(pids) == len(config.services) + 3  # Kafka, gateway, supervisor
 
         with httpx.Client(base_url=config.gateway_url, timeout=10) as gw:
             for name in config.services:
