@@ -45,6 +45,18 @@ PARTITIONS_PARKED = Gauge(
     ["service", "consumer"],
 )
 
+WRITE_CONFLICTS = Counter(
+    "lemma_write_conflicts_total",
+    "Writes refused because a document changed since it was read (another replica wrote it); "
+    "retried from a fresh read",
+    ["service", "writer"],
+)
+PARTITIONS_FENCED = Counter(
+    "lemma_partitions_fenced_total",
+    "Partitions this replica stopped folding because another replica claimed them",
+    ["service", "consumer"],
+)
+
 
 def metrics_response() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -28,6 +28,7 @@ from shared.events.payloads import OperatorActed, OperatorAction
 from shared.log_records import read_records
 from shared.projection.faults import PARKED, RETRYING
 from shared.projection.fingerprint import CHECKING, recovery_hint
+from shared.projection.holds import FENCED
 from shared.projection.order import Partition
 from shared.projection.redrive import redrive
 from shared.projection.runtime import ProjectionRuntime
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 
 FOLDING = "folding"
 REFUSED = "refused"
+FENCED_STATE = "fenced"
 
 
 def partition_state(runtime: ProjectionRuntime, partition: Partition) -> tuple[str, str | None]:
@@ -48,12 +50,15 @@ def partition_state(runtime: ProjectionRuntime, partition: Partition) -> tuple[s
     why = runtime.held.get(partition)
     if why is None:
         return FOLDING, None
+    if why == FENCED:
+        return FENCED_STATE, why
     return (CHECKING, None) if why == CHECKING else (REFUSED, why)
 
 
 async def projection_report(runtime: ProjectionRuntime, group: str) -> dict[str, Any]:
     """What ``GET /ops/projections`` says of one projection."""
     folded = await runtime.store.offsets(runtime.consumer)
+    owners = await runtime.store.owners(runtime.consumer)
     partitions = sorted(
         set(folded) | runtime.assigned | set(runtime.lag) | set(runtime.held) | set(runtime.faults)
     )
@@ -68,6 +73,11 @@ async def projection_report(runtime: ProjectionRuntime, group: str) -> dict[str,
                 "lag": runtime.lag.get(partition),
                 "state": state,
                 "assigned": partition in runtime.assigned,
+                **(
+                    {"epoch": owners[partition][0], "owner": owners[partition][1]}
+                    if partition in owners
+                    else {}
+                ),
                 **({"why": why} if why else {}),
             }
         )

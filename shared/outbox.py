@@ -4,6 +4,11 @@ A command handler or a projection writes its documents and its outgoing events i
 one store write; ``OutboxRelay`` publishes what is pending and then deletes it. A
 crash between the two republishes on restart (at-least-once), and every consumer
 is idempotent by event id or by the set semantics of its fold.
+
+Every replica of a service runs a relay on the one store: a relay publishes only the records
+it claimed (``Store.claim_outbox``: a lease, taken over when it runs out), so a record goes out
+once whatever the number of replicas, and a key's records are never held by two relays at once,
+so they go out in order. A relay that stops gives back what it holds.
 """
 
 from __future__ import annotations
@@ -28,8 +33,8 @@ PublishFn = Callable[[Sequence[OutboxRecord]], Awaitable[None]]
 
 def outbox_records(events: Sequence[CloudEvent]) -> list[OutboxRecord]:
     """Outbox records in publishing order. The sequence is time, process and a counter, so
-    two processes writing to one store never collide (a service is meant to have one writer;
-    see docs/operations.md)."""
+    two processes writing to one store never collide; two writes of one key from two replicas
+    are ordered by their time (a write that read what the other wrote comes later)."""
     stamp = time.time_ns()
     pid = os.getpid()
     return [
@@ -43,11 +48,24 @@ def outbox_records(events: Sequence[CloudEvent]) -> list[OutboxRecord]:
 class OutboxRelay:
     """Publishes pending outbox records; woken after each write, and every ``interval`` anyway."""
 
-    def __init__(self, store: Store, publish: PublishFn, *, service: str, interval: float = 0.5) -> None:
+    def __init__(
+        self,
+        store: Store,
+        publish: PublishFn,
+        *,
+        service: str,
+        owner: str = "",
+        interval: float = 0.5,
+        lease_s: float = 30.0,
+    ) -> None:
         self._store = store
         self._publish = publish
         self._service = service
+        #: the name its claims are held under: stable across restarts of one replica, so a
+        #: replica restarted after a crash takes back at once what it held
+        self.owner = owner or service
         self._interval = interval
+        self._lease_s = lease_s
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -65,12 +83,14 @@ class OutboxRelay:
                 await self._task
         with contextlib.suppress(Exception):
             await self.drain()
+        with contextlib.suppress(Exception):
+            await self._store.release_outbox(self.owner)
 
     async def drain(self) -> int:
         """Publish everything pending now; returns how many records went out."""
         sent = 0
         async with self._lock:
-            while batch := await self._store.pending_outbox(500):
+            while batch := await self._store.claim_outbox(self.owner, limit=500, lease_s=self._lease_s):
                 await self._publish(batch)
                 await self._store.ack_outbox([r.seq for r in batch])
                 for record in batch:

@@ -1,6 +1,8 @@
 """Where a projection's consumer starts on each partition it is assigned.
 
-The store, not Kafka's committed offset, says what has been folded: after a crash between the
+Each assigned partition is first claimed in the store (``ProjectionRuntime.claim``: its owner
+epoch goes up), so a replica that lost it in a rebalance can no longer write it. Then the
+store, not Kafka's committed offset, says what has been folded: after a crash between the
 store write and the Kafka commit, or when a projection is rebuilt into an empty store,
 consumption resumes exactly where the store stands. Before it seeks there, the consumer checks
 that the log is still the one the store folded (``shared.projection.fingerprint``): a topic
@@ -157,7 +159,7 @@ class StoreOffsetsListener(ConsumerRebalanceListener):  # type: ignore[misc]
         for tp in revoked:
             key = (tp.topic, tp.partition)
             self._cancel_timer(key)
-            self._runtime.forget(key)  # its next owner starts again from the store
+            self._runtime.disown(key)  # its next owner claims it and starts again from the store
             self._runtime.assigned.discard(key)
         self._count()
 
@@ -274,8 +276,11 @@ class StoreOffsetsListener(ConsumerRebalanceListener):  # type: ignore[misc]
         with contextlib.suppress(KafkaError, OSError, asyncio.TimeoutError):
             # asked at every assignment: a broker reset under a running service has a new id
             runtime.cluster_id = await asyncio.wait_for(cluster_id(self._bootstrap), 10)
-        done = await runtime.store.offsets(runtime.consumer)
         keys = {(tp.topic, tp.partition): tp for tp in assigned}
+        # claimed before the offsets are read: from here on no other replica's write of these
+        # partitions lands, so the offsets read are where folding goes on
+        await runtime.claim(keys)
+        done = await runtime.store.offsets(runtime.consumer)
         stored = {key: last for key, last in done.items() if key in keys}
         refused = await self._check(stored)
         stored_topics = {topic for topic, _ in done}

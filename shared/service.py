@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -64,7 +65,12 @@ class ServiceContext:
         self.live = LiveStore(self.raw_store, self.name)
         self.store = self.live
         publisher = BrokerPublisher(self.broker, self.settings.kafka_prefix)
-        self.relay = OutboxRelay(self.raw_store, publisher, service=self.name)
+        self.relay = OutboxRelay(self.raw_store, publisher, service=self.name, owner=self.replica)
+
+    @property
+    def replica(self) -> str:
+        """This replica, as the partitions it claims and the outbox records it holds name it."""
+        return f"{self.name}-{self.settings.instance}@{socket.gethostname()}"
 
     @classmethod
     def build(cls, name: str, settings: Settings, *, store: Store | None = None) -> ServiceContext:
@@ -99,6 +105,7 @@ class ServiceContext:
             on_written=on_written or self.relay.kick,
             retry=retry,
             own_topics=[self.settings.topic(t) for t in own_topics],
+            owner=self.replica,
         )
         self.runtimes.append(runtime)
         return runtime
@@ -122,16 +129,20 @@ class ServiceContext:
         self,
         changes: Sequence[Change] | Mapping[DocRef, Doc | None],
         events: Sequence[CloudEvent] = (),
+        *,
+        expect: Mapping[DocRef, str] | None = None,
     ) -> None:
         """Write documents and the events they cause in one atomic store write; then relay.
 
-        ``changes`` may be the ``{(collection, key): doc or None}`` a pure decision returns.
+        ``changes`` may be the ``{(collection, key): doc or None}`` a pure decision returns;
+        ``expect``: the revisions read, refused with ``Conflict`` if any moved
+        (``shared.commands``).
         """
         if isinstance(changes, Mapping):
             changes = [Change(collection, key, doc) for (collection, key), doc in changes.items()]
         if not changes and not events:
             return
-        await self.store.write(changes, outbox=outbox_records(events))
+        await self.store.write(changes, outbox=outbox_records(events), expect=expect)
         self.relay.kick()
 
 

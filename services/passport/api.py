@@ -1,10 +1,11 @@
 """Routes of the passport service: learners, skill claims, passports, skill pages, the waitlist.
 
-Writes hold ``ctx.lock`` while they read, decide (``domain``) and commit documents and
-events together. Passports and skill figures are read from the projection, which follows
-the event log about a second behind a write. A passport shows Freshness (and the SCI with it)
-decayed to the request time (``?freshness_at=``, default now; ``as_of``, its deprecated name), like
-sci's own score routes.
+Writes read, decide (``domain``) and commit documents and events together, if nothing they
+read has changed meanwhile (``shared.commands``: any replica may take a command; a handle is
+created by one registration only, the store refusing a second). Passports and skill figures
+are read from the projection, which follows the event log about a second behind a write. A
+passport shows Freshness (and the SCI with it) decayed to the request time (``?freshness_at=``,
+default now; ``as_of``, its deprecated name), like sci's own score routes.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from services.passport.records import add_to_waitlist, find_learner
 from services.passport.trail import MAX_LIMIT, BadCursor, evidence_trail
 from shared.auth import Principal, PrincipalDep
 from shared.catalog import Skill, get_catalog
+from shared.commands import Attempt, attempt
 from shared.events.payloads import LearnerRegistered, SelfLevel
 from shared.freshness_param import DeprecatedAsOf, FreshnessAt, freshness_time
 from shared.problems import Problem
@@ -165,11 +167,11 @@ async def _learner_or_404(ctx: ServiceContext, who: str) -> dict[str, Any]:
 
 
 async def _commit(
-    ctx: ServiceContext, learner_id: str, learner: dict[str, Any] | None, decision: Decision, now: datetime
+    tx: Attempt, learner_id: str, learner: dict[str, Any] | None, decision: Decision, now: datetime
 ) -> dict[str, Any] | None:
     """Commit the decision with the ``learners`` document that folding its events gives (the
     fold writes the same again from the log); returns that document."""
-    events = [ctx.event(p, time=now) for p in decision.events]
+    events = [tx.ctx.event(p, time=now) for p in decision.events]
     docs = dict(decision.docs)
     for event in events:
         moved = domain.learner_applied(learner, event.data, event.time, event.id)
@@ -177,16 +179,17 @@ async def _commit(
             learner = docs[(LEARNERS, learner_id)] = moved
         if isinstance(event.data, LearnerRegistered):  # the handle was free: the command checked
             docs[(HANDLES, event.data.handle)] = domain.handle_applied(None, event.data, event.time, event.id)
-    await ctx.commit(docs, events)
+    await tx.commit(docs, events)
     return learner
 
 
 @router.post("/learners", status_code=status.HTTP_201_CREATED, response_model=Learner)
 async def register(body: Registration, principal: PrincipalDep, ctx: ContextDep) -> Any:
     learner_id = principal.learner_id
-    async with ctx.lock:
-        existing = await ctx.store.get(LEARNERS, learner_id)
-        owner = await ctx.store.get(HANDLES, body.handle)
+
+    async def once(tx: Attempt) -> tuple[dict[str, Any] | None, Decision]:
+        existing = await tx.get(LEARNERS, learner_id)
+        owner = await tx.get(HANDLES, body.handle)  # expected absent: the store keeps it unique
         now = datetime.now(UTC)
         decision = domain.register(
             learner_id,
@@ -196,7 +199,9 @@ async def register(body: Registration, principal: PrincipalDep, ctx: ContextDep)
             handle_owner=owner,
             now=now,
         )
-        learner = await _commit(ctx, learner_id, existing, decision, now)
+        return await _commit(tx, learner_id, existing, decision, now), decision
+
+    learner, decision = await attempt(ctx, once, writer="register")
     assert learner is not None  # registering moves the learner
     return {**learner, **(decision.docs[(PROFILES, learner_id)] or {})}
 
@@ -207,10 +212,13 @@ async def claim_skill(
 ) -> Claim:
     _may_act_for(principal, learner_id)
     _skill(skill)
-    async with ctx.lock:
-        learner = await ctx.store.get(LEARNERS, learner_id)
+
+    async def once(tx: Attempt) -> None:
+        learner = await tx.get(LEARNERS, learner_id)
         decision = domain.claim(learner, learner_id, skill, body.self_level)
-        await _commit(ctx, learner_id, learner, decision, domain.command_time(learner, datetime.now(UTC)))
+        await _commit(tx, learner_id, learner, decision, domain.command_time(learner, datetime.now(UTC)))
+
+    await attempt(ctx, once, writer="claim")
     return Claim(learner_id=learner_id, skill=skill, claimed=True, self_level=body.self_level)
 
 
@@ -218,10 +226,13 @@ async def claim_skill(
 async def unclaim_skill(learner_id: str, skill: SkillPath, principal: PrincipalDep, ctx: ContextDep) -> Claim:
     _may_act_for(principal, learner_id)
     _skill(skill)
-    async with ctx.lock:
-        learner = await ctx.store.get(LEARNERS, learner_id)
+
+    async def once(tx: Attempt) -> None:
+        learner = await tx.get(LEARNERS, learner_id)
         decision = domain.unclaim(learner, learner_id, skill)
-        await _commit(ctx, learner_id, learner, decision, domain.command_time(learner, datetime.now(UTC)))
+        await _commit(tx, learner_id, learner, decision, domain.command_time(learner, datetime.now(UTC)))
+
+    await attempt(ctx, once, writer="claim")
     return Claim(learner_id=learner_id, skill=skill, claimed=False, self_level=None)
 
 

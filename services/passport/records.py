@@ -7,6 +7,7 @@ from typing import Any
 
 from services.passport import domain
 from services.passport.domain import HANDLES, LEARNERS, PROFILES, WAITLIST
+from shared.commands import Attempt, attempt
 from shared.service import ServiceContext
 from shared.store import Change, Store
 
@@ -30,10 +31,13 @@ async def find_learner(store: Store, who: str) -> dict[str, Any] | None:
 
 async def add_to_waitlist(ctx: ServiceContext, email: str, skill: str | None) -> None:
     """Record ``email`` (already normalised) on the waitlist, idempotently; no event."""
-    async with ctx.lock:
-        existing = await ctx.store.get(WAITLIST, email)
+
+    async def once(tx: Attempt) -> None:
+        existing = await tx.get(WAITLIST, email)
         decision = domain.join_waitlist(existing, email, skill, datetime.now(UTC))
-        await ctx.commit(decision.docs, [ctx.event(p) for p in decision.events])
+        await tx.commit(decision.docs, [ctx.event(p) for p in decision.events])
+
+    await attempt(ctx, once, writer="waitlist")
 
 
 async def move_personal_data(store: Store) -> int:

@@ -5,7 +5,7 @@ calibrated once it has ``LEMMA_SCI_CALIBRATION_MIN_RATINGS`` ratings, then again
 grown by 2%, or by any amount once the stored calibration is a minute old (``due``). The job
 reads the skill's whole rating set, runs ``calibrate`` on it in the service's worker process
 (a pure, deterministic function of the set; ``services.sci.offload`` says why not a thread), and
-then, under the service's write lock, finds the senior learners and re-scores every learner with
+then, under the replica's write lock, finds the senior learners and re-scores every learner with
 ratings in the skill (in the worker process too) and, in one atomic write, stores
 ``calibrations/{skill}`` (version, digest of the rating set, ratings, per-rater bias and weight,
 prior, seniors, when), emits SciUpdated (and TierChanged) for every score that moved and
@@ -45,6 +45,7 @@ from shared.projection.fold import Doc
 from shared.projection.runtime import ProjectionRuntime
 from shared.service import ServiceContext
 from shared.store import Change, Store
+from shared.store.base import ABSENT, Conflict
 
 log = logging.getLogger(__name__)
 
@@ -107,12 +108,16 @@ async def recalibrate(
     del ratings
     new = calibration.correction()
     async with ctx.lock:
-        current = Correction.from_doc(await ctx.store.get(CALIBRATIONS, skill))
+        read = (await ctx.store.read(CALIBRATIONS, [skill])).get(skill)
+        current = Correction.from_doc(read.doc if read else None)
         if new.ratings <= current.ratings:
             return False  # another run got there first
         # Learners first rated since the scan above were scored with ``current``: include them.
         ratees = {r.ratee_id for r in await ratings_in(ctx.store, skill)}
-        ordered = await _scores_of(ctx.store, sorted(score_key(learner, skill) for learner in ratees))
+        # The write expects the calibration and every score it re-scored as read: another
+        # replica's job or fold that wrote one meanwhile makes it a conflict, tried at a later tick.
+        expect = {(CALIBRATIONS, skill): read.rev if read else ABSENT}
+        ordered = await _scores_of(ctx.store, sorted(score_key(learner, skill) for learner in ratees), expect)
         new, payloads = await offload.run(_rescore, ordered, current, new)
         at = datetime.now(UTC)
         events = []
@@ -134,7 +139,11 @@ async def recalibrate(
             for part in announcements(skill, new)
         ]
         doc = {**new.to_doc(), "calibrated_at": at.isoformat()}
-        await ctx.commit([Change(CALIBRATIONS, skill, doc)], events)
+        try:
+            await ctx.commit([Change(CALIBRATIONS, skill, doc)], events, expect=expect)
+        except Conflict:
+            log.info("calibrating %s met a concurrent write; trying again at the next tick", skill)
+            return False
         if runtime is not None:
             runtime.changed([(CALIBRATIONS, skill)])  # the fold reads it again at its next batch
     log.info(
@@ -148,12 +157,18 @@ async def recalibrate(
     return True
 
 
-async def _scores_of(store: Store, keys: list[str]) -> list[Doc]:
-    """The score documents under ``keys`` (sorted) that hold ratings, in order, a chunk at a time."""
+async def _scores_of(
+    store: Store, keys: list[str], revisions: dict[tuple[str, str], str] | None = None
+) -> list[Doc]:
+    """The score documents under ``keys`` (sorted) that hold ratings, in order, a chunk at a time;
+    ``revisions`` gets the revision of each key read (``ABSENT`` for none)."""
     ordered: list[Doc] = []
     for start in range(0, len(keys), CHUNK):
-        docs = await store.get_many(SCORES, keys[start : start + CHUNK])
-        ordered += [docs[k] for k in keys[start : start + CHUNK] if k in docs and docs[k]["raters"]]
+        chunk = keys[start : start + CHUNK]
+        found = await store.read(SCORES, chunk)
+        if revisions is not None:
+            revisions.update(((SCORES, k), found[k].rev if k in found else ABSENT) for k in chunk)
+        ordered += [found[k].doc for k in chunk if k in found and found[k].doc["raters"]]
         await asyncio.sleep(0)
     return ordered
 

@@ -85,9 +85,10 @@ async def rescope(
         if running:
             raise VersionError(
                 f"the sci service is running ({running} consumer(s) in group {settings.group(NAME)}): a "
-                "batch it folds beside the write could put the old documents back. Stop it, run this "
-                "again, start it (or see the differences with --dry-run, or rebuild it all with "
-                "`lemma replay sci` while it runs)"
+                "batch it folds beside the write could fold again what the write holds. Stop every "
+                "replica, run this again, start them (a replica stopped as a static member stays in the "
+                "group up to LEMMA_CONSUMER_SESSION_TIMEOUT_MS); or see the differences with --dry-run, "
+                "or rebuild it all with `lemma replay sci` while it runs"
             )
         done = await fold_scope(settings, scope, None, on_batch=on_batch)
         result = Rescoped(scope, versions.live, fold=done)

@@ -1,7 +1,8 @@
 """Routes of the sessions service: read a session; start, complete, abandon and rate it.
 
-Each command holds the service's write lock, loads the session, asks the pure domain
-for the transition and commits the document with its event in one store write.
+Each command loads the session, asks the pure domain for the transition and commits the
+document with its event in one store write, if the session is still as it was read (any
+replica may take the command: ``shared.commands``; a conflict decides again from a fresh read).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.sessions import domain
 from services.sessions.projection import SESSIONS
 from shared.auth import PrincipalDep
+from shared.commands import Attempt, attempt
 from shared.problems import Problem
 from shared.service import ContextDep, ServiceContext
 from shared.store import Change
@@ -77,14 +79,16 @@ def _view(doc: dict[str, Any]) -> SessionView:
 async def _run(
     ctx: ServiceContext, session_id: str, command: Callable[[domain.Doc | None, datetime], domain.Transition]
 ) -> domain.Transition:
-    async with ctx.lock:
-        doc = await ctx.store.get(SESSIONS, session_id)
+    async def once(tx: Attempt) -> domain.Transition:
+        doc = await tx.get(SESSIONS, session_id)
         now = datetime.now(UTC)
         result = command(doc, now)
         if result.event is not None:
             event = ctx.event(result.event, time=now, correlationid=result.doc.get("correlation_id"))
-            await ctx.commit([Change(SESSIONS, session_id, result.doc)], [event])
+            await tx.commit([Change(SESSIONS, session_id, result.doc)], [event])
         return result
+
+    return await attempt(ctx, once, writer="session")
 
 
 @router.get("/{session_id}", response_model=SessionView)

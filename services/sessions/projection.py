@@ -20,8 +20,9 @@ copied event finds its tickets past the state it needs and is void.
 The session document is later changed by the command routes, and the fold applies their
 events from ``lemma.sessions.v1`` too (``domain.applied``): what a command wrote, its event
 writes again, so the documents are rebuilt from the log alone (``lemma replay sessions``). A
-session only moves forward, so an event the document already reflects is a no-op, and the
-fold and the commands run under the service's one write lock, so they never interleave.
+session only moves forward, so an event the document already reflects is a no-op; the fold and
+the commands (of any replica) each write only if the document is still as they read it
+(compare-and-set), so neither overwrites the other.
 """
 
 from __future__ import annotations

@@ -141,7 +141,10 @@ class CatchUpRuntime(ProjectionRuntime):
         """Records folded (or dead-lettered, or set aside) in memory and not written yet."""
         return self._held_events
 
-    async def _handle(self, records: Sequence[Record]) -> int:
+    async def _handle(
+        self, records: Sequence[Record], used: dict[tuple[str, str, int], int] | None = None
+    ) -> int:
+        """Folds in memory, written by windows; a rebuild folds alone (its lease), unfenced."""
         if self._stored is None:
             try:
                 self._stored = await self.store.offsets(self.consumer)

@@ -11,12 +11,20 @@ re-reading.
 Bad data is dead-lettered; any other failure stops its partition at the failed record, to be
 tried again and parked after the last try (``shared.projection.faults``), while the other
 partitions of the batch are folded and written.
+
+Replicas of a service fold into one store: each batch's write expects every document it read
+to be unchanged (compare-and-set; a conflict folds the batch again from a fresh read) and names
+the owner epochs of its partitions (a fence: a replica whose partition another claimed since
+stops folding it, ``shared.projection.holds.FENCED``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import random
+import socket
 import time
 import traceback
 from collections import Counter, defaultdict
@@ -31,16 +39,17 @@ from shared.metrics import (
     DEAD_LETTERS,
     EVENTS_CONSUMED,
     FOLD_BATCH_SECONDS,
-    FOLD_FAULTS,
-    PARTITIONS_PARKED,
+    PARTITIONS_FENCED,
+    WRITE_CONFLICTS,
 )
 from shared.outbox import outbox_records
-from shared.projection.faults import DEAD_LETTERED, Fault, RetryPolicy, next_fault, place_key
-from shared.projection.fingerprint import CHECKING, FINGERPRINTS, Fingerprint, fingerprint_key, record_digest
+from shared.projection.faults import DEAD_LETTERED, RetryPolicy, place_key
+from shared.projection.fingerprint import FINGERPRINTS, Fingerprint, fingerprint_key, record_digest
 from shared.projection.fold import CatchUp, Doc, DocRef, Outcome, Projection, Settling
+from shared.projection.holds import FENCED, FaultHook, PartitionHolds
 from shared.projection.order import Partition, unfolded
 from shared.projection.versions import consumer_of
-from shared.store.base import Change, Store
+from shared.store.base import ABSENT, Change, Conflict, Fenced, Store
 from shared.store.versioned import VersionStore
 
 log = logging.getLogger(__name__)
@@ -56,12 +65,13 @@ class Record(Protocol):
     value: bytes | None
 
 
-#: Called with each new fault, by whoever owns the consumer (``shared.positions``): it holds
-#: the partition, rewinds it to the failed record and resumes it after the backoff.
-FaultHook = Callable[[Fault], None]
+#: How many times a batch is folded again after a write conflict before it counts as a fault.
+CONFLICT_TRIES = 8
+
+__all__ = ["CONFLICT_TRIES", "FENCED", "FaultHook", "ProjectionRuntime", "Record"]
 
 
-class ProjectionRuntime:
+class ProjectionRuntime(PartitionHolds):
     def __init__(
         self,
         projection: Projection,
@@ -74,7 +84,9 @@ class ProjectionRuntime:
         version: int = 1,
         emit: bool = True,
         own_topics: Iterable[str] = (),
+        owner: str = "",
     ) -> None:
+        super().__init__()
         self.projection = projection
         self.service = service
         #: the projection's name: its consumer group, the ids of what it emits, metrics, logs
@@ -92,9 +104,13 @@ class ProjectionRuntime:
         self.own_topics = frozenset(own_topics)
         self.retry = retry or RetryPolicy()
         self._on_written = on_written
-        self.on_fault: FaultHook | None = None
-        #: resumes a parked partition on the consumer (``shared.positions``)
-        self.on_resume: Callable[[Partition], None] | None = None
+        #: who claims the partitions this runtime folds (``claim``): the replica, for operators
+        self.owner = owner or f"{service}@{socket.gethostname()}/{os.getpid()}"
+        #: (consumer, topic, partition) -> the owner epoch this runtime claimed. Once a consumer
+        #: drives the runtime (``fenced``), every write names the epochs of its partitions and a
+        #: partition without one is not folded: only a partition's last claimant writes it.
+        self.epochs: dict[tuple[str, str, int], int] = {}
+        self.fenced = False
         #: positions the consumer on the offsets of the version now folded (``shared.positions``)
         self.on_reposition: Callable[[], Awaitable[None]] | None = None
         #: records behind the partition end, as of the last batch (``CONSUMER_LAG`` too)
@@ -103,12 +119,6 @@ class ProjectionRuntime:
         self.assigned: set[Partition] = set()
         #: the Kafka cluster the consumer reads, written into each partition's fingerprint
         self.cluster_id = ""
-        #: partitions nothing is folded from, with why: being checked, refused because their
-        #: log is not the one the store's offsets came from (``shared.positions``), or waiting
-        #: to try a failed record again
-        self._held: dict[Partition, str] = {}
-        #: partitions stopped at a record that failed for a reason other than its data
-        self._faults: dict[Partition, Fault] = {}
 
     def switch_to(self, version: int) -> None:
         """Fold into ``version``: its documents, and its offsets under its own consumer name.
@@ -124,8 +134,9 @@ class ProjectionRuntime:
         #: per partition, the offset up to which folding emits nothing (set by a hand-over:
         #: the version taken over already announced those records)
         self.quiet_until: dict[Partition, int] = {}
-        #: the documents of ``kept_collections`` read so far, kept from batch to batch
-        self._kept: dict[DocRef, Doc | None] = {}
+        #: the documents of ``kept_collections`` read so far with their revisions, kept from
+        #: batch to batch
+        self._kept: dict[DocRef, tuple[Doc | None, str]] = {}
 
     @property
     def kept_collections(self) -> frozenset[str]:
@@ -141,49 +152,66 @@ class ProjectionRuntime:
         for ref in refs:
             self._kept.pop(ref, None)
 
-    def hold(self, partition: Partition, why: str = CHECKING) -> None:
-        self._held[partition] = why
+    async def claim(self, partitions: Iterable[Partition]) -> None:
+        """Become the owner of ``partitions`` (assigned to this replica): from now on a write of
+        theirs by any other replica is refused (``shared.store.base.Fenced``)."""
+        epochs = await self.store.claim_partitions(self.consumer, partitions, self.owner)
+        for (topic, partition), epoch in epochs.items():
+            self.epochs[(self.consumer, topic, partition)] = epoch
+            if self._held.get((topic, partition)) == FENCED:
+                self.release((topic, partition))
+        self.fenced = True
 
-    def release(self, partition: Partition) -> None:
-        self._held.pop(partition, None)
+    def disown(self, partition: Partition) -> None:
+        """The partition went to another replica (revoked): write it no more."""
+        self.forget(partition)
+        for slot in [slot for slot in self.epochs if slot[1:] == partition]:
+            del self.epochs[slot]
 
-    def forget(self, partition: Partition) -> None:
-        """The partition is no longer ours (revoked) or is resumed by hand: no hold, no fault."""
-        self._held.pop(partition, None)
-        if self._faults.pop(partition, None) is not None:
-            self._count_parked()
+    def _fence(self, partitions: Iterable[Partition]) -> dict[tuple[str, str, int], int]:
+        return {
+            slot: self.epochs[slot]
+            for topic, partition in partitions
+            if (slot := (self.consumer, topic, partition)) in self.epochs
+        }
 
-    @property
-    def held(self) -> dict[Partition, str]:
-        """Every partition nothing is folded from now, with why."""
-        return dict(self._held)
-
-    @property
-    def faults(self) -> dict[Partition, Fault]:
-        """The partitions stopped at a failed record, retrying or parked."""
-        return dict(self._faults)
-
-    @property
-    def refused(self) -> dict[Partition, str]:
-        """The partitions that will not move on their own: their log does not fit the store,
-        or they are parked. Not those being checked, nor those waiting to retry."""
-        refused = {tp: why for tp, why in self._held.items() if why != CHECKING and tp not in self._faults}
-        return refused | {tp: fault.describe() for tp, fault in self._faults.items() if fault.parked}
-
-    @property
-    def checking(self) -> list[Partition]:
-        return sorted(tp for tp, why in self._held.items() if why == CHECKING)
+    def _lost(self, fenced: Fenced, used: dict[tuple[str, str, int], int]) -> None:
+        """Stop folding the partitions another replica claimed since this one did (unless this
+        one claimed them again meanwhile: a rebalance that gave them back)."""
+        for slot in fenced.partitions:
+            if slot in used and self.epochs.get(slot) == used[slot]:
+                del self.epochs[slot]
+                self.hold(slot[1:], FENCED)
+                PARTITIONS_FENCED.labels(self.service, self.name).inc()
+                log.warning("%s stops folding %s[%s]: %s", self.name, slot[1], slot[2], FENCED)
 
     async def handle(
         self, records: Sequence[Record], *, highwater: dict[tuple[str, int], int] | None = None
     ) -> int:
-        """Fold one batch; returns the number of events folded (dead letters excluded)."""
+        """Fold one batch; returns the number of events folded (dead letters excluded).
+
+        A write refused because a document changed since it was read (another replica wrote
+        it) is tried again from a fresh read, a few times; one refused because another replica
+        claimed a partition stops this one folding it, and the rest of the batch is folded."""
         start = time.perf_counter()
         generation = self.generation
         async with self.lock:
             if generation != self.generation:
                 return 0  # fetched for the version folded before a switch: read again from the new one
-            folded = await self._handle(records)
+            folded = 0
+            for attempt in range(CONFLICT_TRIES + 1):
+                used: dict[tuple[str, str, int], int] = {}
+                try:
+                    folded = await self._handle(records, used)
+                    break
+                except Fenced as fenced:
+                    self._lost(fenced, used)
+                except Conflict as conflict:
+                    WRITE_CONFLICTS.labels(self.service, self.name).inc()
+                    if attempt == CONFLICT_TRIES:
+                        self._stop_all(records, conflict)
+                        break
+                    await asyncio.sleep(random.uniform(0, 0.005 * (attempt + 1)))
         FOLD_BATCH_SECONDS.labels(self.service, self.name).observe(time.perf_counter() - start)
         for (topic, partition), end in (highwater or {}).items():
             last = max(
@@ -195,23 +223,17 @@ class ProjectionRuntime:
             )
         return folded
 
-    def resume_parked(self) -> list[Partition]:
-        """Try every parked partition's failed record again now; returns those partitions."""
-        parked = sorted(tp for tp, fault in self._faults.items() if fault.parked)
-        for partition in parked:
-            if self.on_resume is not None:
-                self.on_resume(partition)
-            else:
-                self.forget(partition)
-        return parked
-
-    async def _handle(self, records: Sequence[Record]) -> int:
+    async def _handle(self, records: Sequence[Record], used: dict[tuple[str, str, int], int]) -> int:
+        """One try at the batch; ``used`` gets the epochs its write names. Raises ``Conflict``
+        and ``Fenced`` for ``handle`` to answer; any other failure stops partitions here."""
         try:
             done = await self.store.offsets(self.consumer)
         except Exception as exc:  # the store: nothing of the batch is folded, every partition retries
             self._stop_all(records, exc)
             return 0
         fresh = [r for r in unfolded(records, done) if (r.topic, r.partition) not in self._held]
+        if self.fenced:  # only what this replica owns (a partition revoked meanwhile has no epoch)
+            fresh = [r for r in fresh if (self.consumer, r.topic, r.partition) in self.epochs]
         if not fresh:
             return 0
         # Where each partition stops in this batch: its first record that failed for a reason
@@ -239,19 +261,8 @@ class ProjectionRuntime:
         for _, _, refs in decoded:
             for collection, key in refs:
                 wanted[collection].add(key)
-        working: dict[DocRef, Doc | None] = {}
-        read_before = self._kept
         try:
-            for collection, keys in wanted.items():
-                if collection in self.kept_collections:
-                    unread = {key for key in keys if (collection, key) not in read_before}
-                    found = await self.store.get_many(collection, unread) if unread else {}
-                    read_before.update({(collection, key): found.get(key) for key in unread})
-                    working.update({(collection, key): read_before[(collection, key)] for key in keys})
-                    continue
-                found = await self.store.get_many(collection, keys)
-                for key in keys:
-                    working[(collection, key)] = found.get(key)
+            working, revs = await self._load(wanted)
         except Exception as exc:
             self._stop_all(fresh, exc)
             return 0
@@ -333,8 +344,17 @@ class ProjectionRuntime:
             )
             for (topic, partition), r in sorted(last.items())
         ]
+        used.update(self._fence(last))
         try:
-            await self.store.write(changes, offsets=offsets, outbox=outbox_records(emitted + dead_events))
+            await self.store.write(
+                changes,
+                offsets=offsets,
+                outbox=outbox_records(emitted + dead_events),
+                expect=revs,  # every document the batch read: its decisions rest on them all
+                fence=used,
+            )
+        except (Conflict, Fenced):
+            raise
         except Exception as exc:
             self._stop_all(fresh, exc)
             return 0
@@ -351,6 +371,36 @@ class ProjectionRuntime:
         if self._on_written is not None:
             self._on_written()
         return len(folded)
+
+    async def _load(self, wanted: dict[str, set[str]]) -> tuple[dict[DocRef, Doc | None], dict[DocRef, str]]:
+        """Every document the batch touches with its revision, one read per collection. Kept
+        documents come from the last batches unless their revision moved (another replica's
+        job rewrote one)."""
+        working: dict[DocRef, Doc | None] = {}
+        revs: dict[DocRef, str] = {}
+        kept = self._kept
+        for collection, keys in wanted.items():
+            if collection in self.kept_collections:
+                cached = [key for key in keys if (collection, key) in kept]
+                now = await self.store.revisions(collection, cached) if cached else {}
+                for key in cached:
+                    if now.get(key, ABSENT) != kept[(collection, key)][1]:
+                        del kept[(collection, key)]
+                unread = [key for key in keys if (collection, key) not in kept]
+                found = await self.store.read(collection, unread) if unread else {}
+                for key in unread:
+                    stored = found.get(key)
+                    kept[(collection, key)] = (None, ABSENT) if stored is None else (stored.doc, stored.rev)
+            else:
+                found = await self.store.read(collection, keys)
+                for key in keys:
+                    stored = found.get(key)
+                    kept_or_read = (None, ABSENT) if stored is None else (stored.doc, stored.rev)
+                    working[(collection, key)], revs[(collection, key)] = kept_or_read
+                continue
+            for key in keys:
+                working[(collection, key)], revs[(collection, key)] = kept[(collection, key)]
+        return working, revs
 
     def _settled(
         self,
@@ -383,45 +433,6 @@ class ProjectionRuntime:
             )
             for index, payload in enumerate(outcome.emit)
         ]
-
-    def _stop_all(self, records: Sequence[Record], exc: Exception) -> None:
-        """A failure of the whole batch (the store): each partition stops at its first record."""
-        first: dict[Partition, int] = {}
-        for record in records:
-            at = (record.topic, record.partition)
-            if at not in self._held:
-                first[at] = min(first.get(at, record.offset), record.offset)
-        for partition, offset in sorted(first.items()):
-            self._stop(partition, offset, exc)
-
-    def _stop(self, partition: Partition, offset: int, exc: Exception) -> None:
-        reason = "".join(traceback.format_exception_only(exc)).strip()
-        fault = next_fault(self._faults.get(partition), partition, offset, reason[:2000], self.retry)
-        self._faults[partition] = fault
-        FOLD_FAULTS.labels(self.service, self.name, partition[0]).inc()
-        if fault.parked:
-            log.error(
-                "%s %s. Fix the cause, then restart the service or run `lemma projections resume %s`",
-                self.name,
-                fault.describe(),
-                self.name,
-                exc_info=exc,
-            )
-        else:
-            log.warning(
-                "%s %s; next try in %.0f s",
-                self.name,
-                fault.describe(),
-                self.retry.delay_s(fault.tries),
-                exc_info=exc,
-            )
-        self._count_parked()
-        if self.on_fault is not None:
-            self.on_fault(fault)
-
-    def _count_parked(self) -> None:
-        parked = sum(1 for fault in self._faults.values() if fault.parked)
-        PARTITIONS_PARKED.labels(self.service, self.name).set(parked)
 
     def _dead_letter(self, record: Record, exc: Exception) -> DeadLettered:
         reason = "".join(traceback.format_exception_only(exc)).strip()

@@ -74,8 +74,11 @@ async def test_one_learners_then_one_skills_documents_are_rebuilt_in_the_live_ve
     private_kafka: Namespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ns = private_kafka
-    settings = ns.settings(
-        state_dir=str(tmp_path), sci_calibration_interval_s=0.3, sci_calibration_min_ratings=10
+    settings = ns.settings(  # a dynamic member: it leaves the group as it stops
+        state_dir=str(tmp_path),
+        sci_calibration_interval_s=0.3,
+        sci_calibration_min_ratings=10,
+        consumer_static_membership=False,
     )
     monkeypatch.setenv("LEMMA_STATE_DIR", str(tmp_path))
     monkeypatch.setenv("LEMMA_KAFKA_BOOTSTRAP", ns.bootstrap)
