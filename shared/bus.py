@@ -43,6 +43,10 @@ PARTITIONS: dict[Topic, int] = {
 SINGLE_PARTITION = frozenset({Topic.DLQ, Topic.OPS})
 
 
+#: How long a stopping consumer may take to finish the batch in hand.
+GRACEFUL_STOP_S = 15.0
+
+
 def partitions_for(settings: Settings) -> dict[Topic, int]:
     """Partitions per topic as ``lemma topics create`` makes them for these settings."""
     return {t: 1 if t in SINGLE_PARTITION else settings.kafka_partitions for t in PARTITIONS}
@@ -56,6 +60,8 @@ def make_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
         acks=acks,
         enable_idempotence=settings.kafka_idempotence,
         metadata_max_age_ms=settings.kafka_metadata_max_age_ms,
+        # a stopping consumer finishes the batch in hand (fold, store write, commit) first
+        graceful_timeout=GRACEFUL_STOP_S,
         log_level=logging.DEBUG,  # per-message lines at DEBUG; failures still at ERROR
     )
 
