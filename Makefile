@@ -32,7 +32,9 @@ endef
 
 help:
 	@echo "make run    install what is missing, start the local stack and all services"
+	@echo "            (make run BROKERS=3 REPLICAS=2: a 3-node Kafka cluster, 2 replicas of each service)"
 	@echo "make stop   stop everything 'make run' started"
+	@echo "make status each process of the stack (lemma stack status --json for scripts)"
 	@echo "make test   install what is missing, lint, run the whole suite"
 	@echo "make lint   ruff, mypy and the import contracts"
 
@@ -56,8 +58,15 @@ java:
 		$(call apt_install,$(JAVA_PACKAGES),java or mvn is missing (Apache Kafka runs on Java 17+; Maven fetches its jars)); \
 	fi
 
+# The stack's shape, e.g. `make run BROKERS=3 REPLICAS=2`: Kafka nodes (1, or 3 for a KRaft
+# cluster with topics replicated 3x, min ISR 2) and processes of every service behind the
+# gateway. Unset: as the last `make run` in var/ (var/stack.json), else 1 and 1.
+BROKERS ?=
+REPLICAS ?=
+STACK_SHAPE := $(if $(BROKERS),--brokers $(BROKERS)) $(if $(REPLICAS),--replicas $(REPLICAS))
+
 run: install java
-	$(LEMMA) stack up
+	$(LEMMA) stack up $(STACK_SHAPE)
 
 stop:
 	@if [ -x $(LEMMA) ]; then $(LEMMA) stack down; else echo "nothing to stop"; fi
