@@ -106,7 +106,7 @@ def list_projections(state_dir: StateDirOption = None) -> None:
 @app.command("resume")
 def resume(
     projection: Annotated[
-        str, typer.Argument(help="The projection (evidence, sci, passport, sessions, matching-1).")
+        str, typer.Argument(help="The projection (evidence, sci, passport, sessions, matching).")
     ],
     state_dir: StateDirOption = None,
 ) -> None:
@@ -141,7 +141,7 @@ def resume(
 @app.command("drop")
 def drop(
     projection: Annotated[
-        str, typer.Argument(help="The projection: evidence, sci, sessions, passport, matching-<instance>.")
+        str, typer.Argument(help="The projection: evidence, sci, sessions, passport, matching.")
     ],
     version: Annotated[int, typer.Argument(help="The retired version to delete.")],
     by: Annotated[str, typer.Option(help="Who drops it (recorded on lemma.ops.v1).")] = os.environ.get(

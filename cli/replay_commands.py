@@ -32,7 +32,7 @@ from shared.store import Store, open_store
 from shared.store.versioned import VersionStore
 
 console = Console(highlight=False, soft_wrap=True)
-#: The services whose projection a rebuild knows (matching's is named after its instance too).
+#: The services whose projection a rebuild knows (each projection is named after its service).
 SERVICES = ("evidence", "sci", "sessions", "passport", "matching")
 
 

@@ -57,8 +57,9 @@ class TicketWatch:
 
 
 def projection(settings: Settings) -> MatchingProjection:
-    """The service's projection (a rebuild folds the same, ``lemma replay``)."""
-    return MatchingProjection(f"{NAME}-{settings.instance}")
+    """The service's projection (a rebuild folds the same, ``lemma replay``): one for every
+    replica, whatever its instance."""
+    return MatchingProjection(NAME)
 
 
 def bootstrap(
@@ -77,7 +78,6 @@ def bootstrap(
     def written() -> None:
         ctx.relay.kick()
         watch.notify()
-        matcher.kick()
 
     runtime = ctx.runtime(projection(ctx.settings), on_written=written, own_topics=consumers.OWN_TOPICS)
     app = create_app(
@@ -85,7 +85,7 @@ def bootstrap(
         title="Lemma matching",
         description="Match tickets: pairs learners of a skill by level, in a window widening with waiting.",
         routers=[api.router],
-        kafka_router=consumers.build_router(ctx.settings, runtime, matcher.ownership),
+        kafka_router=consumers.build_router(ctx.settings, runtime, matcher),
         workers=[matcher],
     )
     app.state.watch = watch

@@ -1,16 +1,18 @@
 """Matching rules (pure): keys, levels, ticket documents, and what a command or a decision emits.
 
 The queue is a projection of ``lemma.matching.v1`` (``projection.py``): the HTTP commands only
-publish MatchRequested / MatchCancelled, the matcher (``matcher.py`` driving ``engine.py``)
-publishes MatchFound / MatchExpired, and every ticket's state is what the skill's partition says
-(``shared.ticket_log``: the first effective event wins). Documents (collection -> key -> doc):
+publish MatchRequested / MatchCancelled, the matcher (``matcher.py``, deciding from its
+in-memory ``book.py`` with ``engine.py``) publishes MatchFound / MatchExpired, and every
+ticket's state is what the skill's partition says (``shared.ticket_log``: the first effective
+event wins). Documents (collection -> key -> doc):
 
 - ``tickets``: ``ticket_id`` -> the ticket (its status is the truth of the log);
 - ``waiting``: ``f"{skill}/{ticket_id}"`` -> ``{ticket_id}``, the queue, scanned by ``f"{skill}/"``;
 - ``open``: ``f"{learner_id}/{skill}"`` -> ``{ticket_id}``, a learner's one open ticket in a skill;
 - ``matches``: ``match_id`` -> the two tickets and whether their session has ended;
 - ``busy``: ``f"{learner_id}/{skill}"`` -> ``{match_id}``, the learner's latest match in a skill;
-- ``partners``: ``f"{learner_id}/{skill}"`` -> ``{partners: [...]}``, their latest partners, oldest first;
+- ``partners``: ``f"{learner_id}/{skill}"`` -> ``{partners: [...], matches: [...]}``, their latest
+  partners, oldest first, and the matches they met in (``partners.PartnerMemory`` merges them);
 - ``promised``: ``ticket_id`` -> ``{match_id, at}``, tickets a decision named that the log has
   not settled yet (so the matcher does not offer them twice);
 - ``levels``: ``f"{learner_id}/{skill}"`` -> the learner's level.
@@ -18,11 +20,11 @@ publishes MatchFound / MatchExpired, and every ticket's state is what the skill'
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from services.matching.engine import Rules, SkillQueue, Ticket
+from services.matching.engine import Pair, Ticket
 from shared.errors import Refused
 from shared.events.envelope import deterministic_id
 from shared.events.payloads import MatchCancelled, MatchedTicket, MatchExpired, MatchFound, MatchRequested
@@ -249,6 +251,7 @@ def ticket_view(ticket: Mapping[str, Any]) -> Doc:
 
 
 def engine_ticket(doc: Mapping[str, Any]) -> Ticket:
+    """The engine's view of a waiting ticket's document."""
     return Ticket(
         ticket_id=doc["ticket_id"],
         learner_id=doc["learner_id"],
@@ -260,18 +263,23 @@ def engine_ticket(doc: Mapping[str, Any]) -> Ticket:
     )
 
 
-def decide(
-    waiting: Sequence[Mapping[str, Any]],
-    partners: Mapping[str, Sequence[str]],
-    rules: Rules,
-    now: datetime,
-) -> tuple[list[MatchFound], list[MatchExpired]]:
-    """One matcher run over a skill's waiting tickets: the pairs the rule accepts now (every
-    ticket examined, the longest waiting first) and the tickets past their time to live."""
-    queue = SkillQueue(rules, recent=partners)
-    by_id = {str(doc["ticket_id"]): doc for doc in waiting}
-    for doc in waiting:
-        queue.add(engine_ticket(doc), now)
-    pairs, gone = queue.sweep(now, full=True)
-    found = [match_found(by_id[p.older.ticket_id], by_id[p.newer.ticket_id], now=now) for p in pairs]
-    return found, [expired(by_id[t.ticket_id]) for t in gone]
+def side(ticket: Ticket, skill: str) -> Doc:
+    """A ticket as ``match_found`` reads it."""
+    return {
+        "ticket_id": ticket.ticket_id,
+        "learner_id": ticket.learner_id,
+        "skill": skill,
+        "specialty": ticket.specialty,
+        "format": ticket.format,
+        "level": ticket.level,
+        "requested_at": stamp(ticket.requested_at),
+    }
+
+
+def pair_found(pair: Pair, skill: str, *, now: datetime) -> MatchFound:
+    """The MatchFound of a pair the engine made, at the levels the tickets were matched at."""
+    return match_found(side(pair.older, skill), side(pair.newer, skill), now=now)
+
+
+def ticket_expired(ticket: Ticket, skill: str) -> MatchExpired:
+    return MatchExpired(ticket_id=ticket.ticket_id, learner_id=ticket.learner_id, skill=skill)

@@ -1,16 +1,21 @@
-"""The matcher: decides pairs and expiries for the skills this process owns, and publishes them.
+"""The matcher: decides pairs and expiries for the skills this replica owns, and publishes them.
 
-Ownership follows the partitions of ``lemma.matching.v1`` (keyed by skill): every matching
-process joins the consumer group ``matching-engine``, and the partitions Kafka assigns to it
-are the skills it decides for. Its queue is the projection every process folds from the whole
-log (``projection.py``). A run, under the service's write lock: read the skill's waiting
-tickets, leave out those a decision already named (``promised``, until the log settles them),
-let the engine decide (``domain.decide``), and commit the MatchFound / MatchExpired events with
-the promises in one write. The decisions take effect when the log holds them: if two processes
-ever decide at once (a rebalance), the first effective event wins (``shared.ticket_log``).
+Ownership follows the partitions of ``lemma.matching.v1`` (keyed by skill) that the
+``matching-engine`` group assigns this replica (``ownership.py``). Every replica shares the
+service's one store, which the ``matching`` projection folds (each replica the partitions the
+``matching`` group gives it). The matcher decides from its own **book** (``book.py``): the
+owned skills' queues in memory, loaded from the store when a partition is gained and then
+folded from the engine group's records of that partition, in offset order, once each. Per
+batch of records it reads from the store only what the decisions need: the documents of
+requests it has never seen (a late copy of an old request is a copy), and the levels and
+partners of the arriving tickets' learners; it decides for each arrival at once and commits
+the MatchFound events with their promises (``promised``) in one store write. A periodic sweep
+(``LEMMA_MATCHING_SWEEP_INTERVAL_S``) re-reads the levels of the tickets whose window widened,
+expires and pairs what the rule now allows.
 
-Runs follow every fold write (new tickets are decided at once) and a periodic sweep
-(``LEMMA_MATCHING_SWEEP_INTERVAL_S``), so windows widen and tickets expire without arrivals.
+The decisions take effect when the log holds them: if two replicas ever decide for one skill at
+once (a rebalance), the first effective event wins (``shared.ticket_log``), and the book, being
+a fold of the same log, follows.
 """
 
 from __future__ import annotations
@@ -19,28 +24,29 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import ConsumerRebalanceListener, TopicPartition
-from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import Counter, Gauge, Histogram
 
 from services.matching import domain
-from services.matching.domain import LEVELS, PARTNERS, PROMISED, TICKETS, WAITING_INDEX, learner_key
+from services.matching.book import Book, Decision, Record, match_id_of
+from services.matching.domain import LEVELS, PARTNERS, PROMISED, TICKETS, WAITING_INDEX
 from services.matching.engine import Rules
-from shared.bus import PARTITIONS
-from shared.events.envelope import deterministic_id, new_event
-from shared.events.payloads import MatchExpired, MatchFound
+from services.matching.ownership import Ownership, partition_of
+from shared.events.envelope import decode, deterministic_id, new_event
 from shared.events.registry import Topic
 from shared.service import ServiceContext
-from shared.store import Change
+from shared.store import Change, Store
 
 log = logging.getLogger(__name__)
 
 ENGINE_GROUP = "matching-engine"
-PROMISE_TTL_S = 30.0  # a decision the log has not settled by then is offered again
 PAGE = 1000
+#: How many times a partition's waiting tickets are read before the store is taken to be too
+#: busy to hold still (the taking is then tried again later).
+STABLE_TRIES = 20
 
 QUEUE_DEPTH = Gauge("lemma_matching_queue_depth", "Tickets waiting, by skill", ["skill"])
 TIME_TO_MATCH = Histogram(
@@ -54,27 +60,33 @@ LEVEL_GAP = Histogram(
     buckets=(0, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3),
 )
 EXPIRATIONS = Counter("lemma_matching_expirations_total", "Tickets expired, by skill", ["skill"])
+DECISION_SECONDS = Histogram(
+    "lemma_matching_decision_seconds",
+    "Time to fold a batch of the engine group's records and decide for its arrivals, store reads "
+    "and the write included",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+)
 
 
-def partition_of(skill: str, partitions: int) -> int:
-    """The partition Kafka's default partitioner gives a skill's key (what the producer uses)."""
-    every = list(range(partitions))
-    return int(DefaultPartitioner()(skill.encode(), every, every))
+class Unstable(RuntimeError):
+    """The store's documents of a partition kept moving while they were read."""
 
 
-class Ownership(ConsumerRebalanceListener):  # type: ignore[misc]
-    """The partitions of ``lemma.matching.v1`` (named ``topic`` on the cluster) this process
-    holds in the engine group."""
+@dataclass
+class Taken:
+    """A partition's waiting tickets as the store held them at ``position``."""
 
-    def __init__(self, topic: str = Topic.MATCHING.value) -> None:
-        self.topic = topic
-        self.partitions: set[int] = set()
+    book: Book
+    partition: int
+    skills: list[str]
+    position: int
+    tickets: list[dict[str, Any]]
+    promised: dict[str, dict[str, Any]]
 
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        self.partitions -= {tp.partition for tp in revoked if tp.topic == self.topic}
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        self.partitions |= {tp.partition for tp in assigned if tp.topic == self.topic}
+    def load(self) -> None:
+        self.book.load(
+            self.partition, self.skills, self.position, self.tickets, self.promised, datetime.now(UTC)
+        )
 
 
 class Matcher:
@@ -84,104 +96,192 @@ class Matcher:
         self.ctx = ctx
         self.rules = rules
         self.skills = sorted(skills)
-        self.ownership = Ownership(ctx.settings.topic(Topic.MATCHING))
+        self.book = Book(rules)
+        self.topic = ctx.settings.topic(Topic.MATCHING)
+        self.ownership = Ownership(self.topic, take=self.take, drop=self.drop)
         self.sweep_interval_s = sweep_interval_s
-        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()  # one fold, decision or sweep of the book at a time
         self._task: asyncio.Task[None] | None = None
-        self._partitions = PARTITIONS[Topic.MATCHING]
-
-    def kick(self) -> None:
-        self._wake.set()
 
     def owned_skills(self) -> list[str]:
-        owned = self.ownership.partitions
-        return [s for s in self.skills if partition_of(s, self._partitions) in owned]
+        return self.ownership.skills_of(self.skills)
+
+    # -- the store the projection folds -------------------------------------------------------------
+
+    def _folded(self) -> tuple[Store, str]:
+        """The store version the projection folds, and the name its offsets are kept under."""
+        runtime = self.ctx.runtimes[0] if self.ctx.runtimes else None
+        if runtime is None:
+            return self.ctx.store, "matching"
+        return runtime.store, runtime.consumer
+
+    async def take(self, partition: int) -> Taken:
+        """Read a gained partition's book: its skills' waiting tickets and promises, at an offset
+        the store stood at before and after they were read (so they are exactly the state the
+        log gives there; the projection may be folding that partition in another replica)."""
+        skills = self.ownership.skills_of(self.skills, {partition})
+        store, consumer = self._folded()
+        key = (self.topic, partition)
+        for _ in range(STABLE_TRIES):
+            before = (await store.offsets(consumer)).get(key, -1)
+            tickets = await self._waiting(store, skills)
+            after = (await store.offsets(consumer)).get(key, -1)
+            if before == after:
+                promised = await store.get_many(PROMISED, [str(t["ticket_id"]) for t in tickets])
+                log.info(
+                    "matching takes %s[%s] (%s): %d waiting, the log goes on after offset %d",
+                    self.topic,
+                    partition,
+                    ", ".join(skills) or "no catalog skill",
+                    len(tickets),
+                    before,
+                )
+                return Taken(self.book, partition, skills, before, tickets, promised)
+            await asyncio.sleep(0.05)
+        raise Unstable(f"the documents of {self.topic}[{partition}] kept moving while read")
+
+    def drop(self, partition: int) -> None:
+        for skill in self.book.drop(partition):
+            QUEUE_DEPTH.labels(skill).set(0)
+
+    async def _waiting(self, store: Store, skills: Sequence[str]) -> list[dict[str, Any]]:
+        ids: list[str] = []
+        for skill in skills:
+            after: str | None = None
+            while rows := await store.scan(
+                WAITING_INDEX, domain.waiting_prefix(skill), after=after, limit=PAGE
+            ):
+                ids += [str(doc["ticket_id"]) for _, doc in rows]
+                after = rows[-1][0]
+        found = await store.get_many(TICKETS, ids) if ids else {}
+        return [found[i] for i in ids if i in found]
+
+    # -- the log ------------------------------------------------------------------------------------
+
+    async def on_records(self, records: Sequence[Any]) -> int:
+        """A batch of the engine group's records (``lemma.matching.v1``, the partitions held):
+        fold it into the book and decide for its arrivals; returns the events published."""
+        decoded: list[Record] = []
+        for record in records:
+            if record.topic != self.topic:
+                continue
+            try:
+                decoded.append((record.partition, record.offset, decode(record.value or b"")))
+            except ValueError:
+                continue  # the projection dead-letters it; nothing of it is a decision's
+        started = asyncio.get_running_loop().time()
+        async with self._lock:
+            fresh = self.book.fresh(decoded)
+            if not fresh:
+                return 0
+            unknown = self.book.unknown_requests(fresh)
+            try:
+                stored = await self.ctx.store.get_many(TICKETS, unknown) if unknown else {}
+            except Exception:
+                # nothing folded: the records are read again from the first not folded
+                for partition in {p for p, _, _ in fresh}:
+                    self.ownership.rewind(partition, self.book.positions[partition] + 1)
+                raise
+            self.book.fold(fresh, stored)
+            published = await self._decide()
+            for skill in {getattr(event.data, "skill", None) for _, _, event in fresh}:
+                if skill in self.book.skills:
+                    QUEUE_DEPTH.labels(skill).set(self.book.depth(skill))
+        DECISION_SECONDS.observe(asyncio.get_running_loop().time() - started)
+        return published
+
+    # -- deciding -----------------------------------------------------------------------------------
+
+    def _may_decide(self) -> bool:
+        """Nothing is decided while a partition of this replica's projection is not positioned on
+        its log (being checked, or refused: the store may not be the log's)."""
+        return not self.ctx.held_partitions()
+
+    async def _decide(self) -> int:
+        """Admit the tickets folded since (their learners' levels and partners read) and publish
+        what the book decides for them; the caller holds the lock."""
+        if not self._may_decide():
+            return 0
+        level_keys, partner_keys = self.book.wanted()
+        if not level_keys:
+            return 0
+        store = self.ctx.store
+        levels = await store.get_many(LEVELS, level_keys)
+        partners = await store.get_many(PARTNERS, partner_keys) if partner_keys else {}
+        now = datetime.now(UTC)
+        return await self._publish(self.book.admit(levels, partners, now), now)
+
+    async def sweep(self) -> int:
+        """Put back unanswered promises, admit what waits for it, widen windows, expire and pair."""
+        async with self._lock:
+            self.book.lapse(datetime.now(UTC))
+            if not self._may_decide():
+                return 0
+            published = await self._decide()
+            now = datetime.now(UTC)
+            due = self.book.due(now)
+            levels = await self.ctx.store.get_many(LEVELS, due) if due else {}
+            published += await self._publish(self.book.sweep(now, levels), now)
+            for skill in self.book.skills:
+                QUEUE_DEPTH.labels(skill).set(self.book.depth(skill))
+        return published
+
+    async def _publish(self, decisions: Sequence[Decision], now: datetime) -> int:
+        if not decisions:
+            return 0
+        events = [self._event(d, now) for d in decisions]
+        promises = [
+            Change(PROMISED, t.ticket_id, {"match_id": match_id_of(d.pair), "at": domain.stamp(now)})
+            for d in decisions
+            if d.pair is not None
+            for t in d.tickets
+        ]
+        try:
+            await self.ctx.commit(promises, events)
+        except Exception:
+            self.book.settled(decisions, published=False)
+            log.exception(
+                "matching could not write %d decisions; their tickets are offered again", len(events)
+            )
+            return 0
+        for d in decisions:
+            if d.pair is not None:
+                TIME_TO_MATCH.observe(max((now - d.pair.older.requested_at).total_seconds(), 0.0))
+                LEVEL_GAP.observe(d.pair.gap)
+            else:
+                EXPIRATIONS.labels(d.skill).inc()
+        return len(events)
+
+    def _event(self, decision: Decision, now: datetime) -> Any:
+        if decision.pair is not None:
+            payload: Any = domain.pair_found(decision.pair, decision.skill, now=now)
+            subject = payload.match_id
+        else:
+            assert decision.expired is not None
+            payload = domain.ticket_expired(decision.expired, decision.skill)
+            subject = payload.ticket_id
+        event_id = deterministic_id(self.ctx.name, type(payload).__name__, subject)
+        return new_event(payload, source=self.ctx.name, time=now, id=event_id)
+
+    # -- the periodic sweep ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="matching-matcher")
+        self._task = asyncio.create_task(self._loop(), name="matching-sweep")
 
     async def stop(self) -> None:
         if self._task:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        await self.ownership.close()
 
     async def _loop(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.sweep_interval_s)
-            self._wake.clear()
+            await asyncio.sleep(self.sweep_interval_s)
             try:
-                await self.run()
+                await self.sweep()
             except Exception:
-                log.exception("matcher run failed; trying again")
+                log.exception("matching sweep failed; trying again")
 
-    async def run(self) -> int:
-        """Decide every owned skill once; returns the number of events published. Nothing is
-        decided while a partition of the queue's projection is not positioned on its log (being
-        checked, or refused: the store may not be the log's), so no decision rests on it."""
-        if self.ctx.held_partitions():
-            return 0
-        published = 0
-        for skill in self.owned_skills():
-            published += await self.decide(skill)
-        return published
 
-    async def decide(self, skill: str) -> int:
-        store = self.ctx.store
-        async with self.ctx.lock:
-            now = datetime.now(UTC)
-            ids = await self._waiting_ids(skill)
-            found = await store.get_many(TICKETS, ids)
-            promised = await store.get_many(PROMISED, ids)
-            fresh = now - timedelta(seconds=PROMISE_TTL_S)
-            waiting = [
-                found[i]
-                for i in ids
-                if i in found
-                and found[i]["status"] == domain.STATUS_WAITING
-                and not (i in promised and domain.parse_stamp(promised[i]["at"]) > fresh)
-            ]
-            keys = [learner_key(t["learner_id"], skill) for t in waiting]
-            # a ticket is matched at the learner's level now (a claim or a score may have arrived
-            # since it was queued); the MatchFound records it
-            levels = await store.get_many(LEVELS, keys)
-            waiting = [
-                {**t, "level": domain.level_of(levels[k])}
-                if k in levels and levels[k].get("level") is not None
-                else t
-                for t, k in zip(waiting, keys, strict=True)
-            ]
-            met = await store.get_many(PARTNERS, keys)
-            partners = {key.split("/", 1)[0]: doc["partners"] for key, doc in met.items()}
-            pairs, expired = domain.decide(waiting, partners, self.rules, now)
-            QUEUE_DEPTH.labels(skill).set(len(waiting) - 2 * len(pairs) - len(expired))
-            if not pairs and not expired:
-                return 0
-            events = [*(self._event(p, now) for p in pairs), *(self._event(e, now) for e in expired)]
-            promises = [
-                Change(PROMISED, t.ticket_id, {"match_id": p.match_id, "at": domain.stamp(now)})
-                for p in pairs
-                for t in p.tickets
-            ]
-            await self.ctx.commit(promises, events)
-        for p in pairs:
-            TIME_TO_MATCH.observe(p.waited_ms / 1000)
-            LEVEL_GAP.observe(p.level_gap)
-        EXPIRATIONS.labels(skill).inc(len(expired))
-        return len(events)
-
-    def _event(self, payload: MatchFound | MatchExpired, now: datetime) -> Any:
-        subject = payload.match_id if isinstance(payload, MatchFound) else payload.ticket_id
-        event_id = deterministic_id(self.ctx.name, type(payload).__name__, subject)
-        return new_event(payload, source=self.ctx.name, time=now, id=event_id)
-
-    async def _waiting_ids(self, skill: str) -> list[str]:
-        ids: list[str] = []
-        after: str | None = None
-        while rows := await self.ctx.store.scan(
-            WAITING_INDEX, domain.waiting_prefix(skill), after=after, limit=PAGE
-        ):
-            ids += [str(doc["ticket_id"]) for _, doc in rows]
-            after = rows[-1][0]
-        return ids
+__all__ = ["ENGINE_GROUP", "Matcher", "Ownership", "partition_of"]

@@ -117,6 +117,14 @@ def fold_level(doc: Mapping[str, Any] | None, event: CloudEvent) -> Doc | None:
     return base
 
 
+def met_again(doc: Mapping[str, Any] | None, partner: str, match_id: str) -> Doc:
+    """A learner's ``partners`` document after one more match: the latest partners and the
+    matches they came from (a document from before match ids has none for its older ones)."""
+    partners = [*(doc["partners"] if doc else []), partner]
+    matches = [*(doc.get("matches", []) if doc else []), match_id]
+    return {"partners": partners[-PARTNERS_KEPT:], "matches": matches[-PARTNERS_KEPT:]}
+
+
 def requeue_ticket_id(match_id: str, learner_id: str) -> str:
     return deterministic_id("requeue", match_id, learner_id)
 
@@ -127,7 +135,8 @@ def _status(doc: Mapping[str, Any] | None) -> str | None:
 
 class MatchingProjection:
     def __init__(self, name: str = "matching") -> None:
-        """``name`` is the consumer (and group) name; each process folds the whole log under its own."""
+        """``name`` is the consumer group and the name the offsets are stored under: one for
+        every replica, each folding the partitions the group assigns it into the one store."""
         self.name = name
 
     def refs(self, event: CloudEvent) -> Iterable[DocRef]:
@@ -179,6 +188,7 @@ class MatchingProjection:
                 "status": STATUS_CANCELLED,
                 "closed_at": stamp(event.time),
                 "reason": f"the learner already waits in this skill (ticket {other})",
+                "refused": True,
             }
             return Outcome(changes={(TICKETS, data.ticket_id): refused})
         return Outcome(
@@ -217,9 +227,9 @@ class MatchingProjection:
             changes[(WAITING_INDEX, waiting_key(data.skill, doc["ticket_id"]))] = None
             changes[(OPEN, learner_key(learner, data.skill))] = None
             changes[(BUSY, learner_key(learner, data.skill))] = {"match_id": data.match_id}
-            met = docs.get((PARTNERS, learner_key(learner, data.skill)))
-            partners = [*(met["partners"] if met else []), partner][-PARTNERS_KEPT:]
-            changes[(PARTNERS, learner_key(learner, data.skill))] = {"partners": partners}
+            changes[(PARTNERS, learner_key(learner, data.skill))] = met_again(
+                docs.get((PARTNERS, learner_key(learner, data.skill))), partner, data.match_id
+            )
             sides.append({k: doc[k] for k in ("ticket_id", "learner_id", "specialty", "format")})
             sides[-1]["level"] = data.tickets[me].level
             sides[-1]["requested_at"] = doc["requested_at"]

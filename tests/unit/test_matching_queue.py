@@ -1,5 +1,5 @@
 """The matching queue as a projection of the log (pure): the log rule, requeue on no-show,
-sessions' ends, partners, promises, and one matcher run (``domain.decide``)."""
+sessions' ends, partners, promises."""
 
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ from services.matching.domain import (
     match_found,
     waiting_key,
 )
-from services.matching.engine import Rules
 from services.matching.projection import MatchingProjection, requeue_ticket_id
 from shared.events import new_event
 from shared.events.envelope import CloudEvent
@@ -100,7 +99,7 @@ def test_a_match_closes_both_tickets_and_remembers_the_pair() -> None:
             learner_key(learner, ML),
         ) not in docs
         assert docs[(BUSY, learner_key(learner, ML))] == {"match_id": mid}
-        assert docs[(PARTNERS, learner_key(learner, ML))] == {"partners": [partner]}
+        assert docs[(PARTNERS, learner_key(learner, ML))] == {"partners": [partner], "matches": [mid]}
     assert docs[(MATCHES, mid)]["ended"] is False
 
 
@@ -163,24 +162,6 @@ def test_a_completed_session_ends_the_match_without_requeue() -> None:
     done = ev(SessionCompleted(session_id=mid, completed_by="ann", duration_s=1800), 2000)
     docs, emitted = fold_events(MatchingProjection(), [match, done], docs)
     assert docs[(MATCHES, mid)]["ended"] is True and emitted == []
-
-
-def test_a_run_pairs_what_the_rule_accepts_and_expires_what_waited_too_long() -> None:
-    rules = Rules(ttl_s=600)
-    docs, _ = fold(
-        [
-            requested("t1", "ann", 2.0),
-            requested("t2", "bob", 2.1),
-            requested("t3", "cy", 4.0),
-            requested("t4", "dee", 1.0, seconds=-900),
-        ]
-    )
-    waiting = [docs[(TICKETS, t)] for t in ("t1", "t2", "t3", "t4")]
-    pairs, expired = domain.decide(waiting, {}, rules, T0 + timedelta(seconds=5))
-    assert [(p.tickets[0].ticket_id, p.tickets[1].ticket_id) for p in pairs] == [("t1", "t2")]
-    assert [e.ticket_id for e in expired] == ["t4"]
-    pairs, _ = domain.decide(waiting[:2], {"ann": ["bob"]}, rules, T0 + timedelta(seconds=5))
-    assert pairs == []  # recent partners are not paired again
 
 
 @st.composite

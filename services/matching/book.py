@@ -1,0 +1,412 @@
+"""The matcher's book (pure): the waiting queues of the skills a replica owns, kept in memory
+and folded from the log.
+
+A replica owns the skills whose partition of ``lemma.matching.v1`` it holds in the engine
+group. When it gains a partition, its book is **loaded** from the store at a position the
+store's documents are known to stand at (the matcher reads the projection's offset before and
+after the waiting tickets and retries until both agree): every waiting ticket, and the promises
+a decision made that the log has not settled. From there the book **folds** the partition's
+records, in offset order, once each (``positions``), with the rule of ``shared.ticket_log``:
+the first effective event wins. So the book is what the log says, exactly as the projection's
+fold is, and nothing is read from the store per decision except the levels and recent partners
+of the tickets concerned.
+
+A ticket the log has waiting is in exactly one of:
+
+- ``pending``: folded, its learner's level and partners not read yet (the matcher reads them
+  and calls ``admit``, which decides for it: an arrival is paired at once or queued);
+- the ``queue`` (the engine's ``SkillQueue``): offered to others;
+- ``promised``: named by a decision whose event the log has not settled; never offered twice.
+  An effective MatchFound closes it; a void one (a cancel got there first) or no answer within
+  ``promise_ttl_s`` puts it back;
+- ``held``: a request of a ticket this book had never seen whose document the store already
+  has closed: a late copy of a request older than the book, or a request the store folded
+  ahead of the book together with what closed it. Either way it is waiting, in the log's
+  rule, only until the event that closed it (named by the document), and never offered.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from services.matching.domain import engine_ticket, learner_key, match_id_for, parse_stamp
+from services.matching.engine import Pair, Rules, SkillQueue, Ticket
+from services.matching.partners import PartnerMemory
+from shared.events.envelope import CloudEvent
+from shared.events.payloads import MatchCancelled, MatchExpired, MatchFound, MatchRequested
+from shared.ticket_log import CANCELLED, EXPIRED, MATCHED, WAITING
+
+#: Closed tickets whose state a skill remembers (a later copy of their request is a copy); an
+#: older one's copy is checked against the store, which keeps every ticket.
+CLOSED_KEPT: Final = 100_000
+PROMISE_TTL_S: Final = 30.0
+
+Doc = dict[str, Any]
+Record = tuple[int, int, CloudEvent]  # (partition, offset, event)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A pair to publish (MatchFound) or a ticket to expire (MatchExpired)."""
+
+    skill: str
+    pair: Pair | None = None
+    expired: Ticket | None = None
+
+    @property
+    def tickets(self) -> tuple[Ticket, ...]:
+        if self.pair is not None:
+            return (self.pair.older, self.pair.newer)
+        return (self.expired,) if self.expired is not None else ()
+
+
+@dataclass(frozen=True)
+class Promise:
+    match_id: str | None  # None: an expiry
+    at: datetime
+
+
+def refused(doc: Mapping[str, Any]) -> bool:
+    """A request the log refused (its learner already waited in the skill)."""
+    return bool(doc.get("refused")) or str(doc.get("reason") or "").startswith("the learner already waits")
+
+
+def closed_by(doc: Mapping[str, Any]) -> tuple[str, str | None]:
+    """What closed a ticket the store has closed: (status, match id of a match)."""
+    status = str(doc["status"])
+    return (status, doc.get("match_id") if status == MATCHED else None)
+
+
+@dataclass
+class SkillBook:
+    """One skill: the log's ticket states and the queue of what may be offered."""
+
+    skill: str
+    rules: Rules
+    partners: PartnerMemory = field(init=False)
+    queue: SkillQueue = field(init=False)
+    status: dict[str, str] = field(default_factory=dict)  # every ticket known: the log's state
+    waiting: dict[str, Ticket] = field(default_factory=dict)  # those the log has waiting
+    open: dict[str, str] = field(default_factory=dict)  # learner -> their waiting ticket
+    pending: dict[str, tuple[Ticket, bool]] = field(default_factory=dict)  # (ticket, arrived)
+    promised: dict[str, Promise] = field(default_factory=dict)
+    held: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    closed: deque[str] = field(default_factory=deque)  # closing order, to forget the oldest
+
+    def __post_init__(self) -> None:
+        self.partners = PartnerMemory(self.rules.recent_partners)
+        self.queue = SkillQueue(self.rules, partners=self.partners)
+
+    def open_ticket(self, ticket: Ticket, *, arrived: bool) -> None:
+        self.status[ticket.ticket_id] = WAITING
+        self.waiting[ticket.ticket_id] = ticket
+        self.open[ticket.learner_id] = ticket.ticket_id
+        self.pending[ticket.ticket_id] = (ticket, arrived)
+
+    def close(self, ticket_id: str, status: str) -> None:
+        self.status[ticket_id] = status
+        ticket = self.waiting.pop(ticket_id, None)
+        self.queue.remove(ticket_id)
+        self.pending.pop(ticket_id, None)
+        self.promised.pop(ticket_id, None)
+        self.held.pop(ticket_id, None)
+        if ticket is not None and self.open.get(ticket.learner_id) == ticket_id:
+            del self.open[ticket.learner_id]
+        self.closed.append(ticket_id)
+        while len(self.closed) > CLOSED_KEPT:
+            self.status.pop(self.closed.popleft(), None)
+
+    def release(self, ticket_id: str) -> None:
+        """A promise ends without its event taking effect: the ticket is offered again (after
+        its level is read again)."""
+        self.promised.pop(ticket_id, None)
+        ticket = self.waiting.get(ticket_id)
+        if ticket is not None and self.status.get(ticket_id) == WAITING and ticket_id not in self.held:
+            self.pending[ticket_id] = (ticket, False)
+
+    def waiting_until(self, ticket_id: str, closing: tuple[str, str | None]) -> bool:
+        """Whether the log has the ticket waiting just before an event that would close it so."""
+        if self.status.get(ticket_id) != WAITING:
+            return False
+        held = self.held.get(ticket_id)
+        return held is None or held == closing
+
+
+class Book:
+    """The books of the skills of the partitions this replica owns."""
+
+    def __init__(self, rules: Rules, *, promise_ttl_s: float = PROMISE_TTL_S) -> None:
+        self.rules = rules
+        self.promise_ttl_s = promise_ttl_s
+        self.skills: dict[str, SkillBook] = {}
+        self.positions: dict[int, int] = {}  # partition -> the last offset folded
+        self._partition_skills: dict[int, tuple[str, ...]] = {}
+
+    # -- ownership --------------------------------------------------------------------------------
+
+    def load(
+        self,
+        partition: int,
+        skills: Sequence[str],
+        position: int,
+        tickets: Iterable[Mapping[str, Any]],
+        promised: Mapping[str, Mapping[str, Any]],
+        now: datetime,
+    ) -> None:
+        """Take a partition: its skills' waiting tickets as the store holds them at ``position``
+        (the last offset folded there; -1: none), and the promises not yet settled."""
+        self.drop(partition)
+        self.positions[partition] = position
+        self._partition_skills[partition] = tuple(skills)
+        books = {skill: SkillBook(skill, self.rules) for skill in skills}
+        self.skills.update(books)
+        fresh = now - timedelta(seconds=self.promise_ttl_s)
+        for doc in tickets:
+            book = books.get(str(doc["skill"]))
+            if book is None or doc["status"] != WAITING:
+                continue
+            ticket = engine_ticket(doc)
+            book.open_ticket(ticket, arrived=False)
+            promise = promised.get(ticket.ticket_id)
+            if promise is not None and parse_stamp(promise["at"]) > fresh:
+                book.pending.pop(ticket.ticket_id)
+                book.promised[ticket.ticket_id] = Promise(promise.get("match_id"), parse_stamp(promise["at"]))
+
+    def drop(self, partition: int) -> list[str]:
+        """Give a partition up; returns its skills."""
+        self.positions.pop(partition, None)
+        skills = self._partition_skills.pop(partition, ())
+        for skill in skills:
+            self.skills.pop(skill, None)
+        return list(skills)
+
+    def partitions(self) -> list[int]:
+        return sorted(self.positions)
+
+    # -- the log ----------------------------------------------------------------------------------
+
+    def fresh(self, records: Iterable[Record]) -> list[Record]:
+        """The records not folded yet, of partitions held, in the order given (per partition:
+        offset order, as a consumer serves them)."""
+        out: list[Record] = []
+        last = dict(self.positions)
+        for partition, offset, event in records:
+            if partition in last and offset > last[partition]:
+                last[partition] = offset
+                out.append((partition, offset, event))
+        return out
+
+    def unknown_requests(self, records: Iterable[Record]) -> list[str]:
+        """Ticket ids requested in ``records`` that the book has never seen: the matcher reads
+        their documents for ``fold`` (a copy of an older request, or one the store is ahead on)."""
+        ids: list[str] = []
+        for _, _, event in records:
+            data = event.data
+            if isinstance(data, MatchRequested):
+                book = self.skills.get(data.skill)
+                if book is not None and data.ticket_id not in book.status:
+                    ids.append(data.ticket_id)
+        return ids
+
+    def fold(self, records: Iterable[Record], stored: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+        """Fold ``fresh`` records; ``stored``: the store's documents of ``unknown_requests``."""
+        for partition, offset, event in records:
+            if offset <= self.positions.get(partition, offset):
+                continue  # folded already, or a partition not held
+            self.positions[partition] = offset
+            data = event.data
+            if isinstance(data, MatchRequested):
+                book = self.skills.get(data.skill)
+                if book is not None:
+                    self._requested(book, data, event.time, (stored or {}).get(data.ticket_id))
+            elif isinstance(data, MatchFound):
+                book = self.skills.get(data.skill)
+                if book is not None:
+                    self._found(book, data)
+            elif isinstance(data, MatchCancelled | MatchExpired):
+                book = self.skills.get(data.skill)
+                if book is not None:
+                    self._closed(book, data)
+
+    def _requested(
+        self, book: SkillBook, data: MatchRequested, at: datetime, doc: Mapping[str, Any] | None
+    ) -> None:
+        if data.ticket_id in book.status:
+            return  # a copy
+        ticket = Ticket(
+            ticket_id=data.ticket_id,
+            learner_id=data.learner_id,
+            level=data.level,
+            requested_at=data.requested_at,
+            specialty=data.specialty,
+            format=data.format,
+            queued_at=at,
+        )
+        if doc is not None and doc.get("status") is not None:
+            if refused(doc):
+                book.status[data.ticket_id] = CANCELLED
+                book.closed.append(data.ticket_id)
+                return
+            if doc["status"] != WAITING:  # waiting until what the document says closed it
+                book.status[data.ticket_id] = WAITING
+                book.waiting[data.ticket_id] = ticket
+                book.held[data.ticket_id] = closed_by(doc)
+                return
+        elif data.learner_id in book.open:
+            book.status[data.ticket_id] = CANCELLED  # the learner already waits in the skill
+            book.closed.append(data.ticket_id)
+            return
+        book.open_ticket(ticket, arrived=True)
+
+    def _found(self, book: SkillBook, data: MatchFound) -> None:
+        first, second = (t.ticket_id for t in data.tickets)
+        closing = (MATCHED, data.match_id)
+        if first != second and book.waiting_until(first, closing) and book.waiting_until(second, closing):
+            for ticket_id in (first, second):
+                book.close(ticket_id, MATCHED)
+            book.partners.met(data.match_id, data.tickets[0].learner_id, data.tickets[1].learner_id)
+            return
+        for ticket_id in (first, second):  # void: a decision of ours that lost frees its tickets
+            promise = book.promised.get(ticket_id)
+            if promise is not None and promise.match_id == data.match_id:
+                book.release(ticket_id)
+
+    def _closed(self, book: SkillBook, data: MatchCancelled | MatchExpired) -> None:
+        status = CANCELLED if isinstance(data, MatchCancelled) else EXPIRED
+        if book.waiting_until(data.ticket_id, (status, None)):
+            book.close(data.ticket_id, status)
+
+    # -- deciding ---------------------------------------------------------------------------------
+
+    def wanted(self) -> tuple[list[str], list[str]]:
+        """The ``levels`` and ``partners`` keys ``admit`` needs: the pending tickets' learners
+        (partners only for learners not loaded yet)."""
+        levels: list[str] = []
+        partners: list[str] = []
+        for book in self.skills.values():
+            for ticket, _ in book.pending.values():
+                key = learner_key(ticket.learner_id, book.skill)
+                levels.append(key)
+                if not book.partners.loaded(ticket.learner_id):
+                    partners.append(key)
+        return levels, partners
+
+    def admit(
+        self,
+        levels: Mapping[str, Mapping[str, Any]],
+        partners: Mapping[str, Mapping[str, Any]],
+        now: datetime,
+    ) -> list[Decision]:
+        """Decide for every pending ticket, with its learner's level and partners as read:
+        tickets loaded or put back are queued and examined with the queue; each arrival, in log
+        order, is paired at once with its best acceptable candidate or queued."""
+        decisions: list[Decision] = []
+        for book in self.skills.values():
+            if not book.pending:
+                continue
+            pending = list(book.pending.values())
+            book.pending.clear()
+            arrivals: list[Ticket] = []
+            for ticket, arrived in pending:
+                key = learner_key(ticket.learner_id, book.skill)
+                if not book.partners.loaded(ticket.learner_id):
+                    book.partners.load(ticket.learner_id, partners.get(key))
+                current = _at_level(ticket, levels.get(key))
+                book.waiting[ticket.ticket_id] = current
+                if arrived:
+                    arrivals.append(current)
+                else:
+                    book.queue.add(current, now, examined=False)
+            if len(arrivals) < len(pending):
+                decisions += self._decided(book, *book.queue.sweep(now), now)
+            for ticket in arrivals:
+                pair = book.queue.arrive(ticket, now)
+                if pair is not None:
+                    decisions += self._decided(book, [pair], [], now)
+        return decisions
+
+    def due(self, now: datetime) -> list[str]:
+        """The ``levels`` keys a sweep at ``now`` reads: the tickets whose window widened (a
+        claim or a score since they were last examined moves them)."""
+        return [
+            learner_key(ticket.learner_id, book.skill)
+            for book in self.skills.values()
+            for ticket in book.queue.widened(now)
+        ]
+
+    def lapse(self, now: datetime) -> None:
+        """Before a sweep: put back the tickets whose promise went unanswered (to be admitted
+        again), and forget held tickets whose closing event never came (a late copy of a request
+        older than the book is never closed in it)."""
+        stale = now - timedelta(seconds=self.promise_ttl_s)
+        forgotten = now - timedelta(seconds=2 * self.rules.ttl_s + self.promise_ttl_s)
+        for book in self.skills.values():
+            for ticket_id in [t for t, p in book.promised.items() if p.at <= stale]:
+                book.release(ticket_id)
+            for ticket_id in list(book.held):
+                ticket = book.waiting[ticket_id]
+                if (ticket.queued_at or ticket.requested_at) <= forgotten:
+                    book.held.pop(ticket_id)
+                    book.waiting.pop(ticket_id)
+                    book.status.pop(ticket_id, None)
+
+    def sweep(self, now: datetime, levels: Mapping[str, Mapping[str, Any]]) -> list[Decision]:
+        """Move re-examined tickets to their learners' levels, then expire and pair what the
+        widened windows allow."""
+        decisions: list[Decision] = []
+        for book in self.skills.values():
+            for ticket in book.queue.widened(now):
+                doc = levels.get(learner_key(ticket.learner_id, book.skill))
+                moved = _at_level(ticket, doc)
+                if moved.level != ticket.level:
+                    book.queue.relevel(ticket.ticket_id, moved.level)
+                    book.waiting[ticket.ticket_id] = moved
+            decisions += self._decided(book, *book.queue.sweep(now), now)
+        return decisions
+
+    def settled(self, decisions: Iterable[Decision], *, published: bool) -> None:
+        """After the matcher's write: unpublished decisions (the write failed) put their
+        tickets back at once; published ones stay promised until the log settles them."""
+        if published:
+            return
+        for decision in decisions:
+            book = self.skills.get(decision.skill)
+            if book is not None:
+                for ticket in decision.tickets:
+                    book.release(ticket.ticket_id)
+
+    def _decided(
+        self, book: SkillBook, pairs: list[Pair], expired: list[Ticket], now: datetime
+    ) -> list[Decision]:
+        out: list[Decision] = []
+        for pair in pairs:
+            match_id = match_id_of(pair)
+            for ticket in (pair.older, pair.newer):
+                book.promised[ticket.ticket_id] = Promise(match_id, now)
+            out.append(Decision(book.skill, pair=pair))
+        for ticket in expired:
+            book.promised[ticket.ticket_id] = Promise(None, now)
+            out.append(Decision(book.skill, expired=ticket))
+        return out
+
+    # -- figures ----------------------------------------------------------------------------------
+
+    def depth(self, skill: str) -> int:
+        """Tickets the log has waiting in ``skill`` (offered, pending, promised or held)."""
+        book = self.skills.get(skill)
+        return len(book.waiting) if book is not None else 0
+
+
+def match_id_of(pair: Pair) -> str:
+    return match_id_for(pair.older.ticket_id, pair.newer.ticket_id)
+
+
+def _at_level(ticket: Ticket, doc: Mapping[str, Any] | None) -> Ticket:
+    """The ticket at its learner's level as folded (a claim or a score), if there is one."""
+    if doc is None or doc.get("level") is None or float(doc["level"]) == ticket.level:
+        return ticket
+    return replace(ticket, level=float(doc["level"]))
