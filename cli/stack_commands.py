@@ -44,7 +44,7 @@ def _print_urls(config: StackConfig) -> None:
     table.add_column("direct (API docs)" if config.replicas == 1 else "replicas (API docs)")
     table.add_column("through the gateway")
     for name in config.services:
-        direct = ", ".join(f"{config.service_url(name, n)}/docs" for n in range(1, config.replicas + 1))
+        direct = "\n".join(f"{config.service_url(name, n)}/docs" for n in range(1, config.replicas + 1))
         table.add_row(name, direct, f"{gw}/{name}/docs")
     console.print()
     console.print(
