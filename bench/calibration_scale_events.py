@@ -1,0 +1,195 @@
+"""The encoded size of the events one rated session puts in the log (for the storage estimate).
+
+The events are built as the services build them (``shared.events.envelope.new_event``, ids from
+the services' own id rules, derived events caused by their cause) and measured with
+``shared.events.envelope.encode``, the bytes the outbox stores and the relay publishes as the
+record's value. Learner and ticket ids are UUIDs (36 characters, as a production identity
+provider's subjects would be; the demo's ``sim-…`` ids are shorter). A record also carries its
+key (the topic's key: a UUID or a skill id) and the ``content-type`` header; Kafka's own
+per-record and per-batch framing is left to the arithmetic in ``docs/scaling.md``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from services.evidence.domain import evidence_id_for
+from services.matching.domain import match_id_for
+from services.sessions.domain import rating_id_for
+from shared.events.envelope import CloudEvent, deterministic_id, encode, new_event
+from shared.events.payloads import (
+    RATERS_PER_PART,
+    EvidenceRecorded,
+    MatchedTicket,
+    MatchFound,
+    MatchRequested,
+    RatersCalibrated,
+    RatingSubmitted,
+    SciUpdated,
+    SessionCompleted,
+    SessionScheduled,
+    SessionStarted,
+    TierChanged,
+)
+
+SKILL = "machine-learning"
+SCORES = {
+    "model-selection": 4,
+    "feature-engineering": 3,
+    "evaluation-metrics": 5,
+    "generalization": 4,
+    "deployment": 3,
+}
+HEADER = len("content-type") + len("application/cloudevents+json")
+
+
+def session_events(at: datetime | None = None) -> dict[str, list[CloudEvent]]:
+    """Every event of one matched, completed session rated both ways, by type name."""
+    t0 = at or datetime(2027, 3, 1, 9, 30, 12, 345678, tzinfo=UTC)
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    ta, tb = str(uuid.uuid4()), str(uuid.uuid4())
+    match_id = match_id_for(ta, tb)
+    requests = [
+        MatchRequested(
+            ticket_id=t,
+            learner_id=learner,
+            skill=SKILL,
+            specialty="nlp",
+            format="build",
+            level=2.37,
+            requested_at=t0,
+        )
+        for t, learner in ((ta, a), (tb, b))
+    ]
+    found = MatchFound(
+        match_id=match_id,
+        skill=SKILL,
+        specialty="nlp",
+        format="build",
+        tickets=(
+            MatchedTicket(ticket_id=ta, learner_id=a, level=2.37),
+            MatchedTicket(ticket_id=tb, learner_id=b, level=2.51),
+        ),
+        level_gap=0.14,
+        waited_ms=4211,
+    )
+    out: dict[str, list[CloudEvent]] = {
+        "MatchRequested": [new_event(r, source="matching", time=t0) for r in requests]
+    }
+    cause = new_event(found, source="matching", time=t0 + timedelta(seconds=4))
+    out["MatchFound"] = [cause]
+    session = [
+        SessionScheduled(
+            session_id=match_id,
+            match_id=match_id,
+            skill=SKILL,
+            specialty="nlp",
+            format="build",
+            participants=(a, b),
+        ),
+        SessionStarted(session_id=match_id, started_by=a),
+        SessionCompleted(session_id=match_id, completed_by=b, duration_s=2710),
+    ]
+    for p in session:
+        out[type(p).__name__] = [
+            new_event(p, source="sessions", time=t0 + timedelta(minutes=50), cause=cause)
+        ]
+    for rater, ratee in ((a, b), (b, a)):
+        rid = rating_id_for(match_id, rater)
+        rating = new_event(
+            RatingSubmitted(
+                rating_id=rid,
+                session_id=match_id,
+                rater_id=rater,
+                ratee_id=ratee,
+                skill=SKILL,
+                specialty="nlp",
+                scores=SCORES,
+            ),
+            source="sessions",
+            time=t0 + timedelta(minutes=52),
+        )
+        evidence = new_event(
+            EvidenceRecorded(
+                evidence_id=evidence_id_for(rid),
+                learner_id=ratee,
+                skill=SKILL,
+                specialty="nlp",
+                session_id=match_id,
+                rater_id=rater,
+                scores=SCORES,
+                format="build",
+                occurred_at=rating.time,
+            ),
+            source="evidence",
+            time=rating.time,
+            id=deterministic_id("evidence", rating.id),
+            cause=rating,
+        )
+        score = SciUpdated(
+            learner_id=ratee,
+            skill=SKILL,
+            sci=63.42,
+            practice=17.34,
+            proof=21.87,
+            reliability=14.21,
+            freshness=10.0,
+            tier=3,
+            sessions=8,
+            as_of=rating.time,
+            revision=8,
+            calibration=7_214_332,
+            model=3,
+            last_evidence_at=rating.time,
+        )
+        updated = new_event(
+            score, source="sci", time=rating.time, id=deterministic_id("sci", evidence.id), cause=evidence
+        )
+        tier = TierChanged(learner_id=ratee, skill=SKILL, from_tier=2, to_tier=3, as_of=rating.time)
+        for name, event in (
+            ("RatingSubmitted", rating),
+            ("EvidenceRecorded", evidence),
+            ("SciUpdated", updated),
+            ("TierChanged", new_event(tier, source="sci", time=rating.time, cause=evidence)),
+        ):
+            out.setdefault(name, []).append(event)
+    return out
+
+
+def calibration_part(raters: int = RATERS_PER_PART) -> CloudEvent:
+    """One full RatersCalibrated part: ``raters`` raters' bias and weight (UUID ids)."""
+    ids = sorted(str(uuid.uuid4()) for _ in range(raters))
+    part = RatersCalibrated(
+        skill=SKILL,
+        version="pg1-link-v3",
+        digest="17b6aac6502b622a",
+        ratings=7_214_332,
+        part=0,
+        parts=500,
+        bias={r: 0.123456789012345 for r in ids},
+        weight={r: 4.56789012345678 for r in ids},
+        default_weight=3.2109876543210,
+        prior=(0.56789012345678, 1.5),
+        senior=ids,
+    )
+    return new_event(part, source="sci", id=deterministic_id("sci-raters", SKILL, "17b6aac6502b622a", "0"))
+
+
+def event_bytes() -> dict[str, Any]:
+    """Encoded bytes per event type (value, and value + key + header), and per rating."""
+    events = session_events()
+    sizes = {name: len(encode(group[0])) for name, group in events.items()}
+    record = {name: sizes[name] + len(group[0].key) + HEADER for name, group in events.items()}
+    # A rated session: two requests, one MatchFound, the session's three events, then per
+    # direction a rating, its evidence and a score (a tier change now and then, not counted).
+    counted = [n for n in events if n != "TierChanged"]
+    session_bytes = sum(record[n] * len(events[n]) for n in counted)
+    part = calibration_part()
+    return {
+        "value": sizes,
+        "record": record,
+        "per_rating_record_bytes": round(session_bytes / 2),
+        "raters_calibrated_part": {"raters": RATERS_PER_PART, "value": len(encode(part))},
+    }
