@@ -20,12 +20,12 @@ store holds it. Then, in a worker process of the job's own kind
 CPU time in the worker is the main figure (the machine is shared; wall time is printed too).
 Fitted as cpu = a * ratings^b over the sizes and extrapolated to ``--raters`` (1,000,000) at
 the largest size's ratings per rater. At one size (``--moved-at``) the skill is also calibrated
-without its newest 2% of ratings, and the re-scoring from that calibration to the full one
-counts the scores a 2% recalibration moves. Checked at every size: the estimated biases
-correlate with the simulator's true leniency (Pearson >= 0.8), and every SciUpdated the
-re-scoring announces names the new calibration. The encoded size of the events one session puts
-in the log is printed for the storage estimate (``bench.calibration_scale_events``).
-The last line is one JSON object.
+without its newest 0.05%, 0.2% and 2% of ratings, and the re-scoring from each of those
+calibrations to the full one counts the scores such a recalibration moves. Checked at every
+size: the estimated biases correlate with the simulator's true leniency (Pearson >= 0.8), and
+every SciUpdated the re-scoring announces names the new calibration. The encoded size of the
+events one session puts in the log is printed for the storage estimate
+(``bench.calibration_scale_events``). The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -59,6 +59,9 @@ DEFAULT_SIZES = (1000, 3000, 10000, 30000)
 QUICK_SIZES = (300, 1000)
 BIAS_CORRELATION_MIN = 0.8
 TARGET_RATERS = 1_000_000
+#: growths of the rating set whose recalibration is measured (the job's 2%, and the smaller steps
+#: its one-minute rule takes on a skill that grows steadily)
+GROWTHS = (0.0005, 0.002, GROWTH)
 #: ratings/s one skill of a million raters takes at the platform's peak (10% of 100/s): arithmetic
 SKILL_RATE = 10.0
 
@@ -71,8 +74,7 @@ class Skill:
     """One simulated skill: its ratings, the raters' true leniency, the learners' score documents."""
 
     learners: int
-    ratings: list[Rating]
-    earlier: list[Rating]  # without the newest ``GROWTH`` share (what the last calibration saw)
+    ratings: list[Rating]  # oldest first
     leniency: dict[str, float]
     scores: list[Doc]  # sorted by key, learners with ratings only, as the job reads them
 
@@ -99,11 +101,9 @@ def simulated(learners: int, sessions: int, seed: int) -> Skill:
         if s.no_show is not None:
             no_shows.setdefault(s.no_show, []).append(s.session_id)
     ratings.sort(key=lambda pair: pair[0])
-    kept = len(ratings) - math.ceil(GROWTH * len(ratings))
     return Skill(
         learners=learners,
         ratings=[r for _, r in ratings],
-        earlier=[r for _, r in ratings[:kept]],
         leniency={i: learner.leniency for i, learner in population.learners.items()},
         scores=[
             score_doc(i, items[i], no_shows.get(i, []))
@@ -252,22 +252,29 @@ async def measure(skill: Skill, in_process: bool, moved: bool) -> dict[str, Any]
     return figures
 
 
-async def recalibration(worker: Worker, skill: Skill, new: Correction) -> dict[str, Any]:
-    """What a recalibration after ``GROWTH`` more ratings moves: the job's re-scoring from the
-    calibration without the newest ratings (with its seniors, as stored) to the full one."""
-    earlier, _, _ = await worker.calibrate(skill.earlier)
-    stored, _, _, _ = await worker.rescore(skill.scores, UNCALIBRATED, earlier.correction())
-    _, payloads, timing, _ = await worker.rescore(skill.scores, stored, new)
-    moved = sum(isinstance(p, SciUpdated) for p in payloads)
-    return {
-        "growth": GROWTH,
-        "from_ratings": earlier.ratings,
-        "to_ratings": new.ratings,
-        "scores_moved": moved,
-        "tiers_changed": len(payloads) - moved,
-        "moved_share": round(moved / len(skill.scores), 4),
-        "rescore_cpu_s": round(timing.cpu_s, 3),
-    }
+async def recalibration(worker: Worker, skill: Skill, new: Correction) -> list[dict[str, Any]]:
+    """What a recalibration after each of ``GROWTHS`` more ratings moves: the job's re-scoring
+    from the calibration without the newest ratings (with its seniors, as stored) to the full one."""
+    found = []
+    for growth in GROWTHS:
+        earlier, _, _ = await worker.calibrate(
+            skill.ratings[: len(skill.ratings) - math.ceil(growth * len(skill.ratings))]
+        )
+        stored, _, _, _ = await worker.rescore(skill.scores, UNCALIBRATED, earlier.correction())
+        _, payloads, timing, _ = await worker.rescore(skill.scores, stored, new)
+        moved = sum(isinstance(p, SciUpdated) for p in payloads)
+        found.append(
+            {
+                "growth": growth,
+                "from_ratings": earlier.ratings,
+                "to_ratings": new.ratings,
+                "scores_moved": moved,
+                "tiers_changed": len(payloads) - moved,
+                "moved_share": round(moved / len(skill.scores), 4),
+                "rescore_cpu_s": round(timing.cpu_s, 3),
+            }
+        )
+    return found
 
 
 def fit(points: Sequence[tuple[float, float]]) -> tuple[float, float]:
@@ -379,7 +386,8 @@ def row(size: dict[str, Any]) -> str:
         f" | bias r {size['checks']['bias_correlates_with_leniency']['value']:.3f}"
     )
     if "recalibration" in size:
-        line += f" | +2%: {size['recalibration']['moved_share']:.1%} of scores moved"
+        shares = ", ".join(f"+{r['growth']:.2%}: {r['moved_share']:.1%}" for r in size["recalibration"])
+        line += f" | scores a recalibration moves: {shares}"
     return line
 
 
@@ -394,14 +402,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--moved-at",
         type=int,
-        help="the size whose 2%% recalibration is measured (default: the second largest)",
+        help="the size whose recalibrations are measured (default: the second smallest)",
+    )
+    parser.add_argument("--raters", type=int, default=TARGET_RATERS, help="raters to extrapolate to")
+    parser.add_argument(
+        "--skill-rate", type=float, default=SKILL_RATE, help="ratings/s that skill takes (default 10)"
     )
     parser.add_argument("--in-process", action="store_true", help="no worker process (profiles)")
     args = parser.parse_args(argv)
     sizes = sorted(args.sizes or (QUICK_SIZES if args.quick else DEFAULT_SIZES))
-    moved_at = args.moved_at or sizes[max(0, len(sizes) - 2)]
+    moved_at = args.moved_at or sizes[min(1, len(sizes) - 1)]
     out = asyncio.run(
-        run(sizes, sessions=args.sessions, seed=args.seed, moved_at=moved_at, in_process=args.in_process)
+        run(
+            sizes,
+            sessions=args.sessions,
+            seed=args.seed,
+            moved_at=moved_at,
+            in_process=args.in_process,
+            raters=args.raters,
+            skill_rate=args.skill_rate,
+        )
     )
     print(json.dumps(out))
     return 0 if not out["checks_failed"] else 1

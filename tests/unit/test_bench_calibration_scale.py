@@ -18,7 +18,9 @@ async def test_the_last_line_has_every_figure_at_a_tiny_size() -> None:
         assert size["calibrate"]["cpu_s"] > 0 and size["rescore"]["learners"] > 0
         assert set(size["checks"]) == {"bias_correlates_with_leniency", "rescored_under_new"}
     assert line["sizes"][0]["calibrate"]["per_rating_vs_smallest"] == 1.0
-    assert "recalibration" in line["sizes"][1] and 0 <= line["sizes"][1]["recalibration"]["moved_share"] <= 1
+    recalibrations = line["sizes"][1]["recalibration"]
+    assert [r["growth"] for r in recalibrations] == [0.0005, 0.002, 0.02]
+    assert all(0 <= r["moved_share"] <= 1 for r in recalibrations)
     assert line["extrapolation"]["raters"] == 1_000_000 and line["extrapolation"]["job_cpu_s"] > 0
     assert set(line["targets"]) == {"within_job_interval", "within_2pct_growth"}
     assert line["event_bytes"]["value"]["RatingSubmitted"] > 0
