@@ -64,6 +64,7 @@ TARGET_RATERS = 1_000_000
 GROWTHS = (0.0005, 0.002, GROWTH)
 #: ratings/s one skill of a million raters takes at the platform's peak (10% of 100/s): arithmetic
 SKILL_RATE = 10.0
+BSON_LIMIT = 16 * 2**20  # MongoDB's largest document
 
 Doc = dict[str, Any]
 Payloads = list[SciUpdated | TierChanged]
@@ -217,6 +218,9 @@ async def measure(skill: Skill, in_process: bool, moved: bool) -> dict[str, Any]
         senior, payloads, res, res_wall = await worker.rescore(skill.scores, UNCALIBRATED, new)
         events_s = built_events(payloads, new.digest)
         raters, n = len(found.bias), found.ratings
+        stored = len(json.dumps(senior.to_doc()))  # the calibrations/{skill} document, as JSON
+        id_length = statistics.fmean(len(r) for r in found.bias)
+        with_uuids = stored + (36 - id_length) * (2 * raters + len(senior.senior))  # UUID ids: arithmetic
         figures: dict[str, Any] = {
             "learners": skill.learners,
             "raters": raters,
@@ -239,6 +243,7 @@ async def measure(skill: Skill, in_process: bool, moved: bool) -> dict[str, Any]
                 "seniors": len(senior.senior),
             },
             "events_s": round(events_s, 3),
+            "calibration_doc_bytes": {"sim_ids": stored, "uuid_ids": round(with_uuids)},
             "worker_mib": {"base": round(base, 1), "peak": round(max(cal.peak_mib, res.peak_mib), 1)},
             "checks": {
                 "bias_correlates_with_leniency": bias_check(dict(found.bias), skill.leniency),
@@ -300,6 +305,7 @@ def extrapolate(
     job_s = max(calibrate_s, linear_s) + rescore_s
     mib_per_rating = (last["worker_mib"]["peak"] - last["worker_mib"]["base"]) / last["ratings"]
     growth_s = GROWTH * ratings / skill_rate
+    doc_per_rater = last["calibration_doc_bytes"]["uuid_ids"] / last["raters"]
     return {
         "fit_calibrate": {"a": a, "exponent": round(b, 3)},
         "fit_rescore": {"a": ra, "exponent": round(rb, 3)},
@@ -310,11 +316,18 @@ def extrapolate(
         "rescore_cpu_s": round(rescore_s, 1),
         "job_cpu_s": round(job_s, 1),
         "worker_peak_gib": round((mib_per_rating * ratings + last["worker_mib"]["base"]) / 1024, 2),
+        "calibration_doc_mib": round(doc_per_rater * raters / 2**20, 1),
+        "calibration_doc_16mib_at_raters": round(BSON_LIMIT / doc_per_rater),
         "targets": {
             "within_job_interval": {
                 "value_s": round(job_s, 1),
                 "target_s": interval_s,
                 "met": job_s <= interval_s,
+            },
+            "calibration_doc_fits_mongodb": {
+                "value_mib": round(doc_per_rater * raters / 2**20, 1),
+                "limit_mib": BSON_LIMIT / 2**20,
+                "met": doc_per_rater * raters <= BSON_LIMIT,
             },
             "within_2pct_growth": {
                 "value_s": round(job_s, 1),

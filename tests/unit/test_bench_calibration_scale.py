@@ -22,7 +22,11 @@ async def test_the_last_line_has_every_figure_at_a_tiny_size() -> None:
     assert [r["growth"] for r in recalibrations] == [0.0005, 0.002, 0.02]
     assert all(0 <= r["moved_share"] <= 1 for r in recalibrations)
     assert line["extrapolation"]["raters"] == 1_000_000 and line["extrapolation"]["job_cpu_s"] > 0
-    assert set(line["targets"]) == {"within_job_interval", "within_2pct_growth"}
+    assert set(line["targets"]) == {
+        "within_job_interval",
+        "calibration_doc_fits_mongodb",
+        "within_2pct_growth",
+    }
     assert line["event_bytes"]["value"]["RatingSubmitted"] > 0
     assert isinstance(line["meets_targets"], bool) and isinstance(line["checks_failed"], list)
 
