@@ -28,6 +28,8 @@ async def test_the_last_line_has_every_figure_at_a_tiny_size() -> None:
         "within_2pct_growth",
     }
     assert line["event_bytes"]["value"]["RatingSubmitted"] > 0
+    assert line["event_bytes"]["gzip_ratio"] > 1
+    assert line["event_bytes"]["documents_per_session"]["evidence"]["evidence"]["documents"] == 2
     assert isinstance(line["meets_targets"], bool) and isinstance(line["checks_failed"], list)
 
 
