@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from bench.calibration_scale import bias_check, fit, run, simulated
+from bench.calibration_scale import bias_check, run, simulated
+from bench.calibration_scale_fit import fit
 from services.sci.calibration import calibrate
 
 
