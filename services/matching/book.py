@@ -27,6 +27,7 @@ A ticket the log has waiting is in exactly one of:
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -44,6 +45,9 @@ from shared.ticket_log import CANCELLED, EXPIRED, MATCHED, WAITING
 #: older one's copy is checked against the store, which keeps every ticket.
 CLOSED_KEPT: Final = 100_000
 PROMISE_TTL_S: Final = 30.0
+#: How far ahead of this replica's clock a publisher's may be. A request stamped later than a
+#: partition's loading plus this cannot be a copy of one the log held before the book.
+CLOCK_SKEW_S: Final = 60.0
 
 Doc = dict[str, Any]
 Record = tuple[int, int, CloudEvent]  # (partition, offset, event)
@@ -56,6 +60,7 @@ class Decision:
     skill: str
     pair: Pair | None = None
     expired: Ticket | None = None
+    match_id: str | None = None  # of the pair
 
     @property
     def tickets(self) -> tuple[Ticket, ...]:
@@ -82,11 +87,51 @@ def closed_by(doc: Mapping[str, Any]) -> tuple[str, str | None]:
 
 
 @dataclass
+class Activity:
+    """Which skills have something to do, so that a step touches those only (a replica may own
+    thousands of skills; an arrival concerns one)."""
+
+    pending: dict[str, None] = field(default_factory=dict)  # skills with pending tickets, in order
+    promising: set[str] = field(default_factory=set)  # skills with promises
+    holding: set[str] = field(default_factory=set)  # skills with held tickets
+    wakes: list[tuple[datetime, int, str]] = field(default_factory=list)  # (when, seq, skill) heap
+    wake_at: dict[str, datetime] = field(default_factory=dict)  # each skill's earliest wake
+    seq: int = 0
+
+    def wake(self, skill: str, at: datetime | None) -> None:
+        """The skill's queue next needs a sweep at ``at`` (None: not without arrivals)."""
+        if at is None:
+            return
+        known = self.wake_at.get(skill)
+        if known is None or at < known:
+            self.wake_at[skill] = at
+            self.seq += 1
+            heapq.heappush(self.wakes, (at, self.seq, skill))
+
+    def awake(self, now: datetime) -> list[str]:
+        """The skills whose wake has come, each once, their wakes consumed."""
+        found: dict[str, None] = {}
+        while self.wakes and self.wakes[0][0] <= now:
+            at, _, skill = heapq.heappop(self.wakes)
+            if self.wake_at.get(skill) == at:
+                del self.wake_at[skill]
+                found[skill] = None
+        return list(found)
+
+    def forget(self, skill: str) -> None:
+        self.pending.pop(skill, None)
+        self.promising.discard(skill)
+        self.holding.discard(skill)
+        self.wake_at.pop(skill, None)
+
+
+@dataclass
 class SkillBook:
     """One skill: the log's ticket states and the queue of what may be offered."""
 
     skill: str
     rules: Rules
+    activity: Activity
     partners: PartnerMemory = field(init=False)
     queue: SkillQueue = field(init=False)
     status: dict[str, str] = field(default_factory=dict)  # every ticket known: the log's state
@@ -94,7 +139,7 @@ class SkillBook:
     open: dict[str, str] = field(default_factory=dict)  # learner -> their waiting ticket
     pending: dict[str, tuple[Ticket, bool]] = field(default_factory=dict)  # (ticket, arrived)
     promised: dict[str, Promise] = field(default_factory=dict)
-    held: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    held: dict[str, tuple[tuple[str, str | None], Ticket]] = field(default_factory=dict)  # (closing, ticket)
     closed: deque[str] = field(default_factory=deque)  # closing order, to forget the oldest
 
     def __post_init__(self) -> None:
@@ -105,7 +150,20 @@ class SkillBook:
         self.status[ticket.ticket_id] = WAITING
         self.waiting[ticket.ticket_id] = ticket
         self.open[ticket.learner_id] = ticket.ticket_id
+        self.put_pending(ticket, arrived=arrived)
+
+    def put_pending(self, ticket: Ticket, *, arrived: bool) -> None:
         self.pending[ticket.ticket_id] = (ticket, arrived)
+        self.activity.pending[self.skill] = None
+
+    def promise(self, ticket_id: str, promise: Promise) -> None:
+        self.promised[ticket_id] = promise
+        self.activity.promising.add(self.skill)
+
+    def hold(self, ticket: Ticket, closing: tuple[str, str | None]) -> None:
+        self.status[ticket.ticket_id] = WAITING  # in the log's rule; not in ``waiting``: never offered
+        self.held[ticket.ticket_id] = (closing, ticket)
+        self.activity.holding.add(self.skill)
 
     def close(self, ticket_id: str, status: str) -> None:
         self.status[ticket_id] = status
@@ -116,6 +174,9 @@ class SkillBook:
         self.held.pop(ticket_id, None)
         if ticket is not None and self.open.get(ticket.learner_id) == ticket_id:
             del self.open[ticket.learner_id]
+        self.remember_closed(ticket_id)
+
+    def remember_closed(self, ticket_id: str) -> None:
         self.closed.append(ticket_id)
         while len(self.closed) > CLOSED_KEPT:
             self.status.pop(self.closed.popleft(), None)
@@ -126,14 +187,14 @@ class SkillBook:
         self.promised.pop(ticket_id, None)
         ticket = self.waiting.get(ticket_id)
         if ticket is not None and self.status.get(ticket_id) == WAITING and ticket_id not in self.held:
-            self.pending[ticket_id] = (ticket, False)
+            self.put_pending(ticket, arrived=False)
 
     def waiting_until(self, ticket_id: str, closing: tuple[str, str | None]) -> bool:
         """Whether the log has the ticket waiting just before an event that would close it so."""
         if self.status.get(ticket_id) != WAITING:
             return False
         held = self.held.get(ticket_id)
-        return held is None or held == closing
+        return held is None or held[0] == closing
 
 
 class Book:
@@ -145,6 +206,10 @@ class Book:
         self.skills: dict[str, SkillBook] = {}
         self.positions: dict[int, int] = {}  # partition -> the last offset folded
         self._partition_skills: dict[int, tuple[str, ...]] = {}
+        self._copies_until: dict[int, datetime] = {}  # requests stamped before may be old copies
+        self._activity = Activity()
+        self._awake: dict[str, None] = {}  # skills a sweep at hand looks at
+        self._widened: dict[str, list[Ticket]] = {}  # what ``due`` found, for the sweep at hand
 
     # -- ownership --------------------------------------------------------------------------------
 
@@ -162,7 +227,8 @@ class Book:
         self.drop(partition)
         self.positions[partition] = position
         self._partition_skills[partition] = tuple(skills)
-        books = {skill: SkillBook(skill, self.rules) for skill in skills}
+        self._copies_until[partition] = now + timedelta(seconds=CLOCK_SKEW_S)
+        books = {skill: SkillBook(skill, self.rules, self._activity) for skill in skills}
         self.skills.update(books)
         fresh = now - timedelta(seconds=self.promise_ttl_s)
         for doc in tickets:
@@ -174,14 +240,18 @@ class Book:
             promise = promised.get(ticket.ticket_id)
             if promise is not None and parse_stamp(promise["at"]) > fresh:
                 book.pending.pop(ticket.ticket_id)
-                book.promised[ticket.ticket_id] = Promise(promise.get("match_id"), parse_stamp(promise["at"]))
+                book.promise(ticket.ticket_id, Promise(promise.get("match_id"), parse_stamp(promise["at"])))
 
     def drop(self, partition: int) -> list[str]:
         """Give a partition up; returns its skills."""
         self.positions.pop(partition, None)
+        self._copies_until.pop(partition, None)
         skills = self._partition_skills.pop(partition, ())
         for skill in skills:
             self.skills.pop(skill, None)
+            self._activity.forget(skill)
+            self._awake.pop(skill, None)
+            self._widened.pop(skill, None)
         return list(skills)
 
     def partitions(self) -> list[int]:
@@ -193,20 +263,24 @@ class Book:
         """The records not folded yet, of partitions held, in the order given (per partition:
         offset order, as a consumer serves them)."""
         out: list[Record] = []
-        last = dict(self.positions)
+        last: dict[int, int] = {}
         for partition, offset, event in records:
-            if partition in last and offset > last[partition]:
+            position = last.get(partition, self.positions.get(partition))
+            if position is not None and offset > position:
                 last[partition] = offset
                 out.append((partition, offset, event))
         return out
 
     def unknown_requests(self, records: Iterable[Record]) -> list[str]:
-        """Ticket ids requested in ``records`` that the book has never seen: the matcher reads
-        their documents for ``fold`` (a copy of an older request, or one the store is ahead on)."""
+        """Ticket ids requested in ``records`` that the book has never seen and that may be a
+        copy of a request the log held before the book was loaded (stamped before the loading,
+        give or take ``CLOCK_SKEW_S``): the matcher reads their documents for ``fold``."""
         ids: list[str] = []
-        for _, _, event in records:
+        for partition, _, event in records:
             data = event.data
-            if isinstance(data, MatchRequested):
+            if isinstance(data, MatchRequested) and event.time <= self._copies_until.get(
+                partition, event.time
+            ):
                 book = self.skills.get(data.skill)
                 if book is not None and data.ticket_id not in book.status:
                     ids.append(data.ticket_id)
@@ -249,16 +323,14 @@ class Book:
         if doc is not None and doc.get("status") is not None:
             if refused(doc):
                 book.status[data.ticket_id] = CANCELLED
-                book.closed.append(data.ticket_id)
+                book.remember_closed(data.ticket_id)
                 return
             if doc["status"] != WAITING:  # waiting until what the document says closed it
-                book.status[data.ticket_id] = WAITING
-                book.waiting[data.ticket_id] = ticket
-                book.held[data.ticket_id] = closed_by(doc)
+                book.hold(ticket, closed_by(doc))
                 return
         elif data.learner_id in book.open:
             book.status[data.ticket_id] = CANCELLED  # the learner already waits in the skill
-            book.closed.append(data.ticket_id)
+            book.remember_closed(data.ticket_id)
             return
         book.open_ticket(ticket, arrived=True)
 
@@ -282,12 +354,16 @@ class Book:
 
     # -- deciding ---------------------------------------------------------------------------------
 
+    def _with_pending(self) -> list[SkillBook]:
+        found = [self.skills[s] for s in self._activity.pending if s in self.skills]
+        return [book for book in found if book.pending]
+
     def wanted(self) -> tuple[list[str], list[str]]:
         """The ``levels`` and ``partners`` keys ``admit`` needs: the pending tickets' learners
         (partners only for learners not loaded yet)."""
         levels: list[str] = []
         partners: list[str] = []
-        for book in self.skills.values():
+        for book in self._with_pending():
             for ticket, _ in book.pending.values():
                 key = learner_key(ticket.learner_id, book.skill)
                 levels.append(key)
@@ -305,9 +381,9 @@ class Book:
         tickets loaded or put back are queued and examined with the queue; each arrival, in log
         order, is paired at once with its best acceptable candidate or queued."""
         decisions: list[Decision] = []
-        for book in self.skills.values():
-            if not book.pending:
-                continue
+        books = self._with_pending()
+        self._activity.pending.clear()
+        for book in books:
             pending = list(book.pending.values())
             book.pending.clear()
             arrivals: list[Ticket] = []
@@ -327,16 +403,20 @@ class Book:
                 pair = book.queue.arrive(ticket, now)
                 if pair is not None:
                     decisions += self._decided(book, [pair], [], now)
+            self._activity.wake(book.skill, book.queue.next_change())
         return decisions
 
     def due(self, now: datetime) -> list[str]:
         """The ``levels`` keys a sweep at ``now`` reads: the tickets whose window widened (a
         claim or a score since they were last examined moves them)."""
-        return [
-            learner_key(ticket.learner_id, book.skill)
-            for book in self.skills.values()
-            for ticket in book.queue.widened(now)
-        ]
+        self._awake.update(dict.fromkeys(self._activity.awake(now)))
+        keys: list[str] = []
+        for skill in self._awake:
+            book = self.skills.get(skill)
+            if book is not None:
+                widened = self._widened[skill] = book.queue.widened(now)
+                keys += [learner_key(t.learner_id, skill) for t in widened]
+        return keys
 
     def lapse(self, now: datetime) -> None:
         """Before a sweep: put back the tickets whose promise went unanswered (to be admitted
@@ -344,28 +424,43 @@ class Book:
         older than the book is never closed in it)."""
         stale = now - timedelta(seconds=self.promise_ttl_s)
         forgotten = now - timedelta(seconds=2 * self.rules.ttl_s + self.promise_ttl_s)
-        for book in self.skills.values():
-            for ticket_id in [t for t, p in book.promised.items() if p.at <= stale]:
-                book.release(ticket_id)
-            for ticket_id in list(book.held):
-                ticket = book.waiting[ticket_id]
-                if (ticket.queued_at or ticket.requested_at) <= forgotten:
-                    book.held.pop(ticket_id)
-                    book.waiting.pop(ticket_id)
-                    book.status.pop(ticket_id, None)
+        activity = self._activity
+        for skill in list(activity.promising):
+            book = self.skills.get(skill)
+            if book is not None:
+                for ticket_id in [t for t, p in book.promised.items() if p.at <= stale]:
+                    book.release(ticket_id)
+            if book is None or not book.promised:
+                activity.promising.discard(skill)
+        for skill in list(activity.holding):
+            book = self.skills.get(skill)
+            if book is not None:
+                for ticket_id, (_, ticket) in list(book.held.items()):
+                    if (ticket.queued_at or ticket.requested_at) <= forgotten:
+                        del book.held[ticket_id]
+                        book.status.pop(ticket_id, None)
+            if book is None or not book.held:
+                activity.holding.discard(skill)
 
     def sweep(self, now: datetime, levels: Mapping[str, Mapping[str, Any]]) -> list[Decision]:
         """Move re-examined tickets to their learners' levels, then expire and pair what the
-        widened windows allow."""
+        widened windows allow, in the skills whose queues have something due."""
+        self._awake.update(dict.fromkeys(self._activity.awake(now)))
+        awake, self._awake = self._awake, {}
+        widened, self._widened = self._widened, {}
         decisions: list[Decision] = []
-        for book in self.skills.values():
-            for ticket in book.queue.widened(now):
+        for skill in awake:
+            book = self.skills.get(skill)
+            if book is None:
+                continue
+            for ticket in widened[skill] if skill in widened else book.queue.widened(now):
                 doc = levels.get(learner_key(ticket.learner_id, book.skill))
                 moved = _at_level(ticket, doc)
                 if moved.level != ticket.level:
                     book.queue.relevel(ticket.ticket_id, moved.level)
                     book.waiting[ticket.ticket_id] = moved
             decisions += self._decided(book, *book.queue.sweep(now), now)
+            self._activity.wake(skill, book.queue.next_change())
         return decisions
 
     def settled(self, decisions: Iterable[Decision], *, published: bool) -> None:
@@ -386,17 +481,17 @@ class Book:
         for pair in pairs:
             match_id = match_id_of(pair)
             for ticket in (pair.older, pair.newer):
-                book.promised[ticket.ticket_id] = Promise(match_id, now)
-            out.append(Decision(book.skill, pair=pair))
+                book.promise(ticket.ticket_id, Promise(match_id, now))
+            out.append(Decision(book.skill, pair=pair, match_id=match_id))
         for ticket in expired:
-            book.promised[ticket.ticket_id] = Promise(None, now)
+            book.promise(ticket.ticket_id, Promise(None, now))
             out.append(Decision(book.skill, expired=ticket))
         return out
 
     # -- figures ----------------------------------------------------------------------------------
 
     def depth(self, skill: str) -> int:
-        """Tickets the log has waiting in ``skill`` (offered, pending, promised or held)."""
+        """Tickets the log has waiting in ``skill`` (offered, pending or promised; not held)."""
         book = self.skills.get(skill)
         return len(book.waiting) if book is not None else 0
 

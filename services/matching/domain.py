@@ -263,22 +263,23 @@ def engine_ticket(doc: Mapping[str, Any]) -> Ticket:
     )
 
 
-def side(ticket: Ticket, skill: str) -> Doc:
-    """A ticket as ``match_found`` reads it."""
-    return {
-        "ticket_id": ticket.ticket_id,
-        "learner_id": ticket.learner_id,
-        "skill": skill,
-        "specialty": ticket.specialty,
-        "format": ticket.format,
-        "level": ticket.level,
-        "requested_at": stamp(ticket.requested_at),
-    }
-
-
-def pair_found(pair: Pair, skill: str, *, now: datetime) -> MatchFound:
-    """The MatchFound of a pair the engine made, at the levels the tickets were matched at."""
-    return match_found(side(pair.older, skill), side(pair.newer, skill), now=now)
+def pair_found(pair: Pair, skill: str, *, now: datetime, match_id: str | None = None) -> MatchFound:
+    """The MatchFound of a pair the engine made, at the levels the tickets were matched at (as
+    ``match_found`` gives it for their documents)."""
+    older, newer = pair.older, pair.newer
+    waited = now - older.requested_at
+    return MatchFound(
+        match_id=match_id or match_id_for(older.ticket_id, newer.ticket_id),
+        skill=skill,
+        specialty=agreed(newer.specialty, older.specialty),
+        format=agreed(newer.format, older.format),
+        tickets=(
+            MatchedTicket(ticket_id=older.ticket_id, learner_id=older.learner_id, level=older.level),
+            MatchedTicket(ticket_id=newer.ticket_id, learner_id=newer.learner_id, level=newer.level),
+        ),
+        level_gap=round(abs(older.level - newer.level), 4),
+        waited_ms=max(int(waited.total_seconds() * 1000), 0),
+    )
 
 
 def ticket_expired(ticket: Ticket, skill: str) -> MatchExpired:

@@ -28,13 +28,14 @@ import itertools
 from collections import deque
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Protocol
 
 from services.matching.index import LevelBins
 
 EPSILON = 1e-9
+EARLIEST = datetime.min.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,7 @@ class SkillQueue:
         self._own = RecentPartners.of(self.rules.recent_partners, recent) if partners is None else None
         self.partners: Partners = self._own if self._own is not None else partners  # type: ignore[assignment]
         self._buckets: dict[Bucket, LevelBins] = {}
+        self._classes: dict[Bucket, list[list[LevelBins]]] = {}  # per preference: _by_preference
         self._steps: dict[str, int] = {}  # the window step each ticket was last examined at
         # (when the ticket's window next widens or it expires, seq, ticket id): one live entry
         # a ticket; entries of tickets gone are dropped when they come up
@@ -235,6 +237,16 @@ class SkillQueue:
             return None
         return self._pair(ticket, partner)
 
+    def next_change(self) -> datetime | None:
+        """When the queue next needs a sweep (a window widens, a ticket expires, or a ticket
+        awaits its first look: ``EARLIEST``); None when nothing will change without arrivals."""
+        if self._due:
+            return EARLIEST
+        changes = self._changes
+        while changes and self._scheduled.get(changes[0][2]) != changes[0][0]:
+            heapq.heappop(changes)  # an entry no longer live
+        return changes[0][0] if changes else None
+
     def widened(self, now: datetime) -> list[Ticket]:
         """The tickets the next sweep re-examines (their window widened) and does not expire."""
         self._collect(now)
@@ -284,6 +296,8 @@ class SkillQueue:
         for buckets in self._by_preference(ticket):
             best: tuple[tuple[datetime, float, str], Ticket] | None = None
             for bucket in buckets:
+                if not bucket:
+                    continue
                 found = self._first_acceptable(bucket, ticket, own_window, shunned, now)
                 if found is not None:
                     key = (found.requested_at, abs(found.level - ticket.level), found.ticket_id)
@@ -308,6 +322,7 @@ class SkillQueue:
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = self._buckets[key] = LevelBins()
+            self._classes.clear()
         return bucket
 
     def _schedule(self, ticket: Ticket, now: datetime) -> None:
@@ -330,10 +345,13 @@ class SkillQueue:
                 self._due.add(ticket_id)
 
     def _by_preference(self, ticket: Ticket) -> Iterable[list[LevelBins]]:
-        """The buckets in four classes: same specialty and format, same specialty, same format, other."""
-        classes: list[list[LevelBins]] = [[], [], [], []]
-        for (specialty, fmt), bucket in self._buckets.items():
-            if len(bucket):
+        """The buckets in four classes: same specialty and format, same specialty, same format,
+        other (kept per preference until a new bucket appears)."""
+        key = (ticket.specialty, ticket.format)
+        classes = self._classes.get(key)
+        if classes is None:
+            classes = self._classes[key] = [[], [], [], []]
+            for (specialty, fmt), bucket in self._buckets.items():
                 classes[2 * (specialty != ticket.specialty) + (fmt != ticket.format)].append(bucket)
         return classes
 

@@ -37,6 +37,9 @@ class LevelBins:
     def __len__(self) -> int:
         return len(self._orders)
 
+    def __bool__(self) -> bool:
+        return bool(self._orders)
+
     def bin_of(self, level: float) -> int:
         return math.floor(level / self.width)
 

@@ -23,15 +23,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+import weakref
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from services.matching import domain
-from services.matching.book import Book, Decision, Record, match_id_of
+from services.matching.book import Book, Decision, Record
 from services.matching.domain import LEVELS, PARTNERS, PROMISED, TICKETS, WAITING_INDEX
 from services.matching.engine import Rules
 from services.matching.ownership import Ownership, partition_of
@@ -48,7 +51,29 @@ PAGE = 1000
 #: busy to hold still (the taking is then tried again later).
 STABLE_TRIES = 20
 
-QUEUE_DEPTH = Gauge("lemma_matching_queue_depth", "Tickets waiting, by skill", ["skill"])
+
+class QueueDepth(Collector):
+    """``lemma_matching_queue_depth{skill}``: the tickets the log has waiting in each skill this
+    process decides for, read from the books when scraped (nothing to keep up per decision)."""
+
+    def __init__(self) -> None:
+        self.books: weakref.WeakSet[Book] = weakref.WeakSet()
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "lemma_matching_queue_depth", "Tickets waiting, by skill", labels=["skill"]
+        )
+        depths: dict[str, int] = {}
+        for book in list(self.books):
+            for skill in list(book.skills):
+                depths[skill] = depths.get(skill, 0) + book.depth(skill)
+        for skill, depth in sorted(depths.items()):
+            family.add_metric([skill], depth)
+        yield family
+
+
+QUEUE_DEPTH = QueueDepth()
+REGISTRY.register(QUEUE_DEPTH)
 TIME_TO_MATCH = Histogram(
     "lemma_matching_time_to_match_seconds",
     "How long the longer-waiting ticket of a pair waited",
@@ -82,18 +107,25 @@ class Taken:
     position: int
     tickets: list[dict[str, Any]]
     promised: dict[str, dict[str, Any]]
+    clock: Callable[[], datetime]
 
     def load(self) -> None:
-        self.book.load(
-            self.partition, self.skills, self.position, self.tickets, self.promised, datetime.now(UTC)
-        )
+        self.book.load(self.partition, self.skills, self.position, self.tickets, self.promised, self.clock())
 
 
 class Matcher:
     def __init__(
-        self, ctx: ServiceContext, rules: Rules, skills: Sequence[str], *, sweep_interval_s: float
+        self,
+        ctx: ServiceContext,
+        rules: Rules,
+        skills: Sequence[str],
+        *,
+        sweep_interval_s: float,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
+        """``clock``: what ``now`` is (a benchmark runs the matcher on a simulated clock)."""
         self.ctx = ctx
+        self.clock = clock or (lambda: datetime.now(UTC))
         self.rules = rules
         self.skills = sorted(skills)
         self.book = Book(rules)
@@ -101,6 +133,7 @@ class Matcher:
         self.ownership = Ownership(self.topic, take=self.take, drop=self.drop)
         self.sweep_interval_s = sweep_interval_s
         self._lock = asyncio.Lock()  # one fold, decision or sweep of the book at a time
+        QUEUE_DEPTH.books.add(self.book)
         self._task: asyncio.Task[None] | None = None
 
     def owned_skills(self) -> list[str]:
@@ -136,13 +169,12 @@ class Matcher:
                     len(tickets),
                     before,
                 )
-                return Taken(self.book, partition, skills, before, tickets, promised)
+                return Taken(self.book, partition, skills, before, tickets, promised, self.clock)
             await asyncio.sleep(0.05)
         raise Unstable(f"the documents of {self.topic}[{partition}] kept moving while read")
 
     def drop(self, partition: int) -> None:
-        for skill in self.book.drop(partition):
-            QUEUE_DEPTH.labels(skill).set(0)
+        self.book.drop(partition)
 
     async def _waiting(self, store: Store, skills: Sequence[str]) -> list[dict[str, Any]]:
         ids: list[str] = []
@@ -184,9 +216,6 @@ class Matcher:
                 raise
             self.book.fold(fresh, stored)
             published = await self._decide()
-            for skill in {getattr(event.data, "skill", None) for _, _, event in fresh}:
-                if skill in self.book.skills:
-                    QUEUE_DEPTH.labels(skill).set(self.book.depth(skill))
         DECISION_SECONDS.observe(asyncio.get_running_loop().time() - started)
         return published
 
@@ -208,30 +237,29 @@ class Matcher:
         store = self.ctx.store
         levels = await store.get_many(LEVELS, level_keys)
         partners = await store.get_many(PARTNERS, partner_keys) if partner_keys else {}
-        now = datetime.now(UTC)
+        now = self.clock()
         return await self._publish(self.book.admit(levels, partners, now), now)
 
     async def sweep(self) -> int:
         """Put back unanswered promises, admit what waits for it, widen windows, expire and pair."""
         async with self._lock:
-            self.book.lapse(datetime.now(UTC))
+            self.book.lapse(self.clock())
             if not self._may_decide():
                 return 0
             published = await self._decide()
-            now = datetime.now(UTC)
+            now = self.clock()
             due = self.book.due(now)
             levels = await self.ctx.store.get_many(LEVELS, due) if due else {}
             published += await self._publish(self.book.sweep(now, levels), now)
-            for skill in self.book.skills:
-                QUEUE_DEPTH.labels(skill).set(self.book.depth(skill))
         return published
 
     async def _publish(self, decisions: Sequence[Decision], now: datetime) -> int:
         if not decisions:
             return 0
         events = [self._event(d, now) for d in decisions]
+        at = domain.stamp(now)
         promises = [
-            Change(PROMISED, t.ticket_id, {"match_id": match_id_of(d.pair), "at": domain.stamp(now)})
+            Change(PROMISED, t.ticket_id, {"match_id": d.match_id, "at": at})
             for d in decisions
             if d.pair is not None
             for t in d.tickets
@@ -254,7 +282,9 @@ class Matcher:
 
     def _event(self, decision: Decision, now: datetime) -> Any:
         if decision.pair is not None:
-            payload: Any = domain.pair_found(decision.pair, decision.skill, now=now)
+            payload: Any = domain.pair_found(
+                decision.pair, decision.skill, now=now, match_id=decision.match_id
+            )
             subject = payload.match_id
         else:
             assert decision.expired is not None
