@@ -177,3 +177,48 @@ def test_no_ticket_twice_no_self_pair_and_every_pair_inside_a_window(
             assert gone.ticket_id not in seen
             seen.add(gone.ticket_id)
     assert not seen & set(q.tickets)
+
+
+def brute_force(q: SkillQueue, t: Ticket, at: datetime) -> Ticket | None:
+    """The rule read literally: every waiting ticket looked at (what the level bins must equal)."""
+    own = RULES.window((at - t.requested_at).total_seconds())
+    classes: list[list[Ticket]] = [[], [], [], []]
+    for c in q.tickets.values():
+        if c.learner_id == t.learner_id or c.learner_id in q.recent(t.learner_id):
+            continue
+        if t.learner_id in q.recent(c.learner_id):
+            continue
+        window = max(own, RULES.window((at - c.requested_at).total_seconds()))
+        if abs(c.level - t.level) <= window + 1e-9:
+            classes[2 * (c.specialty != t.specialty) + (c.format != t.format)].append(c)
+    for found in classes:
+        if found:
+            return min(found, key=lambda c: (c.requested_at, abs(c.level - t.level), c.ticket_id))
+    return None
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 30),
+            st.floats(0.5, 4.5),
+            st.sampled_from([None, "nlp", "cv"]),
+            st.sampled_from([None, "build"]),
+        ),
+        min_size=1,
+        max_size=60,
+    ),
+    st.floats(0.5, 4.5),
+    st.integers(0, 200),
+)
+def test_the_level_bins_find_what_a_scan_of_every_ticket_finds(
+    waiting: list[tuple[int, float, str | None, str | None]], level: float, at: int
+) -> None:
+    q = SkillQueue(RULES, recent={"l1": ["l2"], "l3": ["new"]})
+    for n, (learner, lvl, spec, fmt) in enumerate(waiting):
+        q.add(ticket(n, lvl, at=-n * 3.7, learner=f"l{learner}", specialty=spec, fmt=fmt), now(0))
+    newcomer = ticket("x", level, at=at, learner="new", specialty="nlp", fmt="build")
+    assert q.best_partner(newcomer, now(at)) == brute_force(q, newcomer, now(at))
+    q.relevel("t0", 4.4 - waiting[0][1] / 2)
+    assert q.best_partner(newcomer, now(at)) == brute_force(q, newcomer, now(at))
