@@ -15,18 +15,24 @@ import json
 import os
 import signal
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from typer.testing import CliRunner
 
 from cli.main import app as lemma
 from deploy.local import processes
-from deploy.local.stack import StackConfig, start_stack, stop_stack
+from deploy.local.credentials import jwt_secret
+from deploy.local.stack import StackConfig, StackError, start_stack, stop_stack
+from shared.auth import mint_token
 from shared.events.registry import Topic
+from shared.settings import Settings
 
 VICTIM = "passport-2"  # the gateway's /v1/skills is passport's: the other replica must answer
 
@@ -61,6 +67,32 @@ async def replication(bootstrap: str) -> dict[str, tuple[set[int], str]]:
     return {t["topic"]: ({len(p["replicas"]) for p in t["partitions"]}, isr[t["topic"]]) for t in described}
 
 
+async def registered_on_the_log(bootstrap: str, learner: str) -> bool:
+    """The learner's LearnerRegistered is on lemma.passport.v1 (written with acks=all: two of
+    the three nodes had it before the producer was answered)."""
+    topic = Topic.PASSPORT.value
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        for _ in range(100):
+            batch = await consumer.getmany(timeout_ms=200)
+            if learner.encode() in {r.key for records in batch.values() for r in records}:
+                return True
+        return False
+    finally:
+        await consumer.stop()
+
+
+def register(config: StackConfig, learner: str) -> httpx.Response:
+    token = mint_token(Settings(jwt_secret=jwt_secret(config.state_dir)), learner)
+    return httpx.post(
+        f"{config.gateway_url}/v1/learners",
+        json={"handle": learner, "display_name": "Cluster Test"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+
+
 def environ(pid: int) -> dict[str, str]:
     raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
@@ -70,7 +102,10 @@ def test_three_brokers_two_replicas_a_killed_replica_comes_back(tmp_path: Path) 
     config = StackConfig.with_free_ports(tmp_path / "state", brokers=3, replicas=2)
     pids: set[int] = set()
     try:
-        start_stack(config)
+        try:
+            start_stack(config)
+        except StackError as exc:
+            pytest.fail(f"{exc}\nlast lines of {exc.process}.log:\n{exc.log_tail}")
         shown = status(config)
         pids = {p["pid"] for p in shown["processes"]}
         assert (shown["brokers"], shown["replicas"]) == (3, 2)
@@ -87,6 +122,10 @@ def test_three_brokers_two_replicas_a_killed_replica_comes_back(tmp_path: Path) 
 
         topics = asyncio.run(replication(config.kafka_bootstrap))
         assert topics == {t.value: ({3}, "2") for t in Topic}
+        learner = f"cluster-{uuid.uuid4().hex[:8]}"
+        registered = register(config, learner)
+        assert registered.status_code == 201, registered.text
+        assert asyncio.run(registered_on_the_log(config.kafka_bootstrap, learner))
 
         victim = process(shown, VICTIM)
         assert environ(victim["pid"])["LEMMA_INSTANCE"] == "2"
