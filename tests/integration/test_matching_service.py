@@ -1,5 +1,6 @@
 """The matching service on a real broker and SQLite: levels folded from claims and SCI updates,
-tickets queued and paired through the log, MatchFound published on ``lemma.matching.v1``."""
+tickets queued and paired through the log, MatchFound published on ``lemma.matching.v1``; a
+replica joining on the same store takes skills with their waiting tickets."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from fastapi import FastAPI
 from services.matching.app import MatchingRules, bootstrap
 from services.matching.projection import requeue_ticket_id
 from shared.auth import mint_token
+from shared.catalog import get_catalog
 from shared.events import decode, new_event
 from shared.events.envelope import CloudEvent
 from shared.events.payloads import (
@@ -278,3 +280,88 @@ async def test_a_lone_ticket_expires_after_its_time_to_live(private_kafka: Names
             return any(isinstance(p, MatchExpired) and p.ticket_id == ticket for p in payloads)
 
         assert await private_kafka.read_until(Topic.MATCHING, expiry_published)
+
+
+async def test_a_replica_joining_takes_skills_with_their_waiting_tickets_from_the_one_store(
+    private_kafka: Namespace, tmp_path: Path
+) -> None:
+    """Replica 1 alone queues three far-apart learners in every skill. Replica 2 joins on the
+    same store: the skills it is given are loaded from the store's waiting tickets, so a
+    newcomer close to one of them is paired with that one, whoever decides, each ticket once."""
+    run = uuid.uuid4().hex[:8]
+    skills = [s.id for s in get_catalog().skills]
+    levels = {"beginner": 1.0, "intermediate": 2.0, "expert": 4.0}
+    cfg = [
+        settings(private_kafka, tmp_path).model_copy(
+            update={"instance": str(n), "consumer_session_timeout_ms": 6000}
+        )
+        for n in (1, 2)
+    ]
+    tight = MatchingRules(expansions="0:0.1", sweep_interval_s=0.2)  # 1, 2 and 4 never pair
+    claims = [
+        claim_in(f"{level}-{skill}-{run}", skill, level, datetime(2026, 11, 1, tzinfo=UTC))
+        for skill in skills
+        for level in [*levels, "intermediate-late"]
+    ]
+    await private_kafka.publish(claims)
+
+    def who(level: str, skill: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {mint_token(cfg[0], f'{level}-{skill}-{run}')}"}
+
+    first = bootstrap(cfg[0], rules=tight)
+    async with serving(first) as one:
+
+        async def levels_known() -> bool:
+            keys = [f"{c.data.learner_id}/{c.data.skill}" for c in claims]  # type: ignore[attr-defined]
+            return len(await first.state.ctx.store.get_many("levels", keys)) == len(claims)
+
+        await eventually(levels_known, timeout=30)
+        waiting = {}
+        for skill in skills:
+            for level in levels:
+                r = await one.post("/v1/match-requests", json={"skill": skill}, headers=who(level, skill))
+                assert r.status_code == 202 and r.json()["status"] == "waiting", r.text
+                waiting[(skill, level)] = r.json()["ticket_id"]
+        second = bootstrap(cfg[1], rules=tight)
+        async with serving(second) as two:
+
+            async def split() -> bool:
+                owned = [(await c.get("/v1/matching/ownership")).json()["skills"] for c in (one, two)]
+                return bool(owned[1]) and sorted(owned[0] + owned[1]) == sorted(skills)
+
+            await eventually(split, timeout=60)
+            late = {}
+            for n, skill in enumerate(skills):
+                client = (one, two)[n % 2]
+                r = await client.post(
+                    "/v1/match-requests", json={"skill": skill}, headers=who("intermediate-late", skill)
+                )
+                assert r.status_code in (200, 202), r.text
+                late[skill] = r.json()["ticket_id"]
+            for skill, ticket in late.items():
+                done = (await two.get(f"/v1/match-requests/{ticket}", params={"wait": 30})).json()
+                assert done["status"] == "matched", done
+                partner = (await one.get(f"/v1/match-requests/{waiting[(skill, 'intermediate')]}")).json()
+                assert partner["status"] == "matched" and partner["session_id"] == done["session_id"]
+                for level in ("beginner", "expert"):
+                    alone = (await one.get(f"/v1/match-requests/{waiting[(skill, level)]}")).json()
+                    assert alone["status"] == "waiting", alone
+
+    def found(records: list[Any]) -> list[MatchFound]:
+        return [p for p in (decode(r.value).data for r in records) if isinstance(p, MatchFound)]
+
+    mine = set(waiting.values()) | set(late.values())
+    records = await private_kafka.read_until(
+        Topic.MATCHING, lambda rs: sum(t.ticket_id in mine for p in found(list(rs)) for t in p.tickets) >= 6
+    )
+    named = [t.ticket_id for p in found(records) for t in p.tickets if t.ticket_id in mine]
+    assert len(named) == len(set(named)) == 2 * len(skills)  # one decision each, none twice
+
+
+def claim_in(learner: str, skill: str, level: str, t0: datetime) -> CloudEvent:
+    self_level = level.removesuffix("-late")
+    return new_event(
+        SkillClaimed(learner_id=learner, skill=skill, self_level=self_level),
+        source="test",
+        time=t0,
+    )
