@@ -1,11 +1,11 @@
-"""Benchmark: tickets through two matcher processes on a real broker, then the logs checked.
+"""Benchmark: tickets through two matching replicas on a real broker, then the logs checked.
 
     .venv/bin/python -m bench.matching_replay [--tickets 100000] [--rate 400] [--learners 5000]
         [--max-open 1000] [--ttl 30] [--seed 1] [--rebuild] [--keep]
 
 Starts an Apache Kafka node (one KRaft broker and controller, as ``make run`` starts it) and two
-matching processes (``python -m services.matching``, instances ``a`` and ``b``, each with its
-own state directory and SQLite store, default expansions, time to live ``--ttl``), then acts as
+matching replicas (``python -m services.matching``, instances ``a`` and ``b``, each with its own
+state directory, both on one SQLite store, default expansions, time to live ``--ttl``), then acts as
 the clients and the sessions service would, straight on the broker, in a closed loop:
 
 - a population of ``--learners`` learners claims a self-level in every catalog skill
@@ -32,9 +32,9 @@ and every ticket ends in exactly one terminal state (matched, cancelled or expir
 effective terminal event; every effective MatchFound named two waiting tickets of its learners;
 no learner is ever in two open sessions of a skill (effective matches and session ends, in event
 time order, per learner and skill); every no-show requeued the partner once; nothing was
-dead-lettered; both processes' stores hold the same ticket states as the log. With
-``--rebuild``, a third process then folds the whole log into an empty store, which must reach
-the same tickets.
+dead-lettered; the replicas' one store holds the same ticket states as the log. With
+``--rebuild``, the replicas stop and a third process folds the whole log into an empty store,
+which must reach the same tickets.
 
 Figures: MatchFound published vs effective (void ones lost a race), cancels that lost to a match,
 wall time, tickets per second through the system, match latency (the effective MatchRequested's

@@ -54,16 +54,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             bootstrap = kafka.bootstrap
             try:
                 for name in INSTANCES:
-                    matchers.append(start_matcher(name, bootstrap, workdir / name, args.ttl))
+                    matchers.append(
+                        start_matcher(name, bootstrap, workdir / name, args.ttl, workdir / "store")
+                    )
                 run = asyncio.run(drive(args, bootstrap, matchers))
                 check = asyncio.run(verify(bootstrap, matchers, run["driver"]))
                 for m in matchers:
                     check["busy_on_not_ended"][m.instance] = busy_on(
                         m.db, check["not_ended_in_store"][m.instance]
                     )
-                rebuilt = asyncio.run(rebuild(bootstrap, workdir, args, check)) if args.rebuild else None
                 broker_figures: dict[str, Any] = kafka.figures()
                 loop_lag = {m.instance: asyncio.run(worst_loop_lag(m)) for m in matchers}
+                for m in matchers:  # the rebuild folds the whole log alone in the one group
+                    stop_process(m.proc)
+                rebuilt = asyncio.run(rebuild(bootstrap, workdir, args, check)) if args.rebuild else None
             finally:
                 for m in matchers:
                     stop_process(m.proc)

@@ -1,5 +1,5 @@
-"""The matching processes under test (``python -m services.matching``) and what their SQLite
-stores hold, read straight from the files while they run."""
+"""The matching processes under test (``python -m services.matching``): replicas sharing one
+SQLite store, and what that store holds, read straight from the file while they run."""
 
 from __future__ import annotations
 
@@ -29,16 +29,20 @@ class Matcher:
     db: Path
 
 
-def start_matcher(instance: str, bootstrap: str, state: Path, ttl_s: float) -> Matcher:
-    """A matching process with its own state directory (default expansions and recent-partner rule)."""
+def start_matcher(instance: str, bootstrap: str, state: Path, ttl_s: float, store: Path) -> Matcher:
+    """A matching replica with its own state directory (its log) on the store in ``store``
+    (default expansions and recent-partner rule); a stopped replica's partitions move within 6 s."""
+    store.mkdir(parents=True, exist_ok=True)
     proc, url = start_matching_process(
         instance,
         bootstrap,
         state,
+        LEMMA_STORE_URL=f"sqlite:///{store}/{{service}}.db",
         LEMMA_MATCHING_TTL_S=str(ttl_s),
         LEMMA_MATCHING_SWEEP_INTERVAL_S="0.5",
+        LEMMA_CONSUMER_SESSION_TIMEOUT_MS="6000",
     )
-    return Matcher(instance, proc, url, state / "data" / "matching.db")
+    return Matcher(instance, proc, url, store / "matching.db")
 
 
 def store_docs(db: Path, collection: str) -> dict[str, dict[str, Any]]:
