@@ -250,7 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"4. the engine alone, 10,000 in one skill: arrive p50 {engine['p50_ms']:.3f} ms, p99 "
         f"{engine['p99_ms']:.3f} ms ({engine['paired_share']:.0%} paired at once); nobody acceptable "
-        f"{engine['nobody_acceptable_ms']:.3f} ms; a full sweep of all {engine['full_sweep_ms']:.0f} ms"
+        f"{engine['nobody_acceptable_ms']:.3f} ms; a full sweep of all {engine['full_sweep_ms']:.0f} ms; "
+        f"all crowded past a window's edge {engine['crowded_edge_ms']:.3f} ms an arrival"
     )
     print("checks of every log (must be 0): " + ", ".join(f"{k} {v}" for k, v in violations.items()))
     print("targets:")

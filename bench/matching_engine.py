@@ -11,7 +11,9 @@ differ:
   a queued arrival removed);
 - the worst case: an arrival nobody accepts (levels squeezed into 1-2, the newcomer at 4.0),
   where the previous engine scanned every ticket (14.5 ms at 10,000);
-- a full sweep of the whole queue loaded with ``add`` (the first look after a load).
+- a full sweep of the whole queue loaded with ``add`` (the first look after a load);
+- the index's own worst case, which only such a queue can make: 10,000 tickets within 0.02 of
+  each other, just past the edge of a newcomer's window, all in the one bin it must look into.
 """
 
 from __future__ import annotations
@@ -102,9 +104,27 @@ def full_sweep_ms(skill: Skill, rules: Rules, *, waiting: int, seed: int) -> flo
     return 1000 * (time.perf_counter() - started)
 
 
+def crowded_edge_ms(rules: Rules, *, waiting: int, seed: int, tries: int = 200) -> float:
+    rng = random.Random(f"edge/{seed}")
+    now = START + timedelta(days=1)
+    queue = SkillQueue(rules)
+    for n in range(waiting):
+        at = now - timedelta(seconds=rng.uniform(0.0, 9.0))  # young: the narrowest window
+        queue.add(Ticket(f"w{n:06d}", f"w{n}", rng.uniform(2.39, 2.41), at), now)
+    reach = rules.expansions[0].max_gap
+    started = time.perf_counter()
+    for n in range(tries):
+        ticket = Ticket(f"x{n}", f"x{n}", 2.39 - reach - 0.01, now)
+        if queue.arrive(ticket, now) is not None:
+            raise AssertionError("the edge case paired")
+        queue.remove(ticket.ticket_id)
+    return 1000 * (time.perf_counter() - started) / tries
+
+
 def one_skill(skill: Skill, rules: Rules, *, waiting: int, seed: int) -> dict[str, Any]:
     return {
         **latency_at(skill, rules, waiting=waiting, arrivals=5_000, seed=seed),
         "nobody_acceptable_ms": nobody_acceptable_ms(skill, rules, waiting=waiting, seed=seed),
         "full_sweep_ms": full_sweep_ms(skill, rules, waiting=waiting, seed=seed),
+        "crowded_edge_ms": crowded_edge_ms(rules, waiting=waiting, seed=seed),
     }

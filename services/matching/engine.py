@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Protocol
 
-from services.matching.index import LevelBins
+from services.matching.index import LevelBins, width_for
 
 EPSILON = 1e-9
 EARLIEST = datetime.min.replace(tzinfo=UTC)
@@ -321,7 +321,7 @@ class SkillQueue:
         key = (ticket.specialty, ticket.format)
         bucket = self._buckets.get(key)
         if bucket is None:
-            bucket = self._buckets[key] = LevelBins()
+            bucket = self._buckets[key] = LevelBins(width_for(self.rules.expansions[0].max_gap))
             self._classes.clear()
         return bucket
 
@@ -358,37 +358,53 @@ class SkillQueue:
     def _first_acceptable(
         self, bucket: LevelBins, ticket: Ticket, own_window: float, shunned: set[str], now: datetime
     ) -> Ticket | None:
-        """The longest-waiting acceptable candidate in one bucket: only the bins the widest
-        window that applies can reach are looked at."""
+        """The longest-waiting acceptable candidate in one bucket. Only the bins the widest window
+        that applies can reach are looked at; in each, the tickets waiting longer than the
+        newcomer with a wider window than its own are tried in waiting order (acceptable by their
+        window), and those within its own window are found by level (acceptable by its window)."""
         oldest = bucket.oldest()
         if oldest is None:
             return None
         rules, level = self.rules, ticket.level
         reach = max(own_window, rules.window(max(0.0, (now - oldest[0]).total_seconds()))) + EPSILON
+
+        def allowed(candidate: Ticket) -> bool:
+            if candidate.ticket_id == ticket.ticket_id or candidate.learner_id == ticket.learner_id:
+                return False
+            return candidate.learner_id not in shunned and ticket.learner_id not in self.partners.recent(
+                candidate.learner_id
+            )
+
         best: tuple[datetime, str] | None = None
         for key, entries in bucket.within(level - reach, level + reach):
             if best is not None and entries[0] >= best:
                 continue  # its longest waiting is newer than the best found
             low, high = bucket.bounds(key)
             nearest = max(0.0, low - level, level - high)  # the smallest gap this bin can hold
-            for order in entries:
+            for order in entries:  # by their own, wider windows
                 if best is not None and order >= best:
                     break
-                candidate = self.tickets[order[1]]
-                gap = abs(candidate.level - level)
                 window = rules.window(max(0.0, (now - order[0]).total_seconds()))
-                if gap > own_window + EPSILON and gap > window + EPSILON:
-                    if window + EPSILON < nearest and own_window + EPSILON < nearest:
-                        break  # the newer tickets of this bin have narrower windows still
+                if window <= own_window or window + EPSILON < nearest:
+                    break  # the newer tickets of this bin have narrower windows still
+                candidate = self.tickets[order[1]]
+                if abs(candidate.level - level) <= window + EPSILON and allowed(candidate):
+                    best = order
+                    break
+            if own_window + EPSILON < nearest:
+                continue
+            lowest, highest = level - own_window - EPSILON, level + own_window + EPSILON
+            # by the newcomer's window: a bin inside it in waiting order, one across its edge by level
+            inside = lowest <= low and high <= highest
+            for order in entries if inside else bucket.between(key, lowest, highest):
+                if best is not None and order >= best:
+                    if inside:
+                        break
                     continue
-                if candidate.ticket_id == ticket.ticket_id or candidate.learner_id == ticket.learner_id:
-                    continue
-                if candidate.learner_id in shunned or ticket.learner_id in self.partners.recent(
-                    candidate.learner_id
-                ):
-                    continue
-                best = order
-                break
+                if allowed(self.tickets[order[1]]):
+                    best = order
+                    if inside:
+                        break
         return self.tickets[best[1]] if best is not None else None
 
     def _pair(self, ticket: Ticket, partner: Ticket) -> Pair:

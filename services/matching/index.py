@@ -1,11 +1,19 @@
 """Waiting tickets binned by level (pure): the index that keeps one decision cheap.
 
 A candidate search only looks at levels within the widest window that can apply, so the
-tickets of one (specialty, format) bucket are kept in bins of ``BIN_WIDTH`` level points (1 to 4:
-61 bins at most), each bin in waiting order. A search visits the non-empty bins in range
-(found by bisection), skips a bin whose longest-waiting ticket is newer than the best found so
-far, and stops inside a bin as soon as its tickets are too new for any window to reach it. So
-its cost grows with the number of bins in the window, not with the number of tickets waiting.
+tickets of one (specialty, format) bucket are kept in bins of a few hundredths of a level point
+(levels 1 to 4: 61 bins of 0.05 at most), each bin in waiting order. A search visits the
+non-empty bins in range (found by bisection), skips a bin whose longest-waiting ticket is newer
+than the best found so far, tries the bin's tickets whose window is wider than the newcomer's in
+waiting order (stopping at the first too new to have one), and finds those within the
+newcomer's own window by bisecting the bin's tickets by level.
+
+Its cost does not grow with the tickets waiting because of the rule itself: two tickets of a
+bin are closer than the narrowest window (the bin is no wider, ``width_for``), so they would
+have been paired on arrival unless they cannot be (recent partners of each other): a bin of a
+book's queue holds a handful of tickets, and a search costs a peek per bin in reach. A queue
+filled without decisions (``SkillQueue.add`` of thousands close together) stays cheap too
+where the newcomer's window ends (a bisection); ``bench.matching`` measures such queues.
 """
 
 from __future__ import annotations
@@ -14,11 +22,18 @@ import bisect
 import math
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
-#: Level points per bin. Narrower bins cost more bins per window, wider ones more tickets
-#: scanned at the window's edges; 0.05 was the fastest of 0.01-0.25 in ``bench.matching``.
+#: Level points per bin at most. Narrower bins cost more bins per window; a bin wider than the
+#: narrowest window could hold tickets the rule would pair, so it is never wider than that.
 BIN_WIDTH: Final = 0.05
+#: The narrowest bin, whatever the rules (a window of 0 still pairs equal levels).
+MIN_WIDTH: Final = 0.01
+
+
+def width_for(narrowest_window: float) -> float:
+    return max(MIN_WIDTH, min(BIN_WIDTH, narrowest_window))
+
 
 Order = tuple[datetime, str]  # (requested_at, ticket_id): the waiting order
 
@@ -26,11 +41,12 @@ Order = tuple[datetime, str]  # (requested_at, ticket_id): the waiting order
 class LevelBins:
     """The waiting orders of one bucket's tickets, binned by level, each bin in waiting order."""
 
-    __slots__ = ("_bins", "_keys", "_orders", "width")
+    __slots__ = ("_bins", "_keys", "_levels", "_orders", "width")
 
     def __init__(self, width: float = BIN_WIDTH) -> None:
         self.width = width
         self._bins: dict[int, list[Order]] = {}
+        self._levels: dict[int, list[tuple[float, Order]]] = {}  # each bin's tickets by level
         self._keys: list[int] = []  # the non-empty bins, ascending
         self._orders: list[Order] = []  # every ticket, in waiting order
 
@@ -52,8 +68,10 @@ class LevelBins:
         entries = self._bins.get(key)
         if entries is None:
             entries = self._bins[key] = []
+            self._levels[key] = []
             bisect.insort(self._keys, key)
         bisect.insort(entries, order)
+        bisect.insort(self._levels[key], (level, order))
         bisect.insort(self._orders, order)
 
     def remove(self, level: float, order: Order) -> None:
@@ -62,8 +80,9 @@ class LevelBins:
         if entries is None or not _discard(entries, order):
             return
         _discard(self._orders, order)
+        _discard(self._levels[key], (level, order))
         if not entries:
-            del self._bins[key]
+            del self._bins[key], self._levels[key]
             del self._keys[bisect.bisect_left(self._keys, key)]
 
     def oldest(self) -> Order | None:
@@ -81,8 +100,18 @@ class LevelBins:
         for key in keys[start:stop]:
             yield key, self._bins[key]
 
+    def between(self, key: int, low: float, high: float) -> list[Order]:
+        """The orders of bin ``key``'s tickets whose level is in [low, high]."""
+        by_level = self._levels.get(key, [])
+        start = bisect.bisect_left(by_level, (low,))
+        stop = bisect.bisect_left(by_level, (high, _AFTER))
+        return [order for _, order in by_level[start:stop]]
 
-def _discard(entries: list[Order], order: Order) -> bool:
+
+_AFTER = (datetime.max, "")  # sorts after every order of a level
+
+
+def _discard(entries: list[Any], order: Any) -> bool:
     index = bisect.bisect_left(entries, order)
     if index < len(entries) and entries[index] == order:
         del entries[index]
