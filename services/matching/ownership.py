@@ -109,6 +109,12 @@ class Ownership(ConsumerRebalanceListener):  # type: ignore[misc]
         delay = 0.2
         while True:
             try:
+                if self.count is None:  # the assignment came before the topic's metadata
+                    await consumer.topics()
+                    found = consumer.partitions_for_topic(self.topic)
+                    if not found:
+                        raise RuntimeError(f"no partition count known for {self.topic} yet")
+                    self.count = len(found)
                 taken = await self._take(tp.partition)
                 break
             except asyncio.CancelledError:

@@ -4,7 +4,7 @@
   effective event wins. MatchRequested opens a ticket (unless it is a copy or the learner already
   waits in the skill), MatchFound matches two waiting tickets, MatchCancelled / MatchExpired
   close a waiting one; anything naming a closed ticket is void. So the waiting queue after a
-  restart, in every process, is exactly what the log says, and no ticket is assigned twice.
+  restart or a rebuild is exactly what the log says, and no ticket is assigned twice.
 - **Matches** remember both tickets and whether the session ended (SessionCompleted or
   SessionAbandoned on ``lemma.sessions.v1``; a session's id is its match id). When a session is
   abandoned because one learner did not show up, the fold emits a MatchRequested that puts the
