@@ -86,7 +86,8 @@ def report(args: argparse.Namespace, out: dict[str, Any], checks: dict[str, bool
     print(
         f"matching replay: {out['tickets']:,} tickets from {args.learners:,} learners over "
         f"{len(get_catalog().skills)} skills, {args.rate:g}/s (at most {args.max_open:,} open), "
-        f"two matching replicas on one store, Apache Kafka {kafka_version()}; ttl {args.ttl:g} s, seed {args.seed}"
+        f"two matching replicas on one store, Apache Kafka {kafka_version()}; ttl {args.ttl:g} s, "
+        f"seed {args.seed}"
     )
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(
