@@ -49,7 +49,7 @@ from bench.load_cpu import CpuMeter, cores, role
 from bench.load_gen import Call, FixedCalls, Generator
 from bench.load_http import Pool
 from bench.load_mix import Lifecycle, MixState, MixWorkload
-from bench.load_rating import PlannedRating, RatingPath
+from bench.load_rating import PlannedRating, RatingPath, RatingResult
 from bench.load_report import Report, step_passes
 from bench.load_setup import Population, build_population
 from deploy.local import seed as demo
@@ -171,15 +171,15 @@ class Bench:
             self.report.add_run("generator", res)
             fig = self.report.generator[-1]
             say(
-                f"  generator {rate:>6g}/s: sent on time {not res.client_limited}, lag p99 "
+                f"  generator {rate:>6g}/s: sent on time {res.on_time}, lag p99 "
                 f"{fig['lag_p99_ms']} ms, latency p99 {fig['p99_ms']} ms, cpu {res.cpu_s:.1f}s"
             )
-            if res.client_limited:
+            if not res.on_time:
                 break
             ceiling = rate
         self.report.generator_ceiling = ceiling
 
-    def rating_path(self, pop: Population, api: Any) -> list[tuple[str, str, str, str]]:
+    def rating_path(self, pop: Population, api: Any) -> RatingResult:
         rng = random.Random(self.args.seed)
         rubric = {s.id: [r.id for r in s.rubric] for s in get_catalog().skills}
         planned: list[PlannedRating] = []
@@ -199,7 +199,7 @@ class Bench:
         path = RatingPath(self.config.gateway_url, tokens, self.plan.rating_rate)
         result = self.measure("rating path", lambda: asyncio.run(path.run(planned)))
         self.report.rating(result)
-        return result.accepted
+        return result
 
     def passport_reads(self, pop: Population) -> None:
         gen = self.generator
@@ -301,14 +301,16 @@ def run(args: argparse.Namespace) -> int:
         pop, api = bench.population()
         report.population(pop, api)
         bench.calibrate()
-        accepted = bench.rating_path(pop, api)
+        rated = bench.rating_path(pop, api)
         bench.passport_reads(pop)
         state = bench.step_up(pop, api)
         claims = {skill: set(learners) for skill, learners in pop.claims.items()}
         for learner, skill in state.claims:
             claims.setdefault(skill, set()).add(learner)
         say("checks")
-        checks = asyncio.run(run_checks(api, accepted + state.ratings, claims))
+        checks = asyncio.run(
+            run_checks(api, rated.accepted + state.ratings, rated.unanswered + state.unanswered, claims)
+        )
         report.checks(checks, api)
         api.close()
         code = 0

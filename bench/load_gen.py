@@ -33,10 +33,14 @@ from bench.load_http import Answer, HttpError, Pool
 
 #: How long after its last arrival a run waits for answers; later ones count as timeouts.
 GRACE_S = 10.0
-#: A run is client-limited when the sends lag more than this at p99 ...
+#: The client kept to its schedule when its sends lag at most this at p99 and ...
 CLIENT_LAG_P99_MS = 10.0
-#: ... or fewer than this share of the arrivals went out in the run's time.
+#: ... at least this share of the arrivals went out in the run's time.
 CLIENT_SENT_SHARE = 0.98
+#: A run's latency is the client's, not the server's, when the sends lag by more than this
+#: share of the latency p99 (beyond ``CLIENT_LAG_P99_MS``): the client's own lateness would
+#: explain most of the figure.
+CLIENT_LAG_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -113,11 +117,19 @@ class RunResult:
         return out
 
     @property
+    def on_time(self) -> bool:
+        """The client sent every arrival on schedule (lag p99 within ``CLIENT_LAG_P99_MS``)."""
+        share = self.sent / self.arrivals if self.arrivals else 1.0
+        return percentile(self.lag_ms, 99) <= CLIENT_LAG_P99_MS and share >= CLIENT_SENT_SHARE
+
+    @property
     def client_limited(self) -> bool:
-        """The client could not keep to the schedule: the figure is the client's, not the server's."""
+        """The figure is the client's, not the server's: it could not send its arrivals, or its
+        lateness is a large part of the latency it reports."""
+        share = self.sent / self.arrivals if self.arrivals else 1.0
         lag = percentile(self.lag_ms, 99)
-        on_time = self.sent / self.arrivals if self.arrivals else 1.0
-        return lag > CLIENT_LAG_P99_MS or on_time < CLIENT_SENT_SHARE
+        p99 = percentile(self.total().latencies_ms, 99)
+        return share < CLIENT_SENT_SHARE or lag > max(CLIENT_LAG_P99_MS, CLIENT_LAG_SHARE * p99)
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -84,6 +84,7 @@ class MixState:
     seen_sessions: set[str] = field(default_factory=set)
     # results the checks use
     ratings: list[tuple[str, str, str, str]] = field(default_factory=list)  # (session, rater, ratee, skill)
+    unanswered: list[tuple[str, str, str, str]] = field(default_factory=list)  # ratings sent, no answer
     registered: list[str] = field(default_factory=list)
     claims: list[tuple[str, str]] = field(default_factory=list)
     fallbacks: Counter[str] = field(default_factory=Counter)
@@ -284,6 +285,9 @@ class MixWorkload:
         expected = 201 if step.startswith("rate") else 200
         if status != expected:
             s.unexpected[f"{step} {status}"] += 1
+            if status == 0 and step.startswith("rate"):
+                rater, ratee = (life.a, life.b) if step == "rate-ab" else (life.b, life.a)
+                s.unanswered.append((life.session_id, rater, ratee, life.skill))
             return  # the chain stops here
         if step == "rate-ab":
             s.ratings.append((life.session_id, life.a, life.b, life.skill))
@@ -291,7 +295,7 @@ class MixWorkload:
             s.ratings.append((life.session_id, life.b, life.a, life.skill))
         life.step += 1
         if life.step < len(STEPS):
-            s.lifecycle.append(life)
+            s.lifecycle.appendleft(life)  # a session under way goes on before a new one starts
         else:
             s.to_match.extend([(life.a, life.skill), (life.b, life.skill)])
 

@@ -40,6 +40,7 @@ from services.sci.domain import practice_points
 POLL_S = 0.05
 POLL_BUDGET = 48  # polls in flight at most
 DRAIN_S = 60.0  # how long pending ratings are polled after the last was sent
+POST_TIMEOUT_S = 30.0  # a rating unanswered this long counts as sent without an answer
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class RatingResult:
     polls: Tally = field(default_factory=Tally)
     lag_ms: list[float] = field(default_factory=list)
     accepted: list[tuple[str, str, str, str]] = field(default_factory=list)  # (session, rater, ratee, skill)
+    unanswered: list[tuple[str, str, str, str]] = field(default_factory=list)  # sent, no answer seen
     sci_ms: list[float] = field(default_factory=list)  # 201 -> SCI shown
     evidence_ms: list[float] = field(default_factory=list)  # 201 -> evidence shown
     resolution_ms: list[float] = field(default_factory=list)  # hit answer - previous poll's send
@@ -86,7 +88,7 @@ def shows(entry: dict[str, Any] | None, k: int) -> tuple[bool, bool]:
 
 class RatingPath:
     def __init__(self, url: str, tokens: dict[str, str], rate: float) -> None:
-        self.posts = Pool.of(url, limit=512)
+        self.posts = Pool.of(url, limit=512, timeout=POST_TIMEOUT_S)
         self.reads = Pool.of(url, limit=POLL_BUDGET)
         self.tokens = tokens
         self.rate = rate
@@ -109,6 +111,7 @@ class RatingPath:
             )
         except (HttpError, OSError, TimeoutError) as exc:
             r.post.failures[type(exc).__name__] += 1
+            r.unanswered.append((rating.session_id, rating.rater, rating.ratee, rating.skill))
             return
         now = time.monotonic()
         r.post.latencies_ms.append((now - due) * 1000)

@@ -134,6 +134,7 @@ class Report:
             "rating_to_evidence_shown": summary(r.evidence_ms),
             "poll_resolution_ms": summary(r.resolution_ms),
             "never_shown": r.never_shown,
+            "unanswered": len(r.unanswered),
             "overlapping": r.overlapping,
             "polls": latency_summary(r.polls),
             "unexpected": dict(r.unexpected),
@@ -164,6 +165,7 @@ class Report:
     def mix_state(self, s: MixState) -> None:
         self.mix = {
             "ratings_accepted": len(s.ratings),
+            "ratings_unanswered": len(s.unanswered),
             "learners_registered": len(s.registered),
             "claims": len(s.claims),
             "waitlisted": s.waitlisted,
@@ -180,6 +182,7 @@ class Report:
             "missing": c.missing,
             "duplicated": c.duplicated,
             "unexpected_items": c.unexpected,
+            "unanswered_kept": c.unanswered_kept,
             "evidence_exact": c.evidence_exact,
             "skill_pages": c.skill_pages,
             "skill_pages_match": c.skill_pages_match,
