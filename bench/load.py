@@ -79,26 +79,26 @@ def make_plan(args: argparse.Namespace) -> Plan:
     """Sizes for ``--duration`` seconds per measured phase (the population yields enough ratings)."""
     duration = float(args.duration)
     rated_rounds = 2 if args.quick else 3
-    ratings = int(200 * duration)
+    ratings = int(args.rating_rate * duration)
     learners = max(20, -(-ratings // (3 * rated_rounds)))
     learners += learners % 2
+    rate = float(args.rating_rate)
     if args.quick:
         return Plan(
-            learners, rated_rounds, 200, duration, 1000, duration, duration, (100, 200), (2000,), 1.0, 0.5
+            learners, rated_rounds, rate, duration, 1000, duration, duration, (100, 200), (2000,), 1.0, 0.5
         )
-    steps = (50, 100, 200, 300, 400, 500, 600, 800, 1000, 1250, 1500, 2000)
     return Plan(
-        learners,
-        rated_rounds,
-        200,
-        duration,
-        1000,
-        duration,
-        duration,
-        steps,
-        (1000, 2000, 4000, 8000),
-        3.0,
-        3.0,
+        learners=learners,
+        rated_rounds=rated_rounds,
+        rating_rate=rate,
+        rating_s=duration,
+        read_rate=1000,
+        read_s=duration,
+        step_s=duration,
+        steps=(50, 100, 200, 300, 400, 500, 600, 800, 1000, 1250, 1500, 2000),
+        calibration=(1000, 2000, 4000, 8000, 12000),
+        calibration_s=3.0,
+        pause_s=3.0,
     )
 
 
@@ -178,6 +178,7 @@ class Bench:
                 break
             ceiling = rate
         self.report.generator_ceiling = ceiling
+        self.report.ceiling_lower_bound = ceiling == self.plan.calibration[-1]
 
     def rating_path(self, pop: Population, api: Any) -> RatingResult:
         rng = random.Random(self.args.seed)
@@ -342,6 +343,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=None, help="seconds of each measured phase (default 20)")
     p.add_argument("--quick", action="store_true", help="a short smoke run (well under a minute)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--rating-rate", type=float, default=200.0, help="ratings/s of the rating path (target: 200)"
+    )
     p.add_argument("--workers", type=int, default=2, help="load generator processes (fixed-request phases)")
     p.add_argument("--keep", action="store_true", help="keep the stack's state folder (logs) afterwards")
     args = p.parse_args(argv)

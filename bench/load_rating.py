@@ -20,7 +20,8 @@ be reached by the later rating first).
 Polls: each ratee with a rating not yet shown is polled every ``POLL_S`` from ``POLL_S / 2``
 after the 201 (one poll serves all of that ratee's pending ratings), at most ``POLL_BUDGET``
 polls in flight. A rating's time is from its 201 to the answer of the first poll showing it
-(an upper bound); the poll before it, which did not show it, was sent ``resolution`` earlier.
+(an upper bound); the poll before it, which did not show it, was sent ``resolution`` earlier
+(the lower bound: the true time lies between them).
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class RatingResult:
     unanswered: list[tuple[str, str, str, str]] = field(default_factory=list)  # sent, no answer seen
     sci_ms: list[float] = field(default_factory=list)  # 201 -> SCI shown
     evidence_ms: list[float] = field(default_factory=list)  # 201 -> evidence shown
+    sci_lower_ms: list[float] = field(default_factory=list)  # 201 -> the last poll that did not show it
     resolution_ms: list[float] = field(default_factory=list)  # hit answer - previous poll's send
     never_shown: int = 0
     overlapping: int = 0
@@ -155,8 +157,9 @@ class RatingPath:
                 r.evidence_ms.append((now - p.accepted_at) * 1000)
             if sci:
                 r.sci_ms.append((now - p.accepted_at) * 1000)
-                if previous is not None and previous >= p.accepted_at:
-                    r.resolution_ms.append((now - previous) * 1000)
+                missed = previous if previous is not None and previous >= p.accepted_at else p.accepted_at
+                r.sci_lower_ms.append((missed - p.accepted_at) * 1000)
+                r.resolution_ms.append((now - missed) * 1000)
             else:
                 left.append(p)
         if left:

@@ -66,7 +66,7 @@ def _commit() -> str:
 
 class Report:
     def __init__(self, config: StackConfig, args: argparse.Namespace) -> None:
-        self.config_info = {
+        self.config_info: dict[str, Any] = {
             "brokers": config.brokers,
             "replicas": config.replicas,
             "duration_s": args.duration,
@@ -75,6 +75,7 @@ class Report:
             "workers": args.workers,
             "cores": os.cpu_count(),
             "commit": _commit(),
+            "rating_rate": args.rating_rate,
             "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         }
         self.error = ""
@@ -85,6 +86,7 @@ class Report:
         self.setup: dict[str, Any] = {}
         self.generator: list[dict[str, Any]] = []
         self.generator_ceiling = 0.0
+        self.ceiling_lower_bound = False  # on time at the highest rate tried
         self.rating_fig: dict[str, Any] = {}
         self.reads: dict[str, dict[str, Any]] = {}
         self.steps: list[dict[str, Any]] = []
@@ -131,6 +133,7 @@ class Report:
             "post": latency_summary(r.post),
             "post_lag_p99_ms": round(percentile(r.lag_ms, 99), 2),
             "rating_to_sci_shown": summary(r.sci_ms, r.never_shown),
+            "rating_to_sci_shown_lower_bound": summary(r.sci_lower_ms, r.never_shown),
             "rating_to_evidence_shown": summary(r.evidence_ms),
             "poll_resolution_ms": summary(r.resolution_ms),
             "never_shown": r.never_shown,
@@ -230,6 +233,7 @@ class Report:
             "stack_start_s": self.stack_start_s,
             "population": self.setup,
             "generator_ceiling_rps": self.generator_ceiling,
+            "generator_ceiling_is_lower_bound": self.ceiling_lower_bound,
             "generator_runs": self.generator,
             "rating_path": self.rating_fig,
             "passport_reads": {"gateway": g, "direct": d, "gateway_added_p99_ms": added},
@@ -263,7 +267,7 @@ class Report:
         say(f"config: {self.config_info}")
         if self.error:
             say(f"error: {self.error}")
-        say(f"generator ceiling (on time against {self.generator_ceiling:g}/s of a trivial page)")
+        say(f"generator: on time up to {self.generator_ceiling:g}/s of a trivial page")
         r = self.rating_fig
         if r:
             sci, ev = r["rating_to_sci_shown"], r["rating_to_evidence_shown"]
