@@ -1,6 +1,6 @@
 """Load bench: the whole stack driven through its gateway from a second process, as clients would.
 
-    .venv/bin/python -m bench.load                        # 3 brokers, 2 replicas, 20 s phases; ~8 min
+    .venv/bin/python -m bench.load                        # 3 brokers, 2 replicas, 20 s phases; ~5 min
     .venv/bin/python -m bench.load --quick                # a smoke run, well under a minute
     .venv/bin/python -m bench.load --brokers 1 --replicas 1 --duration 10 --seed 3
 
