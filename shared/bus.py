@@ -55,7 +55,8 @@ def partitions_for(settings: Settings) -> dict[Topic, int]:
 def make_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
     acks: Any = "all" if settings.kafka_acks == "all" else int(settings.kafka_acks)
     return KafkaBroker(
-        settings.kafka_bootstrap,
+        # FastStream takes one string as one host; "a:1,b:2" must be a list of hosts
+        [host.strip() for host in settings.kafka_bootstrap.split(",") if host.strip()],
         client_id=client_id,
         acks=acks,
         enable_idempotence=settings.kafka_idempotence,
@@ -114,11 +115,18 @@ def projection_subscriber(
 
 
 async def fold_batch(runtime: ProjectionRuntime, msg: KafkaMessage) -> None:
-    """The body of every projection subscriber: hand the raw records to the runtime."""
+    """The body of every projection subscriber: hand the raw records to the runtime, then wait
+    until the events the batch caused are on the log, so that the Kafka commit that follows
+    says "folded, and its consequences published" (what consistency tokens rely on,
+    ``shared.consistency``)."""
     records = msg.raw_message
     batch = records if isinstance(records, tuple) else (records,)
     consumer = getattr(msg, "consumer", None)
+    runtime.written = []
     await runtime.handle(batch, highwater=highwater_of(consumer, batch))
+    relayed = runtime.relayed
+    if runtime.written and relayed is not None and not await relayed(runtime.written):
+        log.warning("%s commits a batch whose events are not all relayed yet", runtime.name)
 
 
 def highwater_of(consumer: Any, records: Sequence[Any]) -> dict[tuple[str, int], int]:
@@ -141,7 +149,8 @@ class BrokerPublisher:
         self._broker = broker
         self._prefix = prefix
 
-    async def __call__(self, records: Sequence[OutboxRecord]) -> None:
+    async def __call__(self, records: Sequence[OutboxRecord]) -> list[tuple[str, int, int]]:
+        """Publish ``records``; returns where each went (topic, partition, offset)."""
         futures = [
             await self._broker.publish(
                 r.value,
@@ -152,7 +161,8 @@ class BrokerPublisher:
             )
             for r in records
         ]
-        await asyncio.gather(*futures)
+        sent = await asyncio.gather(*futures)
+        return [(meta.topic, meta.partition, meta.offset) for meta in sent]
 
 
 def topic_configs(min_insync_replicas: int = 1) -> dict[str, str]:

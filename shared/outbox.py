@@ -28,7 +28,11 @@ from shared.store.base import OutboxRecord, Store
 log = logging.getLogger(__name__)
 _counter = itertools.count()
 
-PublishFn = Callable[[Sequence[OutboxRecord]], Awaitable[None]]
+#: (topic on the cluster, partition, offset) a record took; None when the publisher cannot say
+Placed = tuple[str, int, int]
+PublishFn = Callable[[Sequence[OutboxRecord]], Awaitable[Sequence[Placed] | None]]
+#: How many published records' positions a relay remembers for the writes waiting on them.
+KEPT_POSITIONS = 20_000
 
 
 def outbox_records(events: Sequence[CloudEvent]) -> list[OutboxRecord]:
@@ -69,6 +73,9 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        #: seq -> where the record went, for the writes that wait on it (``placed``)
+        self._placed: dict[str, Placed] = {}
+        self._published = asyncio.Condition()
 
     def kick(self) -> None:
         self._wake.set()
@@ -91,12 +98,60 @@ class OutboxRelay:
         sent = 0
         async with self._lock:
             while batch := await self._store.claim_outbox(self.owner, limit=500, lease_s=self._lease_s):
-                await self._publish(batch)
+                placed = await self._publish(batch)
                 await self._store.ack_outbox([r.seq for r in batch])
+                if placed:
+                    self._remember({r.seq: at for r, at in zip(batch, placed, strict=True)})
                 for record in batch:
                     EVENTS_PUBLISHED.labels(self._service, _type_of(record)).inc()
                 sent += len(batch)
         return sent
+
+    def _remember(self, placed: dict[str, Placed]) -> None:
+        self._placed.update(placed)
+        while len(self._placed) > KEPT_POSITIONS:
+            del self._placed[next(iter(self._placed))]
+        asyncio.get_running_loop().create_task(self._tell())
+
+    async def _tell(self) -> None:
+        async with self._published:
+            self._published.notify_all()
+
+    async def placed(self, seqs: Sequence[str], timeout: float) -> dict[str, Placed] | None:
+        """Where the records ``seqs`` went once this relay published them; None when one is
+        gone from the outbox without this relay saying where (another replica's relay took it)
+        or ``timeout`` passed first."""
+        wanted = set(seqs)
+        deadline = time.monotonic() + timeout
+        self.kick()
+        async with self._published:
+            while not wanted <= self._placed.keys():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._published.wait(), min(left, 0.25))
+                if not wanted <= self._placed.keys():
+                    pending = {r.seq for r in await self._store.pending_outbox(limit=KEPT_POSITIONS)}
+                    if not (wanted - self._placed.keys()) & pending:
+                        return None  # relayed by another replica: its place is not known here
+        return {seq: self._placed[seq] for seq in wanted}
+
+    async def flush(self, seqs: Sequence[str], timeout: float = 10.0) -> bool:
+        """Wait until the records ``seqs`` are on the log (whoever relayed them); False when
+        ``timeout`` passed first."""
+        deadline = time.monotonic() + timeout
+        wanted = set(seqs)
+        while wanted:
+            await self.drain()
+            wanted -= self._placed.keys()
+            if wanted:
+                wanted &= {r.seq for r in await self._store.pending_outbox(limit=KEPT_POSITIONS)}
+            if wanted:
+                if time.monotonic() >= deadline:
+                    return False
+                await asyncio.sleep(0.01)
+        return True
 
     async def _run(self) -> None:
         while True:

@@ -11,6 +11,11 @@ from fastapi import FastAPI
 
 from shared.gc_tuning import tune_for_folding
 
+#: Idle keep-alive connections stay open longer than a proxy keeps them (Caddy: 2 min, most load
+#: balancers 60 s): a service that closes first races the proxy's next request on that connection,
+#: and a POST lost that way is a 502 the proxy may not retry.
+KEEP_ALIVE_S = 150
+
 
 def serve(name: str, create_app: Callable[[], FastAPI], *, default_port: int) -> None:
     logging.basicConfig(
@@ -21,4 +26,6 @@ def serve(name: str, create_app: Callable[[], FastAPI], *, default_port: int) ->
     host = os.environ.get("LEMMA_HOST", "127.0.0.1")
     app = create_app()
     tune_for_folding()  # after start-up: what the app built stays out of the collector's way
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.run(
+        app, host=host, port=port, log_level="warning", access_log=False, timeout_keep_alive=KEEP_ALIVE_S
+    )

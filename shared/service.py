@@ -23,6 +23,8 @@ from faststream.specification import AsyncAPI
 
 from shared.api_docs import install_api_docs
 from shared.bus import BrokerPublisher, make_broker
+from shared.consistency import Consistency, LogProgress
+from shared.consistency_http import consistency_middleware, note_written
 from shared.events.envelope import CloudEvent, new_event
 from shared.events.payloads import Payload
 from shared.events.registry import Topic
@@ -52,6 +54,9 @@ class ServiceContext:
     broker: KafkaBroker
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     relay: OutboxRelay = field(init=False)
+    #: the cluster's view of groups and topics, and the waiting on consistency tokens
+    progress: LogProgress = field(init=False)
+    consistency: Consistency = field(init=False)
     runtimes: list[ProjectionRuntime] = field(default_factory=list)
     #: the store as opened; ``store`` shows routes and commands the live version of the
     #: service's projection (``shared.store.versioned.LiveStore``), runtimes fold into theirs
@@ -66,6 +71,23 @@ class ServiceContext:
         self.store = self.live
         publisher = BrokerPublisher(self.broker, self.settings.kafka_prefix)
         self.relay = OutboxRelay(self.raw_store, publisher, service=self.name, owner=self.replica)
+        self.progress = LogProgress(self.settings.kafka_bootstrap)
+        self.consistency = Consistency(
+            self.name,
+            topic_name=self.settings.topic,
+            group_name=self.settings.group,
+            folded=self.folded,
+            progress=self.progress,
+            bound_s=self.settings.consistency_wait_s,
+        )
+
+    async def folded(self) -> dict[tuple[str, int], int]:
+        """The last offset folded per partition, by the service's projections as they are now."""
+        out: dict[tuple[str, int], int] = {}
+        for runtime in self.runtimes:
+            for place, offset in (await runtime.store.offsets(runtime.consumer)).items():
+                out[place] = max(out.get(place, -1), offset)
+        return out
 
     @property
     def replica(self) -> str:
@@ -107,6 +129,7 @@ class ServiceContext:
             own_topics=[self.settings.topic(t) for t in own_topics],
             owner=self.replica,
         )
+        runtime.relayed = self.relay.flush
         self.runtimes.append(runtime)
         return runtime
 
@@ -142,7 +165,9 @@ class ServiceContext:
             changes = [Change(collection, key, doc) for (collection, key), doc in changes.items()]
         if not changes and not events:
             return
-        await self.store.write(changes, outbox=outbox_records(events), expect=expect)
+        records = outbox_records(events)
+        await self.store.write(changes, outbox=records, expect=expect)
+        note_written(records)
         self.relay.kick()
 
 
@@ -160,6 +185,7 @@ async def stop_cleanly(ctx: ServiceContext, workers: Sequence[Worker]) -> None:
             log.exception("stopping a consumer of %s failed", ctx.name)
     await ctx.relay.stop()
     await ctx.broker.stop()
+    await ctx.progress.close()
     await ctx.store.close()
 
 
@@ -224,6 +250,7 @@ def create_app(
     app.state.ctx = ctx
     app.state.settings = ctx.settings
     app.state.started = False
+    app.middleware("http")(consistency_middleware(ctx))
     app.middleware("http")(http_latency_middleware(ctx.name))
     install_problem_handlers(app)
     install_api_docs(app)

@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     fold_retry_first_delay_s: float = Field(default=1.0, gt=0)
     fold_retry_max_delay_s: float = Field(default=30.0, gt=0)
 
+    # How long a request carrying a consistency token (the Lemma-After header) waits for the
+    # service to see the write it names before answering anyway, marked possibly stale.
+    consistency_wait_s: float = Field(default=5.0, ge=0, le=60)
+
     # How often the sci service checks whether a skill's rater calibration is due (0: never).
     sci_calibration_interval_s: float = 10.0
     # A skill is calibrated once it has this many ratings (below, bias and noise are not

@@ -111,6 +111,10 @@ class ProjectionRuntime(PartitionHolds):
         #: partition without one is not folded: only a partition's last claimant writes it.
         self.epochs: dict[tuple[str, str, int], int] = {}
         self.fenced = False
+        #: the outbox seqs the last batch wrote, and what waits until they are on the log
+        #: (``shared.bus.fold_batch``: a batch is committed to Kafka only after its events)
+        self.written: list[str] = []
+        self.relayed: Callable[[Sequence[str]], Awaitable[bool]] | None = None
         #: positions the consumer on the offsets of the version now folded (``shared.positions``)
         self.on_reposition: Callable[[], Awaitable[None]] | None = None
         #: records behind the partition end, as of the last batch (``CONSUMER_LAG`` too)
@@ -345,11 +349,12 @@ class ProjectionRuntime(PartitionHolds):
             for (topic, partition), r in sorted(last.items())
         ]
         used.update(self._fence(last))
+        outgoing = outbox_records(emitted + dead_events)
         try:
             await self.store.write(
                 changes,
                 offsets=offsets,
-                outbox=outbox_records(emitted + dead_events),
+                outbox=outgoing,
                 expect=revs,  # every document the batch read: its decisions rest on them all
                 fence=used,
             )
@@ -358,6 +363,7 @@ class ProjectionRuntime(PartitionHolds):
         except Exception as exc:
             self._stop_all(fresh, exc)
             return 0
+        self.written = [r.seq for r in outgoing]
         for type_, count in Counter(event.type for event in folded).items():
             EVENTS_CONSUMED.labels(self.service, self.name, type_).inc(count)
         for topic, count in Counter(letter.topic for letter in letters).items():

@@ -4,7 +4,6 @@ platform makes, and a malformed record that must not stop the consumers."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import time
@@ -14,6 +13,7 @@ import httpx
 
 from deploy.local.stack import StackConfig
 from shared.auth import mint_token
+from shared.consistency import AFTER_HEADER, TOKEN_HEADER
 from shared.events.registry import Topic
 from shared.settings import Settings
 from tests.support.kafka import publish_raw, read_until
@@ -40,6 +40,7 @@ async def test_two_learners_from_registration_to_a_scored_passport(stack: StackC
                 headers=headers(stack, learner),
             )
             assert r.status_code == 201, r.text
+        claimed: dict[str, str] = {}
         for learner, level in ((ann, "intermediate"), (bob, "intermediate")):
             r = await http.put(
                 f"/v1/learners/{learner}/skills/{SKILL}",
@@ -47,6 +48,7 @@ async def test_two_learners_from_registration_to_a_scored_passport(stack: StackC
                 headers=headers(stack, learner),
             )
             assert r.status_code == 200, r.text
+            claimed[learner] = r.headers[TOKEN_HEADER]
 
         # refusals at the front door
         assert (await http.post("/v1/match-requests", json={"skill": SKILL})).status_code == 401
@@ -57,13 +59,19 @@ async def test_two_learners_from_registration_to_a_scored_passport(stack: StackC
         r = await http.post("/v1/match-requests", json={"skill": "astrology"}, headers=headers(stack, ann))
         assert r.status_code == 422
 
-        t_ann = (
-            await http.post("/v1/match-requests", json={"skill": SKILL}, headers=headers(stack, ann))
-        ).json()
-        await asyncio.sleep(0.2)
-        t_bob = (
-            await http.post("/v1/match-requests", json={"skill": SKILL}, headers=headers(stack, bob))
-        ).json()
+        # the claim's token: matching takes the ticket once it has seen the claimed level
+        # (without it, a ticket asked for at once may carry the default level)
+        t_ann, t_bob = [
+            (
+                await http.post(
+                    "/v1/match-requests",
+                    json={"skill": SKILL},
+                    headers={**headers(stack, learner), AFTER_HEADER: claimed[learner]},
+                )
+            ).json()
+            for learner in (ann, bob)
+        ]
+        assert t_ann["level"] == t_bob["level"] == 2.0, (t_ann, t_bob)
         # the outcome, without polling: the request is held until the ticket's status changes
         matched = await http.get(f"/v1/match-requests/{t_ann['ticket_id']}", params={"wait": 10})
         assert matched.json()["status"] == "matched", matched.text
