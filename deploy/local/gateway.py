@@ -61,6 +61,18 @@ FAIL_DURATION = "5s"  # a replica Caddy could not reach is skipped this long
 TRY_DURATION = "5s"  # how long a request may wait for a replica that answers
 
 
+#: What the gateway answers when no replica could (none up, or the one asked died mid-answer):
+#: a 503 problem with Retry-After, whatever the proxy's own error was (502, 503, 504). A
+#: service's own answers, 5xx included, pass through untouched.
+UNAVAILABLE = """\thandle_errors 502 503 504 {
+\t\theader Content-Type "application/problem+json"
+\t\theader Retry-After "1"
+\t\trespond `{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"no replica of \
+this service answered; try again (a write may or may not have been applied: commands are idempotent \
+or refuse a repeat with 409)"}` 503
+\t}"""
+
+
 def upstreams_of(ports: int | Sequence[int]) -> list[str]:
     return [f"127.0.0.1:{p}" for p in ([ports] if isinstance(ports, int) else ports)]
 
@@ -170,5 +182,6 @@ http://:{gateway_port} {{
 	handle {{
 		respond "not found: no service owns this path" 404
 	}}
+{UNAVAILABLE}
 }}
 """

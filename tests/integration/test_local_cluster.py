@@ -112,7 +112,13 @@ def test_three_brokers_two_replicas_a_killed_replica_comes_back(tmp_path: Path) 
         roles = [p["role"] for p in shown["processes"]]
         assert roles.count("broker") == 3 and roles.count("service") == 10
         assert roles.count("gateway") == roles.count("supervisor") == 1
-        assert all(p["alive"] and p["ready"] and p["restarts"] == 0 for p in shown["processes"])
+        # a readiness probe may time out on a busy machine: ready within a while, never restarted
+        deadline = time.monotonic() + 30
+        while not_ready := [p for p in shown["processes"] if not (p["alive"] and p["ready"])]:
+            assert time.monotonic() < deadline, not_ready
+            time.sleep(1.0)
+            shown = status(config)
+        assert [p for p in shown["processes"] if p["restarts"]] == []
         assert {(p["service"], p["instance"]) for p in shown["processes"] if p["role"] == "service"} == {
             (name, n) for name in config.services for n in (1, 2)
         }

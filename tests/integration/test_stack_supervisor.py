@@ -36,6 +36,7 @@ def stand_ins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack
     monkeypatch.setattr(supervisor_module, "command", sleeper)
     config = StackConfig.with_free_ports(tmp_path / "state", replicas=2)
     config.save()
+    earlier = set(proc._CHILDREN)  # another test's processes are that test's to answer for
     try:
         for spec in process_plan(config, supervised=False):
             proc.spawn(spec.name, SLEEPER, log_dir=config.log_dir, run_dir=config.run_dir)
@@ -46,7 +47,7 @@ def stand_ins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack
                 proc.terminate(handle)
                 proc.finish(handle, 5.0)
         # every sleeper ever started, the restarted ones included, is gone
-        assert not [pid for pid in proc._CHILDREN if proc.is_alive(pid)]
+        assert not [pid for pid in set(proc._CHILDREN) - earlier if proc.is_alive(pid)]
 
 
 def run_in_thread(supervisor: supervisor_module.Supervisor) -> threading.Thread:
