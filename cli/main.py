@@ -72,16 +72,22 @@ def topics_create(
 ) -> None:
     """Create the topics that are missing: partitions from shared.bus, events kept forever,
     replication and min.insync.replicas from LEMMA_KAFKA_REPLICATION_FACTOR and
-    LEMMA_KAFKA_MIN_INSYNC_REPLICAS (1 and 1 here; 3 and 2 in production), names prefixed
-    with LEMMA_KAFKA_PREFIX."""
+    LEMMA_KAFKA_MIN_INSYNC_REPLICAS (3 and 2 in production; on the local stack, what its broker
+    count gives unless they are set), names prefixed with LEMMA_KAFKA_PREFIX."""
     from shared.bus import ensure_topics_for
 
     settings = Settings()
+    saved = StackConfig.load(StackConfig.resolve(state_dir).state_dir)
     if bootstrap is None and "LEMMA_KAFKA_BOOTSTRAP" not in os.environ:
-        saved = StackConfig.load(StackConfig.resolve(state_dir).state_dir)
         bootstrap = saved.kafka_bootstrap if saved else None
     if bootstrap is not None:
         settings = settings.model_copy(update={"kafka_bootstrap": bootstrap})
+    if saved is not None and bootstrap == saved.kafka_bootstrap:
+        # the local stack's cluster: its own replication unless the environment says otherwise
+        if "LEMMA_KAFKA_REPLICATION_FACTOR" not in os.environ:
+            settings = settings.model_copy(update={"kafka_replication_factor": saved.replication_factor})
+        if "LEMMA_KAFKA_MIN_INSYNC_REPLICAS" not in os.environ:
+            settings = settings.model_copy(update={"kafka_min_insync_replicas": saved.min_insync_replicas})
     created = asyncio.run(ensure_topics_for(settings))
     where = settings.kafka_bootstrap
     typer.echo(f"created: {', '.join(created)}" if created else f"all topics exist on {where}")

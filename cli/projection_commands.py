@@ -48,15 +48,41 @@ def ops_token(state_dir: Path | None) -> str:
     return mint_token(Settings(jwt_secret=local_jwt_secret(state_dir)), "lemma-cli", role="ops", ttl_s=300)
 
 
-def _services(state_dir: Path | None) -> tuple[StackConfig, dict[str, str]]:
+def _services(state_dir: Path | None) -> tuple[StackConfig, dict[str, list[str]]]:
+    """The stack's services and the base URL of each of their replicas (each folds and parks
+    its own partitions, so each is asked)."""
     config = StackConfig.resolve(state_dir)
-    return config, {name: config.service_url(name) for name in config.services}
+    saved = StackConfig.load(config.state_dir) or config
+    return saved, {
+        name: [saved.service_url(name, n) for n in range(1, len(saved.replica_ports(name)) + 1)]
+        for name in saved.services
+    }
+
+
+def _label(service: str, n: int, urls: list[str]) -> str:
+    return service if len(urls) == 1 else f"{service}-{n}"
 
 
 def _get(url: str, token: str) -> list[dict[str, Any]]:
     answer = httpx.get(f"{url}/ops/projections", headers={"Authorization": f"Bearer {token}"}, timeout=10)
     answer.raise_for_status()
     return list(answer.json()["projections"])
+
+
+def _add_rows(table: Table, process: str, report: dict[str, Any]) -> None:
+    if not report["partitions"]:
+        table.add_row(process, report["projection"], "-", "-", "-", report["state"], "no partitions")
+    for row in report["partitions"]:
+        style = STYLE.get(row["state"], "")
+        table.add_row(
+            process,
+            report["projection"],
+            f"{row['topic']}[{row['partition']}]",
+            "-" if row["folded_to"] is None else str(row["folded_to"]),
+            "-" if row["lag"] is None else str(row["lag"]),
+            f"[{style}]{row['state']}[/{style}]" if style else row["state"],
+            row.get("why", ""),
+        )
 
 
 @app.command("list")
@@ -70,30 +96,21 @@ def list_projections(state_dir: StateDirOption = None) -> None:
         table.add_column(column)
     unreachable = []
     version_lines: list[str] = []
-    for service, url in urls.items():
-        try:
-            reports = _get(url, token)
-        except httpx.HTTPError as exc:
-            unreachable.append(f"{service} ({url}): {exc}")
-            continue
-        for report in reports:
-            if not report["partitions"]:
-                table.add_row(service, report["projection"], "-", "-", "-", report["state"], "no partitions")
-            for row in report["partitions"]:
-                style = STYLE.get(row["state"], "")
-                table.add_row(
-                    service,
-                    report["projection"],
-                    f"{row['topic']}[{row['partition']}]",
-                    "-" if row["folded_to"] is None else str(row["folded_to"]),
-                    "-" if row["lag"] is None else str(row["lag"]),
-                    f"[{style}]{row['state']}[/{style}]" if style else row["state"],
-                    row.get("why", ""),
-                )
-            summary = ", ".join(f"v{v['version']} {v['state']}" for v in report.get("versions", []))
-            version_lines.append(f"{service}/{report['projection']}: folding v{report['version']}; {summary}")
-            if report.get("recovery"):
-                console.print(f"[red]{report['projection']}[/red]: {report['recovery']}")
+    for service, replicas in urls.items():
+        for n, url in enumerate(replicas, start=1):
+            process = _label(service, n, replicas)
+            try:
+                reports = _get(url, token)
+            except httpx.HTTPError as exc:
+                unreachable.append(f"{process} ({url}): {exc}")
+                continue
+            for report in reports:
+                _add_rows(table, process, report)
+                summary = ", ".join(f"v{v['version']} {v['state']}" for v in report.get("versions", []))
+                line = f"{process}/{report['projection']}: folding v{report['version']}; {summary}"
+                version_lines.append(line)
+                if report.get("recovery"):
+                    console.print(f"[red]{report['projection']}[/red]: {report['recovery']}")
     console.print(table)
     for line in version_lines:
         console.print(line)
@@ -114,23 +131,30 @@ def resume(
     _, urls = _services(state_dir)
     token = ops_token(state_dir)
     service = projection.split("-", 1)[0]
-    url = urls.get(service)
-    if url is None:
+    replicas = urls.get(service)
+    if replicas is None:
         console.print(f"[red]no service owns a projection {projection!r}[/red] (services: {', '.join(urls)})")
         raise typer.Exit(2)
-    try:
-        answer = httpx.post(
-            f"{url}/ops/projections/{projection}/resume",
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=10,
-        )
-    except httpx.HTTPError as exc:
-        console.print(f"[red]{service} does not answer[/red] ({url}): {exc}")
-        raise typer.Exit(1) from exc
-    if answer.status_code != 200:
-        console.print(f"[red]{answer.status_code}[/red] {answer.text}")
+    resumed: list[dict[str, Any]] = []
+    failed = False
+    for url in replicas:  # each replica parks the partitions it folds
+        try:
+            answer = httpx.post(
+                f"{url}/ops/projections/{projection}/resume",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=10,
+            )
+        except httpx.HTTPError as exc:
+            console.print(f"[red]{service} does not answer[/red] ({url}): {exc}")
+            failed = True
+            continue
+        if answer.status_code != 200:
+            console.print(f"[red]{answer.status_code}[/red] ({url}) {answer.text}")
+            failed = True
+            continue
+        resumed += answer.json()["resumed"]
+    if failed:
         raise typer.Exit(1)
-    resumed = answer.json()["resumed"]
     if not resumed:
         console.print(f"{projection}: no partition was parked")
         return
