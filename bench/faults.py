@@ -33,7 +33,7 @@ from bench.faults_checks import run_fault_checks
 from bench.faults_inject import Injector
 from bench.faults_traffic import Traffic
 from bench.load_setup import Api
-from deploy.local.stack import StackConfig, start_stack, stop_stack
+from deploy.local.stack import StackConfig, StackError, start_stack, stop_stack
 from shared.events.registry import Topic
 from shared.settings import Settings
 
@@ -73,8 +73,8 @@ async def fault_run(
         load = asyncio.create_task(traffic.run(stop))
         broker_at = kills // 2 if kill_broker else -1
         missed = 0
-        for i in range(kills):
-            await asyncio.sleep(interval_s)
+        for i in range(kills):  # on a fixed schedule: picking a victim takes time too
+            await asyncio.sleep(max(0.0, started + (i + 1) * interval_s - time.monotonic()))
             kill = await injector.kill_replica()
             if kill is None:
                 missed += 1
@@ -132,7 +132,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--interval", type=float, default=4.0, help="seconds between kills")
     p.add_argument("--no-broker-kill", action="store_true")
     p.add_argument("--seed", type=int, default=11)
-    p.add_argument("--pause", type=float, default=0.0, help="a learner's think time between loops (s)")
+    p.add_argument("--pause", type=float, default=1.0, help="a learner's think time between loops (s)")
     return p.parse_args(argv)
 
 
@@ -142,7 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     config = StackConfig.with_free_ports(state, brokers=args.brokers, replicas=args.replicas)
     say(f"starting {args.brokers} broker(s), {args.replicas} replicas of every service in {state}")
     try:
-        start_stack(config, ready_timeout=120.0)
+        try:
+            start_stack(config, ready_timeout=120.0)
+        except StackError as exc:
+            say(f"the stack did not start: {exc}\nlast lines of {exc.process}.log:\n{exc.log_tail}")
+            raise
         result = asyncio.run(
             fault_run(
                 config,

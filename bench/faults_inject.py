@@ -1,6 +1,6 @@
 """The faults of the faults run, as an operator or a chaos tool would cause them.
 
-Victims are picked from ``lemma stack status --json`` (the processes, their pids, roles and
+Victims are picked from what ``lemma stack status --json`` lists (the processes, their pids, roles and
 readiness) and killed with SIGKILL: no clean stop, no chance to finish a batch or relay the
 outbox. The stack's supervisor restarts them, as Kubernetes would. A replica is killed only
 while every other replica of its service is ready (a PodDisruptionBudget's rule), so the
@@ -13,16 +13,19 @@ MongoDB a run would also restart the store's process: that is not done here.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from deploy.local import processes
+from deploy.local.config import StackConfig
+from deploy.local.plan import process_plan
+from deploy.local.status import probe, status_json
+from deploy.local.status import stack_status as status_rows
 
 #: How long a killed process may take to be ready again before the run says so.
 BACK_WITHIN_S = 90.0
@@ -41,18 +44,12 @@ class Kill:
 
 
 def stack_status(state_dir: Path) -> list[dict[str, Any]]:
-    """Every process of the stack, as ``lemma stack status --json`` lists them."""
-    lemma = Path(sys.executable).with_name("lemma")
-    out = subprocess.run(
-        [str(lemma), "stack", "status", "--json", "--state-dir", str(state_dir)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    if not out.stdout.strip():
-        raise RuntimeError(f"lemma stack status gave nothing: {out.stderr[-500:]}")
-    processes: list[dict[str, Any]] = json.loads(out.stdout)["processes"]
+    """Every process of the stack, as ``lemma stack status --json`` lists them (the same
+    function, called in process: a CLI's start-up is seconds on a saturated machine)."""
+    config = StackConfig.load(state_dir)
+    if config is None:
+        raise RuntimeError(f"no stack in {state_dir}")
+    processes: list[dict[str, Any]] = status_json(config, status_rows(config))["processes"]
     return processes
 
 
@@ -106,12 +103,21 @@ class Injector:
         victim = pick_broker(await self.status(), self.rng)
         return self._kill(victim) if victim else None
 
+    def _back(self, kill: Kill) -> bool:
+        """Whether ``kill``'s process runs again (another pid) and answers as ready: probed
+        alone, in process (``lemma stack status`` probes every process)."""
+        config = StackConfig.load(self.state_dir)
+        spec = next((s for s in process_plan(config) if s.name == kill.name), None) if config else None
+        if config is None or spec is None:
+            return False
+        handle = processes.running(config.run_dir, kill.name)
+        return handle is not None and handle.pid != kill.pid and probe(config, spec)
+
     async def _until_back(self, kill: Kill) -> None:
         killed_at = time.monotonic()
         while time.monotonic() - killed_at < BACK_WITHIN_S:
             await asyncio.sleep(0.5)
-            row = next((p for p in await self.status() if p["name"] == kill.name), None)
-            if row and row["ready"] and row["pid"] and int(row["pid"]) != kill.pid:
+            if await asyncio.to_thread(self._back, kill):
                 kill.back_after = round(time.monotonic() - killed_at, 1)
                 return
 

@@ -35,6 +35,7 @@ from shared.events.envelope import CloudEvent, decode, deterministic_id, new_eve
 from shared.events.payloads import DeadLettered
 from shared.metrics import DEAD_LETTERS, EVENTS_CONSUMED
 from shared.outbox import outbox_records
+from shared.projection.dead_letters import dead_letter
 from shared.projection.faults import DEAD_LETTERED, parse_place_key, place_key
 from shared.projection.fingerprint import FINGERPRINTS, Fingerprint, fingerprint_key, record_digest
 from shared.projection.fold import CatchUp, Doc, DocRef
@@ -163,7 +164,7 @@ class CatchUpRuntime(ProjectionRuntime):
             self._stop_all(fresh, exc)
             return 0
         kept = result.kept
-        self._letters += [self._dead_letter(record, exc) for record, exc in result.dead if kept(record)]
+        self._letters += [dead_letter(self.name, record, exc) for record, exc in result.dead if kept(record)]
         self._deferred += [record for record in result.deferred if kept(record)]
         held = fresh if not result.stopped else [r for r in fresh if kept(r)]
         first: dict[Partition, Record] = {}
@@ -336,7 +337,7 @@ class CatchUpRuntime(ProjectionRuntime):
                     f"a set-aside record of {partition} at {offset} failed: {error!r}"
                 ) from error
             folded += result.folded
-            self._letters = [self._dead_letter(record, exc) for record, exc in result.dead]
+            self._letters = [dead_letter(self.name, record, exc) for record, exc in result.dead]
             changes, letters = self._changes()
             changes += [Change(DEFERRED, place_key(r.topic, r.partition, r.offset), None) for r in chunk]
             try:

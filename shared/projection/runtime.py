@@ -15,38 +15,35 @@ partitions of the batch are folded and written.
 Replicas of a service fold into one store: each batch's write expects every document it read
 to be unchanged (compare-and-set; a conflict folds the batch again from a fresh read) and names
 the owner epochs of its partitions (a fence: a replica whose partition another claimed since
-stops folding it, ``shared.projection.holds.FENCED``).
+stops folding it, ``shared.projection.fences``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import random
-import socket
 import time
-import traceback
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from shared.errors import EventRefused, Refused
 from shared.events.envelope import CloudEvent, decode, deterministic_id, new_event
-from shared.events.payloads import DEAD_LETTER_VALUE_LIMIT, DeadLettered
 from shared.metrics import (
     CONSUMER_LAG,
     DEAD_LETTERS,
     EVENTS_CONSUMED,
     FOLD_BATCH_SECONDS,
-    PARTITIONS_FENCED,
     WRITE_CONFLICTS,
 )
 from shared.outbox import outbox_records
+from shared.projection.dead_letters import Record, dead_letter
 from shared.projection.faults import DEAD_LETTERED, RetryPolicy, place_key
+from shared.projection.fences import PartitionFences, Slot
 from shared.projection.fingerprint import FINGERPRINTS, Fingerprint, fingerprint_key, record_digest
 from shared.projection.fold import CatchUp, Doc, DocRef, Outcome, Projection, Settling
-from shared.projection.holds import FENCED, FaultHook, PartitionHolds
+from shared.projection.holds import FENCED, FaultHook
 from shared.projection.order import Partition, unfolded
 from shared.projection.versions import consumer_of
 from shared.store.base import ABSENT, Change, Conflict, Fenced, Store
@@ -55,23 +52,13 @@ from shared.store.versioned import VersionStore
 log = logging.getLogger(__name__)
 
 
-class Record(Protocol):
-    """What we read of a Kafka consumer record (aiokafka's ``ConsumerRecord`` fits)."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-
-
 #: How many times a batch is folded again after a write conflict before it counts as a fault.
 CONFLICT_TRIES = 8
 
 __all__ = ["CONFLICT_TRIES", "FENCED", "FaultHook", "ProjectionRuntime", "Record"]
 
 
-class ProjectionRuntime(PartitionHolds):
+class ProjectionRuntime(PartitionFences):
     def __init__(
         self,
         projection: Projection,
@@ -86,7 +73,7 @@ class ProjectionRuntime(PartitionHolds):
         own_topics: Iterable[str] = (),
         owner: str = "",
     ) -> None:
-        super().__init__()
+        super().__init__(service, owner)
         self.projection = projection
         self.service = service
         #: the projection's name: its consumer group, the ids of what it emits, metrics, logs
@@ -104,13 +91,6 @@ class ProjectionRuntime(PartitionHolds):
         self.own_topics = frozenset(own_topics)
         self.retry = retry or RetryPolicy()
         self._on_written = on_written
-        #: who claims the partitions this runtime folds (``claim``): the replica, for operators
-        self.owner = owner or f"{service}@{socket.gethostname()}/{os.getpid()}"
-        #: (consumer, topic, partition) -> the owner epoch this runtime claimed. Once a consumer
-        #: drives the runtime (``fenced``), every write names the epochs of its partitions and a
-        #: partition without one is not folded: only a partition's last claimant writes it.
-        self.epochs: dict[tuple[str, str, int], int] = {}
-        self.fenced = False
         #: the outbox seqs the last batch wrote, and what waits until they are on the log
         #: (``shared.bus.fold_batch``: a batch is committed to Kafka only after its events)
         self.written: list[str] = []
@@ -156,39 +136,6 @@ class ProjectionRuntime(PartitionHolds):
         for ref in refs:
             self._kept.pop(ref, None)
 
-    async def claim(self, partitions: Iterable[Partition]) -> None:
-        """Become the owner of ``partitions`` (assigned to this replica): from now on a write of
-        theirs by any other replica is refused (``shared.store.base.Fenced``)."""
-        epochs = await self.store.claim_partitions(self.consumer, partitions, self.owner)
-        for (topic, partition), epoch in epochs.items():
-            self.epochs[(self.consumer, topic, partition)] = epoch
-            if self._held.get((topic, partition)) == FENCED:
-                self.release((topic, partition))
-        self.fenced = True
-
-    def disown(self, partition: Partition) -> None:
-        """The partition went to another replica (revoked): write it no more."""
-        self.forget(partition)
-        for slot in [slot for slot in self.epochs if slot[1:] == partition]:
-            del self.epochs[slot]
-
-    def _fence(self, partitions: Iterable[Partition]) -> dict[tuple[str, str, int], int]:
-        return {
-            slot: self.epochs[slot]
-            for topic, partition in partitions
-            if (slot := (self.consumer, topic, partition)) in self.epochs
-        }
-
-    def _lost(self, fenced: Fenced, used: dict[tuple[str, str, int], int]) -> None:
-        """Stop folding the partitions another replica claimed since this one did (unless this
-        one claimed them again meanwhile: a rebalance that gave them back)."""
-        for slot in fenced.partitions:
-            if slot in used and self.epochs.get(slot) == used[slot]:
-                del self.epochs[slot]
-                self.hold(slot[1:], FENCED)
-                PARTITIONS_FENCED.labels(self.service, self.name).inc()
-                log.warning("%s stops folding %s[%s]: %s", self.name, slot[1], slot[2], FENCED)
-
     async def handle(
         self, records: Sequence[Record], *, highwater: dict[tuple[str, int], int] | None = None
     ) -> int:
@@ -204,12 +151,12 @@ class ProjectionRuntime(PartitionHolds):
                 return 0  # fetched for the version folded before a switch: read again from the new one
             folded = 0
             for attempt in range(CONFLICT_TRIES + 1):
-                used: dict[tuple[str, str, int], int] = {}
+                used: dict[Slot, int] = {}
                 try:
                     folded = await self._handle(records, used)
                     break
                 except Fenced as fenced:
-                    self._lost(fenced, used)
+                    self.lost(fenced, used)
                 except Conflict as conflict:
                     WRITE_CONFLICTS.labels(self.service, self.name).inc()
                     if attempt == CONFLICT_TRIES:
@@ -227,7 +174,7 @@ class ProjectionRuntime(PartitionHolds):
             )
         return folded
 
-    async def _handle(self, records: Sequence[Record], used: dict[tuple[str, str, int], int]) -> int:
+    async def _handle(self, records: Sequence[Record], used: dict[Slot, int]) -> int:
         """One try at the batch; ``used`` gets the epochs its write names. Raises ``Conflict``
         and ``Fenced`` for ``handle`` to answer; any other failure stops partitions here."""
         try:
@@ -320,7 +267,7 @@ class ProjectionRuntime(PartitionHolds):
             stop = stopped.get((record.topic, record.partition))
             return stop is None or record.offset < stop[0]
 
-        letters = [self._dead_letter(record, exc) for record, exc in dead if kept(record)]
+        letters = [dead_letter(self.name, record, exc) for record, exc in dead if kept(record)]
         dead_events = [
             new_event(
                 d,
@@ -329,7 +276,7 @@ class ProjectionRuntime(PartitionHolds):
             )
             for d in sorted(letters, key=lambda d: (d.topic, d.partition, d.offset))
         ]
-        offsets: dict[tuple[str, str, int], int] = {}
+        offsets: dict[Slot, int] = {}
         last: dict[Partition, Record] = {}
         for record in filter(kept, fresh):
             slot = (self.consumer, record.topic, record.partition)
@@ -348,7 +295,7 @@ class ProjectionRuntime(PartitionHolds):
             )
             for (topic, partition), r in sorted(last.items())
         ]
-        used.update(self._fence(last))
+        used.update(self.fence(last))
         outgoing = outbox_records(emitted + dead_events)
         try:
             await self.store.write(
@@ -439,18 +386,3 @@ class ProjectionRuntime(PartitionHolds):
             )
             for index, payload in enumerate(outcome.emit)
         ]
-
-    def _dead_letter(self, record: Record, exc: Exception) -> DeadLettered:
-        reason = "".join(traceback.format_exception_only(exc)).strip()
-        log.warning("dead-lettering %s[%s]@%s: %s", record.topic, record.partition, record.offset, reason)
-        raw = record.value or b""
-        return DeadLettered(
-            consumer=self.name,
-            error=reason[:4000],
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            key=record.key.decode(errors="replace") if record.key else None,
-            value=raw[:DEAD_LETTER_VALUE_LIMIT].decode(errors="replace"),
-            value_size=len(raw),
-        )
