@@ -27,7 +27,7 @@ from bench.faults_traffic import Outcomes
 from bench.load_checks import CheckResult, check_evidence
 from bench.load_setup import Api
 from shared.events import decode
-from shared.events.payloads import MatchCancelled, MatchExpired, MatchFound, MatchRequested
+from shared.events.payloads import MatchCancelled, MatchExpired, MatchFound
 from shared.log_records import partitions_of
 from shared.log_window import read, window
 
@@ -134,8 +134,6 @@ async def check_tickets(api: Api, bootstrap: str, topic: str, out: Outcomes, res
                 tickets = [t.ticket_id for t in data.tickets]
             elif isinstance(data, MatchCancelled | MatchExpired):
                 tickets = [data.ticket_id]
-            elif isinstance(data, MatchRequested):
-                tickets = []
             else:
                 continue
             for ticket in tickets:

@@ -60,19 +60,28 @@ class Traffic:
         self, kind: str, method: str, path: str, actor: str | None = None, body: Any = None
     ) -> Answer | None:
         """The first answer that is not retryable, or None when ``RETRY_S`` passed without one."""
+        answer, _ = await self.attempt(kind, method, path, actor, body)
+        return answer
+
+    async def attempt(
+        self, kind: str, method: str, path: str, actor: str | None = None, body: Any = None
+    ) -> tuple[Answer | None, int]:
+        """``send``, and how many tries it took."""
         deadline = time.monotonic() + RETRY_S
+        tries = 0
         while True:
             answer = await self.api.call(kind, method, path, actor=actor, body=body)
+            tries += 1
             at = round(time.monotonic() - self.started, 2)
             if answer is None:
                 self.out.no_answer.append((at, kind))
             elif answer.status >= 500:
                 self.out.server_errors.append((at, kind, answer.status))
             if answer is not None and answer.status not in RETRYABLE:
-                return answer
+                return answer, tries
             if time.monotonic() > deadline:
                 self.out.gave_up.append(kind)
-                return None
+                return None, tries
             await asyncio.sleep(0.25)
 
     async def setup(self) -> None:
@@ -161,26 +170,11 @@ class Traffic:
     async def _rate(self, session: str, rater: str, ratee: str) -> None:
         rating = (session, rater, ratee, self.skill)
         body = {"ratee_id": ratee, "scores": self.scores}
-        path = f"/v1/sessions/{session}/ratings"
-        tries = 0
-        deadline = time.monotonic() + RETRY_S
-        while time.monotonic() < deadline:
-            r = await self.api.call("rating", "POST", path, actor=rater, body=body)
-            tries += 1
-            at = round(time.monotonic() - self.started, 2)
-            if r is None:
-                self.out.no_answer.append((at, "rating"))
-            elif r.status >= 500:
-                self.out.server_errors.append((at, "rating", r.status))
-            if r is not None and r.status == 201:
-                self.out.accepted.append(rating)
-                return
-            if r is not None and r.status == 409 and tries > 1:
-                # only this client rates as ``rater`` here: "already rated" is an earlier try landing
-                self.out.accepted.append(rating)
-                return
-            if r is not None and r.status not in RETRYABLE:
-                self.out.gave_up.append(f"rating {r.status}")
-                return
-            await asyncio.sleep(0.25)
-        self.out.unanswered.append(rating)
+        r, tries = await self.attempt("rating", "POST", f"/v1/sessions/{session}/ratings", rater, body)
+        if r is None:
+            self.out.unanswered.append(rating)  # may have landed: allowed in the trail at most once
+        elif r.status == 201 or (r.status == 409 and tries > 1):
+            # only this client rates as ``rater`` here: "already rated" is an earlier try landing
+            self.out.accepted.append(rating)
+        else:
+            self.out.gave_up.append(f"rating {r.status}")
