@@ -28,7 +28,7 @@ define apt_install
 			"(apt-get install -y --no-install-recommends $(1)) and run make again" >&2; exit 1; }
 endef
 
-.PHONY: help install browser java run stop status test test-unit test-integration test-e2e lint fmt schemas clean
+.PHONY: help install browser java redis run stop status test test-unit test-integration test-e2e lint fmt schemas clean
 
 help:
 	@echo "make run    install what is missing, start the local stack and all services"
@@ -58,6 +58,15 @@ java:
 		$(call apt_install,$(JAVA_PACKAGES),java or mvn is missing (Apache Kafka runs on Java 17+; Maven fetches its jars)); \
 	fi
 
+# Redis for the tests of request limits shared by replicas (production counts them in Redis or
+# MongoDB; the local stack counts in each process)
+REDIS := /usr/bin/redis-server
+redis: $(REDIS)
+
+$(REDIS):
+	@$(call apt_install,redis-server,redis-server is missing (the shared request-limit tests start one))
+	@test -x $@ || { echo "redis-server was installed but $@ is not there" >&2; exit 1; }
+
 # The stack's shape, e.g. `make run BROKERS=3 REPLICAS=2`: Kafka nodes (1, or 3 for a KRaft
 # cluster with topics replicated 3x, min ISR 2) and processes of every service behind the
 # gateway. Unset: as the last `make run` in var/ (var/stack.json), else 1 and 1.
@@ -84,13 +93,13 @@ fmt: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: lint browser java
+test: lint browser java redis
 	$(VENV)/bin/pytest -q
 
 test-unit: install
 	$(VENV)/bin/pytest -q tests/unit
 
-test-integration: install java
+test-integration: install java redis
 	$(VENV)/bin/pytest -q tests/integration
 
 test-e2e: install browser java

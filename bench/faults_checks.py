@@ -143,7 +143,8 @@ async def check_tickets(api: Api, bootstrap: str, topic: str, out: Outcomes, res
     result.ended_twice = sorted(t for t in out.tickets if len(ends.get(t, ())) > 1)
     result.matched_not_ended = sorted(t for t in out.matched if len(ends.get(t, ())) != 1)
     for ticket in sorted(t for t in out.tickets if not ends.get(t)):
-        r = await api.call("GET /v1/match-requests (check)", "GET", f"/v1/match-requests/{ticket}")
+        path = f"/v1/match-requests/{ticket}"
+        r = await api.call("GET /v1/match-requests (check)", "GET", path, actor=out.tickets[ticket])
         if r is not None and r.status == 200 and r.json()["status"] == "waiting":
             result.still_waiting += 1
         else:

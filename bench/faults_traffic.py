@@ -115,7 +115,7 @@ class Traffic:
         idempotent, so both participants may), rate the partner; again."""
         while not stop.is_set():
             ticket = await self._ticket(learner)
-            session = await self._matched(ticket) if ticket else None
+            session = await self._matched(ticket, learner) if ticket else None
             if session is None:
                 await asyncio.sleep(0.5)
                 continue
@@ -131,10 +131,10 @@ class Traffic:
         self.out.tickets[ticket] = learner
         return ticket
 
-    async def _matched(self, ticket: str) -> str | None:
+    async def _matched(self, ticket: str, learner: str) -> str | None:
         deadline = time.monotonic() + MATCH_WAIT_S
         while time.monotonic() < deadline:
-            r = await self.send("ticket", "GET", f"/v1/match-requests/{ticket}?wait=5")
+            r = await self.send("ticket", "GET", f"/v1/match-requests/{ticket}?wait=5", learner)
             view = r.json() if r is not None and r.status == 200 else {}
             if view.get("status") == "matched":
                 session = str(view["session_id"])
@@ -148,7 +148,7 @@ class Traffic:
         deadline = time.monotonic() + RETRY_S
         view: dict[str, Any] = {}
         while time.monotonic() < deadline:
-            r = await self.send("session", "GET", f"/v1/sessions/{session}")
+            r = await self.send("session", "GET", f"/v1/sessions/{session}", learner)
             if r is not None and r.status == 200:
                 view = r.json()
                 break

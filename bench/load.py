@@ -243,7 +243,7 @@ class Bench:
             skills=[s.id for s in catalog.skills],
             rubric={s.id: [r.id for r in s.rubric] for s in catalog.skills},
             tickets_known=list(pop.tickets),
-            sessions_known=[s.session_id for r in pop.rated_rounds for s in r],
+            sessions_known=[(s.session_id, s.a) for r in pop.rated_rounds for s in r],
         )
         for info in pop.open_sessions:
             state.lifecycle.append(Lifecycle(info.session_id, info.skill, info.a, info.b))

@@ -55,7 +55,8 @@ async def trail(api: Api, learner: str) -> list[dict[str, Any]] | None:
         path = f"/v1/evidence?learner_id={quote(learner)}&limit=100"
         if cursor:
             path += f"&cursor={quote(cursor)}"
-        answer = await api.call("GET /v1/evidence?learner_id (check)", "GET", path)
+        # as the learner: only they (and operators) see who rated them
+        answer = await api.call("GET /v1/evidence?learner_id (check)", "GET", path, actor=learner)
         if answer is None or answer.status != 200:
             return None
         page = answer.json()

@@ -72,12 +72,12 @@ class MixState:
     learners: list[str]  # setup learners (reads pick from them)
     skills: list[str]
     rubric: dict[str, list[str]]
-    tickets_known: list[str]
-    sessions_known: list[str]
+    tickets_known: list[tuple[str, str]]  # (ticket, its learner: only they may read it)
+    sessions_known: list[tuple[str, str]]  # (session, a participant: only they may read it)
     lifecycle: deque[Lifecycle] = field(default_factory=deque)
     to_match: deque[tuple[str, str]] = field(default_factory=deque)  # (learner, skill)
     following: deque[tuple[str, str, str]] = field(default_factory=deque)  # (ticket, learner, skill)
-    appearing: deque[tuple[str, str]] = field(default_factory=deque)  # (session, skill)
+    appearing: deque[tuple[str, str, str]] = field(default_factory=deque)  # (session, skill, participant)
     to_claim: deque[tuple[str, str]] = field(default_factory=deque)
     new_learners: int = 0
     waitlisted: int = 0
@@ -144,7 +144,7 @@ class MixWorkload:
             return self._call("GET /v1/skills/{skill}", "GET", f"/v1/skills/{rng.choice(s.skills)}")
         if kind == "evidence":
             path = f"/v1/evidence?learner_id={rng.choice(s.learners)}"
-            return self._call("GET /v1/evidence?learner_id", "GET", path)
+            return self._call("GET /v1/evidence?learner_id", "GET", path)  # as a stranger sees it
         if kind == "scores":
             path = f"/v1/scores/{rng.choice(s.learners)}/{rng.choice(s.skills)}"
             return self._call("GET /v1/scores/{id}/{skill}", "GET", path)
@@ -155,16 +155,21 @@ class MixWorkload:
                     "GET /v1/match-requests/{id}",
                     "GET",
                     f"/v1/match-requests/{item[0]}",
+                    actor=item[1],
                     key=("ticket", item),
                 )
-            path = f"/v1/match-requests/{rng.choice(s.tickets_known)}"
-            return self._call("GET /v1/match-requests/{id}", "GET", path)
+            ticket, owner = rng.choice(s.tickets_known)
+            path = f"/v1/match-requests/{ticket}"
+            return self._call("GET /v1/match-requests/{id}", "GET", path, actor=owner)
         if kind == "session":
             if s.appearing:
                 item2 = s.appearing.popleft()
                 path = f"/v1/sessions/{item2[0]}"
-                return self._call("GET /v1/sessions/{id}", "GET", path, key=("session", item2))
-            return self._call("GET /v1/sessions/{id}", "GET", f"/v1/sessions/{rng.choice(s.sessions_known)}")
+                route = "GET /v1/sessions/{id}"
+                return self._call(route, "GET", path, actor=item2[2], key=("session", item2))
+            session, participant = rng.choice(s.sessions_known)
+            path = f"/v1/sessions/{session}"
+            return self._call("GET /v1/sessions/{id}", "GET", path, actor=participant)
         if kind == "step" and s.lifecycle:
             return self._step(s.lifecycle.popleft())
         if kind == "match" and s.to_match:
@@ -257,7 +262,7 @@ class MixWorkload:
                 session = str(view["session_id"])
                 if session not in s.seen_sessions:
                     s.seen_sessions.add(session)
-                    s.appearing.append((session, item[2]))
+                    s.appearing.append((session, item[2], item[1]))
             elif view.get("status") == "waiting" or status != 200:
                 s.following.append(item)  # read again later
         elif what == "session":

@@ -48,7 +48,7 @@ class Population:
     skills: list[str]
     rated_rounds: list[list[SessionInfo]] = field(default_factory=list)  # completed, not rated
     open_sessions: list[SessionInfo] = field(default_factory=list)  # scheduled, not started
-    tickets: list[str] = field(default_factory=list)
+    tickets: list[tuple[str, str]] = field(default_factory=list)  # (ticket, its learner)
     claims: dict[str, set[str]] = field(default_factory=dict)  # skill -> learners claiming it
     cancelled: int = 0  # tickets left waiting at the end of a round
     seconds: dict[str, float] = field(default_factory=dict)
@@ -167,7 +167,7 @@ async def _follow_ticket(
     path = f"/v1/match-requests/{ticket}"
     route = "GET /v1/match-requests/{id}?wait"
     while True:
-        answer = await api.call(route, "GET", f"{path}?wait=1")
+        answer = await api.call(route, "GET", f"{path}?wait=1", actor=learner)
         view: dict[str, Any] = answer.json() if answer is not None and answer.status == 200 else {}
         status = view.get("status")
         if status == "matched":
@@ -182,7 +182,7 @@ async def _follow_ticket(
     if cancel is None:
         return None
     for _ in range(20):  # 202: the cancel is not settled yet; 409: the engine matched it first
-        answer = await api.call(route, "GET", f"{path}?wait=2")
+        answer = await api.call(route, "GET", f"{path}?wait=2", actor=learner)
         view = answer.json() if answer is not None and answer.status == 200 else {}
         if view.get("status") == "matched":
             return str(view["session_id"])
@@ -191,11 +191,13 @@ async def _follow_ticket(
     return None
 
 
-async def _appear(api: Api, session_id: str, skill: str, round_no: int) -> SessionInfo | None:
+async def _appear(api: Api, session_id: str, reader: str, skill: str, round_no: int) -> SessionInfo | None:
+    """The session once it is scheduled, read as ``reader`` (one of its participants)."""
     give_up = time.monotonic() + APPEAR_TIMEOUT_S
     pause = 0.05
     while time.monotonic() < give_up:
-        answer = await api.call("GET /v1/sessions/{id}", "GET", f"/v1/sessions/{session_id}")
+        path = f"/v1/sessions/{session_id}"
+        answer = await api.call("GET /v1/sessions/{id}", "GET", path, actor=reader)
         if answer is not None and answer.status == 200:
             view = answer.json()
             a, b = (str(x) for x in view["participants"])
@@ -219,7 +221,7 @@ async def play_round(api: Api, pop: Population, round_no: int, *, complete: bool
     asks = [(learner, skill) for skill in pop.skills for learner in sorted(pop.claims.get(skill, ()))]
     tickets = await bounded(64, [_ask(api, learner, skill) for learner, skill in asks])
     asked = [(learner, skill, t) for (learner, skill), t in zip(asks, tickets, strict=True) if t is not None]
-    pop.tickets.extend(t for _, _, t in asked)
+    pop.tickets.extend((t, learner) for learner, _, t in asked)
     st = _Round()
     for _, skill, t in asked:
         st.waiting.setdefault(skill, set()).add(t)
@@ -228,11 +230,11 @@ async def play_round(api: Api, pop: Population, round_no: int, *, complete: bool
         len(asked) or 1, [_follow(api, st, t, learner, skill, deadline) for learner, skill, t in asked]
     )
     pop.cancelled += sum(1 for s in found if s is None)
-    skill_of: dict[str, str] = {}
-    for (_, skill, _), session in zip(asked, found, strict=True):
+    skill_of: dict[str, tuple[str, str]] = {}  # session -> (a participant, skill)
+    for (learner, skill, _), session in zip(asked, found, strict=True):
         if session is not None:
-            skill_of[session] = skill
-    infos = await bounded(64, [_appear(api, s, k, round_no) for s, k in skill_of.items()])
+            skill_of[session] = (learner, skill)
+    infos = await bounded(64, [_appear(api, s, who, k, round_no) for s, (who, k) in skill_of.items()])
     sessions = [i for i in infos if i is not None]
     if complete:
         ok = await bounded(64, [_complete(api, info) for info in sessions])

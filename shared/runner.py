@@ -10,6 +10,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from shared.gc_tuning import tune_for_folding
+from shared.settings import get_settings
 
 #: Idle keep-alive connections stay open longer than a proxy keeps them (Caddy: 2 min, most load
 #: balancers 60 s): a service that closes first races the proxy's next request on that connection,
@@ -26,6 +27,15 @@ def serve(name: str, create_app: Callable[[], FastAPI], *, default_port: int) ->
     host = os.environ.get("LEMMA_HOST", "127.0.0.1")
     app = create_app()
     tune_for_folding()  # after start-up: what the app built stays out of the collector's way
+    # the client's address (what the per-address limit counts) is the X-Forwarded-For of a
+    # trusted proxy, the gateway, and the connection's own address otherwise
     uvicorn.run(
-        app, host=host, port=port, log_level="warning", access_log=False, timeout_keep_alive=KEEP_ALIVE_S
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        timeout_keep_alive=KEEP_ALIVE_S,
+        proxy_headers=True,
+        forwarded_allow_ips=get_settings().trusted_proxies,
     )

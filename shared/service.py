@@ -29,6 +29,7 @@ from shared.events.envelope import CloudEvent, new_event
 from shared.events.payloads import Payload
 from shared.events.registry import Topic
 from shared.handover import Announcer, VersionSwitch
+from shared.http_security import allow_origins, security_headers_middleware
 from shared.log_records import end_offsets
 from shared.loop_lag import LoopLagMonitor
 from shared.metrics import http_latency_middleware, metrics_response
@@ -38,6 +39,7 @@ from shared.problems import install_problem_handlers
 from shared.projection.faults import RetryPolicy
 from shared.projection.fold import Doc, DocRef, Projection
 from shared.projection.runtime import ProjectionRuntime
+from shared.rate_limits import RateLimiter, address_limit_middleware
 from shared.settings import Settings
 from shared.store import Change, Store, open_store
 from shared.store.versioned import LiveStore
@@ -250,8 +252,13 @@ def create_app(
     app.state.ctx = ctx
     app.state.settings = ctx.settings
     app.state.started = False
+    # the last added runs first: latency sees every answer, limits come before any work
+    app.state.limiter = RateLimiter.from_settings(ctx.name, ctx.settings)
     app.middleware("http")(consistency_middleware(ctx))
+    app.middleware("http")(address_limit_middleware(app.state.limiter))
+    app.middleware("http")(security_headers_middleware())
     app.middleware("http")(http_latency_middleware(ctx.name))
+    allow_origins(app, ctx.settings.cors_origins)
     install_problem_handlers(app)
     install_api_docs(app)
     for router in routers:

@@ -1,7 +1,8 @@
 """One settings class for every service, read from the environment (prefix ``LEMMA_``).
 
-Outside development it refuses to start with the built-in development secret,
-in the manner of the FastAPI full-stack template.
+In production it refuses what only suits development, in the manner of the FastAPI full-stack
+template: HS256 tokens signed with a shared secret (the identity provider's RS256 keys are
+required) and request limits counted apart in each replica.
 """
 
 from __future__ import annotations
@@ -85,12 +86,39 @@ class Settings(BaseSettings):
     # Empty: one SQLite file per service under ``<state_dir>/data/``.
     store_url: str = ""
 
-    # Auth
+    # Auth. Development (and tests) sign HS256 tokens with the secret; production verifies the
+    # identity provider's RS256 tokens against its keys (JWKS) and refuses HS256 altogether.
     jwt_secret: str = DEV_SECRET
     jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
     jwt_jwks_url: str = ""
+    # Every token must name this issuer (``iss``) and this audience (``aud``): a token the
+    # identity provider issued for another application is refused.
     jwt_issuer: str = "lemma"
+    jwt_audience: str = "lemma-api"
+    # Where an RS256 token carries the caller's roles: a claim name, dotted for a nested claim
+    # (``realm_access.roles``); a string or a list of strings. Holding ``jwt_ops_role`` there
+    # makes the caller an operator. HS256 tokens (minted here) carry ``role``.
+    jwt_role_claim: str = Field(default="role", pattern=r"^[A-Za-z0-9_:/.-]{1,200}$")
+    jwt_ops_role: str = Field(default="ops", min_length=1)
     jwt_ttl_s: int = 24 * 3600
+
+    # Request limits (``limits`` notation, e.g. "600/minute"; empty: no limit). Per token: every
+    # route that checks a token counts against its subject. Per IP: every request but the
+    # probes and the scrape counts against the client's address (the proxy's X-Forwarded-For
+    # when it comes from ``trusted_proxies``).
+    rate_limit_per_token: str = "1200/minute"
+    rate_limit_per_ip: str = "12000/minute"
+    # Where the counts are kept (a ``limits`` storage URI): ``memory://`` counts in each process,
+    # so N replicas allow N times the limit; production shares one Redis (``redis://host:6379``)
+    # so replicas count together.
+    rate_limit_storage: str = "memory://"
+    # Concurrent long-polls (``GET /v1/match-requests/{id}?wait=``) one caller may hold open on
+    # one process; one more is answered 429.
+    max_waits_per_caller: int = Field(default=4, ge=1)
+    # Addresses whose X-Forwarded-For names the client (the gateway), comma separated; "*": any.
+    trusted_proxies: str = "127.0.0.1"
+    # Origins of browser clients allowed to call the API across origins (CORS); none by default.
+    cors_origins: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
@@ -106,14 +134,15 @@ class Settings(BaseSettings):
             )
         if self.jwt_algorithm == "RS256" and not self.jwt_jwks_url:
             raise ValueError("LEMMA_JWT_JWKS_URL is required with LEMMA_JWT_ALGORITHM=RS256")
-        if (
-            self.environment == "production"
-            and self.jwt_algorithm == "HS256"
-            and self.jwt_secret == DEV_SECRET
-        ):
+        if self.environment == "production" and self.jwt_algorithm == "HS256":
             raise ValueError(
-                "LEMMA_JWT_SECRET must be set outside development "
-                "(the built-in development secret is refused)"
+                "LEMMA_JWT_ALGORITHM must be RS256 in production: tokens come from the identity "
+                "provider (LEMMA_JWT_JWKS_URL); HS256 tokens are minted only in development"
+            )
+        if self.environment == "production" and self.rate_limit_storage.startswith("memory"):
+            raise ValueError(
+                "LEMMA_RATE_LIMIT_STORAGE must be shared in production (redis://...): "
+                "memory:// counts in each replica, so N replicas would allow N times the limit"
             )
         return self
 

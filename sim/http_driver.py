@@ -429,7 +429,7 @@ class Driver:
         is up or no partner is left for it (then it is left for ``drain``). ``ticket`` is None for a requeue
         not seen yet. The ticket is in ``st.waiting`` until it leaves the queue."""
         try:
-            ticket = await self._follow(st, ticket_id, ticket, deadline)
+            ticket = await self._follow(st, learner, ticket_id, ticket, deadline)
         finally:
             if ticket is not None and ticket["status"] == "matched":
                 st.busy += 1  # its session is under way before the ticket stops counting as waiting
@@ -449,7 +449,7 @@ class Driver:
         st.check()
 
     async def _follow(
-        self, st: _Round, ticket_id: str, ticket: dict[str, Any] | None, deadline: float
+        self, st: _Round, learner: str, ticket_id: str, ticket: dict[str, Any] | None, deadline: float
     ) -> dict[str, Any] | None:
         """The ticket once it is not waiting, or waits past the deadline or hopelessly (None: unknown)."""
         give_up = time.monotonic() + REQUEUE_TIMEOUT_S
@@ -463,7 +463,7 @@ class Driver:
             # a ticket not seen yet: a short wait (the long-poll would hold on once it exists)
             wait = min(MAX_WAIT_S, max(1, math.ceil(left))) if ticket is not None else 1
             path = f"{MATCH}/{ticket_id}"
-            poll = asyncio.ensure_future(self.send(None, "GET", path, TICKET, wait=wait, expect=(404,)))
+            poll = asyncio.ensure_future(self.send(learner, "GET", path, TICKET, wait=wait, expect=(404,)))
             hopeless = asyncio.ensure_future(st.hopeless.wait())
             await asyncio.wait({poll, hopeless}, return_when=asyncio.FIRST_COMPLETED)
             hopeless.cancel()
@@ -503,7 +503,7 @@ class Driver:
             return
         ticket: dict[str, Any] = r.json()
         if r.status_code != 200:  # 202: not settled yet; 409: the engine got there first
-            settled = await self.settled(ticket_id)
+            settled = await self.settled(ticket_id, learner)
             if settled is None:
                 st.left[ticket_id] = learner  # try again
                 return
@@ -518,11 +518,11 @@ class Driver:
         else:
             st.unmatched += 1
 
-    async def settled(self, ticket_id: str) -> dict[str, Any] | None:
+    async def settled(self, ticket_id: str, learner: str) -> dict[str, Any] | None:
         """The ticket once it has left the queue (None if it still waits after ``SETTLE_S``)."""
         give_up = time.monotonic() + SETTLE_S
         while time.monotonic() < give_up:
-            r = await self.send(None, "GET", f"{MATCH}/{ticket_id}", TICKET, wait=2)
+            r = await self.send(learner, "GET", f"{MATCH}/{ticket_id}", TICKET, wait=2)
             if r is None:
                 return None
             ticket: dict[str, Any] = r.json()
@@ -540,19 +540,22 @@ class Driver:
         self.seen.add(session_id)
         self.result.sessions += 1
         try:
-            self.result.runs.append(await self._session(st, session_id))
+            self.result.runs.append(await self._session(st, session_id, str(ticket["learner_id"])))
         finally:
             st.advance()
 
-    async def appeared(self, session_id: str) -> dict[str, Any] | None:
-        """The session once the sessions service has folded the match into one."""
+    async def appeared(self, session_id: str, participant: str) -> dict[str, Any] | None:
+        """The session once the sessions service has folded the match into one (read as one of
+        its participants: nobody else may)."""
         deadline = time.monotonic() + self.session_timeout
         pause = 0.3  # the fold is a broker hop away: polling sooner only loads the stack
         while time.monotonic() < deadline:
             await asyncio.sleep(pause)
             pause = min(1.0, pause * 1.5)
             try:
-                r = await self.http.pick(session_id).get(SESSION.replace("{session}", session_id))
+                r = await self.http.pick(session_id).get(
+                    SESSION.replace("{session}", session_id), headers=self.headers(participant)
+                )
             except httpx.HTTPError:
                 continue
             if r.status_code == 200:
@@ -565,9 +568,9 @@ class Driver:
         path = f"{SESSION.replace('{session}', session_id)}/{what}"
         return await self.send(actor, "POST", path, f"{SESSION}/{what}", json=json) is not None
 
-    async def _session(self, st: _Round, session_id: str) -> SessionRun:
+    async def _session(self, st: _Round, session_id: str, participant: str) -> SessionRun:
         round_no = st.plan.number
-        view = await self.appeared(session_id)
+        view = await self.appeared(session_id, participant)
         if view is None:
             return SessionRun(session_id, st.plan.skill, round_no, (), "failed")
         async with self.slots:

@@ -8,6 +8,11 @@ without rewriting the page); Swagger UI's files come from the service itself
 through it: not ``/metrics``, ``/readyz``, ``/asyncapi.json`` nor the ``/ops`` routes.
 Operators and Prometheus reach those on each service's own port.
 
+It also holds what a client may send: a request body of at most ``MAX_BODY`` (413 beyond) and
+request headers of at most ``MAX_HEADERS`` (431 beyond), so a huge upload or header never
+reaches a service; and it adds the browser security headers to its own answers (the services
+set them, and the pages' Content-Security-Policy, on theirs: ``shared.http_security``).
+
 A service with several replicas is one upstream pool: Caddy takes turns between them, checks
 each replica's ``/readyz`` every second (active health checks: a replica answering anything
 but 200, or nothing, twice in a row gets no requests until it answers 200 again), marks a
@@ -61,16 +66,34 @@ FAIL_DURATION = "5s"  # a replica Caddy could not reach is skipped this long
 TRY_DURATION = "5s"  # how long a request may wait for a replica that answers
 
 
+#: The largest request body and request headers the gateway takes: a rating with its longest
+#: comment is under 3 KB, a waitlist form under 1 KB.
+MAX_BODY = "64KB"
+MAX_HEADERS = "16KB"
+
+#: Set on every answer that does not carry them already (``?``: only if absent).
+SECURITY_HEADERS = """\theader {
+\t\t?X-Content-Type-Options "nosniff"
+\t\t?Referrer-Policy "no-referrer"
+\t\t?X-Frame-Options "DENY"
+\t}"""
+
+#: A body over ``MAX_BODY``: a problem, as every refusal is.
+TOO_LARGE = f"""\t\t@too_large expression {{err.status_code}} == 413
+\t\thandle @too_large {{
+\t\t\theader Content-Type "application/problem+json"
+\t\t\trespond `{{"type":"about:blank","title":"Content Too Large","status":413,"detail":"the request \
+body is larger than {MAX_BODY}"}}` 413
+\t\t}}"""
+
 #: What the gateway answers when no replica could (none up, or the one asked died mid-answer):
 #: a 503 problem with Retry-After, whatever the proxy's own error was (502, 503, 504). A
 #: service's own answers, 5xx included, pass through untouched.
-UNAVAILABLE = """\thandle_errors 502 503 504 {
-\t\theader Content-Type "application/problem+json"
+UNAVAILABLE = """\t\theader Content-Type "application/problem+json"
 \t\theader Retry-After "1"
 \t\trespond `{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"no replica of \
 this service answered; try again (a write may or may not have been applied: commands are idempotent \
-or refuse a repeat with 409)"}` 503
-\t}"""
+or refuse a repeat with 409)"}` 503"""
 
 
 def upstreams_of(ports: int | Sequence[int]) -> list[str]:
@@ -170,10 +193,17 @@ def render_caddyfile(gateway_port: int, services: Mapping[str, int | Sequence[in
 	auto_https off
 	grace_period 2s
 	storage file_system {caddy_dir / "data"}
+	servers {{
+		max_header_size {MAX_HEADERS}
+	}}
 }}
 
 http://:{gateway_port} {{
 	bind 127.0.0.1
+	request_body {{
+		max_size {MAX_BODY}
+	}}
+{SECURITY_HEADERS}
 {routes}
 	handle / {{
 		header Content-Type "text/html; charset=utf-8"
@@ -182,6 +212,12 @@ http://:{gateway_port} {{
 	handle {{
 		respond "not found: no service owns this path" 404
 	}}
-{UNAVAILABLE}
+	handle_errors {{
+{TOO_LARGE}
+		@unavailable expression {{err.status_code}} in [502, 503, 504]
+		handle @unavailable {{
+	{UNAVAILABLE.replace(chr(10), chr(10) + chr(9))}
+		}}
+	}}
 }}
 """

@@ -5,6 +5,9 @@ from the per-skill keyspace; both are descending key-prefix scans. A prefix scan
 ``x`` also reaches learner ``x/y``'s keys, so rows are kept only if their document is the
 learner's (and the skill's). The cursor is opaque: it names the query it was issued for
 and the last key returned, and is refused (422) for any other query.
+
+Anyone may read a trail, but only the learner concerned (and operators, by token) sees who
+rated them and how on each rubric dimension; anyone else sees what the passport shows.
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from services.evidence.domain import trail_prefix
 from services.evidence.projection import EVIDENCE, EVIDENCE_BY_SKILL
+from shared.auth import MaybePrincipalDep
 from shared.catalog import get_catalog
 from shared.problems import Problem
 from shared.service import ContextDep
@@ -31,12 +35,14 @@ class EvidenceItem(BaseModel):
     learner_id: str
     skill: str
     specialty: str | None
-    session_id: str
-    rater_id: str
-    scores: dict[str, int]
+    session_id: str | None = Field(description="shown to the learner concerned and operators only")
+    rater_id: str | None = Field(description="shown to the learner concerned and operators only")
+    scores: dict[str, int] | None = Field(
+        description="each rubric dimension's score; shown to the learner concerned and operators only"
+    )
     format: str | None
     occurred_at: str
-    mean_score: float
+    mean_score: float = Field(description="the rating's mean rubric score, as the passport shows it")
 
 
 class EvidencePage(BaseModel):
@@ -64,9 +70,12 @@ def _decode_cursor(cursor: str, query: list[str | None], prefix: str) -> str:
     return key
 
 
-def _item(doc: dict[str, Any]) -> EvidenceItem:
+def _item(doc: dict[str, Any], *, full: bool) -> EvidenceItem:
+    """An item; without ``full`` (a stranger asks) only what the passport shows: no rater, no
+    session (which names the partner), no per-dimension scores."""
     scores = doc["scores"]
-    return EvidenceItem(**doc, mean_score=round(sum(scores.values()) / len(scores), 3))
+    item = EvidenceItem(**doc, mean_score=round(sum(scores.values()) / len(scores), 3))
+    return item if full else item.model_copy(update={"session_id": None, "rater_id": None, "scores": None})
 
 
 def _keep(learner_id: str, skill: str | None, specialty: str | None) -> Callable[[dict[str, Any]], bool]:
@@ -84,6 +93,7 @@ def _keep(learner_id: str, skill: str | None, specialty: str | None) -> Callable
 @router.get("/evidence", response_model=EvidencePage)
 async def evidence_trail(
     ctx: ContextDep,
+    principal: MaybePrincipalDep,
     learner_id: str = Query(min_length=1),
     skill: str | None = None,
     specialty: str | None = None,
@@ -108,7 +118,8 @@ async def evidence_trail(
         after = rows[-1][0]
     page = found[:limit]
     more = len(found) > limit
+    full = principal is not None and (principal.is_ops or principal.learner_id == learner_id)
     return EvidencePage(
-        items=[_item(doc) for _, doc in page],
+        items=[_item(doc, full=full) for _, doc in page],
         next_cursor=_encode_cursor(query, page[-1][0]) if more else None,
     )

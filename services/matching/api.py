@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.matching import domain
 from services.matching.domain import BUSY, LEVELS, MATCHES, OPEN, TICKETS, learner_key
-from shared.auth import PrincipalDep
+from shared.auth import OpsDep, Principal, PrincipalDep
 from shared.catalog import get_catalog
 from shared.events.envelope import deterministic_id, new_event
 from shared.events.payloads import MatchRequested, Payload
@@ -137,10 +137,18 @@ async def request_match(
     return _view(ticket)
 
 
-@router.get("/match-requests/{ticket_id}", response_model=Ticket)
+@router.get(
+    "/match-requests/{ticket_id}",
+    response_model=Ticket,
+    responses={
+        403: {"description": "The ticket is another learner's"},
+        429: {"description": "The caller already holds as many long-polls as one may"},
+    },
+)
 async def get_match_request(
     ticket_id: str,
     ctx: ContextDep,
+    principal: PrincipalDep,
     request: Request,
     wait: Annotated[
         int,
@@ -151,20 +159,39 @@ async def get_match_request(
         ),
     ] = 0,
 ) -> Ticket:
+    """A ticket, to its learner and operators only; ``wait`` holds the answer until a waiting
+    ticket changes (a few long-polls per caller at a time: one more is answered 429)."""
+
     async def known() -> dict[str, Any] | None:
         return await ctx.store.get(TICKETS, ticket_id)
 
-    ticket = await known() if not wait else await _until(request, wait, known)
-    if ticket is None:
+    ticket = await known()
+    if ticket is None and not wait:
         raise Problem(404, f"no match request {ticket_id!r}")
-    if wait and ticket["status"] == domain.STATUS_WAITING:
+    if ticket is not None:
+        _owner_or_ops(ticket, principal)
+    if not wait or (ticket is not None and ticket["status"] != domain.STATUS_WAITING):
+        assert ticket is not None
+        return _view(ticket)
+    with request.app.state.waits.held(principal.learner_id):
+        if ticket is None:  # a ticket just requested may not be folded yet
+            ticket = await _until(request, wait, known)
+            if ticket is None:
+                raise Problem(404, f"no match request {ticket_id!r}")
+            _owner_or_ops(ticket, principal)
+        if ticket["status"] == domain.STATUS_WAITING:
 
-        async def changed() -> dict[str, Any] | None:
-            now = await known()
-            return now if now is not None and now["status"] != domain.STATUS_WAITING else None
+            async def changed() -> dict[str, Any] | None:
+                now = await known()
+                return now if now is not None and now["status"] != domain.STATUS_WAITING else None
 
-        ticket = await _until(request, wait, changed) or await known() or ticket
+            ticket = await _until(request, wait, changed) or await known() or ticket
     return _view(ticket)
+
+
+def _owner_or_ops(ticket: dict[str, Any], principal: Principal) -> None:
+    if not principal.is_ops and ticket["learner_id"] != principal.learner_id:
+        raise Problem(403, f"match request {ticket['ticket_id']} is another learner's")
 
 
 @router.delete(
@@ -203,7 +230,7 @@ class Ownership(BaseModel):
 
 
 @router.get("/matching/ownership", response_model=Ownership, tags=["ops"])
-async def ownership(ctx: ContextDep, request: Request) -> Ownership:
+async def ownership(ctx: ContextDep, request: Request, _: OpsDep) -> Ownership:
     """Which skills this matcher process decides for (they follow its partitions in the engine group)."""
     matcher = request.app.state.matcher
     return Ownership(

@@ -12,6 +12,7 @@ from services.matching import api, consumers
 from services.matching.engine import Expansion, Rules
 from services.matching.matcher import Matcher
 from services.matching.projection import MatchingProjection
+from services.matching.waits import WaitSlots
 from shared.catalog import get_catalog
 from shared.service import ServiceContext, create_app
 from shared.settings import Settings, get_settings
@@ -91,4 +92,5 @@ def bootstrap(
     app.state.watch = watch
     app.state.matcher = matcher
     app.state.rules = tunables
+    app.state.waits = WaitSlots(NAME, ctx.settings.max_waits_per_caller)
     return app

@@ -2,7 +2,8 @@
 
 Server-rendered from the same projections the JSON routes read (``views`` shapes what is
 shown, the Jinja2 templates in ``templates/`` lay it out), so what the event log says is what
-a person sees. No JavaScript: the waitlist form posts plain form fields.
+a person sees. No JavaScript and no inline style: the waitlist form posts plain form fields,
+and the pages' Content-Security-Policy (``shared.http_security``) allows only the stylesheet.
 """
 
 from __future__ import annotations
@@ -28,7 +29,19 @@ from shared.service import ContextDep
 
 HERE = Path(__file__).parent
 TEMPLATES = Jinja2Templates(directory=HERE / "templates")
-STYLESHEET = (HERE / "static" / "lemma.css").read_bytes()
+
+
+def step(percent: float) -> int:
+    """A share as a whole percent, 0..100: bars and gauges are drawn with one class per step
+    (``w-58``, ``share-58``), since the pages' Content-Security-Policy allows no inline style."""
+    return max(0, min(100, round(percent)))
+
+
+TEMPLATES.env.filters["step"] = step
+#: The stylesheet, then a width class and a gauge share class for every step.
+STYLESHEET = (HERE / "static" / "lemma.css").read_bytes() + "".join(
+    f".w-{n} {{ width: {n}%; }}\n.share-{n} {{ --share: {n}; }}\n" for n in range(101)
+).encode()
 #: In the stylesheet's URL, so a changed stylesheet is fetched again despite the cache.
 STYLE_VERSION = hashlib.sha256(STYLESHEET).hexdigest()[:12]
 TRAIL_PAGE = 10

@@ -91,11 +91,19 @@ async def _run(
     return await attempt(ctx, once, writer="session")
 
 
-@router.get("/{session_id}", response_model=SessionView)
-async def get_session(session_id: str, ctx: ContextDep) -> SessionView:
+@router.get(
+    "/{session_id}",
+    response_model=SessionView,
+    responses={403: {"description": "The caller is neither a participant nor an operator"}},
+)
+async def get_session(session_id: str, ctx: ContextDep, principal: PrincipalDep) -> SessionView:
+    """A session, to its two participants and operators only (who met whom, and any no-show
+    claim, is not public)."""
     doc = await ctx.store.get(SESSIONS, session_id)
     if doc is None:
         raise Problem(404, f"session {session_id} not found")
+    if not principal.is_ops and principal.learner_id not in doc["participants"]:
+        raise Problem(403, f"only the participants of session {session_id} and operators may read it")
     return _view(doc)
 
 

@@ -73,19 +73,26 @@ async def test_two_learners_from_registration_to_a_scored_passport(stack: StackC
         ]
         assert t_ann["level"] == t_bob["level"] == 2.0, (t_ann, t_bob)
         # the outcome, without polling: the request is held until the ticket's status changes
-        matched = await http.get(f"/v1/match-requests/{t_ann['ticket_id']}", params={"wait": 10})
+        ann_ticket = f"/v1/match-requests/{t_ann['ticket_id']}"
+        matched = await http.get(ann_ticket, params={"wait": 10}, headers=headers(stack, ann))
         assert matched.json()["status"] == "matched", matched.text
         session_id = matched.json()["session_id"]
-        bob_ticket = (await http.get(f"/v1/match-requests/{t_bob['ticket_id']}")).json()
+        bob_ticket = (
+            await http.get(f"/v1/match-requests/{t_bob['ticket_id']}", headers=headers(stack, bob))
+        ).json()
         assert bob_ticket["session_id"] == session_id
+        # a ticket is its learner's: not another's, not anyone's
+        assert (await http.get(ann_ticket, headers=headers(stack, eve))).status_code == 403
+        assert (await http.get(ann_ticket)).status_code == 401
 
         # a malformed record on the sessions topic: dead-lettered, the consumers go on
         await publish_raw(
             stack.kafka_bootstrap, Topic.SESSIONS.value, session_id.encode(), b'{"not": "an event"}'
         )
 
-        await poll(lambda: http.get(f"/v1/sessions/{session_id}"), lambda r: r.status_code == 200)
         s = f"/v1/sessions/{session_id}"
+        await poll(lambda: http.get(s, headers=headers(stack, ann)), lambda r: r.status_code == 200)
+        assert (await http.get(s, headers=headers(stack, eve))).status_code == 403  # not a participant
         assert (await http.post(f"{s}/start", headers=headers(stack, eve))).status_code == 403
         assert (await http.post(f"{s}/start", headers=headers(stack, ann))).status_code == 200
         r = await http.post(
@@ -127,8 +134,11 @@ async def test_two_learners_from_registration_to_a_scored_passport(stack: StackC
             parts = entry["practice"] + entry["proof"] + entry["reliability"] + entry["freshness"]
             assert abs(parts - entry["sci"]) < 0.011, entry
             assert entry["tier"] >= 2 and entry["sessions"] == 1
-            trail = (await http.get("/v1/evidence", params={"learner_id": learner, "skill": SKILL})).json()
+            mine = {"learner_id": learner, "skill": SKILL}
+            trail = (await http.get("/v1/evidence", params=mine, headers=headers(stack, learner))).json()
             assert len(trail["items"]) == 1 and trail["items"][0]["session_id"] == session_id
+            public = (await http.get("/v1/evidence", params=mine)).json()["items"]
+            assert public[0]["rater_id"] is None and public[0]["scores"] is None  # as the passport shows
         assert time.monotonic() - rated_at < 10
 
         after = await poll(

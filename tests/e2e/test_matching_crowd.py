@@ -51,7 +51,8 @@ async def test_a_crowd_is_paired_closely_within_seconds(stack: StackConfig) -> N
         tickets = await asyncio.gather(*(ask(learner) for learner in learners))
 
         async def outcome(ticket: dict[str, object]) -> dict[str, object]:
-            r = await http.get(f"/v1/match-requests/{ticket['ticket_id']}", params={"wait": 10})
+            mine = headers(stack, str(ticket["learner_id"]))
+            r = await http.get(f"/v1/match-requests/{ticket['ticket_id']}", params={"wait": 10}, headers=mine)
             return dict(r.json())
 
         outcomes = await asyncio.gather(*(outcome(t) for t in tickets))
@@ -63,13 +64,14 @@ async def test_a_crowd_is_paired_closely_within_seconds(stack: StackConfig) -> N
         session = {str(o["learner_id"]): str(o["session_id"]) for o in outcomes}
         assert all(partner[partner[x]] == x and session[partner[x]] == session[x] for x in partner)
         assert len(set(session.values())) == len(learners) // 2  # one session per pair, nobody in two
-        for session_id in set(session.values()):
-            r = await http.get(f"/v1/sessions/{session_id}")
+        for learner, session_id in sorted(session.items()):
+            as_participant = headers(stack, learner)
+            r = await http.get(f"/v1/sessions/{session_id}", headers=as_participant)
             for _ in range(50):
                 if r.status_code == 200:
                     break
                 await asyncio.sleep(0.2)
-                r = await http.get(f"/v1/sessions/{session_id}")
+                r = await http.get(f"/v1/sessions/{session_id}", headers=as_participant)
             assert r.status_code == 200, r.text
             assert {session[p] for p in r.json()["participants"]} == {session_id}
 

@@ -287,3 +287,23 @@ async def test_screenshots_of_the_skill_and_passport_pages(
         overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{path} scrolls sideways by {overflow}px at {width} width"
     assert broken == [], "sub-resources that did not load"
+
+
+async def test_the_pages_draw_within_their_content_security_policy(open_page: OpenPage, scene: Scene) -> None:
+    """No script, no inline style: the browser refuses nothing the pages need, and the bars and
+    the gauge are drawn from the stylesheet's classes."""
+    page = await open_page()
+    refused: list[str] = []
+    page.on("console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None)
+    for path in (f"/skills/{SKILL}", f"/passports/{scene.ann.handle}"):
+        response = await page.goto(path)
+        assert response is not None and response.status == 200
+        policy = response.headers["content-security-policy"]
+        assert "default-src 'none'" in policy and "script-src" not in policy, policy
+        widths = await page.eval_on_selector_all(
+            ".fill", "els => els.map(e => e.getBoundingClientRect().width)"
+        )
+        assert widths and max(widths) > 0, f"{path}: no bar is drawn"
+    share = await page.eval_on_selector(".gauge", "e => getComputedStyle(e).getPropertyValue('--share')")
+    assert share.strip() not in ("", "0"), share
+    assert refused == [], refused

@@ -53,10 +53,16 @@ async def test_complete_then_ask_for_a_partner_and_read_the_passport_with_no_sle
             assert r.status_code == 202 and STALE_HEADER not in r.headers, r.text
             assert r.json()["level"] >= 2.0, r.json()  # advanced, not the default
             tickets.append(r.json()["ticket_id"])
-        matched = await http.get(f"/v1/match-requests/{tickets[0]}", params={"wait": 15})
+        matched = await http.get(
+            f"/v1/match-requests/{tickets[0]}", params={"wait": 15}, headers=headers(stack, ann)
+        )
         assert matched.json()["status"] == "matched", matched.text
         session = f"/v1/sessions/{matched.json()['session_id']}"
-        await poll(lambda: http.get(session), lambda r: r.status_code == 200, what="the session")
+        await poll(
+            lambda: http.get(session, headers=headers(stack, ann)),
+            lambda r: r.status_code == 200,
+            what="the session",
+        )
 
         assert (await http.post(f"{session}/start", headers=headers(stack, ann))).status_code == 200
         completed = await http.post(f"{session}/complete", headers=headers(stack, bob))

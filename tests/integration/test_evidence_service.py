@@ -7,12 +7,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from services.evidence.app import bootstrap
+from shared.auth import mint_token
 from shared.catalog import get_catalog
 from shared.events import CloudEvent, decode, new_event
 from shared.events.payloads import RatingSubmitted, SessionCompleted, SessionScheduled
 from shared.events.registry import Topic
 from shared.settings import Settings
-from tests.support.apps import serving
+from tests.support.apps import ops_headers, serving
 from tests.support.kafka import eventually, publish, publish_raw, read_until
 
 SCORES = {
@@ -22,6 +23,10 @@ SCORES = {
     "generalization": 4,
     "deployment": 2,
 }
+
+
+def as_(cfg: Settings, learner: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {mint_token(cfg, learner)}"}
 
 
 def settings(kafka: str, tmp_path: Path) -> Settings:
@@ -61,13 +66,14 @@ async def test_completed_session_ratings_become_evidence(kafka: str, tmp_path: P
             time=t0,
         ),
     ]
-    async with serving(bootstrap(settings(kafka, tmp_path))) as client:
+    cfg = settings(kafka, tmp_path)
+    async with serving(bootstrap(cfg)) as client:
         await publish(kafka, events)
         await publish(kafka, events[-1:])  # a duplicate delivery must not count twice
         await publish_raw(kafka, Topic.SESSIONS.value, sid.encode(), b"{not json")
 
         async def trail() -> list[dict[str, object]]:
-            r = await client.get("/v1/evidence", params={"learner_id": "bob"})
+            r = await client.get("/v1/evidence", params={"learner_id": "bob"}, headers=as_(cfg, "bob"))
             items: list[dict[str, object]] = r.json()["items"]
             return [i for i in items if i["session_id"] == sid]
 
@@ -75,6 +81,20 @@ async def test_completed_session_ratings_become_evidence(kafka: str, tmp_path: P
         assert isinstance(items, list) and len(items) == 1
         assert items[0]["session_id"] == sid and items[0]["rater_id"] == "ann"
         assert items[0]["specialty"] == "nlp" and items[0]["format"] == "build"
+        assert items[0]["scores"] == SCORES
+        # anyone else (the rater too) sees what the passport shows: no rater, session or scores
+        shown = {"evidence_id", "learner_id", "skill", "specialty", "format", "occurred_at", "mean_score"}
+        for caller in ({}, as_(cfg, "ann")):
+            r = await client.get("/v1/evidence", params={"learner_id": "bob"}, headers=caller)
+            public = [i for i in r.json()["items"] if i["evidence_id"] == items[0]["evidence_id"]]
+            assert len(public) == 1 and {k for k, v in public[0].items() if v is not None} == shown
+            assert public[0]["mean_score"] == items[0]["mean_score"]
+        ops = await client.get("/v1/evidence", params={"learner_id": "bob"}, headers=ops_headers(cfg))
+        assert any(i["rater_id"] == "ann" for i in ops.json()["items"])
+        forged = {"Authorization": "Bearer not-a-token"}  # a token that is sent must be good
+        assert (
+            await client.get("/v1/evidence", params={"learner_id": "bob"}, headers=forged)
+        ).status_code == 401
 
         recorded = await read_until(
             kafka,
@@ -104,12 +124,15 @@ async def test_an_empty_store_is_rebuilt_from_the_start_of_the_log(kafka: str, t
     events = a_session(sid, "machine-learning", ("cat", "dan"), t0, [("dan", "cat", SCORES)])
     for generation in ("first", "rebuilt"):
         state = tmp_path / generation
-        async with serving(bootstrap(settings(kafka, state))) as client:
+        cfg = settings(kafka, state)
+        async with serving(bootstrap(cfg)) as client:
             if generation == "first":
                 await publish(kafka, events)
 
-            async def trail() -> list[dict[str, object]]:
-                r = await client.get("/v1/evidence", params={"learner_id": "cat"})
+            cat = as_(cfg, "cat")
+
+            async def trail(cat: dict[str, str] = cat) -> list[dict[str, object]]:
+                r = await client.get("/v1/evidence", params={"learner_id": "cat"}, headers=cat)
                 items: list[dict[str, object]] = r.json()["items"]
                 return [i for i in items if i["session_id"] == sid]
 
@@ -160,6 +183,7 @@ async def test_a_rating_that_does_not_fit_the_rubric_is_dead_lettered(kafka: str
         f"{sid}-ok", ml, (ann, bob), datetime(2026, 11, 3, 10, 0, tzinfo=UTC), [(bob, ann, rubric(ml))]
     )
     async with serving(bootstrap(settings(kafka, tmp_path))) as client:
+        client.headers.update(ops_headers(settings(kafka, tmp_path)))
         await publish(kafka, events)
         dead = await read_until(
             kafka, Topic.DLQ.value, lambda rs: any(json.loads(r.value)["data"]["key"] == sid for r in rs)
@@ -193,6 +217,7 @@ async def test_the_trail_is_newest_first_across_skills_and_only_the_learners(
         *a_session(f"n-{run}", be, (nested, other), t0 + timedelta(hours=3), [(other, nested, rubric(be))]),
     ]
     async with serving(bootstrap(settings(kafka, tmp_path))) as client:
+        client.headers.update(ops_headers(settings(kafka, tmp_path)))
         await publish(kafka, events)
 
         async def nested_trail() -> list[dict[str, object]]:

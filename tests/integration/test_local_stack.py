@@ -169,6 +169,20 @@ def test_stack_serves_every_service_stops_clean_and_keeps_its_log(tmp_path: Path
             assert "/passport/docs" in gw.get("/").text
             assert "/sci/openapi.json" in gw.get("/sci/docs").text
             assert gw.get("/sci/openapi.json").json()["info"]["title"]
+            for inner in ("/metrics", "/readyz", "/healthz", "/asyncapi.json", "/ops/projections"):
+                assert gw.get(inner).status_code == 404, inner
+            assert gw.get("/v1/matching/ownership").status_code == 404
+            # what a client may send: bodies and headers are held to a size at the door
+            huge = gw.post("/v1/waitlist", json={"email": "x" * 100_000 + "@example.com"})
+            assert huge.status_code == 413 and huge.json()["status"] == 413, huge.text
+            assert gw.get("/v1/skills", headers={"X-Padding": "x" * 40_000}).status_code == 431
+            # browser security headers on the gateway's own answers and the services' pages
+            for path in ("/", "/skills/machine-learning", "/v1/skills"):
+                answer = gw.get(path)
+                assert answer.headers["X-Content-Type-Options"] == "nosniff", path
+                assert answer.headers["X-Frame-Options"] == "DENY", path
+            page_policy = gw.get("/skills/machine-learning").headers["Content-Security-Policy"]
+            assert "script-src" not in page_policy and "default-src 'none'" in page_policy
 
         assert stat.S_IMODE((config.state_dir / "jwt-secret").stat().st_mode) == 0o600
         listed = CliRunner().invoke(lemma, ["projections", "list", "--state-dir", str(config.state_dir)])

@@ -96,13 +96,21 @@ async def test_closest_levels_are_paired_and_the_match_is_published(
         r_cat = await request(cat)
         assert r_cat.status_code == 202, r_cat.text
         # the matcher decides once this process owns the skill; wait for the outcome, no polling
-        waited = await client.get(f"/v1/match-requests/{r_cat.json()['ticket_id']}", params={"wait": 30})
+        cat_path = f"/v1/match-requests/{r_cat.json()['ticket_id']}"
+        waited = await client.get(cat_path, params={"wait": 30}, headers=auth[cat])
         matched = waited.json()
         assert matched["status"] == "matched" and matched["partner_id"] == bob and matched["level"] == 3.0
         session_id = matched["session_id"]
         assert session_id
 
-        bobs = (await client.get(f"/v1/match-requests/{r_bob.json()['ticket_id']}")).json()
+        bob_path = f"/v1/match-requests/{r_bob.json()['ticket_id']}"
+        # a ticket is its learner's (and operators') to read, long-polls included
+        assert (await client.get(bob_path)).status_code == 401
+        assert (await client.get(bob_path, headers=auth[cat])).status_code == 403
+        assert (await client.get(bob_path, params={"wait": 1}, headers=auth[ann])).status_code == 403
+        ops = {"Authorization": f"Bearer {mint_token(cfg, 'operator', role='ops')}"}
+        assert (await client.get(bob_path, headers=ops)).json()["learner_id"] == bob
+        bobs = (await client.get(bob_path, headers=auth[bob])).json()
         assert bobs["status"] == "matched" and bobs["session_id"] == session_id and bobs["partner_id"] == cat
         assert bobs["learner_id"] == bob and bobs["requested_at"]
 
@@ -124,7 +132,7 @@ async def test_closest_levels_are_paired_and_the_match_is_published(
         no_token = await client.post("/v1/match-requests", json={"skill": ML})
         assert no_token.status_code == 401
         assert no_token.headers["content-type"].startswith("application/problem+json")
-        assert (await client.get("/v1/match-requests/nope")).status_code == 404
+        assert (await client.get("/v1/match-requests/nope", headers=auth[ann])).status_code == 404
 
         def mine(records: list[object]) -> list[object]:
             return [
@@ -178,6 +186,10 @@ async def test_waiting_tickets_survive_a_restart_and_a_rebuild(
     cfg = settings(private_kafka, tmp_path / "first")
     tight = MatchingRules(expansions="0:0.1")  # nobody pairs: 1, 2 and 4 are too far apart
     await private_kafka.publish([claim(who, level, t0) for who, level in learners.items()])
+
+    def auth_of(who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {mint_token(cfg, who)}"}
+
     app = bootstrap(cfg, rules=tight)
     async with serving(app) as client:
 
@@ -210,8 +222,8 @@ async def test_waiting_tickets_survive_a_restart_and_a_rebuild(
                 return found if found == set(tickets) else None
 
             assert await eventually(settled, timeout=30) == set(tickets), label
-            for ticket in tickets:
-                body = (await client.get(f"/v1/match-requests/{ticket}")).json()
+            for ticket, owner in tickets.items():
+                body = (await client.get(f"/v1/match-requests/{ticket}", headers=auth_of(owner))).json()
                 assert body["status"] == "waiting", (label, body)
 
 
@@ -228,7 +240,8 @@ async def test_a_partner_who_showed_up_is_put_back_first_and_a_no_show_is_busy_u
             await client.post("/v1/match-requests", json={"skill": ML, "specialty": "nlp"}, headers=auth[ann])
         ).json()
         await client.post("/v1/match-requests", json={"skill": ML}, headers=auth[bob])
-        matched = (await client.get(f"/v1/match-requests/{first['ticket_id']}", params={"wait": 30})).json()
+        first_path = f"/v1/match-requests/{first['ticket_id']}"
+        matched = (await client.get(first_path, params={"wait": 30}, headers=auth[ann])).json()
         assert matched["status"] == "matched", matched
         session = matched["session_id"]
         partner = matched["partner_id"]
@@ -248,7 +261,7 @@ async def test_a_partner_who_showed_up_is_put_back_first_and_a_no_show_is_busy_u
         requeued = requeue_ticket_id(session, ann)
 
         async def put_back() -> dict[str, Any] | None:
-            r = await client.get(f"/v1/match-requests/{requeued}")
+            r = await client.get(f"/v1/match-requests/{requeued}", headers=auth[ann])
             return r.json() if r.status_code == 200 else None
 
         back = await eventually(put_back, timeout=30)
@@ -257,7 +270,9 @@ async def test_a_partner_who_showed_up_is_put_back_first_and_a_no_show_is_busy_u
         assert back["requested_at"] == first["requested_at"] and back["specialty"] == "nlp"
         # the next learner is paired with her at once, ahead of anyone newer
         await client.post("/v1/match-requests", json={"skill": ML}, headers=auth[cy])
-        done = (await client.get(f"/v1/match-requests/{requeued}", params={"wait": 30})).json()
+        done = (
+            await client.get(f"/v1/match-requests/{requeued}", params={"wait": 30}, headers=auth[ann])
+        ).json()
         assert done["status"] == "matched" and done["partner_id"] == cy, done
 
 
@@ -265,14 +280,11 @@ async def test_a_lone_ticket_expires_after_its_time_to_live(private_kafka: Names
     cfg = settings(private_kafka, tmp_path)
     who = f"lone-{uuid.uuid4().hex[:8]}"
     app = bootstrap(cfg, rules=MatchingRules(expansions="0:0.01", ttl_s=2, sweep_interval_s=0.2))
+    mine = {"Authorization": f"Bearer {mint_token(cfg, who)}"}
     async with serving(app) as client:
-        r = await client.post(
-            "/v1/match-requests",
-            json={"skill": "data-engineering"},
-            headers={"Authorization": f"Bearer {mint_token(cfg, who)}"},
-        )
+        r = await client.post("/v1/match-requests", json={"skill": "data-engineering"}, headers=mine)
         ticket = r.json()["ticket_id"]
-        gone = (await client.get(f"/v1/match-requests/{ticket}", params={"wait": 30})).json()
+        gone = (await client.get(f"/v1/match-requests/{ticket}", params={"wait": 30}, headers=mine)).json()
         assert gone["status"] == "expired", gone
 
         def expiry_published(rs: list[Any]) -> bool:
@@ -308,6 +320,8 @@ async def test_a_replica_joining_takes_skills_with_their_waiting_tickets_from_th
     def who(level: str, skill: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {mint_token(cfg[0], f'{level}-{skill}-{run}')}"}
 
+    ops = {"Authorization": f"Bearer {mint_token(cfg[0], 'operator', role='ops')}"}
+
     first = bootstrap(cfg[0], rules=tight)
     async with serving(first) as one:
 
@@ -326,7 +340,9 @@ async def test_a_replica_joining_takes_skills_with_their_waiting_tickets_from_th
         async with serving(second) as two:
 
             async def split() -> bool:
-                owned = [(await c.get("/v1/matching/ownership")).json()["skills"] for c in (one, two)]
+                owned = [
+                    (await c.get("/v1/matching/ownership", headers=ops)).json()["skills"] for c in (one, two)
+                ]
                 return bool(owned[1]) and sorted(owned[0] + owned[1]) == sorted(skills)
 
             await eventually(split, timeout=60)
@@ -339,12 +355,17 @@ async def test_a_replica_joining_takes_skills_with_their_waiting_tickets_from_th
                 assert r.status_code in (200, 202), r.text
                 late[skill] = r.json()["ticket_id"]
             for skill, ticket in late.items():
-                done = (await two.get(f"/v1/match-requests/{ticket}", params={"wait": 30})).json()
+                path = f"/v1/match-requests/{ticket}"
+                done = (await two.get(path, params={"wait": 30}, headers=ops)).json()
                 assert done["status"] == "matched", done
-                partner = (await one.get(f"/v1/match-requests/{waiting[(skill, 'intermediate')]}")).json()
+                partner = (
+                    await one.get(f"/v1/match-requests/{waiting[(skill, 'intermediate')]}", headers=ops)
+                ).json()
                 assert partner["status"] == "matched" and partner["session_id"] == done["session_id"]
                 for level in ("beginner", "expert"):
-                    alone = (await one.get(f"/v1/match-requests/{waiting[(skill, level)]}")).json()
+                    alone = (
+                        await one.get(f"/v1/match-requests/{waiting[(skill, level)]}", headers=ops)
+                    ).json()
                     assert alone["status"] == "waiting", alone
 
     def found(records: list[Any]) -> list[MatchFound]:

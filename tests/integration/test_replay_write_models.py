@@ -25,7 +25,7 @@ from shared.settings import Settings
 from shared.store.sqlite import SqliteStore
 from tests.integration.test_replay import cli_env
 from tests.integration.test_sessions_service import SCORES, match
-from tests.support.apps import serving
+from tests.support.apps import ops_headers, serving
 from tests.support.kafka import Namespace, eventually
 
 SKILL = "machine-learning"
@@ -59,6 +59,7 @@ async def test_sessions_are_rebuilt_from_the_log_as_the_commands_left_them(
     cli_env(monkeypatch, ns, tmp_path)
     await ns.publish([event for sid, a, b in pairs for event in match(sid, a, b)])
     async with serving(sessions_app(settings)) as client:
+        client.headers.update(ops_headers(settings))  # reads as an operator; commands as the learner
 
         async def post(sid: str, action: str, who: str, body: object = None) -> httpx.Response:
             return await client.post(f"/v1/sessions/{sid}/{action}", json=body, headers=auth(settings, who))
@@ -243,6 +244,7 @@ async def test_commands_during_a_sessions_hand_over_are_never_lost_nor_seen_undo
     cli_env(monkeypatch, ns, tmp_path)
     await ns.publish([event for sid, a, b in pairs for event in match(sid, a, b)])
     async with serving(sessions_app(settings)) as client:
+        client.headers.update(ops_headers(settings))  # reads as an operator; commands as the learner
         await eventually(lambda: all_scheduled(client, [sid for sid, _, _ in pairs]), timeout=30)
         seen: dict[str, tuple[int, int]] = {}  # session -> (step, ratings) at its furthest
         problems: list[str] = []

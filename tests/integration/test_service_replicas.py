@@ -25,7 +25,7 @@ from shared.events import decode
 from shared.events.registry import Topic
 from shared.settings import Settings
 from tests.integration.test_sessions_service import SCORES, match
-from tests.support.apps import serving
+from tests.support.apps import ops_headers, serving
 from tests.support.kafka import Namespace, eventually
 
 
@@ -48,6 +48,8 @@ async def test_two_sessions_replicas_take_ratings_at_once_and_relay_each_event_o
     sid, ann, bob = f"m-{run}", f"ann-{run}", f"bob-{run}"
     await ns.publish(match(sid, ann, bob))
     async with replicas(sessions_app, cfg) as (one, two):
+        for client in (one, two):
+            client.headers.update(ops_headers(cfg[0]))  # reads as an operator
 
         async def scheduled(client: httpx.AsyncClient) -> bool:
             return (await client.get(f"/v1/sessions/{sid}")).status_code == 200

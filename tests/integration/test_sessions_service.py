@@ -83,7 +83,7 @@ async def test_session_lifecycle_ratings_and_refusals(kafka: str, tmp_path: Path
     async with serving(bootstrap(cfg)) as client:
 
         async def session(session_id: str) -> dict[str, object] | None:
-            r = await client.get(f"/v1/sessions/{session_id}")
+            r = await client.get(f"/v1/sessions/{session_id}", headers=auth[ann])
             return r.json() if r.status_code == 200 else None
 
         await eventually(lambda: session(other), timeout=20)
@@ -103,7 +103,12 @@ async def test_session_lifecycle_ratings_and_refusals(kafka: str, tmp_path: Path
         assert (await post(f"{sid}/start", None)).status_code == 401
         assert (await post(f"{sid}/start", cat)).status_code == 403
         assert (await post(f"m-nope-{run}/start", ann)).status_code == 404
-        assert (await client.get(f"/v1/sessions/m-nope-{run}")).status_code == 404
+        assert (await client.get(f"/v1/sessions/m-nope-{run}", headers=auth[ann])).status_code == 404
+        # who met whom is for the two of them and operators only
+        assert (await client.get(f"/v1/sessions/{sid}")).status_code == 401
+        assert (await client.get(f"/v1/sessions/{sid}", headers=auth[cat])).status_code == 403
+        ops = {"Authorization": f"Bearer {mint_token(cfg, 'operator', role='ops')}"}
+        assert (await client.get(f"/v1/sessions/{sid}", headers=ops)).json()["participants"] == [ann, bob]
         assert (await post(f"{sid}/complete", ann)).status_code == 409
         early = await post(f"{sid}/ratings", ann, rating)
         assert early.status_code == 409

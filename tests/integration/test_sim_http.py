@@ -43,7 +43,8 @@ def test_a_small_population_driven_through_the_gateway_shows_on_the_skill_page(t
         assert result.ratings == 2 * result.completed
 
         secret = Settings(jwt_secret=demo.secret(config))
-        with httpx.Client(base_url=config.gateway_url, timeout=10) as http:
+        ops = {"Authorization": f"Bearer {mint_token(secret, 'operator', role='ops')}"}
+        with httpx.Client(base_url=config.gateway_url, timeout=10, headers=ops) as http:
             # the sessions ran with the partners the engine chose, and ended as the driver says
             for run in result.runs:
                 session = http.get(f"/v1/sessions/{run.session_id}").json()

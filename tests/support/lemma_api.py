@@ -73,8 +73,10 @@ class LemmaApi:
         )
         assert r.status_code == 200, r.text
 
-    async def get(self, path: str, **params: Any) -> Any:
-        r = await self.http.get(path, params=params)
+    async def get(self, path: str, as_: str | None = None, **params: Any) -> Any:
+        """GET ``path``, anonymously or as learner ``as_`` (tickets, sessions and a learner's own
+        evidence are only shown to those concerned)."""
+        r = await self.http.get(path, params=params, headers=self.auth(as_) if as_ else None)
         assert r.status_code == 200, f"GET {path}: {r.status_code} {r.text}"
         return r.json()
 
@@ -95,8 +97,8 @@ class LemmaApi:
         apart in level than 0.25 wait 10 s, until the window widens."""
         tickets = [await self.ask(first, skill), await self.ask(second, skill)]
         sessions = set()
-        for ticket in tickets:
-            found = await self.get(f"/v1/match-requests/{ticket}", wait=wait)
+        for learner, ticket in zip((first, second), tickets, strict=True):
+            found = await self.get(f"/v1/match-requests/{ticket}", as_=learner, wait=wait)
             assert found["status"] == "matched", found
             sessions.add(found["session_id"])
         assert len(sessions) == 1, f"{first} and {second} were not paired together: {sessions}"
@@ -104,7 +106,11 @@ class LemmaApi:
 
     async def complete(self, session_id: str, by: str) -> None:
         s = f"/v1/sessions/{session_id}"
-        await poll(lambda: self.http.get(s), lambda r: r.status_code == 200, what=f"session {session_id}")
+        await poll(
+            lambda: self.http.get(s, headers=self.auth(by)),
+            lambda r: r.status_code == 200,
+            what=f"session {session_id}",
+        )
         for step in ("start", "complete"):
             r = await self.http.post(f"{s}/{step}", headers=self.auth(by))
             assert r.status_code == 200, f"{step}: {r.text}"
@@ -119,7 +125,8 @@ class LemmaApi:
 
     async def evidence(self, learner_id: str, skill: str) -> list[dict[str, Any]]:
         """The learner's evidence items in the skill, newest first (the first page)."""
-        return list((await self.get("/v1/evidence", learner_id=learner_id, skill=skill))["items"])
+        page = await self.get("/v1/evidence", as_=learner_id, learner_id=learner_id, skill=skill)
+        return list(page["items"])
 
     async def passport_skill(self, who: str, skill: str) -> dict[str, Any] | None:
         entries = (await self.get(f"/v1/passports/{who}"))["skills"]

@@ -9,10 +9,31 @@ from shared.auth import mint_token, verify_token
 from shared.settings import DEV_SECRET, Settings
 
 
-def test_production_refuses_the_development_secret() -> None:
-    with pytest.raises(ValueError, match="LEMMA_JWT_SECRET"):
-        Settings(environment="production")
-    assert Settings(environment="production", jwt_secret="a-real-secret-from-the-environment")
+def test_production_refuses_hs256_and_limits_counted_per_replica() -> None:
+    with pytest.raises(ValueError, match="RS256"):
+        Settings(environment="production", jwt_secret="a-real-secret-from-the-environment")
+    jwks = "https://idp.example/jwks.json"
+    with pytest.raises(ValueError, match="RATE_LIMIT_STORAGE"):
+        Settings(environment="production", jwt_algorithm="RS256", jwt_jwks_url=jwks)
+    assert Settings(
+        environment="production",
+        jwt_algorithm="RS256",
+        jwt_jwks_url=jwks,
+        rate_limit_storage="redis://cache:6379",
+    )
+
+
+def test_tokens_are_minted_only_in_development() -> None:
+    from shared.auth import MintingRefused
+
+    production = Settings(
+        environment="production",
+        jwt_algorithm="RS256",
+        jwt_jwks_url="https://idp.example/jwks.json",
+        rate_limit_storage="redis://cache:6379",
+    )
+    with pytest.raises(MintingRefused):
+        mint_token(production, "ann")
 
 
 def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -68,11 +89,34 @@ def test_wrong_secret_expired_and_foreign_tokens_fail() -> None:
         verify_token(s, mint_token(other, "a"))
     with pytest.raises(jwt.InvalidTokenError):
         verify_token(s, mint_token(s, "a", ttl_s=-10))
+    aud = s.jwt_audience
     with pytest.raises(jwt.InvalidTokenError):
         verify_token(
-            s, jwt.encode({"sub": "a", "iss": "elsewhere", "exp": 2**40}, "k" * 32, algorithm="HS256")
+            s,
+            jwt.encode(
+                {"sub": "a", "iss": "elsewhere", "aud": aud, "exp": 2**40}, "k" * 32, algorithm="HS256"
+            ),
         )
     with pytest.raises(jwt.InvalidTokenError, match="exp"):
-        verify_token(s, jwt.encode({"sub": "a", "iss": "lemma"}, "k" * 32, algorithm="HS256"))
+        verify_token(s, jwt.encode({"sub": "a", "iss": "lemma", "aud": aud}, "k" * 32, algorithm="HS256"))
     with pytest.raises(jwt.InvalidTokenError):
-        verify_token(s, jwt.encode({"sub": "a", "iss": "lemma", "exp": 2**40}, "k" * 64, algorithm="HS512"))
+        verify_token(
+            s, jwt.encode({"sub": "a", "iss": "lemma", "aud": aud, "exp": 2**40}, "k" * 64, algorithm="HS512")
+        )
+
+
+def test_a_token_for_another_audience_or_none_is_refused() -> None:
+    s = Settings(jwt_secret="k" * 32)
+    claims = {"sub": "a", "iss": "lemma", "exp": 2**40, "role": "ops"}
+    with pytest.raises(jwt.InvalidTokenError, match="aud"):
+        verify_token(s, jwt.encode(claims, "k" * 32, algorithm="HS256"))
+    with pytest.raises(jwt.InvalidAudienceError):
+        verify_token(s, jwt.encode({**claims, "aud": "another-app"}, "k" * 32, algorithm="HS256"))
+    assert verify_token(s, jwt.encode({**claims, "aud": s.jwt_audience}, "k" * 32, algorithm="HS256")).is_ops
+
+
+def test_only_the_configured_ops_role_makes_an_operator() -> None:
+    s = Settings(jwt_secret="k" * 32)
+    assert not verify_token(s, mint_token(s, "a", role="admin")).is_ops
+    assert not verify_token(s, mint_token(s, "a", role="OPS")).is_ops
+    assert verify_token(s, mint_token(s, "a", role="ops")).is_ops
