@@ -32,7 +32,7 @@ from typing import Any
 from bench.faults_checks import run_fault_checks
 from bench.faults_inject import Injector
 from bench.faults_traffic import Traffic
-from bench.load_setup import Api
+from bench.load_setup import Api, one_address_for_every_learner
 from deploy.local.stack import StackConfig, StackError, start_stack, stop_stack
 from shared.events.registry import Topic
 from shared.settings import Settings
@@ -143,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     say(f"starting {args.brokers} broker(s), {args.replicas} replicas of every service in {state}")
     try:
         try:
+            one_address_for_every_learner()
             start_stack(config, ready_timeout=120.0)
         except StackError as exc:
             say(f"the stack did not start: {exc}\nlast lines of {exc.process}.log:\n{exc.log_tail}")

@@ -51,7 +51,7 @@ from bench.load_http import Pool
 from bench.load_mix import Lifecycle, MixState, MixWorkload
 from bench.load_rating import PlannedRating, RatingPath, RatingResult
 from bench.load_report import Report, step_passes
-from bench.load_setup import Population, build_population
+from bench.load_setup import Population, build_population, one_address_for_every_learner
 from deploy.local import seed as demo
 from deploy.local.stack import StackConfig, StackError, running_processes, start_stack, stop_stack
 from shared.catalog import get_catalog
@@ -295,6 +295,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         began = time.monotonic()
         say(f"stack: {args.brokers} broker(s), {args.replicas} replica(s) of every service in {state_dir}")
+        one_address_for_every_learner()
         start_stack(config, ready_timeout=180.0)
         report.stack_start_s = round(time.monotonic() - began, 1)
         say(f"  up in {report.stack_start_s}s, gateway {config.gateway_url}")

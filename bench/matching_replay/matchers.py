@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from tests.support.processes import start_matching_process
+from tests.support.processes import ops_token_for_processes, start_matching_process
 
 INSTANCES = ("a", "b")
 
@@ -97,7 +97,10 @@ async def wait_for_matchers(matchers: Sequence[Matcher], skills: Sequence[str]) 
                 try:
                     if (await client.get(f"{m.base}/readyz")).status_code != 200:
                         return False
-                    owned[m.instance] = (await client.get(f"{m.base}/v1/matching/ownership")).json()["skills"]
+                    path = f"{m.base}/v1/matching/ownership"
+                    owned[m.instance] = (await client.get(path, headers=ops_token_for_processes())).json()[
+                        "skills"
+                    ]
                 except httpx.TransportError:
                     return False
             every = [s for m in matchers for s in owned[m.instance]]

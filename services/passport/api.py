@@ -18,14 +18,14 @@ from fastapi import APIRouter, Path, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.passport import domain
-from services.passport.domain import HANDLES, LEARNERS, PROFILES, Decision
+from services.passport.domain import ERASURES, HANDLES, LEARNERS, PERSONAL_HANDLES, PROFILES, Decision
 from services.passport.projection import PASSPORTS, SKILL_STATS, passport_skills, skill_figures
 from services.passport.records import add_to_waitlist, find_learner
 from services.passport.trail import MAX_LIMIT, BadCursor, evidence_trail
 from shared.auth import Principal, PrincipalDep
 from shared.catalog import Skill, get_catalog
 from shared.commands import Attempt, attempt
-from shared.events.payloads import LearnerRegistered, SelfLevel
+from shared.events.payloads import SelfLevel
 from shared.freshness_param import DeprecatedAsOf, FreshnessAt, freshness_time
 from shared.problems import Problem
 from shared.service import ContextDep, ServiceContext
@@ -160,9 +160,12 @@ def _may_act_for(principal: Principal, learner_id: str) -> None:
 
 
 async def _learner_or_404(ctx: ServiceContext, who: str) -> dict[str, Any]:
+    """The learner, or 404; 410 for one who erased their data (a deleted learner)."""
     learner = await find_learner(ctx.store, who)
     if learner is None:
         raise Problem(404, f"no learner with id or handle {who!r}")
+    if learner.get("erased"):
+        raise Problem(410, f"{who} is a {domain.DELETED_LEARNER}: they erased their data")
     return learner
 
 
@@ -177,19 +180,27 @@ async def _commit(
         moved = domain.learner_applied(learner, event.data, event.time, event.id)
         if moved is not None:
             learner = docs[(LEARNERS, learner_id)] = moved
-        if isinstance(event.data, LearnerRegistered):  # the handle was free: the command checked
-            docs[(HANDLES, event.data.handle)] = domain.handle_applied(None, event.data, event.time, event.id)
     await tx.commit(docs, events)
     return learner
 
 
-@router.post("/learners", status_code=status.HTTP_201_CREATED, response_model=Learner)
+@router.post(
+    "/learners",
+    status_code=status.HTTP_201_CREATED,
+    response_model=Learner,
+    responses={
+        409: {"description": "The learner is registered already, or the handle is taken"},
+        410: {"description": "The learner erased their data: the account cannot be used again"},
+    },
+)
 async def register(body: Registration, principal: PrincipalDep, ctx: ContextDep) -> Any:
     learner_id = principal.learner_id
 
     async def once(tx: Attempt) -> tuple[dict[str, Any] | None, Decision]:
         existing = await tx.get(LEARNERS, learner_id)
-        owner = await tx.get(HANDLES, body.handle)  # expected absent: the store keeps it unique
+        # expected absent: the store keeps it unique (a handle from before handles left the log
+        # is in ``handles``)
+        owner = await tx.get(PERSONAL_HANDLES, body.handle) or await tx.get(HANDLES, body.handle)
         now = datetime.now(UTC)
         decision = domain.register(
             learner_id,
@@ -197,13 +208,14 @@ async def register(body: Registration, principal: PrincipalDep, ctx: ContextDep)
             body.display_name,
             existing=existing,
             handle_owner=owner,
+            erased=await tx.get(ERASURES, learner_id),
             now=now,
         )
         return await _commit(tx, learner_id, existing, decision, now), decision
 
     learner, decision = await attempt(ctx, once, writer="register")
     assert learner is not None  # registering moves the learner
-    return {**learner, **(decision.docs[(PROFILES, learner_id)] or {})}
+    return {**learner, **(decision.docs[(PROFILES, learner_id)] or {})}  # the handle, the name
 
 
 @router.put("/learners/{learner_id}/skills/{skill}", response_model=Claim)
@@ -236,7 +248,13 @@ async def unclaim_skill(learner_id: str, skill: SkillPath, principal: PrincipalD
     return Claim(learner_id=learner_id, skill=skill, claimed=False, self_level=None)
 
 
-@router.get("/passports/{who}", response_model=Passport)
+GONE: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No learner with this id or handle"},
+    410: {"description": "A deleted learner: they erased their data"},
+}
+
+
+@router.get("/passports/{who}", response_model=Passport, responses=GONE)
 async def passport(
     who: str,
     ctx: ContextDep,
@@ -264,7 +282,7 @@ async def passport(
     )
 
 
-@router.get("/passports/{who}/evidence", response_model=EvidenceTrail)
+@router.get("/passports/{who}/evidence", response_model=EvidenceTrail, responses=GONE)
 async def passport_evidence(
     who: str,
     ctx: ContextDep,

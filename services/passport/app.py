@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.passport import api, consumers, pages, records
+from services.passport import api, consumers, pages, privacy, records
 from services.passport.projection import PassportProjection
 from shared.service import ServiceContext, create_app
 from shared.settings import Settings, get_settings
@@ -29,7 +29,7 @@ def bootstrap(settings: Settings | None = None, store: Store | None = None) -> F
             "Learners, skill claims and the waitlist; serves Skill Passports and skill pages, "
             "as JSON and as HTML pages."
         ),
-        routers=[api.router, pages.router],
+        routers=[api.router, privacy.router, pages.router],
         kafka_router=consumers.build_router(ctx.settings, runtime),
         on_start=[records.move_personal_data],
     )

@@ -2,15 +2,20 @@
 
 The write model:
 
-- ``learners``: learner_id -> {learner_id, handle, claims: {skill: self_level}, claimed:
-  {skill: [stamp, event id]}, registered_at}, and ``handles``: handle -> {learner_id} (one
-  document per handle makes handles unique). Both follow from the service's own events
-  (``learner_applied``): the commands write what folding their events gives, and the fold
-  writes it again, so ``lemma replay passport`` rebuilds them from the log. A claim is the
-  last by (event time, event id), so folding an event the document is already past is a no-op.
-- ``personal_profiles``: learner_id -> {display_name}, and ``personal_waitlist``: normalised
-  email -> {email, skills, joined_at}: personal data, never in an event, so never rebuilt:
-  one copy every version of the projection reads (``shared.projection.versions.PERSONAL``).
+- ``learners``: learner_id -> {learner_id, handle (None since handles left the log), joined,
+  erased, claims: {skill: self_level}, claimed: {skill: [stamp, event id]}, registered_at}.
+  It follows from the service's own events (``learner_applied``): the commands write what
+  folding their events gives, and the fold writes it again, so ``lemma replay passport``
+  rebuilds it from the log. A claim is the last by (event time, event id), so folding an
+  event the document is already past is a no-op. ``handles``: handle -> {learner_id}, from
+  the ``LearnerRegistered`` events written before handles left the log (one document per
+  handle makes handles unique).
+- ``personal_profiles``: learner_id -> {display_name, handle}, ``personal_handles``: handle ->
+  {learner_id}, and ``personal_waitlist``: normalised email -> {email, skills, joined_at}:
+  personal data, never in an event, so never rebuilt: one copy every version of the
+  projection reads (``shared.projection.versions.PERSONAL``), and erasing it is a delete.
+- ``personal_erasures``: learner_id -> {erased_at}: who erased their data. Not rebuilt either,
+  so a rebuild folding an old ``LearnerRegistered`` of theirs leaves its handle out.
 
 Each command function looks at the current documents and returns a ``Decision`` (documents
 to write, events to publish) or raises ``Refused`` with the HTTP status it maps to.
@@ -28,7 +33,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.errors import Refused
-from shared.events.payloads import LearnerRegistered, Payload, SelfLevel, SkillClaimed, SkillUnclaimed
+from shared.events.payloads import (
+    LearnerErased,
+    LearnerJoined,
+    LearnerRegistered,
+    Payload,
+    SelfLevel,
+    SkillClaimed,
+    SkillUnclaimed,
+)
 from shared.freshness import freshness_points
 
 Doc = dict[str, Any]
@@ -37,7 +50,11 @@ DocRef = tuple[str, str]
 LEARNERS = "learners"
 HANDLES = "handles"
 PROFILES = "personal_profiles"
+PERSONAL_HANDLES = "personal_handles"
 WAITLIST = "personal_waitlist"
+ERASURES = "personal_erasures"
+#: What is shown where an erased learner's name was.
+DELETED_LEARNER = "deleted learner"
 
 HANDLE_PATTERN = r"^[a-z0-9_-]{3,30}$"
 _HANDLE = re.compile(HANDLE_PATTERN)
@@ -65,26 +82,55 @@ def register(
     *,
     existing: Doc | None,
     handle_owner: Doc | None,
+    erased: Doc | None = None,
     now: datetime,
 ) -> Decision:
-    """Register the token's learner under a unique handle."""
+    """Register the token's learner under a unique handle. The handle and the display name are
+    personal data: they go to the personal collections, the log only learns that the learner
+    joined. ``handle_owner``: the handle's document, in either handle collection."""
     if not valid_handle(handle):
         raise Refused(422, "handle must be 3-30 characters of a-z, 0-9, '-' and '_'")
     name = display_name.strip()
     if not name:
         raise Refused(422, "display_name must not be blank")
+    if erased is not None or (existing is not None and existing.get("erased")):
+        raise Refused(410, f"learner {learner_id} erased their data; the account cannot be used again")
     if existing is not None and is_registered(existing):
-        raise Refused(409, f"learner {learner_id} is already registered as {existing['handle']!r}")
+        raise Refused(409, f"learner {learner_id} is already registered")
     if handle_owner is not None:
         raise Refused(409, f"handle {handle!r} is taken")
     return Decision(
-        docs={(PROFILES, learner_id): {"display_name": name}},
-        events=(LearnerRegistered(learner_id=learner_id, handle=handle),),
+        docs={
+            (PROFILES, learner_id): {"display_name": name, "handle": handle},
+            (PERSONAL_HANDLES, handle): {"learner_id": learner_id},
+        },
+        events=(LearnerJoined(learner_id=learner_id),),
     )
+
+
+def erase(learner: Doc | None, learner_id: str, profile: Doc | None, now: datetime) -> Decision:
+    """Erase a learner's personal data: the profile (display name, handle), the handle's
+    documents (a handle from before handles left the log included), and an ``erasures`` mark
+    so no rebuild brings an old handle back. Erasing twice changes nothing."""
+    if learner is None or not (is_registered(learner) or learner.get("erased")):
+        raise Refused(404, f"learner {learner_id} is not registered")
+    if learner.get("erased"):
+        return Decision()
+    docs: dict[DocRef, Doc | None] = {
+        (PROFILES, learner_id): None,
+        (ERASURES, learner_id): {"erased_at": now.isoformat()},
+    }
+    if profile is not None and profile.get("handle"):
+        docs[(PERSONAL_HANDLES, str(profile["handle"]))] = None
+    if learner.get("handle"):
+        docs[(HANDLES, str(learner["handle"]))] = None
+    return Decision(docs=docs, events=(LearnerErased(learner_id=learner_id),))
 
 
 def claim(learner: Doc | None, learner_id: str, skill: str, self_level: SelfLevel) -> Decision:
     """Claim a skill at a self-declared level; claiming it again at the same level changes nothing."""
+    if learner is not None and learner.get("erased"):
+        raise Refused(410, f"learner {learner_id} erased their data")
     if learner is None or not is_registered(learner):
         raise Refused(404, f"learner {learner_id} is not registered")
     claims: dict[str, str] = learner.get("claims", {})
@@ -108,12 +154,17 @@ def stamp(when: datetime) -> str:
     return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def learner_applied(learner: Doc | None, data: Payload, at: datetime, event_id: str) -> Doc | None:
+def learner_applied(
+    learner: Doc | None, data: Payload, at: datetime, event_id: str, *, erased: bool = False
+) -> Doc | None:
     """The ``learners`` document after one of the learner's events, logged at ``at`` with id
     ``event_id``; ``None`` when it changes nothing. The earliest registration by (time, id)
     holds; a claim or unclaim counts if it is later than the last one of its skill held. So
-    the document does not depend on the order or the copies of the events folded."""
-    if not isinstance(data, LearnerRegistered | SkillClaimed | SkillUnclaimed):
+    the document does not depend on the order or the copies of the events folded. Once erased
+    (``LearnerErased``, or ``erased``: the learner is in ``erasures``) it holds no handle."""
+    if not isinstance(
+        data, LearnerRegistered | LearnerJoined | LearnerErased | SkillClaimed | SkillUnclaimed
+    ):
         return None
     key = [stamp(at), event_id]
     doc = learner or {
@@ -123,11 +174,20 @@ def learner_applied(learner: Doc | None, data: Payload, at: datetime, event_id: 
         "claimed": {},
         "registered_at": None,
     }
-    if isinstance(data, LearnerRegistered):
+    if isinstance(data, LearnerErased):
+        if doc.get("erased"):
+            return None
+        return {**doc, "handle": None, "erased": True}
+    if isinstance(data, LearnerRegistered | LearnerJoined):
         held = doc.get("registered")
-        if doc["handle"] is not None and (held is None or key >= held):
+        if is_registered(doc) and (held is None or key >= held):
             return None  # registered already (a document from before keys were kept: as it is)
-        return {**doc, "handle": data.handle, "registered": key, "registered_at": at.isoformat()}
+        hidden = bool(erased or doc.get("erased"))
+        handle = data.handle if isinstance(data, LearnerRegistered) and not hidden else None
+        marks = {"joined": True} if isinstance(data, LearnerJoined) else {}
+        if hidden:
+            marks["erased"] = True
+        return {**doc, **marks, "handle": handle, "registered": key, "registered_at": at.isoformat()}
     claimed: dict[str, list[str]] = doc.get("claimed", {})
     last = claimed.get(data.skill)
     if last is not None and key <= last:
@@ -139,8 +199,13 @@ def learner_applied(learner: Doc | None, data: Payload, at: datetime, event_id: 
 
 
 def is_registered(learner: Doc | None) -> bool:
-    """A ``learners`` document can hold claims whose registration is not folded yet."""
-    return learner is not None and learner.get("handle") is not None
+    """A ``learners`` document can hold claims whose registration is not folded yet; an erased
+    learner is no longer registered."""
+    return (
+        learner is not None
+        and not learner.get("erased")
+        and (learner.get("handle") is not None or bool(learner.get("joined")))
+    )
 
 
 def handle_applied(owner: Doc | None, data: LearnerRegistered, at: datetime, event_id: str) -> Doc | None:

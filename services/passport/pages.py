@@ -95,6 +95,8 @@ async def passport_page(
     learner = await find_learner(ctx.store, handle)
     if learner is None:
         return not_found(request, f"There is no Skill Passport for {handle!r}.")
+    if learner.get("erased"):
+        return _page(request, "deleted.html", 410)
     learner_id = learner["learner_id"]
     now = datetime.now(UTC)
     shown = passport_skills(await ctx.store.get(PASSPORTS, learner_id), now)

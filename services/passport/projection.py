@@ -28,7 +28,10 @@ Read model:
 
 - ``learners`` and ``handles``: the write model the routes keep, from the service's own events
   as the routes wrote it (``domain.learner_applied``, ``domain.handle_applied``), so a rebuild
-  gives it back; display names and the waitlist are not in the log (``personal_*``).
+  gives it back; display names, handles and the waitlist are not in the log (``personal_*``).
+  An old ``LearnerRegistered`` (which carried the handle) of a learner in ``personal_erasures``
+  is folded without its handle, and ``LearnerErased`` drops the handle it left: a rebuild
+  never brings an erased handle back.
 
 Every rule is a union, a maximum or a last-writer-wins by a total order, so the state does
 not depend on how partitions interleave or on duplicates.
@@ -41,10 +44,20 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from services.passport.domain import HANDLES, LEARNERS, decayed, handle_applied, learner_applied, stamp
+from services.passport.domain import (
+    ERASURES,
+    HANDLES,
+    LEARNERS,
+    decayed,
+    handle_applied,
+    learner_applied,
+    stamp,
+)
 from shared.events.envelope import CloudEvent
 from shared.events.payloads import (
     EvidenceRecorded,
+    LearnerErased,
+    LearnerJoined,
     LearnerRegistered,
     RatersCalibrated,
     SciUpdated,
@@ -175,7 +188,14 @@ class PassportProjection:
     def refs(self, event: CloudEvent) -> Iterable[DocRef]:
         data = event.data
         if isinstance(data, LearnerRegistered):
-            return [(PASSPORTS, data.learner_id), (LEARNERS, data.learner_id), (HANDLES, data.handle)]
+            return [
+                (PASSPORTS, data.learner_id),
+                (LEARNERS, data.learner_id),
+                (HANDLES, data.handle),
+                (ERASURES, data.learner_id),
+            ]
+        if isinstance(data, LearnerJoined | LearnerErased):
+            return [(PASSPORTS, data.learner_id), (LEARNERS, data.learner_id)]
         if isinstance(data, SkillClaimed | SkillUnclaimed):
             return [(PASSPORTS, data.learner_id), (SKILL_STATS, data.skill), (LEARNERS, data.learner_id)]
         if isinstance(data, SciUpdated):
@@ -197,13 +217,18 @@ class PassportProjection:
         commands keep (``learners``, ``handles``) as they wrote it."""
         outcome = self._apply(docs, event)
         data = event.data
-        if not isinstance(data, LearnerRegistered | SkillClaimed | SkillUnclaimed):
+        if not isinstance(
+            data, LearnerRegistered | LearnerJoined | LearnerErased | SkillClaimed | SkillUnclaimed
+        ):
             return outcome
         changes = dict(outcome.changes)
-        learner = learner_applied(docs.get((LEARNERS, data.learner_id)), data, event.time, event.id)
+        erased = docs.get((ERASURES, data.learner_id)) is not None
+        learner = learner_applied(
+            docs.get((LEARNERS, data.learner_id)), data, event.time, event.id, erased=erased
+        )
         if learner is not None:
             changes[(LEARNERS, data.learner_id)] = learner
-        if isinstance(data, LearnerRegistered):
+        if isinstance(data, LearnerRegistered) and not erased:
             owner = handle_applied(docs.get((HANDLES, data.handle)), data, event.time, event.id)
             if owner is not None:
                 changes[(HANDLES, data.handle)] = owner
@@ -211,14 +236,22 @@ class PassportProjection:
 
     def _apply(self, docs: Mapping[DocRef, Doc | None], event: CloudEvent) -> Outcome:
         data = event.data
-        if isinstance(data, LearnerRegistered):
+        if isinstance(data, LearnerRegistered | LearnerJoined):
             ref = (PASSPORTS, data.learner_id)
             passport = docs.get(ref) or _new_passport(data.learner_id)
             key = [stamp(event.time), event.id]
             held = passport.get("registered")
             if held is not None and key >= held:
                 return NOTHING  # registered once: the earliest registration holds
-            return Outcome(changes={ref: {**passport, "handle": data.handle, "registered": key}})
+            hidden = passport.get("erased") or docs.get((ERASURES, data.learner_id)) is not None
+            handle = data.handle if isinstance(data, LearnerRegistered) and not hidden else None
+            return Outcome(changes={ref: {**passport, "handle": handle, "registered": key}})
+        if isinstance(data, LearnerErased):
+            ref = (PASSPORTS, data.learner_id)
+            passport = docs.get(ref) or _new_passport(data.learner_id)
+            if passport.get("erased"):
+                return NOTHING
+            return Outcome(changes={ref: {**passport, "handle": None, "erased": True}})
         if isinstance(data, SkillClaimed | SkillUnclaimed):
             level = data.self_level if isinstance(data, SkillClaimed) else None
             return self._claim(docs, event, data.learner_id, data.skill, level)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from services.passport import domain
-from services.passport.domain import HANDLES, LEARNERS, PROFILES, WAITLIST
+from services.passport.domain import HANDLES, LEARNERS, PERSONAL_HANDLES, PROFILES, WAITLIST
 from shared.commands import Attempt, attempt
 from shared.service import ServiceContext
 from shared.store import Change, Store
@@ -17,16 +17,21 @@ LEGACY_WAITLIST = "waitlist"
 
 async def find_learner(store: Store, who: str) -> dict[str, Any] | None:
     """A learner's document by learner id, else by handle (an id is looked up first), with
-    the display name from the personal profile (the handle when there is none)."""
+    the handle and display name from the personal profile (the handle, the id, when there is
+    none). A learner who erased their data is found by id only, as ``erased``, with no handle
+    and ``domain.DELETED_LEARNER`` for a name."""
     learner = await store.get(LEARNERS, who)
     if learner is None:
-        owner = await store.get(HANDLES, who)
+        owner = await store.get(PERSONAL_HANDLES, who) or await store.get(HANDLES, who)
         learner = await store.get(LEARNERS, owner["learner_id"]) if owner else None
+    if learner is not None and learner.get("erased"):
+        return {**learner, "handle": None, "display_name": domain.DELETED_LEARNER}
     if not domain.is_registered(learner):
         return None
     assert learner is not None
     profile = await store.get(PROFILES, learner["learner_id"]) or {}
-    return {**learner, "display_name": profile.get("display_name") or learner["handle"]}
+    handle = learner.get("handle") or profile.get("handle") or learner["learner_id"]
+    return {**learner, "handle": handle, "display_name": profile.get("display_name") or handle}
 
 
 async def add_to_waitlist(ctx: ServiceContext, email: str, skill: str | None) -> None:

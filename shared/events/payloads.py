@@ -24,8 +24,25 @@ class Payload(BaseModel):
 
 # lemma.passport.v1 (key: learner_id)
 class LearnerRegistered(Payload):
+    """Written before handles left the log (it carries one in clear); folded as it always was,
+    no longer written: ``LearnerJoined`` is."""
+
     learner_id: str
     handle: str
+
+
+class LearnerJoined(Payload):
+    """A learner registered. Their handle and display name stay in the passport's store
+    (personal data, erasable), never in the log."""
+
+    learner_id: str
+
+
+class LearnerErased(Payload):
+    """A learner had their personal data erased: the handle, display name and any comments
+    are gone from every store; their scores and the ratings they gave stay, anonymised."""
+
+    learner_id: str
 
 
 class SkillClaimed(Payload):

@@ -42,6 +42,8 @@ class EventSpec:
 
 _SPECS = [
     EventSpec(p.LearnerRegistered, Topic.PASSPORT, "learner_id"),
+    EventSpec(p.LearnerJoined, Topic.PASSPORT, "learner_id"),
+    EventSpec(p.LearnerErased, Topic.PASSPORT, "learner_id"),
     EventSpec(p.SkillClaimed, Topic.PASSPORT, "learner_id"),
     EventSpec(p.SkillUnclaimed, Topic.PASSPORT, "learner_id"),
     EventSpec(p.MatchRequested, Topic.MATCHING, "skill"),

@@ -156,6 +156,10 @@ class Scene:
     def eve(self) -> str:  # another learner
         return f"eve-{self.run}"
 
+    @property
+    def zed(self) -> str:  # a learner who erases their data
+        return f"zed-{self.run}"
+
     def token(self, who: str, *, ops: bool = False) -> dict[str, str]:
         role = "ops" if ops else "learner"
         return {"Authorization": f"Bearer {mint_token(self.settings, who, role=role)}"}
@@ -222,6 +226,8 @@ def recipe(scene: Scene, service: str, method: str, path: str) -> tuple[str, Cal
     projection = scene.projections[service]
     table: dict[tuple[str, str], tuple[str, Call]] = {
         ("POST", "/v1/learners"): (fresh, Call("/v1/learners", {"handle": fresh, "display_name": "New"})),
+        ("DELETE", "/v1/learners/{learner_id}"): (scene.zed, Call(f"/v1/learners/{scene.zed}")),
+        ("GET", "/v1/learners/{learner_id}/export"): (ann, Call(f"/v1/learners/{ann}/export")),
         ("PUT", "/v1/learners/{learner_id}/skills/{skill}"): (
             ann,
             Call(f"/v1/learners/{ann}/skills/backend-development", {"self_level": "beginner"}),
@@ -305,7 +311,7 @@ async def set_the_scene(scene: Scene) -> None:
     ticket, evidence and a score; eve registered, in nothing."""
     c, ann, bob = scene.clients, scene.ann, scene.bob
     ops = scene.token("operator", ops=True)
-    for who in (ann, bob, scene.eve):
+    for who in (ann, bob, scene.eve, scene.zed):
         handle = f"h-{scene.run}" if who == ann else f"h-{who}"
         r = await c["passport"].post(
             "/v1/learners", json={"handle": handle, "display_name": who}, headers=scene.token(who)

@@ -30,7 +30,7 @@ from shared.events.registry import Topic
 from shared.projection import fold_events
 from shared.settings import Settings
 from tests.support.kafka import Namespace, eventually
-from tests.support.processes import start_matching_process, stop_process
+from tests.support.processes import ops_token_for_processes, start_matching_process, stop_process
 
 LEARNERS_PER_SKILL = 15  # odd: one ticket per skill is left waiting
 
@@ -73,7 +73,10 @@ async def test_two_replicas_on_one_store_match_every_ticket_once_and_take_over_w
                 try:
                     if (await client.get(f"{base}/readyz")).status_code != 200:
                         return None
-                    return dict((await client.get(f"{base}/v1/matching/ownership")).json())
+                    answer = await client.get(
+                        f"{base}/v1/matching/ownership", headers=ops_token_for_processes()
+                    )
+                    return dict(answer.json())
                 except httpx.TransportError:
                     return None
 

@@ -10,10 +10,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from shared.events.envelope import CloudEvent, encode
 from shared.events.registry import Topic
+from shared.log_records import end_offsets
 from shared.settings import Settings
 
 T = TypeVar("T")
@@ -102,3 +103,30 @@ async def eventually(check: Callable[[], Any], timeout: float = 15.0, interval: 
             return value
         await asyncio.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
+
+
+async def everything_in(bootstrap: str, topics: Sequence[str]) -> list[bytes]:
+    """Every record's key and value bytes in ``topics``, from the start to the end each
+    partition has now (no group)."""
+    ends = {tp: end for tp, end in (await end_offsets(bootstrap, topics)).items() if end > 0}
+    if not ends:
+        return []
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    found: list[bytes] = []
+    try:
+        partitions = [TopicPartition(t, p) for t, p in ends]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        left = set(partitions)
+        deadline = time.monotonic() + 60
+        while left and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for tp, records in batch.items():
+                found += [(r.key or b"") + b"\x00" + (r.value or b"") for r in records]
+                if records and records[-1].offset + 1 >= ends[(tp.topic, tp.partition)]:
+                    left.discard(tp)
+        assert not left, f"partitions not read to their end: {left}"
+        return found
+    finally:
+        await consumer.stop()

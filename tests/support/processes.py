@@ -69,6 +69,15 @@ def kafka_broker(home: Path, *, topics: bool = True) -> Iterator[str]:
         stop_process(proc, timeout=30)
 
 
+def ops_token_for_processes() -> dict[str, str]:
+    """An operator's bearer token that the processes ``start_matching_process`` starts accept
+    (test settings: the development secret)."""
+    from shared.auth import mint_token
+    from shared.settings import Settings
+
+    return {"Authorization": f"Bearer {mint_token(Settings(environment='test'), 'operator', role='ops')}"}
+
+
 def start_matching_process(
     instance: str, bootstrap: str, state: Path, **settings: str
 ) -> tuple[subprocess.Popen[bytes], str]:

@@ -8,9 +8,15 @@ from typing import Any
 import pytest
 
 from services.passport import domain
-from services.passport.domain import PROFILES, WAITLIST
+from services.passport.domain import ERASURES, HANDLES, PERSONAL_HANDLES, PROFILES, WAITLIST
 from shared.errors import Refused
-from shared.events.payloads import LearnerRegistered, SkillClaimed, SkillUnclaimed
+from shared.events.payloads import (
+    LearnerErased,
+    LearnerJoined,
+    LearnerRegistered,
+    SkillClaimed,
+    SkillUnclaimed,
+)
 
 NOW = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 
@@ -30,12 +36,49 @@ def registered(learner_id: str = "u1", handle: str = "ada") -> dict[str, Any]:
 
 def test_register_writes_handle_and_profile_and_emits_no_personal_data() -> None:
     decision = domain.register("u1", "ada_l-2", " Ada L. ", existing=None, handle_owner=None, now=NOW)
-    assert decision.docs[(PROFILES, "u1")] == {"display_name": "Ada L."}
-    assert decision.events == (LearnerRegistered(learner_id="u1", handle="ada_l-2"),)
+    assert decision.docs[(PROFILES, "u1")] == {"display_name": "Ada L.", "handle": "ada_l-2"}
+    assert decision.docs[(PERSONAL_HANDLES, "ada_l-2")] == {"learner_id": "u1"}
+    assert decision.events == (LearnerJoined(learner_id="u1"),)
     assert "Ada" not in decision.events[0].model_dump_json()
+    assert "ada_l" not in decision.events[0].model_dump_json()
     learner = folded(None, decision)
-    assert learner["handle"] == "ada_l-2" and learner["claims"] == {} and "display_name" not in learner
-    assert learner["registered_at"] == NOW.isoformat()
+    assert domain.is_registered(learner) and learner["handle"] is None and learner["claims"] == {}
+    assert learner["registered_at"] == NOW.isoformat() and "display_name" not in learner
+
+
+def test_erasure_drops_the_personal_documents_and_marks_the_learner() -> None:
+    decision = domain.register("u1", "ada", "Ada", existing=None, handle_owner=None, now=NOW)
+    learner = folded(None, decision)
+    erased = domain.erase(learner, "u1", decision.docs[(PROFILES, "u1")], NOW)
+    assert erased.docs[(PROFILES, "u1")] is None and erased.docs[(PERSONAL_HANDLES, "ada")] is None
+    assert erased.docs[(ERASURES, "u1")] == {"erased_at": NOW.isoformat()}
+    assert erased.events == (LearnerErased(learner_id="u1"),)
+    gone = folded(learner, erased)
+    assert gone["erased"] and not domain.is_registered(gone)
+    assert domain.erase(gone, "u1", None, NOW) == domain.Decision()  # erasing again: nothing
+    with pytest.raises(Refused) as refused:
+        domain.register("u1", "ada2", "Ada", existing=gone, handle_owner=None, now=NOW)
+    assert refused.value.status == 410
+    with pytest.raises(Refused) as claimed:
+        domain.claim(gone, "u1", "machine-learning", "beginner")
+    assert claimed.value.status == 410
+    with pytest.raises(Refused) as unknown:
+        domain.erase(None, "nobody", None, NOW)
+    assert unknown.value.status == 404
+
+
+def test_erasing_a_learner_registered_with_a_handle_in_the_log_drops_that_handle_too() -> None:
+    old = domain.learner_applied(None, LearnerRegistered(learner_id="u1", handle="ada"), NOW, "a")
+    assert old is not None and old["handle"] == "ada" and domain.is_registered(old)
+    erased = domain.erase(old, "u1", None, NOW)
+    assert erased.docs[(HANDLES, "ada")] is None
+    gone = folded(old, erased)
+    assert gone["handle"] is None
+    # a rebuild folding the old registration of an erased learner leaves the handle out
+    rebuilt = domain.learner_applied(
+        None, LearnerRegistered(learner_id="u1", handle="ada"), NOW, "a", erased=True
+    )
+    assert rebuilt is not None and rebuilt["handle"] is None and not domain.is_registered(rebuilt)
 
 
 def test_a_claim_counts_only_if_later_than_the_last_of_its_skill() -> None:
