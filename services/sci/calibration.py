@@ -102,6 +102,22 @@ class Calibration:
         )
 
 
+#: A rater whose ratings say this little about who is better, or who sits this far from their
+#: peers (1.5 points on the 1..5 scale), is discounted and shown to operators
+#: (``discounted_raters``; never a public label).
+DISCOUNT_INFORMATIVE = 0.2
+DISCOUNT_BIAS = 1.5
+
+
+def discounted_raters(calibration: Calibration) -> list[str]:
+    """Raters the calibration (nearly) silences: careless (the same rating for everyone, such as
+    a 1 to every partner) or biased by 1.5 points or more. Their ratings still count, at their
+    weight, corrected by their bias: this list is what operators watch."""
+    found = {r for r, value in calibration.informative.items() if value < DISCOUNT_INFORMATIVE}
+    found |= {r for r, value in calibration.bias.items() if abs(value) >= DISCOUNT_BIAS}
+    return sorted(found)
+
+
 def digest_of(ordered: Iterable[Rating]) -> str:
     """A short name for a rating set (given deduplicated and sorted)."""
     h = hashlib.sha256()

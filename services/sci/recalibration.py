@@ -27,7 +27,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from services.sci.calibration import Rating, calibrate
+from prometheus_client import Gauge
+
+from services.sci.calibration import Rating, calibrate, discounted_raters
 from services.sci.domain import Correction, seniors
 from services.sci.offload import ProcessOffload
 from services.sci.projection import (
@@ -46,6 +48,13 @@ from shared.projection.runtime import ProjectionRuntime
 from shared.service import ServiceContext
 from shared.store import Change, Store
 from shared.store.base import ABSENT, Conflict
+
+RATERS_DISCOUNTED = Gauge(
+    "lemma_raters_discounted",
+    "Raters the skill's last calibration discounts: careless (one rating for everyone) or 1.5 "
+    "points or more from their peers",
+    ["service", "skill"],
+)
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +115,7 @@ async def recalibrate(
         return False
     calibration = await offload.run(calibrate, ratings)
     del ratings
+    RATERS_DISCOUNTED.labels(ctx.name, skill).set(len(discounted_raters(calibration)))
     new = calibration.correction()
     async with ctx.lock:
         read = (await ctx.store.read(CALIBRATIONS, [skill])).get(skill)

@@ -18,6 +18,7 @@ from services.sci.calibration import (
     Calibration,
     Rating,
     calibrate,
+    discounted_raters,
     link,
     slope,
 )
@@ -217,3 +218,26 @@ def test_link_is_the_identity_in_the_middle_and_flattens_at_the_bounds() -> None
     assert values == sorted(values) and all(1.0 <= v <= 5.0 for v in values)
     assert link(5.0) < 4.8 and link(1.0) > 1.2  # a 5-level learner is not rated 5 on every score
     assert slope(3.0) > 0.9 and slope(6.0) == slope(7.0)  # floored, so a rating always counts
+
+
+def test_a_rater_who_gives_1_to_everyone_cannot_sink_anyone_and_is_flagged_for_operators() -> None:
+    """Abuse: one learner rates every partner 1 on every dimension. The calibration finds them
+    careless (no spread) and far below their peers, weighs them near zero and corrects the rest
+    by their bias; operators see them in ``lemma_raters_discounted``. The Proof of their victims
+    moves by under a point, a fraction of what an uncalibrated mean loses."""
+    ratings, _, true = synthetic(11)
+    victims = sorted(true)[:20]
+    sinker = [Rating(ratee_id=t, rater_id="sinker", rating_id=f"{t}-sinker", value=1.0) for t in victims]
+    calibration = calibrate(ratings + sinker)
+    assert discounted_raters(calibration) == ["sinker"]
+    weight = calibration.correction().weight
+    assert weight["sinker"] < 0.1 * min(w for r, w in weight.items() if r != "sinker")
+    honest = calibrate(ratings).correction()
+    moved, plain_moved = [], []
+    for victim in victims:
+        mine = facts_of(items_of([r for r in ratings if r.ratee_id == victim]))
+        hit = facts_of(items_of([r for r in ratings + sinker if r.ratee_id == victim]))
+        moved.append(score(mine, AT, honest).proof - score(hit, AT, calibration.correction()).proof)
+        plain_moved.append(score(mine, AT).proof - score(hit, AT).proof)
+    assert max(abs(m) for m in moved) < 1.0, moved
+    assert sum(plain_moved) / len(plain_moved) > 2 * sum(abs(m) for m in moved) / len(moved), plain_moved
