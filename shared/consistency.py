@@ -82,7 +82,13 @@ def decode_tokens(header: str) -> Positions:
                     raise BadToken(f"bad position {place!r}: {offset!r}")
                 key = (topic, int(partition))
                 positions[key] = max(positions.get(key, -1), offset)
-        except (binascii.Error, UnicodeDecodeError, json.JSONDecodeError, ValueError) as error:
+        except (
+            binascii.Error,
+            UnicodeDecodeError,
+            json.JSONDecodeError,
+            ValueError,
+            RecursionError,
+        ) as error:
             raise BadToken(f"{AFTER_HEADER} holds a token that is not ours: {error}") from error
     return positions
 

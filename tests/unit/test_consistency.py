@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import importlib
 
 import pytest
@@ -32,6 +33,14 @@ def test_a_token_not_ours_is_refused(header: str) -> None:
         return
     with pytest.raises(BadToken):
         decode_tokens(header)
+
+
+def test_a_token_of_deeply_nested_json_is_refused_not_a_server_error() -> None:
+    """Found by fuzzing the services' documented Lemma-After header: json.loads raised
+    RecursionError, which no handler took, and every route answered 500."""
+    nested = base64.urlsafe_b64encode(b"[" * 5000).decode()
+    with pytest.raises(BadToken):
+        decode_tokens(nested)
 
 
 def test_the_flow_is_what_each_service_folds() -> None:
