@@ -63,6 +63,27 @@ async def partitions_of(bootstrap: str, topic: str) -> list[int]:
     return sorted(p["partition"] for t in described if t.get("error_code", 0) == 0 for p in t["partitions"])
 
 
+async def missing_partitions(bootstrap: str, partitions: Iterable[tuple[str, int]]) -> list[tuple[str, int]]:
+    """Those of ``partitions`` (topic, partition) the cluster does not have: the topic is not
+    there (or is no valid name) or has fewer partitions. Reading one would wait for it in vain."""
+    wanted = sorted(set(partitions))
+    if not wanted:
+        return []
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(sorted({topic for topic, _ in wanted}))
+    finally:
+        await admin.close()
+    there = {
+        (t["topic"], p["partition"])
+        for t in described
+        if t.get("error_code", 0) == 0
+        for p in t["partitions"]
+    }
+    return [place for place in wanted if place not in there]
+
+
 async def end_offsets(bootstrap: str, topics: Iterable[str]) -> dict[tuple[str, int], int]:
     """The offset the next record of every partition of ``topics`` will take (its end now)."""
     wanted = [TopicPartition(topic, p) for topic in topics for p in await partitions_of(bootstrap, topic)]

@@ -7,7 +7,8 @@ checking (being positioned on the log), retrying or parked (a failed record; wit
 refused (the log does not fit the store; with why). ``POST /ops/projections/{name}/resume``
 tries a parked partition's record again now, with every try. ``POST
 /ops/projections/{name}/redrive`` folds given records of the log again, each at most once ever
-(``shared.projection.redrive``): what ``lemma dlq redrive`` sends after a fix. Each action is
+(``shared.projection.redrive``): what ``lemma dlq redrive`` sends after a fix; a record of a
+partition the cluster does not have is refused (422) before anything is read. Each action is
 recorded as an ``OperatorActed`` event on ``lemma.ops.v1`` with the operator's id.
 
 ``/healthz`` and ``/readyz`` stay anonymous and say only up or ready: orchestrators and the
@@ -25,7 +26,8 @@ from pydantic import BaseModel, Field
 
 from shared.auth import OpsDep, Principal
 from shared.events.payloads import OperatorActed, OperatorAction
-from shared.log_records import read_records
+from shared.log_records import missing_partitions, read_records
+from shared.problems import Problem
 from shared.projection.faults import PARKED, RETRYING
 from shared.projection.fingerprint import CHECKING, recovery_hint
 from shared.projection.holds import FENCED
@@ -136,17 +138,29 @@ def ops_router(ctx: ServiceContext) -> APIRouter:
         reports = [await projection_report(r, ctx.settings.group(r.name)) for r in ctx.runtimes]
         return {"projections": reports}
 
-    @router.post("/projections/{name}/resume")
+    no_projection: dict[int | str, dict[str, Any]] = {404: {"description": "No such projection here"}}
+
+    @router.post("/projections/{name}/resume", responses=no_projection)
     async def resume(name: str, operator: OpsDep) -> dict[str, Any]:
         resumed = [{"topic": t, "partition": p} for t, p in _runtime(ctx, name).resume_parked()]
         await record_action(ctx, "resume", name, operator, {"partitions": resumed})
         return {"projection": name, "resumed": resumed}
 
-    @router.post("/projections/{name}/redrive")
+    @router.post(
+        "/projections/{name}/redrive",
+        responses={
+            **no_projection,
+            422: {"description": "A record of a partition the cluster does not have, or a bad body"},
+        },
+    )
     async def redrive_records(name: str, body: RedriveRequest, operator: OpsDep) -> dict[str, Any]:
         """Fold the records again (each at most once ever); what came of each."""
         runtime = _runtime(ctx, name)
         places = [(r.topic, r.partition, r.offset) for r in body.records]
+        missing = await missing_partitions(ctx.settings.kafka_bootstrap, ((t, p) for t, p, _ in places))
+        if missing:
+            named = ", ".join(f"{topic}[{partition}]" for topic, partition in missing[:10])
+            raise Problem(422, f"no such partition on the cluster: {named}")
         read = await read_records(ctx.settings.kafka_bootstrap, places)
         results = await redrive(runtime, [read[p] for p in places if p in read], by=operator.learner_id)
         rows = [asdict(r) for r in results]

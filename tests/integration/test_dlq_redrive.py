@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,17 @@ async def test_a_rating_that_came_too_early_is_redriven_once(
         url, ops = "/ops/projections/evidence/redrive", ops_headers(settings)
         assert (await client.post(url, json={"records": places}, headers=learner)).status_code == 403
         assert (await client.post(url, json={"records": []}, headers=ops)).status_code == 422
+        # a partition the cluster does not have is refused at once (reading it waited 40 s, then 500)
+        for nowhere in (
+            {"topic": f"{ns.prefix}no-such-topic", "partition": 0, "offset": 0},
+            {"topic": ns.topic(Topic.SESSIONS), "partition": 999, "offset": 0},
+        ):
+            asked = time.monotonic()
+            refused = await client.post(url, json={"records": [nowhere]}, headers=ops)
+            assert refused.status_code == 422 and "no such partition" in refused.json()["detail"], (
+                refused.text
+            )
+            assert time.monotonic() - asked < 10
 
         first = (await client.post(url, json={"records": [*places, gone]}, headers=ops)).json()
         assert first["outcomes"] == {"folded": 1, "still-refused": 1, "gone": 1}
