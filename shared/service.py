@@ -20,7 +20,9 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.specification import AsyncAPI
+from pydantic import BaseModel
 
+from shared.api_contract import install_contract_docs
 from shared.api_docs import install_api_docs
 from shared.bus import BrokerPublisher, make_broker
 from shared.consistency import Consistency, LogProgress
@@ -200,6 +202,12 @@ def context_of(request: Request) -> ServiceContext:
 ContextDep = Annotated[ServiceContext, Depends(context_of)]
 
 
+class Readiness(BaseModel):
+    """Whether the process is ready to serve (the details are on ``GET /ops/projections``)."""
+
+    ready: bool
+
+
 def create_app(
     ctx: ServiceContext,
     *,
@@ -271,7 +279,12 @@ def create_app(
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "service": ctx.name}
 
-    @app.get("/readyz", tags=["ops"])
+    @app.get(
+        "/readyz",
+        tags=["ops"],
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "Not ready (yet, or any more)"}},
+    )
     async def readyz() -> JSONResponse:
         checks: dict[str, bool] = {"started": bool(app.state.started)}
         try:
@@ -297,4 +310,5 @@ def create_app(
     async def asyncapi() -> Any:
         return spec.to_specification().to_jsonable()
 
+    install_contract_docs(app)
     return app

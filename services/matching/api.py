@@ -137,11 +137,15 @@ async def request_match(
     return _view(ticket)
 
 
+NO_TICKET: dict[int | str, dict[str, Any]] = {404: {"description": "No match request with that id"}}
+
+
 @router.get(
     "/match-requests/{ticket_id}",
     response_model=Ticket,
     responses={
         403: {"description": "The ticket is another learner's"},
+        **NO_TICKET,
         429: {"description": "The caller already holds as many long-polls as one may"},
     },
 )
@@ -197,7 +201,12 @@ def _owner_or_ops(ticket: dict[str, Any], principal: Principal) -> None:
 @router.delete(
     "/match-requests/{ticket_id}",
     response_model=Ticket,
-    responses={202: {"model": Ticket, "description": "The cancel is published but not settled yet"}},
+    responses={
+        202: {"model": Ticket, "description": "The cancel is published but not settled yet"},
+        403: {"description": "The token is neither the ticket's learner's nor an operator's"},
+        **NO_TICKET,
+        409: {"description": "The ticket was matched or expired (before the cancel took effect)"},
+    },
 )
 async def cancel_match_request(
     ticket_id: str, principal: PrincipalDep, ctx: ContextDep, request: Request, response: Response

@@ -184,12 +184,16 @@ async def _commit(
     return learner
 
 
+#: what a command answers when it lost to other writers every time (``shared.commands``)
+CONCURRENT = "changed concurrently too many times: try again"
+
+
 @router.post(
     "/learners",
     status_code=status.HTTP_201_CREATED,
     response_model=Learner,
     responses={
-        409: {"description": "The learner is registered already, or the handle is taken"},
+        409: {"description": f"Registered already, the handle is taken, or {CONCURRENT}"},
         410: {"description": "The learner erased their data: the account cannot be used again"},
     },
 )
@@ -218,7 +222,16 @@ async def register(body: Registration, principal: PrincipalDep, ctx: ContextDep)
     return {**learner, **(decision.docs[(PROFILES, learner_id)] or {})}  # the handle, the name
 
 
-@router.put("/learners/{learner_id}/skills/{skill}", response_model=Claim)
+CLAIM_REFUSALS: dict[int | str, dict[str, Any]] = {
+    403: {"description": "The token is neither the learner's nor an operator's"},
+    404: {"description": "The learner is not registered (to unclaim: or has not claimed the skill)"},
+    409: {"description": f"The learner {CONCURRENT}"},
+    410: {"description": "The learner erased their data"},
+    422: {"description": "Unknown skill, or a request that does not fit the schema"},
+}
+
+
+@router.put("/learners/{learner_id}/skills/{skill}", response_model=Claim, responses=CLAIM_REFUSALS)
 async def claim_skill(
     learner_id: str, skill: SkillPath, body: ClaimBody, principal: PrincipalDep, ctx: ContextDep
 ) -> Claim:
@@ -234,7 +247,7 @@ async def claim_skill(
     return Claim(learner_id=learner_id, skill=skill, claimed=True, self_level=body.self_level)
 
 
-@router.delete("/learners/{learner_id}/skills/{skill}", response_model=Claim)
+@router.delete("/learners/{learner_id}/skills/{skill}", response_model=Claim, responses=CLAIM_REFUSALS)
 async def unclaim_skill(learner_id: str, skill: SkillPath, principal: PrincipalDep, ctx: ContextDep) -> Claim:
     _may_act_for(principal, learner_id)
     _skill(skill)
@@ -282,7 +295,11 @@ async def passport(
     )
 
 
-@router.get("/passports/{who}/evidence", response_model=EvidenceTrail, responses=GONE)
+@router.get(
+    "/passports/{who}/evidence",
+    response_model=EvidenceTrail,
+    responses={**GONE, 422: {"description": "A cursor this service did not issue, or a bad query"}},
+)
 async def passport_evidence(
     who: str,
     ctx: ContextDep,
@@ -312,7 +329,7 @@ async def catalog() -> list[CatalogSkill]:
     return [CatalogSkill(id=s.id, name=s.name, category=s.category) for s in get_catalog().skills]
 
 
-@router.get("/skills/{skill}", response_model=SkillPage)
+@router.get("/skills/{skill}", response_model=SkillPage, responses={404: {"description": "No such skill"}})
 async def skill_page(skill: SkillPath, ctx: ContextDep) -> SkillPage:
     found = _skill(skill, missing=404)
     stats = await ctx.store.get(SKILL_STATS, skill)

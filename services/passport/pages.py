@@ -47,7 +47,17 @@ STYLE_VERSION = hashlib.sha256(STYLESHEET).hexdigest()[:12]
 TRAIL_PAGE = 10
 MAX_CURSOR = 400  # longer `before` values are not positions in a trail
 #: Paths that are JSON, whatever the error; everything else this service answers is a page.
-JSON_PATHS = ("/v1/", "/metrics", "/healthz", "/readyz", "/docs", "/redoc", "/openapi.json", "/asyncapi")
+JSON_PATHS = (
+    "/v1/",
+    "/ops/",
+    "/metrics",
+    "/healthz",
+    "/readyz",
+    "/docs",
+    "/redoc",
+    "/openapi.json",
+    "/asyncapi",
+)
 
 router = APIRouter(include_in_schema=False)
 

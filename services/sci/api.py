@@ -135,7 +135,14 @@ async def learner_scores(
     return LearnerScores(learner_id=learner_id, skills=skills)
 
 
-@router.get("/scores/{learner_id}/{skill}", response_model=ScoreDetail)
+@router.get(
+    "/scores/{learner_id}/{skill}",
+    response_model=ScoreDetail,
+    responses={
+        404: {"description": "The learner has no claim or evidence in the skill"},
+        422: {"description": "Unknown skill, or a bad freshness_at"},
+    },
+)
 async def skill_score(
     ctx: ContextDep,
     learner_id: str,

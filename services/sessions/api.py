@@ -91,10 +91,19 @@ async def _run(
     return await attempt(ctx, once, writer="session")
 
 
+NO_SESSION: dict[int | str, dict[str, Any]] = {404: {"description": "No session with that id"}}
+#: what a participant's command may be refused with
+REFUSALS: dict[int | str, dict[str, Any]] = {
+    403: {"description": "The token is not a participant's"},
+    **NO_SESSION,
+    409: {"description": "The session's state does not allow it now, or it changed concurrently too often"},
+}
+
+
 @router.get(
     "/{session_id}",
     response_model=SessionView,
-    responses={403: {"description": "The caller is neither a participant nor an operator"}},
+    responses={403: {"description": "The caller is neither a participant nor an operator"}, **NO_SESSION},
 )
 async def get_session(session_id: str, ctx: ContextDep, principal: PrincipalDep) -> SessionView:
     """A session, to its two participants and operators only (who met whom, and any no-show
@@ -107,21 +116,21 @@ async def get_session(session_id: str, ctx: ContextDep, principal: PrincipalDep)
     return _view(doc)
 
 
-@router.post("/{session_id}/start", response_model=SessionView)
+@router.post("/{session_id}/start", response_model=SessionView, responses=REFUSALS)
 async def start_session(session_id: str, ctx: ContextDep, principal: PrincipalDep) -> SessionView:
     who = principal.learner_id
     result = await _run(ctx, session_id, lambda doc, now: domain.start(doc, session_id, who, now))
     return _view(result.doc)
 
 
-@router.post("/{session_id}/complete", response_model=SessionView)
+@router.post("/{session_id}/complete", response_model=SessionView, responses=REFUSALS)
 async def complete_session(session_id: str, ctx: ContextDep, principal: PrincipalDep) -> SessionView:
     who = principal.learner_id
     result = await _run(ctx, session_id, lambda doc, now: domain.complete(doc, session_id, who, now))
     return _view(result.doc)
 
 
-@router.post("/{session_id}/abandon", response_model=SessionView)
+@router.post("/{session_id}/abandon", response_model=SessionView, responses=REFUSALS)
 async def abandon_session(
     session_id: str, body: AbandonBody, ctx: ContextDep, principal: PrincipalDep
 ) -> SessionView:
@@ -134,7 +143,16 @@ async def abandon_session(
     return _view(result.doc)
 
 
-@router.post("/{session_id}/ratings", response_model=RatingView, status_code=201)
+@router.post(
+    "/{session_id}/ratings",
+    response_model=RatingView,
+    status_code=201,
+    responses={
+        **REFUSALS,
+        409: {"description": "Not completed yet, rated by this participant already, or changed concurrently"},
+        422: {"description": "Rating oneself or a non-participant, or not the whole rubric scored 1..5"},
+    },
+)
 async def rate_partner(
     session_id: str, body: RatingBody, ctx: ContextDep, principal: PrincipalDep
 ) -> RatingView:
