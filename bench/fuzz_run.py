@@ -199,6 +199,8 @@ def fuzz_service(
             tally.errors.append(RunError(service, event.label, event.info.title, event.info.message))
         elif isinstance(event, events.FatalError):
             raise RuntimeError(f"Schemathesis stopped on {service}") from event.exception
+        elif isinstance(event, events.Interrupted):  # Ctrl-C or SIGTERM: the engine took it
+            raise KeyboardInterrupt
     tally.seconds[service] = time.monotonic() - started
 
 
