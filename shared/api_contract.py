@@ -8,7 +8,10 @@ validation error shape. ``describe_contract`` rewrites the document once, when i
 - an error response (4xx, 5xx) that names no body of its own is a ``ProblemDetail`` served as
   ``application/problem+json`` (a route lists the statuses it answers with in ``responses=``);
 - a route that takes a bearer token (it depends on ``require_principal``) documents the bearer
-  scheme and its 401; one for operators (``require_ops``) also its 403;
+  scheme and its 401; one for operators (``require_ops``) also its 403; one that reads a token
+  when one is sent (``optional_principal``) the scheme as optional and its 401;
+- every route the request limits count (all but the probes and the scrape,
+  ``shared.rate_limits``) documents its 429;
 - a route that takes a body documents the 400 FastAPI answers when it cannot decode it (bytes
   that are not UTF-8; JSON that does not parse is a 422);
 - every route takes the ``Lemma-After`` header (``shared.consistency_http``, a middleware) and
@@ -29,9 +32,10 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.auth import require_ops, require_principal
+from shared.auth import optional_principal, require_ops, require_principal
 from shared.consistency import AFTER_HEADER, STALE_HEADER, TOKEN_HEADER
 from shared.problems import PROBLEM_JSON
+from shared.rate_limits import UNLIMITED_PATHS
 
 BEARER = "bearer"
 _REF = "#/components/schemas/{model}"
@@ -108,6 +112,15 @@ def describe_contract(doc: dict[str, Any], routes: Iterable[Any]) -> dict[str, A
                 bearer = True
                 operation["security"] = [{BEARER: []}]
                 responses.setdefault("401", {"description": "No bearer token, or one that is not valid"})
+            elif optional_principal in calls:
+                bearer = True
+                operation["security"] = [{}, {BEARER: []}]  # anyone; a token sent must be good
+                responses.setdefault("401", {"description": "A bearer token that is not valid"})
+            if route.path_format not in UNLIMITED_PATHS:
+                responses.setdefault(
+                    "429",
+                    {"description": "Over the request limit of the token or the address: see Retry-After"},
+                )
             if require_ops in calls:
                 responses.setdefault("403", {"description": "The token is not an operator's (role ops)"})
             if "requestBody" in operation:  # FastAPI's answer to a body it cannot decode (not UTF-8)

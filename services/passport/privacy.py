@@ -46,7 +46,11 @@ def _self_or_ops(principal: Principal, learner_id: str) -> None:
         raise Problem(403, "only the learner (or an operator) may do this")
 
 
-@router.delete("/learners/{learner_id}", response_model=Erased, responses=MINE)
+@router.delete(
+    "/learners/{learner_id}",
+    response_model=Erased,
+    responses={**MINE, 409: {"description": "The learner changed concurrently too many times: try again"}},
+)
 async def erase_learner(learner_id: str, principal: PrincipalDep, ctx: ContextDep) -> Erased:
     """Erase the learner's personal data (idempotent: erasing again answers the same)."""
     _self_or_ops(principal, learner_id)
