@@ -1,19 +1,21 @@
 """Which bearer token each fuzzed request carries, so that it reaches the route's happy path.
 
-A request to an operator's route (``/ops/...``) carries an operator's token. Any other carries a
-learner's, whose subject is the learner the request names: the ``learner_id`` in its path; a
-participant of the session in its path (the partner of the one its body names as ratee or
-no-show); the learner of the ticket in its path; for a registration, a new learner named after
-the handle. Otherwise one of the scene's learners, picked by a hash of the request (so a run
-with one seed sends the same tokens). Sessions and tickets the fuzzer comes across on its way
-(``Scene.learn``) count too.
+A request to an operator's route (tagged ``ops`` in its document: ``/ops/...``, matching's
+ownership) carries an operator's token. Any other carries a
+learner's, whose subject is the learner the request names: the ``learner_id`` in its path or
+query; a participant of the session in its path (the partner of the one its body names as
+ratee or no-show); the learner of the ticket in its path; for a registration, a new learner
+named after the handle. Otherwise one of the scene's learners. Where there is a choice (which
+learner, which of a few operators: a token's requests are limited per minute) it is made by a
+hash of the request, so a run with one seed sends the same tokens. Sessions and tickets the
+fuzzer comes across on its way (``fuzz_run.Learned``) count too.
 """
 
 from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from requests.structures import CaseInsensitiveDict
@@ -23,18 +25,29 @@ from bench.fuzz_scene import Scene
 from shared.auth import LEARNER_ID_PATTERN
 
 OPS_SUBJECT = "fuzz-ops"
+#: operators the fuzzer's requests to ``/ops/`` are spread over (each token has its own limit)
+OPERATORS = 5
 
 
 def credentials(
-    scene: Scene, method: str, path: str, path_parameters: Mapping[str, Any], body: Any
+    scene: Scene,
+    method: str,
+    path: str,
+    path_parameters: Mapping[str, Any],
+    body: Any,
+    query: Mapping[str, Any] | None = None,
+    tags: Sequence[str] = (),
 ) -> tuple[str, str]:
-    """(subject, role) of the token for a request to the route ``path`` (its template)."""
-    if path.startswith("/ops/"):
-        return OPS_SUBJECT, "ops"
-    learner = path_parameters.get("learner_id")
-    if _is_learner_id(learner):
-        return str(learner), "learner"
+    """(subject, role) of the token for a request to the route ``path`` (its template), tagged
+    ``tags`` in its document."""
     fields = body if isinstance(body, Mapping) else {}
+    request = [method, path, dict(path_parameters), dict(fields), dict(query or {})]
+    pick = zlib.crc32(json.dumps(request, sort_keys=True, default=str).encode())
+    if "ops" in tags or path.startswith("/ops/"):
+        return f"{OPS_SUBJECT}-{pick % OPERATORS}", "ops"
+    for learner in (path_parameters.get("learner_id"), (query or {}).get("learner_id")):
+        if _is_learner_id(learner):
+            return str(learner), "learner"
     session = scene.sessions.get(str(path_parameters.get("session_id")))
     if session is not None:
         first, second = session
@@ -44,15 +57,10 @@ def credentials(
     if owner is not None:
         return owner, "learner"
     handle = fields.get("handle")
-    if (
-        method.upper() == "POST"
-        and path == "/v1/learners"
-        and isinstance(handle, str)
-        and _is_learner_id(f"fz-{handle}")
-    ):
+    registering = method.upper() == "POST" and path == "/v1/learners"
+    if registering and isinstance(handle, str) and _is_learner_id(f"fz-{handle}"):
         return f"fz-{handle}", "learner"
-    key = json.dumps([method, path, dict(path_parameters), fields], sort_keys=True, default=str)
-    return scene.learners[zlib.crc32(key.encode()) % len(scene.learners)], "learner"
+    return scene.learners[pick % len(scene.learners)], "learner"
 
 
 def _is_learner_id(value: object) -> bool:
@@ -64,7 +72,15 @@ def token_provider(scene: Scene) -> type:
 
     class SceneTokens:
         def get(self, case: Case[Any], context: AuthContext) -> str:
-            subject, role = credentials(scene, case.method, case.path, case.path_parameters or {}, case.body)
+            subject, role = credentials(
+                scene,
+                case.method,
+                case.path,
+                case.path_parameters or {},
+                case.body,
+                case.query or {},
+                case.operation.tags or (),
+            )
             return scene.token(subject, role)
 
         def set(self, case: Case[Any], data: str, context: AuthContext) -> None:

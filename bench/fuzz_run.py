@@ -55,6 +55,7 @@ def dictionaries(scene: Scene, service: str) -> dict[str, dict[str, list[Any]]]:
 
     return {
         "learners": values(scene.learners),
+        "erasable": values(scene.erasable),
         "who": values(sorted({*scene.learners, *scene.handles})),
         "skills": values(scene.skills),
         "specialties": values(sorted({s.id for skill in catalog for s in skill.specialties})),
@@ -114,6 +115,14 @@ def project_config(url: str, scene: Scene, service: str, options: FuzzOptions) -
         },
         "dictionaries": dictionaries(scene, service),
         "parameters": {key: {"dictionary": name, "probability": REAL} for key, name in BINDINGS.items()},
+        # only the learners seeded to be erased are erased: the others stay for every other route
+        "operations": [
+            {
+                "include-path": "/v1/learners/{learner_id}",
+                "include-method": "DELETE",
+                "parameters": {"path.learner_id": {"dictionary": "erasable", "probability": REAL}},
+            }
+        ],
     }
 
 

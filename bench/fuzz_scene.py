@@ -4,9 +4,12 @@
 claim Machine Learning and are paired, start, complete, and one rates the other (the second
 rating is left for the fuzzer to make); two claim Data Engineering and are paired (that
 session is left scheduled, for the fuzzer to start, complete or abandon); the fifth only
-claims. ``settle`` runs after the fuzzer: it cancels every match request still waiting (the
-fuzzer's learners must not be partners for later clients) and waits until every service has
-folded what the fuzzer wrote, passing back the consistency tokens its writes were answered with.
+claims. Two more only register: they are the ones the fuzzer may erase (``DELETE
+/v1/learners/{id}``), so the others stay for every other route.
+
+``settle`` runs after the fuzzer: it cancels every match request still waiting (the fuzzer's
+learners must not be partners for later clients) and waits until every service has folded what
+the fuzzer wrote, passing back the consistency tokens its writes were answered with.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ class Scene:
     learners: list[str]
     handles: list[str]
     skills: list[str]
+    erasable: list[str] = field(default_factory=list)
     sessions: dict[str, tuple[str, str]] = field(default_factory=dict)
     tickets: dict[str, str] = field(default_factory=dict)
     projections: dict[str, list[str]] = field(default_factory=dict)
@@ -81,9 +85,13 @@ def seed_scene(gateway_url: str, service_urls: dict[str, str], secret: str, run:
     """Make the scene through the gateway; ``run`` keeps its names apart from any other run's."""
     names = ("ann", "bob", "cat", "dan", "eve")
     learners = [f"fz{run}-{name}" for name in names]
-    scene = Scene(secret, learners, list(learners), [s.id for s in get_catalog().skills])
+    erasable = [f"fz{run}-{name}" for name in ("gus", "hal")]
+    scene = Scene(secret, learners, [*learners, *erasable], [s.id for s in get_catalog().skills], erasable)
     ann, bob, cat, dan, eve = learners
     with httpx.Client(base_url=gateway_url, timeout=60) as http:
+        for learner in erasable:
+            body = {"handle": learner, "display_name": learner}
+            _expect(http.post("/v1/learners", json=body, headers=scene.auth(learner)), 201)
         claimed: dict[str, str] = {}
         for learner, skill in ((ann, ML), (bob, ML), (cat, DATA), (dan, DATA), (eve, DATA)):
             auth = scene.auth(learner)
@@ -129,12 +137,17 @@ def _pair(
         answer = _expect(http.post("/v1/match-requests", json={"skill": skill}, headers=headers), 200, 202)
         tickets.append(answer.json()["ticket_id"])
         scene.tickets[answer.json()["ticket_id"]] = learner
-    found = [_expect(http.get(f"/v1/match-requests/{t}", params={"wait": 15}), 200).json() for t in tickets]
+    found = [
+        _expect(
+            http.get(f"/v1/match-requests/{t}", params={"wait": 15}, headers=scene.auth(learner)), 200
+        ).json()
+        for t, learner in zip(tickets, (first, second), strict=True)
+    ]
     if {f["status"] for f in found} != {"matched"} or found[0]["session_id"] != found[1]["session_id"]:
         raise RuntimeError(f"{first} and {second} were not paired together: {found}")
     session_id = str(found[0]["session_id"])
     _until(
-        lambda: http.get(f"/v1/sessions/{session_id}"),
+        lambda: http.get(f"/v1/sessions/{session_id}", headers=scene.auth(first)),
         lambda r: r.status_code == 200,
         f"session {session_id}",
     )
@@ -164,7 +177,7 @@ def settle(gateway_url: str, scene: Scene, tickets: Iterable[str], tokens: Itera
     written = list(tokens)
     with httpx.Client(base_url=gateway_url, timeout=60) as http:
         for ticket in sorted(set(tickets)):
-            answer = http.get(f"/v1/match-requests/{ticket}")
+            answer = http.get(f"/v1/match-requests/{ticket}", headers=ops)
             if answer.status_code == 200 and answer.json()["status"] == "waiting":
                 gone = _expect(http.delete(f"/v1/match-requests/{ticket}", headers=ops), 200, 202, 409)
                 written.append(gone.headers.get(TOKEN_HEADER, ""))
@@ -181,7 +194,7 @@ def settle(gateway_url: str, scene: Scene, tickets: Iterable[str], tokens: Itera
                 f"/v1/scores/{scene.learners[0]}",
             )
             for path in reads:
-                answer = _expect(http.get(path, headers={AFTER_HEADER: token}), 200)
+                answer = _expect(http.get(path, headers={**ops, AFTER_HEADER: token}), 200)
                 caught_up = caught_up and answer.headers.get(STALE_HEADER) != "true"
     return Settled(cancelled, caught_up)
 

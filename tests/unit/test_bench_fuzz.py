@@ -19,16 +19,19 @@ SCENE = Scene(
 )
 
 
-def test_operators_routes_get_an_operators_token() -> None:
-    assert credentials(SCENE, "POST", "/ops/projections/{name}/resume", {"name": "x"}, None) == (
-        OPS_SUBJECT,
-        "ops",
-    )
+def test_operators_routes_get_an_operators_token_spread_over_a_few_operators() -> None:
+    tokens = {
+        credentials(SCENE, "POST", "/ops/projections/{name}/resume", {"name": n}, None) for n in "abcdefgh"
+    }
+    assert {role for _, role in tokens} == {"ops"} and len(tokens) > 1
+    assert all(subject.startswith(OPS_SUBJECT) for subject, _ in tokens)
+    assert credentials(SCENE, "GET", "/v1/matching/ownership", {}, None, {}, ["ops"])[1] == "ops"
 
 
 def test_a_request_naming_a_learner_carries_that_learners_token() -> None:
     path = "/v1/learners/{learner_id}/skills/{skill}"
     assert credentials(SCENE, "PUT", path, {"learner_id": "dan", "skill": "x"}, {}) == ("dan", "learner")
+    assert credentials(SCENE, "GET", "/v1/evidence", {}, None, {"learner_id": "dan"}) == ("dan", "learner")
     # a path value no token can carry (not a learner id) gets one of the scene's learners
     subject, _ = credentials(SCENE, "PUT", path, {"learner_id": "a/b", "skill": "x"}, {})
     assert subject in SCENE.learners
