@@ -108,7 +108,7 @@ def project_config(url: str, scene: Scene, service: str, options: FuzzOptions) -
         },
         "checks": {"enabled": False, **{check: {"enabled": True} for check in CHECKS}},
         "phases": {
-            "examples": {"enabled": "examples" in options.phases},
+            "examples": {"enabled": "examples" in options.phases, "fill-missing": True},
             "coverage": {"enabled": "coverage" in options.phases},
             "fuzzing": {"enabled": "fuzzing" in options.phases},
             "stateful": {"enabled": "stateful" in options.phases, "max-steps": options.max_steps},

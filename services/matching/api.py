@@ -36,8 +36,8 @@ MAX_WAIT_S = 60
 
 class MatchRequestBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    skill: str = Field(min_length=1, max_length=100)
-    specialty: str | None = Field(default=None, min_length=1, max_length=100)
+    skill: str = Field(min_length=1, max_length=100, examples=["machine-learning"])
+    specialty: str | None = Field(default=None, min_length=1, max_length=100, examples=["nlp"])
     format: str | None = Field(default=None, min_length=1, max_length=100)
 
 

@@ -137,8 +137,8 @@ class SkillPage(BaseModel):
 
 
 class WaitlistBody(Strict):
-    email: str = Field(min_length=3, max_length=320)
-    skill: str | None = Field(default=None, max_length=100)
+    email: str = Field(min_length=3, max_length=320, examples=["ada@example.com"])
+    skill: str | None = Field(default=None, max_length=100, examples=["machine-learning"])
 
 
 class WaitlistAck(BaseModel):

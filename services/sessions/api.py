@@ -50,14 +50,25 @@ class SessionView(BaseModel):
 
 class AbandonBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, max_length=500)
-    no_show: str | None = None
+    reason: str = Field(min_length=1, max_length=500, examples=["my partner did not come"])
+    no_show: str | None = Field(default=None, description="the partner, if they did not show up")
 
 
 class RatingBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    ratee_id: str = Field(min_length=1)
-    scores: dict[str, int]
+    ratee_id: str = Field(min_length=1, description="the partner")
+    scores: dict[str, int] = Field(
+        description="every rubric dimension of the session's skill, scored 1..5",
+        examples=[
+            {
+                "model-selection": 4,
+                "feature-engineering": 4,
+                "evaluation-metrics": 5,
+                "generalization": 3,
+                "deployment": 4,
+            }
+        ],
+    )
     comment: str | None = Field(default=None, max_length=domain.MAX_COMMENT)
 
 
