@@ -107,12 +107,12 @@ def log_events(
         if session.no_show is not None:
             absent = first if plan.sim_ids[first] == session.no_show else second
             present = second if absent == first else first
-            claimed = t + timedelta(minutes=15)
-            contest_by = None if legacy else claimed + WINDOW
+            left_at = t + timedelta(minutes=15)
+            contest_by = None if legacy else left_at + WINDOW
             abandoned = SessionAbandoned(
                 session_id=sid, abandoned_by=present, reason="no-show", no_show=absent, contest_by=contest_by
             )
-            at(claimed, abandoned, "sessions")
+            at(left_at, abandoned, "sessions")
             if contest_by is not None:  # the absent learner does not contest: the sweep upholds it
                 at(contest_by, NoShowUpheld(session_id=sid, no_show=absent, claimed_by=present), "sessions")
             continue
