@@ -142,9 +142,3 @@ def settle_due(doc: Doc | None, session_id: str, now: datetime) -> Transition | 
         upheld = NoShowUpheld(session_id=session_id, no_show=claim["no_show"], claimed_by=claim["claimed_by"])
         return moved(session, upheld, now)
     return Transition(session)
-
-
-def counts(doc: Doc) -> bool:
-    """Whether the session's completion counts (Practice, its ratings)."""
-    confirmation = upgraded(doc)["confirmation"]
-    return confirmation is not None and confirmation["state"] == CONFIRMED
