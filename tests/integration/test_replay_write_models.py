@@ -249,7 +249,9 @@ async def test_commands_during_a_sessions_hand_over_are_never_lost_nor_seen_undo
     a session step back. (The switch's wait for the service's own events, which closes the
     few milliseconds where this could go wrong, is tested on its own in ``test_handover``.)"""
     ns = private_kafka
-    settings = ns.settings(state_dir=str(tmp_path))
+    # the reader reads every session every few milliseconds for as long as the commands run: far
+    # past any request limit, which is not what this test is about
+    settings = ns.settings(state_dir=str(tmp_path), rate_limit_per_token="", rate_limit_per_ip="")
     run = uuid.uuid4().hex[:6]
     pairs = [(f"h-{run}-{i}", f"c{i}-{run}", f"d{i}-{run}") for i in range(30)]
     cli_env(monkeypatch, ns, tmp_path)

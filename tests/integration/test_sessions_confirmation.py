@@ -29,6 +29,8 @@ from tests.support.apps import serving
 from tests.support.kafka import Namespace, eventually
 
 WINDOW_S = 4.0
+#: These tests poll their sessions: no request limits (``tests/integration/test_abuse_limits.py`` has those)
+NO_LIMITS = {"rate_limit_per_token": "", "rate_limit_per_ip": ""}
 
 
 class Learners:
@@ -56,7 +58,7 @@ def kinds(events: list[CloudEvent]) -> list[str]:
 
 async def test_confirm_dispute_contest_and_the_sweep(private_kafka: Namespace, tmp_path: Path) -> None:
     ns = private_kafka
-    cfg = ns.settings(state_dir=str(tmp_path), session_confirm_window_s=WINDOW_S)
+    cfg = ns.settings(state_dir=str(tmp_path), session_confirm_window_s=WINDOW_S, **NO_LIMITS)
     run = uuid.uuid4().hex[:8]
     who = Learners(cfg, run)
     ann, bob, cat = who.ann, who.bob, who.cat
@@ -70,14 +72,14 @@ async def test_confirm_dispute_contest_and_the_sweep(private_kafka: Namespace, t
             return await sessions.post(f"/v1/sessions/{sid}/{action}", json=body, headers=headers)
 
         async def view(sid: str) -> dict[str, Any]:
-            return await session_on(sessions, sid)
+            return await session_on(sessions, sid, who.auth(ann))
 
         async def trail(learner: str) -> list[str]:
-            r = await evidence.get("/v1/evidence", params={"learner_id": learner})
+            r = await evidence.get("/v1/evidence", params={"learner_id": learner}, headers=who.auth(learner))
             return sorted(str(i["session_id"]) for i in r.json()["items"])
 
         for sid in (disputed, silent, contested, upheld, both):
-            await eventually(lambda sid=sid: session_on(sessions, sid), timeout=30)  # type: ignore[misc]
+            await eventually(lambda sid=sid: view(sid), timeout=30)  # type: ignore[misc]
 
         # a disputed completion: only the partner, only in time, and it never counts
         assert (await post(disputed, "start", ann)).status_code == 200
@@ -195,7 +197,8 @@ async def test_the_sweep_fires_after_a_restart_once_between_replicas(
     ns = private_kafka
     window = 8.0
     cfg = [
-        ns.settings(state_dir=str(tmp_path), session_confirm_window_s=window, instance=str(n)) for n in (1, 2)
+        ns.settings(state_dir=str(tmp_path), session_confirm_window_s=window, instance=str(n), **NO_LIMITS)
+        for n in (1, 2)
     ]
     run = uuid.uuid4().hex[:8]
     who = Learners(cfg[0], run)
@@ -206,7 +209,7 @@ async def test_the_sweep_fires_after_a_restart_once_between_replicas(
     deadlines: list[datetime] = []
     async with serving(sessions_app(cfg[0])) as one:
         for sid in [*completed, claimed]:
-            await eventually(lambda sid=sid: session_on(one, sid), timeout=30)  # type: ignore[misc]
+            await eventually(lambda sid=sid: session_on(one, sid, who.auth(who.ann)), timeout=30)  # type: ignore[misc]
         for sid in completed:
             assert (await one.post(f"/v1/sessions/{sid}/start", headers=who.auth(who.ann))).status_code == 200
             r = await one.post(f"/v1/sessions/{sid}/complete", headers=who.auth(who.bob))
@@ -224,8 +227,9 @@ async def test_the_sweep_fires_after_a_restart_once_between_replicas(
     async with replicas(cfg) as (first, second):
 
         async def all_settled() -> bool:
-            views = [await session_on(c, sid) for c in (first, second) for sid in completed]
-            claims = [await session_on(c, claimed) for c in (first, second)]
+            reader = who.auth(who.ann)
+            views = [await session_on(c, sid, reader) for c in (first, second) for sid in completed]
+            claims = [await session_on(c, claimed, reader) for c in (first, second)]
             confirmed = all(v and v["confirmation"]["state"] == "confirmed" for v in views)
             return confirmed and all(v and v["no_show_claim"]["state"] == "upheld" for v in claims)
 
@@ -239,6 +243,7 @@ async def test_the_sweep_fires_after_a_restart_once_between_replicas(
     assert kinds(claim_events) == ["SessionScheduled", "SessionAbandoned", "NoShowUpheld"]
 
 
-async def session_on(client: httpx.AsyncClient, session_id: str) -> dict[str, Any]:
-    r = await client.get(f"/v1/sessions/{session_id}")
+async def session_on(client: httpx.AsyncClient, session_id: str, reader: dict[str, str]) -> dict[str, Any]:
+    """The session as ``reader`` (a participant's token) reads it; ``{}`` while it is not there."""
+    r = await client.get(f"/v1/sessions/{session_id}", headers=reader)
     return dict(r.json()) if r.status_code == 200 else {}
