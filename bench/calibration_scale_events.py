@@ -43,6 +43,7 @@ from shared.events.payloads import (
     RatingSubmitted,
     SciUpdated,
     SessionCompleted,
+    SessionConfirmed,
     SessionScheduled,
     SessionStarted,
     TierChanged,
@@ -64,7 +65,8 @@ HEADER = len("content-type") + len("application/cloudevents+json")
 
 
 def session_events(rng: random.Random | None = None) -> dict[str, list[CloudEvent]]:
-    """Every event of one matched, completed session rated both ways, by type name; with
+    """Every event of one matched session, completed by one participant and confirmed by the
+    other, rated both ways, by type name; with
     ``rng``, its times, levels, scores and score parts drawn (else fixed, typical values)."""
     draw = rng or random.Random(0)
     t0 = START + timedelta(seconds=draw.uniform(0, 86400) if rng else 0.0)
@@ -113,8 +115,12 @@ def session_events(rng: random.Random | None = None) -> dict[str, list[CloudEven
         ),
         SessionStarted(session_id=match_id, started_by=a),
         SessionCompleted(
-            session_id=match_id, completed_by=b, duration_s=draw.randint(900, 3600) if rng else 2710
+            session_id=match_id,
+            completed_by=b,
+            duration_s=draw.randint(900, 3600) if rng else 2710,
+            confirm_by=t0 + timedelta(minutes=50, hours=48),
         ),
+        SessionConfirmed(session_id=match_id, confirmed_by=a),
     ]
     for p in session:
         out[type(p).__name__] = [
@@ -209,6 +215,7 @@ LOG_ORDER = (
     "SessionScheduled",
     "SessionStarted",
     "SessionCompleted",
+    "SessionConfirmed",
     "RatingSubmitted",
     "EvidenceRecorded",
     "SciUpdated",

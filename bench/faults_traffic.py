@@ -1,6 +1,7 @@
 """The traffic of the faults run: learners going round the whole loop through the gateway (ask
 for a partner, be matched, start and complete the session, rate the partner), as clients that
-retry.
+retry. Both participants complete it: the second completion is the partner's confirmation, so
+the session counts (and its ratings reach the evidence) without waiting out the window.
 
 A client retries what got no answer, a 502/503/504 or a connection error, for up to
 ``RETRY_S``; every answer is kept, so the run can say afterwards which 5xx there were and when.
@@ -112,7 +113,8 @@ class Traffic:
 
     async def _learner(self, learner: str, stop: asyncio.Event) -> None:
         """Ask for a partner, wait for the match, start and complete the session (both are
-        idempotent, so both participants may), rate the partner; again."""
+        idempotent, so both participants may; the partner's completion confirms it), rate the
+        partner; again."""
         while not stop.is_set():
             ticket = await self._ticket(learner)
             session = await self._matched(ticket, learner) if ticket else None
@@ -157,7 +159,8 @@ class Traffic:
             return False
         self.out.sessions.add(session)
         partner = next(str(p) for p in view["participants"] if p != learner)
-        # 409 to a start: the partner has started and completed it already
+        # 409 to a start: the partner has started and completed it already (then this completion
+        # is the confirmation that makes it count)
         r = await self.send("start", "POST", f"/v1/sessions/{session}/start", learner)
         if r is None or r.status not in (200, 409):
             return False

@@ -8,8 +8,8 @@ skill claims 3, waitlist sign-ups 4... plus the reads above that advance the cli
 The writes are chains, as a client runs them; each step is sent only once the one before it
 was answered:
 
-- a session the engine made: start (participant a) -> complete (b) -> a rates b -> b rates a;
-  then both ask for a partner again;
+- a session the engine made: start (participant a) -> complete (b) -> confirm (a: so it counts
+  at once) -> a rates b -> b rates a; then both ask for a partner again;
 - a learner asking for a partner: ``POST /v1/match-requests`` (a 409 while matching has not yet
   folded the end of their last session puts them back in line) -> the ticket is read until
   matched -> the session is read until the sessions service has it -> its steps as above;
@@ -49,7 +49,7 @@ WEIGHTS: dict[str, int] = {
 #: (up to the matching service's settle time), so its latency is the log's, reported apart.
 SLO_EXCLUDED = ("POST /v1/match-requests",)
 
-STEPS = ("start", "complete", "rate-ab", "rate-ba")
+STEPS = ("start", "complete", "confirm", "rate-ab", "rate-ba")
 
 
 @dataclass
@@ -219,12 +219,12 @@ class MixWorkload:
             return self._call(
                 "POST /v1/sessions/{id}/start", "POST", f"{base}/start", actor=life.a, key=("step", life)
             )
-        if step == "complete":
+        if step in ("complete", "confirm"):  # the one, then the other, says it took place
             return self._call(
-                "POST /v1/sessions/{id}/complete",
+                f"POST /v1/sessions/{{id}}/{step}",
                 "POST",
-                f"{base}/complete",
-                actor=life.b,
+                f"{base}/{step}",
+                actor=life.b if step == "complete" else life.a,
                 key=("step", life),
             )
         rater, ratee = (life.a, life.b) if step == "rate-ab" else (life.b, life.a)

@@ -4,9 +4,10 @@ Learners register and claim every catalog skill at one self-level (so the matchi
 pair any two of them at once). Then, in rounds, every learner asks for a partner in every
 skill, follows their ticket until the engine matches it (a ticket still waiting at the end of
 the round is cancelled), and each session the engine made is looked up until the sessions
-service has it. The sessions of the first ``rated_rounds`` rounds are started and completed,
-not rated: the rating-path phase rates them. The last round's sessions are left as the engine
-made them (scheduled): the mixed phase starts, completes and rates them.
+service has it. The sessions of the first ``rated_rounds`` rounds are started, completed by one
+participant and confirmed by the other (so their ratings count as they come), not rated: the
+rating-path phase rates them. The last round's sessions are left as the engine made them
+(scheduled): the mixed phase starts, completes, confirms and rates them.
 """
 
 from __future__ import annotations
@@ -221,7 +222,10 @@ async def _complete(api: Api, info: SessionInfo) -> bool:
     if started is None or started.status != 200:
         return False
     done = await api.call("POST /v1/sessions/{id}/complete", "POST", f"{base}/complete", actor=info.b)
-    return done is not None and done.status == 200
+    if done is None or done.status != 200:
+        return False
+    confirmed = await api.call("POST /v1/sessions/{id}/confirm", "POST", f"{base}/confirm", actor=info.a)
+    return confirmed is not None and confirmed.status == 200
 
 
 async def play_round(api: Api, pop: Population, round_no: int, *, complete: bool) -> list[SessionInfo]:

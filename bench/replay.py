@@ -53,7 +53,8 @@ from bench.replay_stages import (
 )
 from deploy.local.broker import kafka_version
 from services.sci.app import VERIFY_IGNORE
-from shared.events.payloads import EvidenceRecorded, SessionAbandoned
+from services.sci.projection import no_show_of
+from shared.events.payloads import EvidenceRecorded
 from shared.log_records import partitions_of
 
 TARGET_VS_BASELINE = 0.5
@@ -123,11 +124,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     events = log_events(args.events, args.seed)
     generate_s = time.perf_counter() - started
     types = Counter(e.type.split(".")[2] for e in events)
-    facts = sum(
-        1
-        for e in events
-        if isinstance(e.data, EvidenceRecorded) or (isinstance(e.data, SessionAbandoned) and e.data.no_show)
-    )
+    facts = sum(1 for e in events if isinstance(e.data, EvidenceRecorded) or no_show_of(e.data) is not None)
     records = list(log_records(events))
     size = sum(len(r.value) for r in records) / len(records)
     per_topic = Counter(r.topic for r in records)

@@ -4,10 +4,13 @@ The population (``sim.population``: true skill, rater leniency and noise, no-sho
 its rounds spread over the catalog's skills as the HTTP simulator spreads them
 (``sim.plan.build_plan``), so every skill gets sessions and, past 100 ratings, a calibration.
 Each learner registers and claims their skills (``lemma.passport.v1``); each session is
-scheduled, started and completed with a rating each way, or abandoned because one learner did
-not show (``lemma.sessions.v1``); each rating becomes the ``EvidenceRecorded`` the evidence rules
-make of it (``lemma.evidence.v1``, with the id and causation the evidence service gives it). The
-events are in time order and cut at the number asked for; everything follows from the seed.
+scheduled, started, completed by one participant and confirmed by the other, with a rating each
+way after, or abandoned because one learner did not show, a claim upheld once its window passed
+uncontested (``lemma.sessions.v1``); each rating becomes the ``EvidenceRecorded`` the evidence
+rules make of it (``lemma.evidence.v1``, with the id and causation the evidence service gives
+it). ``legacy=True`` logs the sessions as the service did before confirmations: one
+participant's completion, and a no-show claim that stood at once. The events are in time order
+and cut at the number asked for; everything follows from the seed.
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ from shared.catalog import Catalog, get_catalog
 from shared.events.envelope import CloudEvent, deterministic_id, encode, new_event
 from shared.events.payloads import (
     LearnerRegistered,
+    NoShowUpheld,
     Payload,
     RatingSubmitted,
     SessionAbandoned,
     SessionCompleted,
+    SessionConfirmed,
     SessionScheduled,
     SessionStarted,
     SkillClaimed,
@@ -33,9 +38,12 @@ from shared.events.payloads import (
 from sim.plan import _scores, build_plan
 from sim.population import START, Population, Settings, simulate
 
-#: Log events per learner with 16 sessions each: registration, claims, ~7 per session.
-EVENTS_PER_LEARNER = 58
+#: Log events per learner with 16 sessions each: registration, claims, ~8 per session (~7 legacy).
+EVENTS_PER_LEARNER = 66
+LEGACY_EVENTS_PER_LEARNER = 58
 SESSIONS_PER_LEARNER = 16
+#: How long a partner may dispute, or an accused contest, in the logged sessions (the default).
+WINDOW = timedelta(hours=48)
 
 
 @dataclass(frozen=True)
@@ -47,16 +55,20 @@ class LogRecord:
     value: bytes
 
 
-def population_for(events: int, seed: int) -> Population:
+def population_for(events: int, seed: int, *, legacy: bool = False) -> Population:
     """A population big enough to log ``events`` events."""
-    learners = max(40, math.ceil(events / EVENTS_PER_LEARNER * 1.05))
+    per_learner = LEGACY_EVENTS_PER_LEARNER if legacy else EVENTS_PER_LEARNER
+    learners = max(40, math.ceil(events / per_learner * 1.05))
     return simulate(Settings(learners=learners, sessions_per_learner=SESSIONS_PER_LEARNER), seed)
 
 
-def log_events(events: int, seed: int, catalog: Catalog | None = None) -> list[CloudEvent]:
-    """``events`` events of the population drawn from ``seed``, in time order."""
+def log_events(
+    events: int, seed: int, catalog: Catalog | None = None, *, legacy: bool = False
+) -> list[CloudEvent]:
+    """``events`` events of the population drawn from ``seed``, in time order (``legacy``: the
+    sessions as logged before confirmations)."""
     catalog = catalog or get_catalog()
-    population = population_for(events, seed)
+    population = population_for(events, seed, legacy=legacy)
     plan = build_plan(population, run_id=f"r{seed}", catalog=catalog)
     timed: list[tuple[datetime, int, Payload, str]] = []  # (time, order, payload, source)
 
@@ -95,18 +107,25 @@ def log_events(events: int, seed: int, catalog: Catalog | None = None) -> list[C
         if session.no_show is not None:
             absent = first if plan.sim_ids[first] == session.no_show else second
             present = second if absent == first else first
-            at(
-                t + timedelta(minutes=15),
-                SessionAbandoned(session_id=sid, abandoned_by=present, reason="no-show", no_show=absent),
-                "sessions",
+            left_at = t + timedelta(minutes=15)
+            contest_by = None if legacy else left_at + WINDOW
+            abandoned = SessionAbandoned(
+                session_id=sid, abandoned_by=present, reason="no-show", no_show=absent, contest_by=contest_by
             )
+            at(left_at, abandoned, "sessions")
+            if contest_by is not None:  # the absent learner does not contest: the sweep upholds it
+                at(contest_by, NoShowUpheld(session_id=sid, no_show=absent, claimed_by=present), "sessions")
             continue
         at(t, SessionStarted(session_id=sid, started_by=first), "sessions")
+        done = t + timedelta(minutes=45)
+        confirm_by = None if legacy else done + WINDOW
         at(
-            t + timedelta(minutes=45),
-            SessionCompleted(session_id=sid, completed_by=second, duration_s=2700),
+            done,
+            SessionCompleted(session_id=sid, completed_by=second, duration_s=2700, confirm_by=confirm_by),
             "sessions",
         )
+        if not legacy:  # the partner confirms at once, as a client does: the ratings count as they come
+            at(done + timedelta(seconds=20), SessionConfirmed(session_id=sid, confirmed_by=first), "sessions")
         for k, (rater, ratee) in enumerate(((first, second), (second, first))):
             drawn_rating = ratings[(planned.key, plan.sim_ids[rater])]
             rating = RatingSubmitted(

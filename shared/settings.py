@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     # service to see the write it names before answering anyway, marked possibly stale.
     consistency_wait_s: float = Field(default=5.0, ge=0, le=60)
 
+    # How long a participant has to dispute the partner's completion of a session, or to contest
+    # being named a no-show; past it, the sessions service's sweep confirms the session or upholds
+    # the claim. A new window applies to sessions completed or abandoned after the change.
+    session_confirm_window_s: float = Field(default=48 * 3600, gt=0)
+
     # How often the sci service checks whether a skill's rater calibration is due (0: never).
     sci_calibration_interval_s: float = 10.0
     # A skill is calibrated once it has this many ratings (below, bias and noise are not

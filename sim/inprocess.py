@@ -1,7 +1,9 @@
 """In-process mode: a population's events folded straight through the sci domain code (fast, for evaluation).
 
-Each rating becomes the EvidenceRecorded the evidence service would publish, each no-show a
-SessionAbandoned naming the learner; the sci rules then score every learner from their items.
+Each rating becomes the EvidenceRecorded the evidence service would publish (every session here
+is confirmed by both participants), each no-show the NoShowUpheld the sessions service logs once
+the absent learner has let the claim's window pass uncontested; the sci rules then score every
+learner from their items.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from services.sci import domain
-from shared.events.payloads import EvidenceRecorded, SessionAbandoned
+from shared.events.payloads import EvidenceRecorded, NoShowUpheld
 from sim.population import SKILL, Population
 
 
@@ -30,12 +32,18 @@ def evidence_events(population: Population) -> list[EvidenceRecorded]:
     ]
 
 
-def no_show_events(population: Population) -> list[SessionAbandoned]:
+def no_show_events(population: Population) -> list[NoShowUpheld]:
     return [
-        SessionAbandoned(session_id=s.session_id, abandoned_by=s.no_show, reason="no-show", no_show=s.no_show)
+        NoShowUpheld(
+            session_id=s.session_id, no_show=s.no_show, claimed_by=_partner(s.participants, s.no_show)
+        )
         for s in population.sessions
         if s.no_show is not None
     ]
+
+
+def _partner(pair: tuple[str, str], learner: str) -> str:
+    return pair[1] if pair[0] == learner else pair[0]
 
 
 @dataclass(frozen=True)
@@ -52,9 +60,8 @@ def fold(population: Population) -> Folded:
     for event in evidence_events(population):
         items[event.learner_id].append(domain.EvidenceItem.from_event(event))
     no_shows: dict[str, list[str]] = {i: [] for i in population.learners}
-    for abandoned in no_show_events(population):
-        assert abandoned.no_show is not None
-        no_shows[abandoned.no_show].append(abandoned.session_id)
+    for upheld in no_show_events(population):
+        no_shows[upheld.no_show].append(upheld.session_id)
     return Folded(items=items, no_shows=no_shows, as_of=population.end)
 
 

@@ -19,7 +19,8 @@ the clients and the sessions service would, straight on the broker, in a closed 
 - the driver follows ``lemma.matching.v1`` and reads it with the log rule (``referee``);
   for each effective MatchFound, after a session of ``--session-s`` (uniform 0.5-1.5 x), it
   publishes on ``lemma.sessions.v1`` (keyed by session id = match id) a SessionAbandoned with a
-  no-show (5% of matches: one of the two is absent, the other abandons) or a SessionCompleted.
+  no-show (5% of matches: one of the two is absent, the other abandons, a claim the absent one
+  could contest for 48 h) or a SessionCompleted and the partner's SessionConfirmed.
   Learners whose session ended are free again, except the one a no-show left: the matcher
   puts them back in the queue (a requeue MatchRequested), and that ticket runs its course;
 - after the last ticket, tickets still waiting expire after ``--ttl`` s; the run ends when every

@@ -20,7 +20,7 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -41,6 +41,7 @@ from shared.events.payloads import (
     Payload,
     SessionAbandoned,
     SessionCompleted,
+    SessionConfirmed,
     SkillClaimed,
 )
 from shared.events.registry import Topic
@@ -48,6 +49,8 @@ from sim.arrivals import percentile
 
 CANCEL_SHARE = 0.10
 NO_SHOW_SHARE = 0.05
+#: The window a partner has to dispute, or an accused to contest (the sessions service's default).
+CLAIM_WINDOW = timedelta(hours=48)
 
 
 @dataclass
@@ -161,10 +164,16 @@ class Driver:
 
     async def end_session(self, match: MatchFound) -> None:
         first, second = (t.learner_id for t in match.tickets)
+        window = datetime.now(UTC) + CLAIM_WINDOW  # the absent learner may contest; never here
+        confirmed: Payload | None = None
         if self.rng.random() < NO_SHOW_SHARE:
             absent, stayed = (first, second) if self.rng.random() < 0.5 else (second, first)
             ended: Payload = SessionAbandoned(
-                session_id=match.match_id, abandoned_by=stayed, reason="no-show", no_show=absent
+                session_id=match.match_id,
+                abandoned_by=stayed,
+                reason="no-show",
+                no_show=absent,
+                contest_by=window,
             )
             self.counts["no_shows"] += 1
             self._free((absent, match.skill))
@@ -172,11 +181,16 @@ class Driver:
             slot.state, slot.ticket_id = REQUEUE, requeue_ticket_id(match.match_id, stayed)
         else:
             duration = int(self.args.session_s)
-            ended = SessionCompleted(session_id=match.match_id, completed_by=first, duration_s=duration)
+            ended = SessionCompleted(
+                session_id=match.match_id, completed_by=first, duration_s=duration, confirm_by=window
+            )
+            confirmed = SessionConfirmed(session_id=match.match_id, confirmed_by=second)  # both say so
             self.counts["completed"] += 1
             self._free((first, match.skill))
             self._free((second, match.skill))
         await self.publish(ended, "sessions", match.match_id)
+        if confirmed is not None:
+            await self.publish(confirmed, "sessions", match.match_id)
 
     # -- the live log -----------------------------------------------------------------------------
 

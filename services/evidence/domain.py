@@ -1,6 +1,7 @@
 """Evidence rules (pure): which ratings become evidence, and how evidence is addressed.
 
-One evidence item per rating received in a completed session, by a participant,
+One evidence item per rating received in a completed session (once it is confirmed: the
+fold holds it until then, ``services.evidence.projection``), by a participant,
 about their partner, whose scores fit the skill's rubric in the catalog. Each item is
 stored twice so every trail is one key-prefix scan, newest first:
 

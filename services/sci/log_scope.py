@@ -3,8 +3,9 @@
 The sci fold reads three topics. Evidence and claims are keyed by learner, so one learner's
 records sit in one partition of each: only that one is read, and only records with their key are
 decoded. Sessions are keyed by session, so a learner's sessions may sit anywhere: every partition
-is read, but only SessionScheduled and SessionAbandoned records that name the learner (or, for a
-skill, the sessions scheduled in it) are decoded. What is kept is folded by the service's own
+is read, but only SessionScheduled, SessionAbandoned and NoShowUpheld records that name the
+learner (or, for a skill, the sessions scheduled in it) are decoded. What is kept is folded by
+the service's own
 ``SciProjection`` (``shared.projection.window_fold``): the documents of the scope come out as the
 service's would, since the fold gives the same documents whatever the interleaving of partitions.
 """
@@ -21,10 +22,11 @@ from aiokafka import TopicPartition
 from services.sci.app import projection
 from services.sci.consumers import TOPICS
 from services.sci.domain import EvidenceItem
-from services.sci.projection import RECEIVED, SCORES, SESSION_SKILL, items_of
+from services.sci.projection import RECEIVED, SCORES, SESSION_SKILL, items_of, no_show_of
 from shared.events.envelope import CloudEvent
 from shared.events.payloads import (
     EvidenceRecorded,
+    NoShowUpheld,
     SessionAbandoned,
     SessionScheduled,
     SkillClaimed,
@@ -92,7 +94,7 @@ class Selection:
         value = record.value or b""
         if record.topic == self.sessions:
             scheduled = b"SessionScheduled" in value
-            if not scheduled and b"SessionAbandoned" not in value:
+            if not scheduled and b"SessionAbandoned" not in value and b"NoShowUpheld" not in value:
                 return False
             if self._learner is not None and self._learner not in value:
                 return False
@@ -114,8 +116,8 @@ class Selection:
             if chosen:
                 self.in_scope.add(data.session_id)
             return chosen
-        if isinstance(data, SessionAbandoned) and data.no_show:
-            if scope.learner is not None and data.no_show != scope.learner:
+        if isinstance(data, SessionAbandoned | NoShowUpheld) and (learner := no_show_of(data)) is not None:
+            if scope.learner is not None and learner != scope.learner:
                 return False
             return scope.skill is None or data.session_id in self.in_scope
         return False

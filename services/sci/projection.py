@@ -12,7 +12,7 @@ Documents:
   (keyed by evidence id, so a second copy is a no-op) and whether the learner was a no-show
   there. The calibration reads a skill's ratings from here, and the read routes the specialties.
 - ``session_skill/{session_id}``: the skill and participants from SessionScheduled, because
-  SessionAbandoned names the no-show but not the skill.
+  a no-show (NoShowUpheld, or SessionAbandoned of the old rule) names the learner but not the skill.
 - ``calibrations/{skill}``: the rater calibration, written by the calibration job
   (``services.sci.recalibration``), only read here.
 
@@ -27,9 +27,12 @@ calibration, so it gives the same documents; it calibrates the new version at th
 announces changed scores when it goes live. The calibration job re-scores a skill when the
 calibration changes.
 
-A ``SessionAbandoned`` names no skill, and ``refs`` must be known before any document is read,
-so a no-show loads the learner's documents in every catalog skill and ``apply`` picks the one
-of the session's skill.
+A no-show counts against the learner once the claim stands (``no_show_of``): NoShowUpheld, when
+the accused let the window to contest it pass; or a SessionAbandoned logged before claims could
+be contested (no ``contest_by``), which stood at once. A claim still open, or contested, costs
+nothing. A no-show names no skill, and ``refs`` must be known before any document is read, so it
+loads the learner's documents in every catalog skill and ``apply`` picks the one of the
+session's skill.
 """
 
 from __future__ import annotations
@@ -104,6 +107,7 @@ from shared.errors import EventRefused
 from shared.events.envelope import CloudEvent
 from shared.events.payloads import (
     EvidenceRecorded,
+    NoShowUpheld,
     Payload,
     SciUpdated,
     SessionAbandoned,
@@ -174,8 +178,7 @@ class SciProjection:
             return [(SCORES, score_key(data.learner_id, data.skill))]
         if isinstance(data, SessionScheduled):
             return [(SESSION_SKILL, data.session_id)]
-        if isinstance(data, SessionAbandoned) and data.no_show:
-            learner = data.no_show
+        if isinstance(data, SessionAbandoned | NoShowUpheld) and (learner := no_show_of(data)) is not None:
             refs: list[DocRef] = [(SESSION_SKILL, data.session_id)]
             for skill in self.skills:
                 refs += [
@@ -188,7 +191,7 @@ class SciProjection:
 
     def apply(self, docs: Mapping[DocRef, Doc | None], event: CloudEvent) -> Outcome:
         data = event.data
-        if isinstance(data, EvidenceRecorded | SessionAbandoned):
+        if isinstance(data, EvidenceRecorded | SessionAbandoned | NoShowUpheld):
             fact = self._fact(docs, event)
             if fact is None:
                 return NOTHING
@@ -201,7 +204,7 @@ class SciProjection:
     def fold(self, docs: Mapping[DocRef, Doc | None], event: CloudEvent) -> Changes:
         """The changes of ``apply``, without scoring (catch-up, and the live fold of a batch)."""
         data = event.data
-        if isinstance(data, EvidenceRecorded | SessionAbandoned):
+        if isinstance(data, EvidenceRecorded | SessionAbandoned | NoShowUpheld):
             fact = self._fact(docs, event)
             return {} if fact is None else fact.changes
         if isinstance(data, SessionScheduled):
@@ -271,8 +274,8 @@ class SciProjection:
         data = event.data
         if isinstance(data, EvidenceRecorded):
             return self._evidence(docs, data, event.time)
-        if isinstance(data, SessionAbandoned) and data.no_show:
-            return self._no_show(docs, data, event.time)
+        if isinstance(data, SessionAbandoned | NoShowUpheld) and (learner := no_show_of(data)) is not None:
+            return self._no_show(docs, data.session_id, learner, event.time)
         return None
 
     def _evidence(
@@ -310,20 +313,18 @@ class SciProjection:
         return _Fact(ref, doc, {received_ref: new_received}, data.skill, current)
 
     def _no_show(
-        self, docs: Mapping[DocRef, Doc | None], data: SessionAbandoned, at: datetime
+        self, docs: Mapping[DocRef, Doc | None], session_id: str, learner: str, at: datetime
     ) -> _Fact | None:
-        learner = data.no_show
-        assert learner is not None
-        session = docs.get((SESSION_SKILL, data.session_id))
+        session = docs.get((SESSION_SKILL, session_id))
         if session is None:
-            raise EventRefused(f"no-show for unknown session {data.session_id}")
+            raise EventRefused(f"no-show for unknown session {session_id}")
         if learner not in session["participants"]:
-            raise EventRefused(f"no-show {learner} is not a participant of session {data.session_id}")
+            raise EventRefused(f"no-show {learner} is not a participant of session {session_id}")
         skill = session["skill"]
         if skill not in self.skills:  # ``refs`` loaded the catalog's skills only
-            raise EventRefused(f"session {data.session_id} is in skill {skill}, unknown here")
+            raise EventRefused(f"session {session_id} is in skill {skill}, unknown here")
         ref = (SCORES, score_key(learner, skill))
-        received_ref = (RECEIVED, received_key(skill, learner, data.session_id))
+        received_ref = (RECEIVED, received_key(skill, learner, session_id))
         received = docs.get(received_ref) or {"items": {}, "no_show": False}
         if received["no_show"]:
             return None
@@ -336,6 +337,16 @@ class SciProjection:
         }
         marked = {received_ref: {**received, "no_show": True}}
         return _Fact(ref, doc, marked, skill, current)
+
+
+def no_show_of(data: Payload) -> str | None:
+    """The learner an event counts as a no-show, if it does: an upheld claim, or an abandon of
+    the old rule (its claim stood at once). An abandon whose claim may be contested counts nothing."""
+    if isinstance(data, NoShowUpheld):
+        return data.no_show
+    if isinstance(data, SessionAbandoned):
+        return data.standing_no_show
+    return None
 
 
 @dataclass(frozen=True)

@@ -1,26 +1,26 @@
-"""Routes of the sessions service: read a session; start, complete, abandon and rate it.
+"""Routes of the sessions service: read a session; start, complete (confirm), dispute,
+abandon, contest a no-show and rate it.
 
-Each command loads the session, asks the pure domain for the transition and commits the
-document with its event in one store write, if the session is still as it was read (any
-replica may take the command: ``shared.commands``; a conflict decides again from a fresh read).
+Each command runs through ``services.sessions.commands``: the session is read, the pure domain
+decides, and the document, its deadline entry and its event are written together if the session
+is still as it was read.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any
+from datetime import timedelta
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Body
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.sessions import domain
+from services.sessions import commands, domain
+from services.sessions.document import upgraded
 from services.sessions.projection import SESSIONS
 from shared.auth import PrincipalDep
-from shared.commands import Attempt, attempt
+from shared.events.payloads import ContestReason, DisputeReason
 from shared.problems import Problem
 from shared.service import ContextDep, ServiceContext
-from shared.store import Change
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 
@@ -28,6 +28,30 @@ router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 class RatingRef(BaseModel):
     rater_id: str
     ratee_id: str
+
+
+class ConfirmationView(BaseModel):
+    """Whether the completion counts: ``pending`` until the partner confirms, disputes before
+    ``deadline`` or lets it pass; then ``confirmed`` or ``disputed`` (it never counts)."""
+
+    state: str
+    by: list[str] = Field(description="the participants who confirmed it, first the one who completed")
+    deadline: str | None = Field(description="until when the partner may dispute (none before this rule)")
+    settled_at: str | None
+    disputed_by: str | None = None
+    reason: str | None = None
+
+
+class NoShowClaimView(BaseModel):
+    """Whether the no-show named on abandoning counts against them: ``pending`` until they
+    contest before ``deadline`` (``contested``: it costs nobody) or let it pass (``upheld``)."""
+
+    no_show: str
+    claimed_by: str
+    state: str
+    deadline: str | None
+    settled_at: str | None
+    reason: str | None = None
 
 
 class SessionView(BaseModel):
@@ -45,6 +69,8 @@ class SessionView(BaseModel):
     abandoned_at: str | None = None
     abandoned_by: str | None = None
     no_show: str | None = None
+    confirmation: ConfirmationView | None = None
+    no_show_claim: NoShowClaimView | None = None
     ratings: list[RatingRef]
 
 
@@ -52,6 +78,16 @@ class AbandonBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(min_length=1, max_length=500, examples=["my partner did not come"])
     no_show: str | None = Field(default=None, description="the partner, if they did not show up")
+
+
+class DisputeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: DisputeReason = Field(description="why the session did not take place as completed (a code)")
+
+
+class ContestBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: ContestReason | None = Field(default=None, description="why the claim is wrong (a code)")
 
 
 class RatingBody(BaseModel):
@@ -84,22 +120,17 @@ class RatingView(BaseModel):
 
 
 def _view(doc: dict[str, Any]) -> SessionView:
-    return SessionView.model_validate(doc)
+    return SessionView.model_validate(upgraded(doc))
 
 
-async def _run(
-    ctx: ServiceContext, session_id: str, command: Callable[[domain.Doc | None, datetime], domain.Transition]
-) -> domain.Transition:
-    async def once(tx: Attempt) -> domain.Transition:
-        doc = await tx.get(SESSIONS, session_id)
-        now = datetime.now(UTC)
-        result = command(doc, now)
-        if result.event is not None:
-            event = ctx.event(result.event, time=now, correlationid=result.doc.get("correlation_id"))
-            await tx.commit([Change(SESSIONS, session_id, result.doc)], [event])
-        return result
+def _window(ctx: ServiceContext) -> timedelta:
+    return timedelta(seconds=ctx.settings.session_confirm_window_s)
 
-    return await attempt(ctx, once, writer="session")
+
+async def _run(ctx: ServiceContext, session_id: str, command: commands.Command) -> domain.Transition:
+    result = await commands.run(ctx, session_id, command)
+    assert result is not None  # the routes' commands always decide
+    return result
 
 
 NO_SESSION: dict[int | str, dict[str, Any]] = {404: {"description": "No session with that id"}}
@@ -137,7 +168,45 @@ async def start_session(session_id: str, ctx: ContextDep, principal: PrincipalDe
 @router.post("/{session_id}/complete", response_model=SessionView, responses=REFUSALS)
 async def complete_session(session_id: str, ctx: ContextDep, principal: PrincipalDep) -> SessionView:
     who = principal.learner_id
-    result = await _run(ctx, session_id, lambda doc, now: domain.complete(doc, session_id, who, now))
+    window = _window(ctx)
+    result = await _run(ctx, session_id, lambda doc, now: domain.complete(doc, session_id, who, now, window))
+    return _view(result.doc)
+
+
+@router.post("/{session_id}/confirm", response_model=SessionView)
+async def confirm_session(session_id: str, ctx: ContextDep, principal: PrincipalDep) -> SessionView:
+    """A participant confirms the session took place: the first confirmation completes it (as
+    ``complete`` does), the partner's makes it count at once."""
+    who = principal.learner_id
+    window = _window(ctx)
+    result = await _run(ctx, session_id, lambda doc, now: domain.confirm(doc, session_id, who, now, window))
+    return _view(result.doc)
+
+
+@router.post("/{session_id}/dispute", response_model=SessionView)
+async def dispute_session(
+    session_id: str, body: DisputeBody, ctx: ContextDep, principal: PrincipalDep
+) -> SessionView:
+    """The partner of the participant who completed the session disputes it, within the window:
+    the session ends disputed (no Practice, its ratings never count, no cost to either side)."""
+    who = principal.learner_id
+    result = await _run(
+        ctx, session_id, lambda doc, now: domain.dispute(doc, session_id, who, body.reason, now)
+    )
+    return _view(result.doc)
+
+
+@router.post("/{session_id}/contest", response_model=SessionView)
+async def contest_no_show(
+    session_id: str,
+    ctx: ContextDep,
+    principal: PrincipalDep,
+    body: Annotated[ContestBody | None, Body()] = None,
+) -> SessionView:
+    """The learner named as a no-show contests the claim, within the window: it costs nobody."""
+    who = principal.learner_id
+    reason = body.reason if body is not None else None
+    result = await _run(ctx, session_id, lambda doc, now: domain.contest(doc, session_id, who, reason, now))
     return _view(result.doc)
 
 
@@ -146,10 +215,11 @@ async def abandon_session(
     session_id: str, body: AbandonBody, ctx: ContextDep, principal: PrincipalDep
 ) -> SessionView:
     who = principal.learner_id
+    window = _window(ctx)
     result = await _run(
         ctx,
         session_id,
-        lambda doc, now: domain.abandon(doc, session_id, who, body.reason, body.no_show, now),
+        lambda doc, now: domain.abandon(doc, session_id, who, body.reason, body.no_show, now, window),
     )
     return _view(result.doc)
 

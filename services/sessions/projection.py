@@ -17,18 +17,20 @@ by the match id), unless that session is already there. Every event the rule dec
 batch folded in log order reaches the same verdicts as every other reader. A redelivered or
 copied event finds its tickets past the state it needs and is void.
 
-The session document is later changed by the command routes, and the fold applies their
-events from ``lemma.sessions.v1`` too (``domain.applied``): what a command wrote, its event
-writes again, so the documents are rebuilt from the log alone (``lemma replay sessions``). A
-session only moves forward, so an event the document already reflects is a no-op; the fold and
-the commands (of any replica) each write only if the document is still as they read it
-(compare-and-set), so neither overwrites the other.
+The session document is later changed by the command routes and the deadline sweep, and the
+fold applies their events from ``lemma.sessions.v1`` too (``document.applied``): what a command
+wrote, its event writes again (with the ``deadlines`` index entry that goes with it), so the
+documents are rebuilt from the log alone (``lemma replay sessions``). A session only moves
+forward, so an event the document already reflects is a no-op; the fold and the commands (of
+any replica) each write only if the document is still as they read it (compare-and-set), so
+neither overwrites the other.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from services.sessions import deadlines
 from services.sessions.domain import applied, schedule
 from shared.errors import EventRefused
 from shared.events.envelope import CloudEvent
@@ -37,9 +39,13 @@ from shared.events.payloads import (
     MatchExpired,
     MatchFound,
     MatchRequested,
+    NoShowContested,
+    NoShowUpheld,
     RatingSubmitted,
     SessionAbandoned,
     SessionCompleted,
+    SessionConfirmed,
+    SessionDisputed,
     SessionScheduled,
     SessionStarted,
 )
@@ -63,7 +69,17 @@ def _owners(data: TicketEvent) -> list[tuple[str, str, str]]:
 
 
 #: The session's own events, which the commands (and the MatchFound fold) publish.
-OWN = SessionScheduled | SessionStarted | SessionCompleted | SessionAbandoned | RatingSubmitted
+OWN = (
+    SessionScheduled
+    | SessionStarted
+    | SessionCompleted
+    | SessionAbandoned
+    | RatingSubmitted
+    | SessionConfirmed
+    | SessionDisputed
+    | NoShowContested
+    | NoShowUpheld
+)
 
 
 class SessionsProjection:
@@ -86,8 +102,11 @@ class SessionsProjection:
         data = event.data
         if isinstance(data, OWN):
             ref = (SESSIONS, data.session_id)
-            moved = applied(docs.get(ref), data, event.time, event.correlationid)
-            return NOTHING if moved is None else Outcome(changes={ref: moved})
+            before = docs.get(ref)
+            moved = applied(before, data, event.time, event.correlationid)
+            if moved is None:
+                return NOTHING
+            return Outcome(changes={ref: moved, **deadlines.changes(before, moved)})
         if not isinstance(data, MatchRequested | MatchFound | MatchCancelled | MatchExpired):
             return NOTHING
         states: dict[str, str | None] = {}

@@ -116,9 +116,19 @@ class SessionStarted(Payload):
 
 
 class SessionCompleted(Payload):
+    """A participant confirmed the session took place (the first confirmation)."""
+
     session_id: str
     completed_by: str
     duration_s: int = Field(ge=0)
+    #: Until when the partner may dispute it. Set: the session counts (Practice, ratings) only
+    #: once SessionConfirmed follows. Absent (logged before confirmations existed): it counts at once.
+    confirm_by: datetime | None = None
+
+    @property
+    def counts_at_once(self) -> bool:
+        """Whether this completion counts without a SessionConfirmed (an event of the old rule)."""
+        return self.confirm_by is None
 
 
 class SessionAbandoned(Payload):
@@ -126,6 +136,53 @@ class SessionAbandoned(Payload):
     abandoned_by: str
     reason: str
     no_show: str | None = None
+    #: With ``no_show``: until when the accused may contest the claim. Set: the no-show costs
+    #: them only once NoShowUpheld follows. Absent (logged before claims could be contested):
+    #: the claim stands at once.
+    contest_by: datetime | None = None
+
+    @property
+    def standing_no_show(self) -> str | None:
+        """The learner this event alone counts as a no-show (an abandon of the old rule), if any."""
+        return self.no_show if self.contest_by is None else None
+
+
+#: Why a participant disputes a completion: codes, not free text (the log keeps no text about a person).
+DisputeReason = Literal["did-not-happen", "ended-early", "partner-absent", "other"]
+#: Why the accused contests a no-show claim.
+ContestReason = Literal["was-present", "accuser-absent", "rescheduled", "other"]
+
+
+class SessionConfirmed(Payload):
+    """A completion now counts: the partner confirmed it too, or did not dispute it in time."""
+
+    session_id: str
+    #: The partner whose confirmation made it two; ``None``: the window closed undisputed.
+    confirmed_by: str | None = None
+
+
+class SessionDisputed(Payload):
+    """The partner disputed the completion within the window: the session never counts."""
+
+    session_id: str
+    disputed_by: str
+    reason: DisputeReason
+
+
+class NoShowContested(Payload):
+    """The learner named as a no-show contested the claim in time: it costs nobody anything."""
+
+    session_id: str
+    contested_by: str
+    reason: ContestReason | None = None
+
+
+class NoShowUpheld(Payload):
+    """A no-show claim went uncontested through its window: it counts against ``no_show``."""
+
+    session_id: str
+    no_show: str
+    claimed_by: str
 
 
 class RatingSubmitted(Payload):

@@ -100,6 +100,11 @@ async def test_two_learners_from_registration_to_a_scored_passport(stack: StackC
         )
         assert r.status_code == 409, "no rating before completion"
         assert (await http.post(f"{s}/complete", headers=headers(stack, bob))).status_code == 200
+        # bob's word alone does not make it count: ann confirms it too
+        r = await http.post(f"{s}/confirm", headers=headers(stack, ann))
+        assert r.status_code == 200 and r.json()["confirmation"]["state"] == "confirmed", r.text
+        r = await http.post(f"{s}/dispute", json={"reason": "other"}, headers=headers(stack, ann))
+        assert r.status_code == 409, "a confirmed session cannot be disputed"
 
         r = await http.post(
             f"{s}/ratings", json={"ratee_id": bob, "scores": SCORES}, headers=headers(stack, eve)

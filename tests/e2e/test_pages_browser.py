@@ -72,7 +72,7 @@ async def scene(stack: StackConfig) -> AsyncIterator[Scene]:
         for first, second in (("ann", "bob"), ("carol", "erin")):  # one pair after the other
             a, b = people[first].learner_id, people[second].learner_id
             session = await api.pair(a, b, SKILL)
-            await api.complete(session, by=a)
+            await api.complete(session, by=a, partner=b)
             await api.rate(session, b, a)
             await api.rate(session, a, b)
         for name in ("ann", "bob", "carol", "erin"):
@@ -188,7 +188,7 @@ async def test_a_rating_reaches_the_passport_page_within_seconds(page: Page, sce
     sci_before = await text_of(page, sci)
 
     session = await api.pair(ann.learner_id, carol.learner_id, SKILL)
-    await api.complete(session, by=carol.learner_id)
+    await api.complete(session, by=carol.learner_id, partner=ann.learner_id)
     await api.rate(session, carol.learner_id, ann.learner_id)
 
     async def shows_more(p: Page) -> bool:

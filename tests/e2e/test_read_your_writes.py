@@ -67,6 +67,8 @@ async def test_complete_then_ask_for_a_partner_and_read_the_passport_with_no_sle
         assert (await http.post(f"{session}/start", headers=headers(stack, ann))).status_code == 200
         completed = await http.post(f"{session}/complete", headers=headers(stack, bob))
         assert completed.status_code == 200
+        confirmed = await http.post(f"{session}/confirm", headers=headers(stack, ann))  # so it counts
+        assert confirmed.status_code == 200 and confirmed.json()["confirmation"]["state"] == "confirmed"
         rated = await http.post(
             f"{session}/ratings", json={"ratee_id": bob, "scores": SCORES}, headers=headers(stack, ann)
         )

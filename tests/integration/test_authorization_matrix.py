@@ -212,6 +212,9 @@ def recipe(scene: Scene, service: str, method: str, path: str) -> tuple[str, Cal
         "/v1/sessions/{session_id}": "read",
         "/v1/sessions/{session_id}/start": "start",
         "/v1/sessions/{session_id}/complete": "complete",
+        "/v1/sessions/{session_id}/confirm": "confirm",
+        "/v1/sessions/{session_id}/dispute": "dispute",
+        "/v1/sessions/{session_id}/contest": "contest",
         "/v1/sessions/{session_id}/abandon": "abandon",
         "/v1/sessions/{session_id}/ratings": "rate",
     }
@@ -220,6 +223,8 @@ def recipe(scene: Scene, service: str, method: str, path: str) -> tuple[str, Cal
         body: Any = None
         if path.endswith("/abandon"):
             body = {"reason": "had to leave"}
+        elif path.endswith("/dispute"):
+            body = {"reason": "ended-early"}
         elif path.endswith("/ratings"):
             body = {"ratee_id": scene.bob, "scores": rubric(SESSION_SKILL)}
         return ann, Call(path.replace("{session_id}", sid), body)
@@ -322,7 +327,17 @@ async def set_the_scene(scene: Scene) -> None:
         f"/v1/learners/{ann}/skills/{SESSION_SKILL}", json=claim, headers=scene.token(ann)
     )
     assert r.status_code == 200, r.text
-    for purpose in ("read", "start", "complete", "abandon", "rate", "evidence"):
+    for purpose in (
+        "read",
+        "start",
+        "complete",
+        "confirm",
+        "dispute",
+        "contest",
+        "abandon",
+        "rate",
+        "evidence",
+    ):
         scene.sessions[purpose] = f"s-{purpose}-{scene.run}"
     await scene.ns.publish([e for sid in scene.sessions.values() for e in match_events(sid, ann, bob)])
 
@@ -333,14 +348,18 @@ async def set_the_scene(scene: Scene) -> None:
         return all(a.status_code == 200 for a in answers)
 
     await eventually(scheduled, timeout=30)
+    no_show = {"reason": "no-show", "no_show": ann}
     for purpose, steps in (
-        ("complete", ("start",)),
-        ("rate", ("start", "complete")),
-        ("evidence", ("start", "complete")),
+        ("complete", ((ann, "start", None),)),
+        ("confirm", ((ann, "start", None),)),
+        ("dispute", ((ann, "start", None), (bob, "complete", None))),  # ann may dispute bob's word
+        ("contest", ((bob, "abandon", no_show),)),  # ann may contest being named a no-show
+        ("rate", ((ann, "start", None), (ann, "complete", None))),
+        ("evidence", ((ann, "start", None), (ann, "complete", None), (bob, "confirm", None))),
     ):
-        for step in steps:
+        for who, step, body in steps:
             r = await c["sessions"].post(
-                f"/v1/sessions/{scene.sessions[purpose]}/{step}", headers=scene.token(ann)
+                f"/v1/sessions/{scene.sessions[purpose]}/{step}", json=body, headers=scene.token(who)
             )
             assert r.status_code == 200, r.text
     rated = await c["sessions"].post(

@@ -33,7 +33,7 @@ async def test_a_rating_that_came_too_early_is_redriven_once(
 ) -> None:
     ns = private_kafka
     settings = ns.settings(state_dir=str(tmp_path))
-    scheduled, started, completed, early, on_time = session_burst(1, seed=51)
+    scheduled, started, completed, confirmed, early, on_time = session_burst(1, seed=51)
     assert isinstance(completed.data, SessionCompleted) and isinstance(early.data, RatingSubmitted)
     dlq = ns.topic(Topic.DLQ)
     async with serving(bootstrap(settings)) as client:
@@ -41,7 +41,7 @@ async def test_a_rating_that_came_too_early_is_redriven_once(
         await ns.publish([scheduled, started, early])
         await publish_raw(ns.bootstrap, ns.topic(Topic.SESSIONS), b"poison", b"not an event")
         letters = await eventually(lambda: _two(ns.bootstrap, dlq), timeout=30)
-        await ns.publish([completed, on_time])
+        await ns.publish([completed, confirmed, on_time])
 
         monkeypatch.setenv("LEMMA_KAFKA_BOOTSTRAP", ns.bootstrap)
         monkeypatch.setenv("LEMMA_KAFKA_PREFIX", ns.prefix)

@@ -74,12 +74,17 @@ async def test_sessions_are_rebuilt_from_the_log_as_the_commands_left_them(
             if i < 5:
                 assert (await post(sid, "start", a)).status_code == 200
             if i < 4:
-                assert (await post(sid, "complete", b)).status_code == 200
+                assert (await post(sid, "complete", b)).status_code == 200  # 2 and 3: a's say pending
             if i < 2:
+                assert (await post(sid, "confirm", a)).status_code == 200
                 assert (await post(sid, "ratings", a, {"ratee_id": b, "scores": SCORES})).status_code == 201
                 assert (await post(sid, "ratings", b, {"ratee_id": a, "scores": SCORES})).status_code == 201
+            if i == 3:
+                assert (await post(sid, "dispute", a, {"reason": "ended-early"})).status_code == 200
             if i in (4, 5):
                 assert (await post(sid, "abandon", a, {"reason": "gone", "no_show": b})).status_code == 200
+            if i == 5:
+                assert (await post(sid, "contest", b, {"reason": "was-present"})).status_code == 200
         before = await everything()
         await eventually(lambda: folded_own(tmp_path / "data" / "sessions.db", "sessions"), timeout=30)
 
@@ -230,15 +235,23 @@ async def test_the_matching_queue_is_rebuilt_beside_the_matcher_and_it_goes_on_p
 STEPS = {"scheduled": 0, "started": 1, "completed": 2, "abandoned": 2}
 
 
+def step_of(doc: dict[str, Any]) -> int:
+    """How far a session is: its status, and a step more once its completion is confirmed."""
+    confirmed = (doc.get("confirmation") or {}).get("state") == "confirmed"
+    return STEPS[doc["status"]] + confirmed
+
+
 async def test_commands_during_a_sessions_hand_over_are_never_lost_nor_seen_undone(
     private_kafka: Namespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Sessions are started, completed and rated while the rebuild runs and the service takes
+    """Sessions are started, completed, confirmed and rated while the rebuild runs and the service takes
     it over and switches: every answered command is in the rebuilt version, and no reader sees
     a session step back. (The switch's wait for the service's own events, which closes the
     few milliseconds where this could go wrong, is tested on its own in ``test_handover``.)"""
     ns = private_kafka
-    settings = ns.settings(state_dir=str(tmp_path))
+    # the reader reads every session every few milliseconds for as long as the commands run: far
+    # past any request limit, which is not what this test is about
+    settings = ns.settings(state_dir=str(tmp_path), rate_limit_per_token="", rate_limit_per_ip="")
     run = uuid.uuid4().hex[:6]
     pairs = [(f"h-{run}-{i}", f"c{i}-{run}", f"d{i}-{run}") for i in range(30)]
     cli_env(monkeypatch, ns, tmp_path)
@@ -249,12 +262,14 @@ async def test_commands_during_a_sessions_hand_over_are_never_lost_nor_seen_undo
         seen: dict[str, tuple[int, int]] = {}  # session -> (step, ratings) at its furthest
         problems: list[str] = []
         done: dict[str, tuple[int, int]] = {}
+        steps = {"start": 1, "complete": 2, "confirm": 3, "ratings": 3}
 
         async def drive() -> None:
             for sid, a, b in pairs:
                 for action, who, body in (
                     ("start", a, None),
                     ("complete", b, None),
+                    ("confirm", a, None),
                     ("ratings", a, {"ratee_id": b, "scores": SCORES}),
                 ):
                     answer = await client.post(
@@ -263,7 +278,7 @@ async def test_commands_during_a_sessions_hand_over_are_never_lost_nor_seen_undo
                     if answer.status_code not in (200, 201):
                         problems.append(f"{sid} {action}: {answer.status_code} {answer.text}")
                         return
-                    done[sid] = (2 if action != "start" else 1, 1 if action == "ratings" else 0)
+                    done[sid] = (steps[action], 1 if action == "ratings" else 0)
                     await asyncio.sleep(0.02)
 
         async def read() -> None:
@@ -274,7 +289,7 @@ async def test_commands_during_a_sessions_hand_over_are_never_lost_nor_seen_undo
                         problems.append(f"{sid}: {answer.status_code}")
                         continue
                     doc = answer.json()
-                    now = (STEPS[doc["status"]], len(doc["ratings"]))
+                    now = (step_of(doc), len(doc["ratings"]))
                     if now < seen.get(sid, (0, 0)):
                         problems.append(f"{sid}: {seen[sid]} then {now}")
                     seen[sid] = max(now, seen.get(sid, (0, 0)))
@@ -291,4 +306,4 @@ async def test_commands_during_a_sessions_hand_over_are_never_lost_nor_seen_undo
         final = {sid: (await client.get(f"/v1/sessions/{sid}")).json() for sid, _, _ in pairs}
     assert len(done) == len(pairs)
     for sid, (step, ratings) in done.items():
-        assert (STEPS[final[sid]["status"]], len(final[sid]["ratings"])) == (step, ratings), sid
+        assert (step_of(final[sid]), len(final[sid]["ratings"])) == (step, ratings), sid

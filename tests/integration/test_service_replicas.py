@@ -1,9 +1,10 @@
 """Replicas of a service on one store and one consumer group, on the real broker.
 
 Each replica is a whole app (its own store connection, consumers, relay), as separate processes
-would be; commands go to either. Two participants rating at the same moment on two replicas both
-land; two learners taking one handle on two replicas get one 201 and one 409; every event goes
-out once, though both replicas relay; and either replica answers a read the same.
+would be; commands go to either. Two participants confirming a session at the same moment on two
+replicas give one completion and one confirmation; rating at the same moment, both land; two
+learners taking one handle on two replicas get one 201 and one 409; every event goes out once,
+though both replicas relay; and either replica answers a read the same.
 """
 
 from __future__ import annotations
@@ -56,7 +57,12 @@ async def test_two_sessions_replicas_take_ratings_at_once_and_relay_each_event_o
 
         await eventually(lambda: scheduled(one), timeout=30)
         assert (await one.post(f"/v1/sessions/{sid}/start", headers=auth(cfg[0], ann))).status_code == 200
-        assert (await two.post(f"/v1/sessions/{sid}/complete", headers=auth(cfg[1], bob))).status_code == 200
+        # both confirm it at the same moment, each on another replica: one completes, one confirms
+        confirmed = await asyncio.gather(
+            two.post(f"/v1/sessions/{sid}/complete", headers=auth(cfg[1], bob)),
+            one.post(f"/v1/sessions/{sid}/confirm", headers=auth(cfg[0], ann)),
+        )
+        assert [r.status_code for r in confirmed] == [200, 200], [r.text for r in confirmed]
         # both participants rate at the same moment, each on another replica
         rated = await asyncio.gather(
             one.post(
@@ -73,6 +79,7 @@ async def test_two_sessions_replicas_take_ratings_at_once_and_relay_each_event_o
         assert [r.status_code for r in rated] == [201, 201], [r.text for r in rated]
         views = [(await c.get(f"/v1/sessions/{sid}")).json() for c in (one, two)]
         assert views[0] == views[1] and len(views[0]["ratings"]) == 2 and views[0]["status"] == "completed"
+        assert views[0]["confirmation"]["state"] == "confirmed"
 
         def told(records: list) -> bool:  # type: ignore[type-arg]
             return sum(1 for r in records if b"RatingSubmitted" in r.value) >= 2
@@ -83,9 +90,8 @@ async def test_two_sessions_replicas_take_ratings_at_once_and_relay_each_event_o
         ids = Counter(decode(r.value).id for r in records)
         assert all(n == 1 for n in ids.values()), ids.most_common(3)
         types = Counter(decode(r.value).type.split(".")[-2] for r in records)
-        assert (
-            types["RatingSubmitted"] == 2 and types["SessionCompleted"] == 1 and types["SessionStarted"] == 1
-        )
+        assert types["RatingSubmitted"] == 2 and types["SessionStarted"] == 1
+        assert types["SessionCompleted"] == 1 and types["SessionConfirmed"] == 1
 
 
 async def test_one_handle_goes_to_one_learner_across_replicas(

@@ -114,7 +114,7 @@ async def test_session_lifecycle_ratings_and_refusals(kafka: str, tmp_path: Path
         assert early.status_code == 409
         assert early.headers["content-type"].startswith("application/problem+json")
 
-        # start (twice: idempotent), complete
+        # start (twice: idempotent), complete by one (twice: idempotent), confirmed by the other
         r = await post(f"{sid}/start", ann)
         assert r.status_code == 200 and r.json()["status"] == "started" and r.json()["started_at"]
         assert (await post(f"{sid}/start", bob)).status_code == 200
@@ -122,6 +122,10 @@ async def test_session_lifecycle_ratings_and_refusals(kafka: str, tmp_path: Path
         r = await post(f"{sid}/complete", bob)
         assert r.status_code == 200 and r.json()["status"] == "completed"
         assert r.json()["duration_s"] >= 0 and r.json()["completed_at"]
+        assert r.json()["confirmation"]["state"] == "pending"
+        assert (await post(f"{sid}/complete", bob)).status_code == 200
+        r = await post(f"{sid}/confirm", ann)
+        assert r.status_code == 200 and r.json()["confirmation"]["state"] == "confirmed"
         assert (await post(f"{sid}/complete", ann)).status_code == 200
         assert (await post(f"{sid}/abandon", ann, {"reason": "late"})).status_code == 409
 
@@ -149,6 +153,7 @@ async def test_session_lifecycle_ratings_and_refusals(kafka: str, tmp_path: Path
         assert (await post(f"{other}/abandon", ann, {"reason": "no-show", "no_show": cat})).status_code == 422
         r = await post(f"{other}/abandon", ann, {"reason": "no-show", "no_show": bob})
         assert r.status_code == 200 and r.json()["status"] == "abandoned" and r.json()["no_show"] == bob
+        assert r.json()["no_show_claim"]["state"] == "pending"  # bob may contest it
         assert (await post(f"{other}/start", bob)).status_code == 409
 
         def mine(records: list[ConsumerRecord[bytes, bytes]]) -> list[CloudEvent]:
@@ -166,6 +171,7 @@ async def test_session_lifecycle_ratings_and_refusals(kafka: str, tmp_path: Path
             "SessionScheduled",
             "SessionStarted",
             "SessionCompleted",
+            "SessionConfirmed",
             "RatingSubmitted",
             "RatingSubmitted",
         ]
@@ -173,4 +179,4 @@ async def test_session_lifecycle_ratings_and_refusals(kafka: str, tmp_path: Path
             assert record.key == sid.encode()
             assert e.correlationid == found.correlationid  # one story, from the match on
         assert events[0].causationid == found.id
-        assert events[3].data.rater_id == ann and events[3].data.scores == SCORES  # type: ignore[attr-defined]
+        assert events[4].data.rater_id == ann and events[4].data.scores == SCORES  # type: ignore[attr-defined]

@@ -1,7 +1,7 @@
 """A client of the stack's public API, for tests that set the scene before a browser looks.
 
 The steps are those of ``tests/e2e/test_learner_journey.py`` (register, claim, match, run a
-session, rate), one call each.
+session that both participants confirm, rate), one call each.
 """
 
 from __future__ import annotations
@@ -104,15 +104,16 @@ class LemmaApi:
         assert len(sessions) == 1, f"{first} and {second} were not paired together: {sessions}"
         return str(sessions.pop())
 
-    async def complete(self, session_id: str, by: str) -> None:
+    async def complete(self, session_id: str, by: str, partner: str) -> None:
+        """``by`` starts and completes the session, ``partner`` confirms it: it counts at once."""
         s = f"/v1/sessions/{session_id}"
         await poll(
             lambda: self.http.get(s, headers=self.auth(by)),
             lambda r: r.status_code == 200,
             what=f"session {session_id}",
         )
-        for step in ("start", "complete"):
-            r = await self.http.post(f"{s}/{step}", headers=self.auth(by))
+        for step, who in (("start", by), ("complete", by), ("confirm", partner)):
+            r = await self.http.post(f"{s}/{step}", headers=self.auth(who))
             assert r.status_code == 200, f"{step}: {r.text}"
 
     async def rate(self, session_id: str, rater: str, ratee: str, scores: dict[str, int] = SCORES) -> None:

@@ -7,13 +7,20 @@ from datetime import UTC, datetime, timedelta
 
 from shared.catalog import get_catalog
 from shared.events import CloudEvent, new_event
-from shared.events.payloads import RatingSubmitted, SessionCompleted, SessionScheduled, SessionStarted
+from shared.events.payloads import (
+    RatingSubmitted,
+    SessionCompleted,
+    SessionConfirmed,
+    SessionScheduled,
+    SessionStarted,
+)
 
 START = datetime(2026, 9, 1, tzinfo=UTC)
 
 
 def session_burst(sessions: int, learners: int = 100, seed: int = 7) -> list[CloudEvent]:
-    """Each session: scheduled, started, completed, and one rating each way (5 events)."""
+    """Each session: scheduled, started, completed by one participant, confirmed by the other
+    (so it counts at once), and one rating each way (6 events)."""
     rng = random.Random(seed)
     skill = get_catalog().get("machine-learning")
     assert skill is not None
@@ -40,13 +47,17 @@ def session_burst(sessions: int, learners: int = 100, seed: int = 7) -> list[Clo
             )
         )
         events.append(new_event(SessionStarted(session_id=sid, started_by=a), source="test", time=t))
+        done = t + timedelta(minutes=30)
         events.append(
             new_event(
-                SessionCompleted(session_id=sid, completed_by=b, duration_s=1800),
+                SessionCompleted(
+                    session_id=sid, completed_by=b, duration_s=1800, confirm_by=done + timedelta(hours=48)
+                ),
                 source="test",
-                time=t + timedelta(minutes=30),
+                time=done,
             )
         )
+        events.append(new_event(SessionConfirmed(session_id=sid, confirmed_by=a), source="test", time=done))
         for rater, ratee in ((a, b), (b, a)):
             scores = {d: rng.randint(1, 5) for d in sorted(skill.rubric_ids)}
             events.append(

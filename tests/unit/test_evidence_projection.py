@@ -18,6 +18,8 @@ from shared.events.payloads import (
     Payload,
     RatingSubmitted,
     SessionCompleted,
+    SessionConfirmed,
+    SessionDisputed,
     SessionScheduled,
     SessionStarted,
 )
@@ -42,8 +44,15 @@ def session(
     t: datetime,
     *,
     ratings: Iterable[tuple[str, str, dict[str, int]]] | None = None,
+    style: str = "old",
+    settled_after: int = 0,
 ) -> list[CloudEvent]:
-    """Scheduled, started, completed, then ratings (each way unless given), all in order."""
+    """Scheduled, started, completed, then ratings (each way unless given), all in order.
+
+    ``style``: ``old``, a completion of the rule before confirmations (it counts at once); else a
+    completion the partner may dispute, then ``confirmed`` or ``disputed`` after
+    ``settled_after`` of the ratings, or ``pending`` (neither yet)."""
+    confirm_by = None if style == "old" else t + timedelta(days=2)
     events = [
         new_event(
             SessionScheduled(
@@ -54,7 +63,7 @@ def session(
         ),
         new_event(SessionStarted(session_id=sid, started_by=a), source="test", time=t),
         new_event(
-            SessionCompleted(session_id=sid, completed_by=b, duration_s=60),
+            SessionCompleted(session_id=sid, completed_by=b, duration_s=60, confirm_by=confirm_by),
             source="test",
             time=t + timedelta(minutes=1),
         ),
@@ -62,7 +71,13 @@ def session(
     given_ratings = (
         ratings if ratings is not None else [(a, b, full_scores(skill)), (b, a, full_scores(skill))]
     )
+    settled = {
+        "confirmed": SessionConfirmed(session_id=sid, confirmed_by=a),
+        "disputed": SessionDisputed(session_id=sid, disputed_by=a, reason="did-not-happen"),
+    }.get(style)
     for n, (rater, ratee, scores) in enumerate(given_ratings):
+        if n == settled_after and settled is not None:
+            events.append(new_event(settled, source="test", time=t + timedelta(minutes=2 + n, seconds=30)))
         rating = RatingSubmitted(
             rating_id=f"{sid}-{rater}-{n}",
             session_id=sid,
@@ -72,6 +87,8 @@ def session(
             scores=scores,
         )
         events.append(new_event(rating, source="test", time=t + timedelta(minutes=2 + n)))
+    if settled_after >= len(list(given_ratings)) and settled is not None:
+        events.append(new_event(settled, source="test", time=t + timedelta(hours=1)))
     return events
 
 
@@ -154,6 +171,55 @@ def test_trail_keys_are_utc_whatever_the_event_offset() -> None:
     assert all("/2026-11-01T10:0" in k and k.split("/")[1].endswith("Z") for k in keys)
 
 
+# confirmations
+
+
+def recorded(docs: dict[DocRef, Doc]) -> dict[DocRef, Doc]:
+    return {ref: doc for ref, doc in docs.items() if ref[0] in (EVIDENCE, EVIDENCE_BY_SKILL, EVIDENCE_IDS)}
+
+
+def test_ratings_of_a_session_awaiting_the_partner_are_held_not_recorded() -> None:
+    docs, emitted = fold_events(
+        PROJECTION, session("s1", "machine-learning", "ann", "bob", T0, style="pending")
+    )
+    assert emitted == [] and recorded(docs) == {}
+    held = docs[("sessions", "s1")]["held"]
+    assert docs[("sessions", "s1")]["confirmation"] == "pending" and len(held) == 2
+    assert {h["learner_id"] for h in held.values()} == {"ann", "bob"}
+
+
+@pytest.mark.parametrize("settled_after", [0, 1, 2])
+def test_a_confirmed_session_records_what_the_old_rule_recorded_at_once(settled_after: int) -> None:
+    old_docs, old_emitted = fold_events(PROJECTION, session("s1", "machine-learning", "ann", "bob", T0))
+    events = session(
+        "s1", "machine-learning", "ann", "bob", T0, style="confirmed", settled_after=settled_after
+    )
+    docs, emitted = fold_events(PROJECTION, events)
+    assert docs == old_docs  # the trails dated as the ratings came, the session as the old rule left it
+    assert sorted(e.model_dump_json() for e in emitted) == sorted(e.model_dump_json() for e in old_emitted)
+
+
+@pytest.mark.parametrize("settled_after", [0, 1, 2])
+def test_a_disputed_session_records_nothing_even_from_a_later_copy_of_a_rating(settled_after: int) -> None:
+    events = session(
+        "s1", "machine-learning", "ann", "bob", T0, style="disputed", settled_after=settled_after
+    )
+    copies = [copy_of(e, timedelta(hours=2)) for e in events if isinstance(e.data, RatingSubmitted)]
+    docs, emitted = fold_events(PROJECTION, [*events, *copies])
+    assert emitted == [] and recorded(docs) == {}
+    assert docs[("sessions", "s1")]["confirmation"] == "disputed" and "held" not in docs[("sessions", "s1")]
+
+
+def test_a_second_confirmation_or_a_dispute_after_it_changes_nothing() -> None:
+    events = session("s1", "machine-learning", "ann", "bob", T0, style="confirmed", settled_after=2)
+    docs, _ = fold_events(PROJECTION, events)
+    for again in (
+        events[-1],
+        new_event(SessionDisputed(session_id="s1", disputed_by="ann", reason="other"), source="t", time=T0),
+    ):
+        assert fold_events(PROJECTION, [again], docs) == (docs, [])
+
+
 LEARNERS = ("ann", "bob", "x", "x/y")
 SKILLS = ("machine-learning", "data-engineering", "backend-development")
 
@@ -169,7 +235,9 @@ def histories(draw: st.DrawFn) -> list[list[CloudEvent]]:
         bad = draw(st.sampled_from([{}, dict(list(good.items())[:2]), {**good, "extra": 3}]))
         ratings = [(a, b, good), (b, a, good)] + ([(a, b, bad)] if draw(st.booleans()) else [])
         start = T0 + timedelta(minutes=draw(st.integers(0, 600)))
-        out.append(session(f"s{n}", skill, a, b, start, ratings=ratings))
+        style = draw(st.sampled_from(["old", "confirmed", "disputed", "pending"]))
+        after = draw(st.integers(0, len(ratings)))
+        out.append(session(f"s{n}", skill, a, b, start, ratings=ratings, style=style, settled_after=after))
     return out
 
 

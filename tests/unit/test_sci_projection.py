@@ -27,6 +27,8 @@ from shared.events import new_event
 from shared.events.envelope import CloudEvent
 from shared.events.payloads import (
     EvidenceRecorded,
+    NoShowContested,
+    NoShowUpheld,
     Payload,
     SciUpdated,
     SessionAbandoned,
@@ -234,6 +236,39 @@ def test_a_late_no_show_does_not_cost_the_tier_through_freshness() -> None:
     assert [(p.from_tier, p.to_tier) for p in emitted if isinstance(p, TierChanged)] == [(1, 2), (2, 3)]
 
 
+def claim(session: str, who: str, at: datetime = T0) -> CloudEvent:
+    """An abandon naming ``who`` as the no-show, which they may contest for two days."""
+    payload = SessionAbandoned(
+        session_id=session, abandoned_by="x", reason="no-show", no_show=who, contest_by=at + timedelta(days=2)
+    )
+    return ev(payload, at)
+
+
+def test_a_no_show_claim_costs_nothing_until_upheld_and_then_as_the_old_rule_did() -> None:
+    rated = evidence(session="s1", at=T0)
+    later = T0 + timedelta(hours=1)
+    old_docs, old_emitted = fold_events(projection(), [rated, scheduled("s9"), no_show("s9", "ann", later)])
+    # open: nothing counts; not even loaded (it names nobody yet)
+    assert list(projection().refs(claim("s9", "ann", later))) == []
+    open_docs, open_emitted = fold_events(projection(), [rated, scheduled("s9"), claim("s9", "ann", later)])
+    assert open_docs[(SCORES, "ann/machine-learning")]["no_shows"] == 0 and len(open_emitted) == 2
+    # upheld (at the time the old rule counted it): the same documents and the same announcements
+    upheld = ev(NoShowUpheld(session_id="s9", no_show="ann", claimed_by="bob"), later)
+    docs, emitted = fold_events(
+        projection(), [rated, scheduled("s9"), claim("s9", "ann", later), upheld, upheld]
+    )
+    assert docs == old_docs and emitted == old_emitted
+
+
+def test_a_contested_no_show_claim_costs_nobody() -> None:
+    contested = ev(NoShowContested(session_id="s9", contested_by="ann", reason="was-present"))
+    events = [evidence(session="s1"), scheduled("s9"), claim("s9", "ann"), contested]
+    docs, _ = fold_events(projection(), events)
+    assert docs[(SCORES, "ann/machine-learning")]["no_shows"] == 0
+    assert (SCORES, "bob/machine-learning") not in docs
+    assert list(projection().refs(contested)) == []
+
+
 def test_a_no_show_without_evidence_is_kept_but_announces_nothing() -> None:
     docs, emitted = fold_events(projection(), [scheduled("s9"), no_show("s9", "bob")])
     assert docs[(SCORES, "bob/machine-learning")]["no_shows"] == 1
@@ -297,7 +332,19 @@ def streams(draw: st.DrawFn) -> list[list[CloudEvent]]:
         pair = tuple(draw(st.permutations(LEARNERS))[:2])
         stream = [scheduled(f"x{n}", draw(st.sampled_from(SKILLS[:2])), (pair[0], pair[1]))]
         if draw(st.booleans()):
-            stream.append(no_show(f"x{n}", draw(st.sampled_from(pair)), draw(minutes)))
+            who, at = draw(st.sampled_from(pair)), draw(minutes)
+            other = pair[1] if who == pair[0] else pair[0]
+            match draw(st.sampled_from(["old rule", "open", "upheld", "contested"])):
+                case "old rule":
+                    stream.append(no_show(f"x{n}", who, at))
+                case "open":
+                    stream.append(claim(f"x{n}", who, at))
+                case "upheld":
+                    upheld = NoShowUpheld(session_id=f"x{n}", no_show=who, claimed_by=other)
+                    stream += [claim(f"x{n}", who, at), ev(upheld, at + timedelta(days=2))]
+                case "contested":
+                    contested = NoShowContested(session_id=f"x{n}", contested_by=who)
+                    stream += [claim(f"x{n}", who, at), ev(contested, at + timedelta(hours=1))]
         out.append(stream)
     return out
 

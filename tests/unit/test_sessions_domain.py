@@ -125,9 +125,12 @@ def test_start_after_the_end_is_409(state: Any) -> None:
 
 
 def test_complete_records_the_duration_since_start() -> None:
-    result = domain.complete(started(), SID, "bob", T0 + timedelta(minutes=35, seconds=12))
+    at = T0 + timedelta(minutes=35, seconds=12)
+    result = domain.complete(started(), SID, "bob", at)
     assert result.doc["status"] == "completed" and result.doc["duration_s"] == 30 * 60 + 12
-    assert result.event == SessionCompleted(session_id=SID, completed_by="bob", duration_s=1812)
+    assert result.event == SessionCompleted(
+        session_id=SID, completed_by="bob", duration_s=1812, confirm_by=at + domain.DEFAULT_WINDOW
+    )
 
 
 def test_complete_never_reports_a_negative_duration() -> None:
@@ -141,7 +144,7 @@ def test_complete_a_scheduled_session_is_409() -> None:
 
 def test_complete_is_idempotent() -> None:
     doc = completed()
-    result = domain.complete(doc, SID, "ann", T0 + timedelta(hours=3))
+    result = domain.complete(doc, SID, "bob", T0 + timedelta(hours=3))
     assert result.doc == doc and result.event is None
 
 
@@ -163,7 +166,11 @@ def test_abandon_from_scheduled_or_started(state: Any) -> None:
     result = domain.abandon(state(), SID, "ann", "bob did not come", "bob", T0)
     assert result.doc["status"] == "abandoned" and result.doc["no_show"] == "bob"
     assert result.event == SessionAbandoned(
-        session_id=SID, abandoned_by="ann", reason="bob did not come", no_show="bob"
+        session_id=SID,
+        abandoned_by="ann",
+        reason="bob did not come",
+        no_show="bob",
+        contest_by=T0 + domain.DEFAULT_WINDOW,
     )
 
 
