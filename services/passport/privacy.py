@@ -1,11 +1,12 @@
 """A learner's own data: take it with them (export) and erase it.
 
 Erasure removes the personal data the passport holds (the display name, the handle and their
-documents; no email is tied to a learner) and publishes ``LearnerErased``, which every other
-service holding personal data of theirs acts on (sessions drops the rating comments by or about
-them). The log keeps no personal data of learners registered since handles left it, so there is
-nothing to shred there; scores others earned from sessions with them stay, and their ratings
-keep counting, under an id that no longer leads to a person.
+documents; no email is tied to a learner) and publishes ``LearnerErased`` for any other service
+that comes to hold personal data of theirs. The log keeps no handle or name of learners
+registered since handles left it, so there is nothing to shred there (rating comments are still
+in ``RatingSubmitted``: ``docs/security.md`` says what is left); scores others earned from
+sessions with them stay, and their ratings keep counting, under an id that no longer leads to a
+person.
 """
 
 from __future__ import annotations
