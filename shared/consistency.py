@@ -41,7 +41,7 @@ Positions = dict[tuple[str, int], int]
 FOLDS: dict[str, tuple[Topic, ...]] = {
     "passport": (Topic.PASSPORT, Topic.EVIDENCE, Topic.SCI),
     "matching": (Topic.MATCHING, Topic.PASSPORT, Topic.SCI, Topic.SESSIONS),
-    "sessions": (Topic.MATCHING, Topic.SESSIONS),
+    "sessions": (Topic.MATCHING, Topic.SESSIONS, Topic.PASSPORT),
     "evidence": (Topic.SESSIONS,),
     "sci": (Topic.EVIDENCE, Topic.SESSIONS, Topic.PASSPORT),
 }

@@ -1,10 +1,9 @@
 """A learner's own data: take it with them (export) and erase it.
 
 Erasure removes the personal data the passport holds (the display name, the handle and their
-documents; no email is tied to a learner) and publishes ``LearnerErased`` for any other service
-that comes to hold personal data of theirs. The log keeps no handle or name of learners
-registered since handles left it, so there is nothing to shred there (rating comments are still
-in ``RatingSubmitted``: ``docs/security.md`` says what is left); scores others earned from
+documents; no email is tied to a learner) and publishes ``LearnerErased``, on which sessions
+deletes the rating comments by or about them. The log keeps no handle, name or comment of
+theirs, so there is nothing to shred there (``docs/security.md`` says what is left); scores others earned from
 sessions with them stay, and their ratings keep counting, under an id that no longer leads to a
 person.
 """

@@ -15,8 +15,10 @@ from fastapi import APIRouter, Body
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.sessions import commands, domain
+from services.sessions.comments import comments_of
 from services.sessions.document import upgraded
-from services.sessions.projection import SESSIONS
+from services.sessions.personal import comment_docs, shown_to
+from services.sessions.projection import ERASED, SESSIONS
 from shared.auth import PrincipalDep
 from shared.events.payloads import ContestReason, DisputeReason
 from shared.problems import Problem
@@ -28,6 +30,9 @@ router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 class RatingRef(BaseModel):
     rater_id: str
     ratee_id: str
+    comment: str | None = Field(
+        default=None, description="what the rater wrote; shown to the ratee and operators only"
+    )
 
 
 class ConfirmationView(BaseModel):
@@ -127,8 +132,13 @@ def _window(ctx: ServiceContext) -> timedelta:
     return timedelta(seconds=ctx.settings.session_confirm_window_s)
 
 
-async def _run(ctx: ServiceContext, session_id: str, command: commands.Command) -> domain.Transition:
-    result = await commands.run(ctx, session_id, command)
+async def _run(
+    ctx: ServiceContext,
+    session_id: str,
+    command: commands.Command,
+    also: dict[tuple[str, str], dict[str, Any] | None] | None = None,
+) -> domain.Transition:
+    result = await commands.run(ctx, session_id, command, also=also)
     assert result is not None  # the routes' commands always decide
     return result
 
@@ -155,7 +165,14 @@ async def get_session(session_id: str, ctx: ContextDep, principal: PrincipalDep)
         raise Problem(404, f"session {session_id} not found")
     if not principal.is_ops and principal.learner_id not in doc["participants"]:
         raise Problem(403, f"only the participants of session {session_id} and operators may read it")
-    return _view(doc)
+    view = _view(doc)
+    ids = [domain.rating_id_for(session_id, r.rater_id) for r in view.ratings]
+    comments = await comments_of(ctx.store, ids)
+    for rating_id, rating in zip(ids, view.ratings, strict=True):
+        found = comments.get(rating_id)
+        if found is not None and shown_to(principal.learner_id, principal.is_ops, found):
+            rating.comment = str(found["comment"])
+    return view
 
 
 @router.post("/{session_id}/start", response_model=SessionView, responses=REFUSALS)
@@ -231,6 +248,7 @@ async def abandon_session(
     responses={
         **REFUSALS,
         409: {"description": "Not completed yet, rated by this participant already, or changed concurrently"},
+        410: {"description": "The rater erased their data"},
         422: {"description": "Rating oneself or a non-participant, or not the whole rubric scored 1..5"},
     },
 )
@@ -238,10 +256,16 @@ async def rate_partner(
     session_id: str, body: RatingBody, ctx: ContextDep, principal: PrincipalDep
 ) -> RatingView:
     who = principal.learner_id
+    if await ctx.store.get(ERASED, who) is not None:
+        raise Problem(410, f"{who} erased their data and can no longer rate")
+    about_erased = await ctx.store.get(ERASED, body.ratee_id) is not None
+    comment = None if about_erased else body.comment  # nothing is kept about an erased learner
+    rating_id = domain.rating_id_for(session_id, who)
     result = await _run(
         ctx,
         session_id,
         lambda doc, now: domain.rate(doc, session_id, who, body.ratee_id, body.scores, body.comment, now),
+        also=comment_docs(rating_id, session_id, who, body.ratee_id, comment),
     )
     assert result.event is not None  # a rating is never a no-op: a repeat is refused with 409
-    return RatingView.model_validate(result.event.model_dump())
+    return RatingView.model_validate({**result.event.model_dump(), "comment": comment})

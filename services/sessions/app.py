@@ -7,6 +7,7 @@ from datetime import timedelta
 from fastapi import FastAPI
 
 from services.sessions import api, consumers
+from services.sessions.comments import CommentPurge
 from services.sessions.projection import SessionsProjection
 from services.sessions.sweep import DeadlineSweep, interval_for
 from shared.service import ServiceContext, create_app
@@ -15,6 +16,8 @@ from shared.store import Store
 from shared.worker import PeriodicWorker
 
 NAME = "sessions"
+#: How often erased learners' comments are looked for (an erasure is carried out within this).
+PURGE_INTERVAL_S = 2.0
 DEFAULT_PORT = 8103
 
 
@@ -28,6 +31,7 @@ def bootstrap(settings: Settings | None = None, store: Store | None = None) -> F
     runtime = ctx.runtime(projection(ctx.settings), own_topics=consumers.OWN_TOPICS)
     window = timedelta(seconds=ctx.settings.session_confirm_window_s)
     sweep = PeriodicWorker("sessions-deadlines", interval_for(window), DeadlineSweep(ctx).tick)
+    purge = PeriodicWorker("sessions-comment-purge", PURGE_INTERVAL_S, CommentPurge(ctx).tick)
     return create_app(
         ctx,
         title="Lemma sessions",
@@ -37,5 +41,5 @@ def bootstrap(settings: Settings | None = None, store: Store | None = None) -> F
         ),
         routers=[api.router],
         kafka_router=consumers.build_router(ctx.settings, runtime),
-        workers=[sweep],
+        workers=[sweep, purge],
     )

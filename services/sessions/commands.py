@@ -8,11 +8,12 @@ a fresh read).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 from services.sessions import deadlines
 from services.sessions.document import Doc, Transition
+from services.sessions.personal import DocRef
 from services.sessions.projection import SESSIONS
 from shared.commands import Attempt, attempt
 from shared.service import ServiceContext
@@ -22,15 +23,27 @@ Command = Callable[[Doc | None, datetime], Transition | None]
 
 
 async def run(
-    ctx: ServiceContext, session_id: str, command: Command, *, writer: str = "session"
+    ctx: ServiceContext,
+    session_id: str,
+    command: Command,
+    *,
+    writer: str = "session",
+    also: Mapping[DocRef, Doc | None] | None = None,
 ) -> Transition | None:
+    """``also``: documents written with the event, if the command publishes one (a rating's
+    comment, which is kept apart from the log)."""
+
     async def once(tx: Attempt) -> Transition | None:
         doc = await tx.get(SESSIONS, session_id)
         now = datetime.now(UTC)
         result = command(doc, now)
         if result is not None and result.event is not None:
             event = ctx.event(result.event, time=now, correlationid=result.doc.get("correlation_id"))
-            changes = {(SESSIONS, session_id): result.doc, **deadlines.changes(doc, result.doc)}
+            changes = {
+                (SESSIONS, session_id): result.doc,
+                **deadlines.changes(doc, result.doc),
+                **(also or {}),
+            }
             await tx.commit(changes, [event])
         return result
 

@@ -185,6 +185,6 @@ def rate(
         skill=session["skill"],
         specialty=session["specialty"],
         scores=dict(scores),
-        comment=comment,
+        comment=None,  # free text about a person: kept apart (``personal``), never in the log
     )
     return moved(session, event, now)

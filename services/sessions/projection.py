@@ -35,6 +35,7 @@ from services.sessions.domain import applied, schedule
 from shared.errors import EventRefused
 from shared.events.envelope import CloudEvent
 from shared.events.payloads import (
+    LearnerErased,
     MatchCancelled,
     MatchExpired,
     MatchFound,
@@ -53,6 +54,9 @@ from shared.projection.fold import NOTHING, Doc, DocRef, Outcome
 from shared.ticket_log import TicketEvent, state_after, state_after_refusal, takes_effect, tickets_named
 
 SESSIONS = "sessions"
+#: learner_id -> {learner_id, purged}: learners who erased their data (``LearnerErased``); the
+#: comment purge (``comments.CommentPurge``) deletes what the service holds of them and marks it
+ERASED = "erased_learners"
 TICKETS = "tickets"
 OPEN_TICKETS = "open_tickets"
 
@@ -87,6 +91,8 @@ class SessionsProjection:
 
     def refs(self, event: CloudEvent) -> Iterable[DocRef]:
         data = event.data
+        if isinstance(data, LearnerErased):
+            return [(ERASED, data.learner_id)]
         if isinstance(data, OWN):
             return [(SESSIONS, data.session_id)]
         if not isinstance(data, MatchRequested | MatchFound | MatchCancelled | MatchExpired):
@@ -100,6 +106,12 @@ class SessionsProjection:
 
     def apply(self, docs: Mapping[DocRef, Doc | None], event: CloudEvent) -> Outcome:
         data = event.data
+        if isinstance(data, LearnerErased):
+            if docs.get((ERASED, data.learner_id)) is not None:
+                return NOTHING
+            return Outcome(
+                changes={(ERASED, data.learner_id): {"learner_id": data.learner_id, "purged": False}}
+            )
         if isinstance(data, OWN):
             ref = (SESSIONS, data.session_id)
             before = docs.get(ref)

@@ -39,8 +39,8 @@ class LearnerJoined(Payload):
 
 
 class LearnerErased(Payload):
-    """A learner had their personal data erased: the handle and display name are gone from
-    every store; their scores and the ratings they gave stay, anonymised."""
+    """A learner had their personal data erased: the handle, display name and rating comments
+    are gone from every store; their scores and the ratings they gave stay, anonymised."""
 
     learner_id: str
 

@@ -78,7 +78,7 @@ def test_routes_taking_a_token_document_the_bearer_scheme_401_and_for_operators_
         ("passport", "GET /v1/passports/{who}", "200 404 410 422 429"),
         ("passport", "GET /v1/skills/{skill}", "200 404 422 429"),
         ("matching", "DELETE /v1/match-requests/{ticket_id}", "200 202 401 403 404 409 422 429"),
-        ("sessions", "POST /v1/sessions/{session_id}/ratings", "201 400 401 403 404 409 422 429"),
+        ("sessions", "POST /v1/sessions/{session_id}/ratings", "201 400 401 403 404 409 410 422 429"),
         ("sci", "GET /v1/scores/{learner_id}/{skill}", "200 404 422 429"),
         ("evidence", "POST /ops/projections/{name}/redrive", "200 400 401 403 404 422 429"),
         ("evidence", "GET /healthz", "200 422"),  # probes are not limited

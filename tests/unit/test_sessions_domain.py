@@ -213,8 +213,9 @@ def test_rate_the_partner_after_completion() -> None:
         skill="machine-learning",
         specialty="nlp",
         scores=SCORES,
-        comment="clear thinking",
+        comment=None,  # the comment is kept apart from the log (services/sessions/personal.py)
     )
+    assert "clear thinking" not in result.event.model_dump_json() and "clear thinking" not in str(result.doc)
     assert [(r["rater_id"], r["ratee_id"]) for r in result.doc["ratings"]] == [("ann", "bob")]
     assert result.doc["status"] == "completed"
 
