@@ -147,7 +147,11 @@ async def test_session_lifecycle_ratings_and_refusals(kafka: str, tmp_path: Path
 
         doc = await session(sid)
         assert doc is not None and doc["status"] == "completed"
-        assert doc["ratings"] == [{"rater_id": ann, "ratee_id": bob}, {"rater_id": bob, "ratee_id": ann}]
+        # read as ann: her comment on bob is for bob (and operators), not shown back to her
+        assert doc["ratings"] == [
+            {"rater_id": ann, "ratee_id": bob, "comment": None},
+            {"rater_id": bob, "ratee_id": ann, "comment": None},
+        ]
 
         # abandon the other session: no_show must be the partner
         assert (await post(f"{other}/abandon", ann, {"reason": "no-show", "no_show": cat})).status_code == 422
