@@ -1,7 +1,7 @@
 """The data the fuzzer's requests find: learners, claims, a match, two sessions, a rating.
 
 ``seed_scene`` makes it through the gateway as clients would: five learners register; two
-claim Machine Learning and are paired, start, complete, and one rates the other (the second
+claim Machine Learning and are paired, start, complete and confirm, and one rates the other (the second
 rating is left for the fuzzer to make); two claim Data Engineering and are paired (that
 session is left scheduled, for the fuzzer to start, complete or abandon); the fifth only
 claims. Two more only register: they are the ones the fuzzer may erase (``DELETE
@@ -107,6 +107,7 @@ def seed_scene(gateway_url: str, service_urls: dict[str, str], secret: str, run:
         session = f"/v1/sessions/{rated}"
         _expect(http.post(f"{session}/start", headers=scene.auth(ann)), 200)
         _expect(http.post(f"{session}/complete", headers=scene.auth(bob)), 200)
+        _expect(http.post(f"{session}/confirm", headers=scene.auth(ann)), 200)  # so its ratings count
         scores = {dimension.id: 4 for dimension in _skill(ML).rubric}
         rating = {"ratee_id": bob, "scores": scores}
         _expect(http.post(f"{session}/ratings", json=rating, headers=scene.auth(ann)), 201)

@@ -190,7 +190,7 @@ async def complete_session(session_id: str, ctx: ContextDep, principal: Principa
     return _view(result.doc)
 
 
-@router.post("/{session_id}/confirm", response_model=SessionView)
+@router.post("/{session_id}/confirm", response_model=SessionView, responses=REFUSALS)
 async def confirm_session(session_id: str, ctx: ContextDep, principal: PrincipalDep) -> SessionView:
     """A participant confirms the session took place: the first confirmation completes it (as
     ``complete`` does), the partner's makes it count at once."""
@@ -200,7 +200,7 @@ async def confirm_session(session_id: str, ctx: ContextDep, principal: Principal
     return _view(result.doc)
 
 
-@router.post("/{session_id}/dispute", response_model=SessionView)
+@router.post("/{session_id}/dispute", response_model=SessionView, responses=REFUSALS)
 async def dispute_session(
     session_id: str, body: DisputeBody, ctx: ContextDep, principal: PrincipalDep
 ) -> SessionView:
@@ -213,7 +213,7 @@ async def dispute_session(
     return _view(result.doc)
 
 
-@router.post("/{session_id}/contest", response_model=SessionView)
+@router.post("/{session_id}/contest", response_model=SessionView, responses=REFUSALS)
 async def contest_no_show(
     session_id: str,
     ctx: ContextDep,
