@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 
 from services.sessions import deadlines
 from services.sessions.document import Doc, Transition
-from services.sessions.personal import DocRef
 from services.sessions.projection import SESSIONS
 from shared.commands import Attempt, attempt
+from shared.projection.fold import DocRef
 from shared.service import ServiceContext
 
 #: ``(session as stored or None, now) -> Transition`` (``None``: nothing to do)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from services.sessions.personal import COMMENTS, COMMENTS_BY, Doc, purged
+from services.sessions.document import Doc
+from services.sessions.personal import COMMENTS, COMMENTS_BY, purged
 from services.sessions.projection import ERASED
 from shared.service import ServiceContext
 from shared.store import Change, Store

@@ -10,10 +10,8 @@ needs or versions; only the ratee and operators read it. When a learner erases t
 
 from __future__ import annotations
 
-from typing import Any
-
-Doc = dict[str, Any]
-DocRef = tuple[str, str]
+from services.sessions.document import Doc
+from shared.projection.fold import DocRef
 
 COMMENTS = "personal_comments"
 COMMENTS_BY = "personal_comments_by"

@@ -5,7 +5,6 @@ deleted learner, and the handle is free again. Before it, the learner can export
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from pathlib import Path
 
@@ -19,13 +18,7 @@ from tests.integration.test_replay import cli_env
 from tests.integration.test_replay_write_models import auth, replay
 from tests.support.apps import ops_headers, serving
 from tests.support.kafka import Namespace, eventually, everything_in, publish_raw
-
-
-def stored_text(db: Path) -> str:
-    """Every collection, key and document of a SQLite store, as one text."""
-    with sqlite3.connect(db) as con:
-        rows = con.execute("SELECT collection, key, doc FROM docs").fetchall()
-    return "\n".join(f"{c}\t{k}\t{d}" for c, k, d in rows)
+from tests.support.stored import stored_text
 
 
 async def test_erased_personal_data_is_in_no_store_no_topic_and_no_rebuild(

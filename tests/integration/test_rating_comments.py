@@ -3,7 +3,6 @@ never the log; when the ratee erases their data the comment is deleted from the 
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from pathlib import Path
 
@@ -15,11 +14,7 @@ from shared.events.registry import Topic
 from tests.integration.test_sessions_service import SCORES, match
 from tests.support.apps import ops_headers, serving
 from tests.support.kafka import Namespace, eventually, everything_in
-
-
-def stored(db: Path) -> str:
-    with sqlite3.connect(db) as con:
-        return "\n".join(f"{c}\t{k}\t{d}" for c, k, d in con.execute("SELECT collection, key, doc FROM docs"))
+from tests.support.stored import stored_text
 
 
 async def test_a_comment_is_for_the_ratee_never_in_the_log_and_gone_with_their_erasure(
@@ -58,11 +53,11 @@ async def test_a_comment_is_for_the_ratee_never_in_the_log_and_gone_with_their_e
         assert sid.encode() in log and comment.encode() not in log
 
         db = tmp_path / "data" / "sessions.db"
-        assert comment in stored(db)
+        assert comment in stored_text(db)
         await ns.publish([new_event(LearnerErased(learner_id=bob), source="passport")])
 
         def purged() -> bool:
-            return comment not in stored(db) and '"purged": true' in stored(db)
+            return comment not in stored_text(db) and '"purged": true' in stored_text(db)
 
         await eventually(purged, timeout=30)
         assert comments((await client.get(path, headers=ops_headers(cfg))).json()) == [None]
