@@ -110,7 +110,11 @@ def log_events(
             left_at = t + timedelta(minutes=15)
             contest_by = None if legacy else left_at + WINDOW
             abandoned = SessionAbandoned(
-                session_id=sid, abandoned_by=present, reason="no-show", no_show=absent, contest_by=contest_by
+                session_id=sid,
+                abandoned_by=present,
+                reason="partner-absent",
+                no_show=absent,
+                contest_by=contest_by,
             )
             at(left_at, abandoned, "sessions")
             if contest_by is not None:  # the absent learner does not contest: the sweep upholds it

@@ -60,12 +60,14 @@ class Sessions:
         if len(ours) < 2:  # paired with a learner outside the simulation: ours leaves
             self.api.result.errors["session with a learner outside the simulation"] += 1
             for who in ours:
-                await self.act(who, session_id, "abandon", {"reason": "partner is not simulated"})
+                await self.act(who, session_id, "abandon", {"reason": "other"})
             return SessionRun(session_id, skill, round_no, (a, b), "outside")
         absent = self.plan.no_show(a, b, skill=skill, round_no=round_no)
         if absent is not None:
             present = b if absent == a else a
-            if not await self.act(present, session_id, "abandon", {"reason": "no-show", "no_show": absent}):
+            if not await self.act(
+                present, session_id, "abandon", {"reason": "partner-absent", "no_show": absent}
+            ):
                 return failed
             return SessionRun(session_id, skill, round_no, (a, b), "no-show", no_show=absent)
         for who, step in ((a, "start"), (b, "complete"), (a, "confirm")):

@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.sessions import commands, domain
 from services.sessions.comments import comments_of
@@ -20,7 +20,7 @@ from services.sessions.document import upgraded
 from services.sessions.personal import comment_docs, shown_to
 from services.sessions.projection import ERASED, SESSIONS
 from shared.auth import PrincipalDep
-from shared.events.payloads import ContestReason, DisputeReason
+from shared.events.payloads import AbandonReason, ContestReason, DisputeReason, abandon_code
 from shared.problems import Problem
 from shared.service import ContextDep, ServiceContext
 
@@ -73,15 +73,22 @@ class SessionView(BaseModel):
     duration_s: int | None
     abandoned_at: str | None = None
     abandoned_by: str | None = None
+    abandon_reason: str | None = Field(default=None, description="why it was abandoned (a code)")
     no_show: str | None = None
     confirmation: ConfirmationView | None = None
     no_show_claim: NoShowClaimView | None = None
     ratings: list[RatingRef]
 
+    @field_validator("abandon_reason")
+    @classmethod
+    def _a_code(cls, reason: str | None) -> str | None:
+        """A document folded before codes may hold the participant's free text: never shown."""
+        return None if reason is None else abandon_code(reason)
+
 
 class AbandonBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, max_length=500, examples=["my partner did not come"])
+    reason: AbandonReason = Field(description="why the session will not take place (a code)")
     no_show: str | None = Field(default=None, description="the partner, if they did not show up")
 
 

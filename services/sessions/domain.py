@@ -42,6 +42,7 @@ from shared.catalog import Catalog, get_catalog
 from shared.errors import EventRefused
 from shared.events.envelope import deterministic_id
 from shared.events.payloads import (
+    AbandonReason,
     MatchFound,
     RatingSubmitted,
     SessionAbandoned,
@@ -121,7 +122,7 @@ def abandon(
     doc: Doc | None,
     session_id: str,
     actor: str,
-    reason: str,
+    reason: AbandonReason,
     no_show: str | None,
     now: datetime,
     window: timedelta = DEFAULT_WINDOW,

@@ -9,9 +9,9 @@ field it does know is validated, so a malformed record is refused, not half-read
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SelfLevel = Literal["beginner", "intermediate", "advanced", "expert"]
 RubricScore = Annotated[int, Field(ge=1, le=5)]
@@ -131,15 +131,32 @@ class SessionCompleted(Payload):
         return self.confirm_by is None
 
 
+#: Why a participant abandons a session: codes, not free text (the log keeps no text about a person).
+AbandonReason = Literal["partner-absent", "schedule-conflict", "technical-problem", "level-mismatch", "other"]
+ABANDON_REASONS: frozenset[str] = frozenset(get_args(AbandonReason))
+
+
+def abandon_code(reason: str) -> str:
+    """``reason`` if it is an ``AbandonReason``, else ``other`` (the free text of older events)."""
+    return reason if reason in ABANDON_REASONS else "other"
+
+
 class SessionAbandoned(Payload):
     session_id: str
     abandoned_by: str
+    #: An ``AbandonReason``. Events logged before codes carry the participant's free text: it is
+    #: read as ``other``, so no fold or rebuild puts that text into a store again.
     reason: str
     no_show: str | None = None
     #: With ``no_show``: until when the accused may contest the claim. Set: the no-show costs
     #: them only once NoShowUpheld follows. Absent (logged before claims could be contested):
     #: the claim stands at once.
     contest_by: datetime | None = None
+
+    @field_validator("reason")
+    @classmethod
+    def _a_code(cls, reason: str) -> str:
+        return abandon_code(reason)
 
     @property
     def standing_no_show(self) -> str | None:

@@ -222,7 +222,7 @@ def recipe(scene: Scene, service: str, method: str, path: str) -> tuple[str, Cal
         sid = scene.sessions[session[path]]
         body: Any = None
         if path.endswith("/abandon"):
-            body = {"reason": "had to leave"}
+            body = {"reason": "schedule-conflict"}
         elif path.endswith("/dispute"):
             body = {"reason": "ended-early"}
         elif path.endswith("/ratings"):
@@ -348,7 +348,7 @@ async def set_the_scene(scene: Scene) -> None:
         return all(a.status_code == 200 for a in answers)
 
     await eventually(scheduled, timeout=30)
-    no_show = {"reason": "no-show", "no_show": ann}
+    no_show = {"reason": "partner-absent", "no_show": ann}
     for purpose, steps in (
         ("complete", ((ann, "start", None),)),
         ("confirm", ((ann, "start", None),)),

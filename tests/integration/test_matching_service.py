@@ -253,7 +253,9 @@ async def test_a_partner_who_showed_up_is_put_back_first_and_a_no_show_is_busy_u
         await private_kafka.publish(
             [
                 new_event(
-                    SessionAbandoned(session_id=session, abandoned_by=ann, reason="no-show", no_show=bob),
+                    SessionAbandoned(
+                        session_id=session, abandoned_by=ann, reason="partner-absent", no_show=bob
+                    ),
                     source="sessions",
                 )
             ],

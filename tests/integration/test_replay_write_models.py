@@ -82,7 +82,9 @@ async def test_sessions_are_rebuilt_from_the_log_as_the_commands_left_them(
             if i == 3:
                 assert (await post(sid, "dispute", a, {"reason": "ended-early"})).status_code == 200
             if i in (4, 5):
-                assert (await post(sid, "abandon", a, {"reason": "gone", "no_show": b})).status_code == 200
+                assert (
+                    await post(sid, "abandon", a, {"reason": "partner-absent", "no_show": b})
+                ).status_code == 200
             if i == 5:
                 assert (await post(sid, "contest", b, {"reason": "was-present"})).status_code == 200
         before = await everything()

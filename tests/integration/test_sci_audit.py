@@ -101,7 +101,9 @@ async def test_a_score_audited_as_of_a_past_time_is_the_one_served_and_announced
             time=T0,
         ),
         new_event(
-            SessionAbandoned(session_id="missed", abandoned_by=learners[1], reason="no-show", no_show=ann),
+            SessionAbandoned(
+                session_id="missed", abandoned_by=learners[1], reason="partner-absent", no_show=ann
+            ),
             source="sessions",
             time=T0 + timedelta(hours=1),
         ),

@@ -188,7 +188,7 @@ async def claims_and_no_shows(kafka: str, client: httpx.AsyncClient) -> None:
         time=T0,
     )
     abandoned = new_event(
-        SessionAbandoned(session_id=session, abandoned_by=dee, reason="partner did not come", no_show=cy),
+        SessionAbandoned(session_id=session, abandoned_by=dee, reason="partner-absent", no_show=cy),
         source="sessions",
         time=T0 + timedelta(hours=2),
     )

@@ -118,9 +118,11 @@ async def test_confirm_dispute_contest_and_the_sweep(private_kafka: Namespace, t
 
         # no-show claims: the accused contests in time, or lets it stand
         assert (
-            await post(contested, "abandon", ann, {"reason": "no-show", "no_show": bob})
+            await post(contested, "abandon", ann, {"reason": "partner-absent", "no_show": bob})
         ).status_code == 200
-        assert (await post(upheld, "abandon", ann, {"reason": "no-show", "no_show": bob})).status_code == 200
+        assert (
+            await post(upheld, "abandon", ann, {"reason": "partner-absent", "no_show": bob})
+        ).status_code == 200
         assert (await post(contested, "contest", ann)).status_code == 409  # the accuser
         assert (await post(contested, "contest", cat)).status_code == 403
         assert (await post(contested, "contest", bob, {"reason": "not a code"})).status_code == 422
@@ -214,7 +216,7 @@ async def test_the_sweep_fires_after_a_restart_once_between_replicas(
             assert (await one.post(f"/v1/sessions/{sid}/start", headers=who.auth(who.ann))).status_code == 200
             r = await one.post(f"/v1/sessions/{sid}/complete", headers=who.auth(who.bob))
             deadlines.append(datetime.fromisoformat(r.json()["confirmation"]["deadline"]))
-        body = {"reason": "no-show", "no_show": who.bob}
+        body = {"reason": "partner-absent", "no_show": who.bob}
         r = await one.post(f"/v1/sessions/{claimed}/abandon", json=body, headers=who.auth(who.ann))
         deadlines.append(datetime.fromisoformat(r.json()["no_show_claim"]["deadline"]))
     # the service is down before any window closes: nothing was settled

@@ -127,7 +127,7 @@ async def test_session_lifecycle_ratings_and_refusals(kafka: str, tmp_path: Path
         r = await post(f"{sid}/confirm", ann)
         assert r.status_code == 200 and r.json()["confirmation"]["state"] == "confirmed"
         assert (await post(f"{sid}/complete", ann)).status_code == 200
-        assert (await post(f"{sid}/abandon", ann, {"reason": "late"})).status_code == 409
+        assert (await post(f"{sid}/abandon", ann, {"reason": "schedule-conflict"})).status_code == 409
 
         # rating refusals after completion
         missing = {k: v for k, v in SCORES.items() if k != "deployment"}
@@ -153,10 +153,15 @@ async def test_session_lifecycle_ratings_and_refusals(kafka: str, tmp_path: Path
             {"rater_id": bob, "ratee_id": ann, "comment": None},
         ]
 
-        # abandon the other session: no_show must be the partner
-        assert (await post(f"{other}/abandon", ann, {"reason": "no-show", "no_show": cat})).status_code == 422
-        r = await post(f"{other}/abandon", ann, {"reason": "no-show", "no_show": bob})
+        # abandon the other session: the reason is a code, never free text; no_show must be the partner
+        r = await post(f"{other}/abandon", ann, {"reason": "Bob was rude and never came", "no_show": bob})
+        assert r.status_code == 422 and r.headers["content-type"].startswith("application/problem+json")
+        assert (
+            await post(f"{other}/abandon", ann, {"reason": "partner-absent", "no_show": cat})
+        ).status_code == 422
+        r = await post(f"{other}/abandon", ann, {"reason": "partner-absent", "no_show": bob})
         assert r.status_code == 200 and r.json()["status"] == "abandoned" and r.json()["no_show"] == bob
+        assert r.json()["abandon_reason"] == "partner-absent"
         assert r.json()["no_show_claim"]["state"] == "pending"  # bob may contest it
         assert (await post(f"{other}/start", bob)).status_code == 409
 

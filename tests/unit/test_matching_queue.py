@@ -139,7 +139,9 @@ def test_a_no_show_puts_the_partner_back_first_in_line_with_their_original_time(
     docs, _ = fold([requested("t1", "ann", seconds=0, specialty="nlp"), requested("t2", "bob", seconds=50)])
     match = found(docs, "t1", "t2", 60)
     mid = match.data.match_id  # type: ignore[attr-defined]
-    abandoned = ev(SessionAbandoned(session_id=mid, abandoned_by="ann", reason="no-show", no_show="bob"), 900)
+    abandoned = ev(
+        SessionAbandoned(session_id=mid, abandoned_by="ann", reason="partner-absent", no_show="bob"), 900
+    )
     docs, emitted = fold_events(MatchingProjection(), [match, abandoned, abandoned], docs)
     assert docs[(MATCHES, mid)]["ended"] is True
     (requeue,) = emitted
@@ -212,7 +214,9 @@ def test_a_session_end_folded_before_its_match_is_kept() -> None:
     docs, _ = fold([requested("t1", "ann"), requested("t2", "bob", seconds=5)])
     match = found(docs, "t1", "t2", 10)
     mid = match.data.match_id  # type: ignore[attr-defined]
-    abandoned = ev(SessionAbandoned(session_id=mid, abandoned_by="ann", reason="no-show", no_show="bob"), 900)
+    abandoned = ev(
+        SessionAbandoned(session_id=mid, abandoned_by="ann", reason="partner-absent", no_show="bob"), 900
+    )
     in_order, emitted_in_order = fold_events(MatchingProjection(), [match, abandoned], docs)
     early, emitted_early = fold_events(MatchingProjection(), [abandoned, match, abandoned], docs)
     assert early[(MATCHES, mid)]["ended"] is True

@@ -43,12 +43,16 @@ def test_a_scoped_fold_keeps_standing_no_shows_of_its_learner_only() -> None:
     )
     assert selection.keep(record(schedule)) and selection.select(schedule)
     upheld = event(NoShowUpheld(session_id="s1", no_show="ann", claimed_by="bob"))
-    old_rule = event(SessionAbandoned(session_id="s1", abandoned_by="bob", reason="x", no_show="ann"))
+    old_rule = event(SessionAbandoned(session_id="s1", abandoned_by="bob", reason="other", no_show="ann"))
     for standing in (upheld, old_rule):
         assert selection.keep(record(standing)) and selection.select(standing)
     open_claim = event(
         SessionAbandoned(
-            session_id="s1", abandoned_by="bob", reason="x", no_show="ann", contest_by=T0 + timedelta(days=2)
+            session_id="s1",
+            abandoned_by="bob",
+            reason="other",
+            no_show="ann",
+            contest_by=T0 + timedelta(days=2),
         )
     )
     assert not selection.select(open_claim)  # decoded (it may name the learner), never folded

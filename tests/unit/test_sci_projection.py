@@ -83,7 +83,9 @@ def scheduled(session: str, skill: str = ML, pair: tuple[str, str] = ("ann", "bo
 
 
 def no_show(session: str, who: str, at: datetime = T0) -> CloudEvent:
-    return ev(SessionAbandoned(session_id=session, abandoned_by="x", reason="no-show", no_show=who), at)
+    return ev(
+        SessionAbandoned(session_id=session, abandoned_by="x", reason="partner-absent", no_show=who), at
+    )
 
 
 def test_first_evidence_stores_the_facts_and_the_item_and_announces_score_and_tier() -> None:
@@ -239,7 +241,11 @@ def test_a_late_no_show_does_not_cost_the_tier_through_freshness() -> None:
 def claim(session: str, who: str, at: datetime = T0) -> CloudEvent:
     """An abandon naming ``who`` as the no-show, which they may contest for two days."""
     payload = SessionAbandoned(
-        session_id=session, abandoned_by="x", reason="no-show", no_show=who, contest_by=at + timedelta(days=2)
+        session_id=session,
+        abandoned_by="x",
+        reason="partner-absent",
+        no_show=who,
+        contest_by=at + timedelta(days=2),
     )
     return ev(payload, at)
 

@@ -65,7 +65,9 @@ def evidence_sets(draw: st.DrawFn) -> tuple[list[CloudEvent], list[CloudEvent]]:
         )
         facts.append(new_event(payload, source="evidence", time=at))
     for session in draw(st.lists(st.sampled_from(SESSIONS), unique=True, max_size=3)):
-        abandoned = SessionAbandoned(session_id=session, abandoned_by="x", reason="no-show", no_show=ANN)
+        abandoned = SessionAbandoned(
+            session_id=session, abandoned_by="x", reason="partner-absent", no_show=ANN
+        )
         facts.append(new_event(abandoned, source="sessions", time=T0 + timedelta(hours=draw(hours))))
     setup = [
         new_event(

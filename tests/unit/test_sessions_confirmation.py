@@ -33,7 +33,7 @@ def completed() -> dict[str, Any]:
 
 def claimed() -> dict[str, Any]:
     """Abandoned by ann naming bob as the no-show."""
-    return domain.abandon(started(), SID, "ann", "bob never came", "bob", DONE, W).doc
+    return domain.abandon(started(), SID, "ann", "partner-absent", "bob", DONE, W).doc
 
 
 # confirming a completion
@@ -148,7 +148,7 @@ def test_a_no_show_claim_waits_for_the_accused() -> None:
         "settled_at": None,
         "reason": None,
     }
-    plain = domain.abandon(started(), SID, "ann", "rescheduled", None, DONE, W)
+    plain = domain.abandon(started(), SID, "ann", "schedule-conflict", None, DONE, W)
     assert plain.doc["no_show_claim"] is None
     assert isinstance(plain.event, SessionAbandoned) and plain.event.contest_by is None
 
@@ -213,10 +213,12 @@ def test_a_completion_logged_before_confirmations_counts_at_once() -> None:
 
 
 def test_a_no_show_logged_before_claims_could_be_contested_stands_at_once() -> None:
-    event = SessionAbandoned(session_id=SID, abandoned_by="ann", reason="gone", no_show="bob")
+    event = SessionAbandoned(session_id=SID, abandoned_by="ann", reason="partner-absent", no_show="bob")
     assert event.standing_no_show == "bob"
-    assert SessionAbandoned(session_id=SID, abandoned_by="ann", reason="x").standing_no_show is None
-    pending = SessionAbandoned(session_id=SID, abandoned_by="ann", reason="x", no_show="bob", contest_by=DONE)
+    assert SessionAbandoned(session_id=SID, abandoned_by="ann", reason="other").standing_no_show is None
+    pending = SessionAbandoned(
+        session_id=SID, abandoned_by="ann", reason="other", no_show="bob", contest_by=DONE
+    )
     assert pending.standing_no_show is None
     doc = applied(started(), event, DONE)
     assert doc is not None and doc["no_show_claim"]["state"] == "upheld"

@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 
 from services.sessions import domain
+from services.sessions.document import applied
 from services.sessions.domain import SessionError
 from shared.events.payloads import (
+    ABANDON_REASONS,
     MatchedTicket,
     MatchFound,
     RatingSubmitted,
@@ -115,7 +117,7 @@ def test_start_by_a_third_learner_is_403() -> None:
 
 
 @pytest.mark.parametrize(
-    "state", [completed, lambda: domain.abandon(scheduled(), SID, "ann", "x", None, T0).doc]
+    "state", [completed, lambda: domain.abandon(scheduled(), SID, "ann", "other", None, T0).doc]
 )
 def test_start_after_the_end_is_409(state: Any) -> None:
     refused(409, domain.start, state(), SID, "ann", T0)
@@ -154,7 +156,7 @@ def test_complete_by_a_third_learner_is_403_and_unknown_is_404() -> None:
 
 
 def test_complete_an_abandoned_session_is_409() -> None:
-    doc = domain.abandon(started(), SID, "ann", "left", None, T0).doc
+    doc = domain.abandon(started(), SID, "ann", "other", None, T0).doc
     refused(409, domain.complete, doc, SID, "ann", T0)
 
 
@@ -163,40 +165,53 @@ def test_complete_an_abandoned_session_is_409() -> None:
 
 @pytest.mark.parametrize("state", [scheduled, started])
 def test_abandon_from_scheduled_or_started(state: Any) -> None:
-    result = domain.abandon(state(), SID, "ann", "bob did not come", "bob", T0)
+    result = domain.abandon(state(), SID, "ann", "partner-absent", "bob", T0)
     assert result.doc["status"] == "abandoned" and result.doc["no_show"] == "bob"
     assert result.event == SessionAbandoned(
         session_id=SID,
         abandoned_by="ann",
-        reason="bob did not come",
+        reason="partner-absent",
         no_show="bob",
         contest_by=T0 + domain.DEFAULT_WINDOW,
     )
 
 
 def test_abandon_without_a_no_show() -> None:
-    result = domain.abandon(scheduled(), SID, "bob", "conflict", None, T0)
-    assert result.event == SessionAbandoned(session_id=SID, abandoned_by="bob", reason="conflict")
+    result = domain.abandon(scheduled(), SID, "bob", "schedule-conflict", None, T0)
+    assert result.event == SessionAbandoned(session_id=SID, abandoned_by="bob", reason="schedule-conflict")
+
+
+def test_an_abandon_reason_is_a_code_and_older_free_text_reads_as_other() -> None:
+    """The log keeps no words a participant wrote: a reason logged as free text before codes
+    is read as ``other``, so no fold or rebuild puts it into a store again."""
+    legacy = SessionAbandoned(
+        session_id=SID, abandoned_by="ann", reason="Bob Smith never came", no_show="bob"
+    )
+    assert legacy.reason == "other"
+    doc = applied(scheduled(), legacy, T0)
+    assert doc is not None and doc["abandon_reason"] == "other"
+    for code in ABANDON_REASONS:
+        assert SessionAbandoned(session_id=SID, abandoned_by="ann", reason=code).reason == code
 
 
 @pytest.mark.parametrize("no_show", ["ann", "cat"])
 def test_abandon_no_show_must_be_the_partner(no_show: str) -> None:
-    refused(422, domain.abandon, scheduled(), SID, "ann", "r", no_show, T0)
+    refused(422, domain.abandon, scheduled(), SID, "ann", "other", no_show, T0)
 
 
 def test_abandon_a_completed_session_is_409() -> None:
-    refused(409, domain.abandon, completed(), SID, "ann", "r", None, T0)
+    refused(409, domain.abandon, completed(), SID, "ann", "other", None, T0)
 
 
 def test_abandon_is_idempotent() -> None:
-    doc = domain.abandon(scheduled(), SID, "ann", "r", None, T0).doc
-    result = domain.abandon(doc, SID, "bob", "again", None, T0)
+    doc = domain.abandon(scheduled(), SID, "ann", "other", None, T0).doc
+    result = domain.abandon(doc, SID, "bob", "other", None, T0)
     assert result.doc == doc and result.event is None
 
 
 def test_abandon_by_a_third_learner_is_403_and_unknown_is_404() -> None:
-    refused(403, domain.abandon, scheduled(), SID, "cat", "r", None, T0)
-    refused(404, domain.abandon, None, SID, "ann", "r", None, T0)
+    refused(403, domain.abandon, scheduled(), SID, "cat", "other", None, T0)
+    refused(404, domain.abandon, None, SID, "ann", "other", None, T0)
 
 
 # ratings
@@ -238,7 +253,7 @@ def test_rating_before_completion_is_409(state: Any) -> None:
 
 
 def test_rating_an_abandoned_session_is_409() -> None:
-    doc = domain.abandon(started(), SID, "ann", "r", None, T0).doc
+    doc = domain.abandon(started(), SID, "ann", "other", None, T0).doc
     refused(409, domain.rate, doc, SID, "ann", "bob", SCORES, None, T0)
 
 

@@ -3,7 +3,11 @@ erasing a learner deletes every comment by or about them and nothing else."""
 
 from __future__ import annotations
 
+from services.sessions.api import SessionView
+from services.sessions.document import applied
 from services.sessions.personal import COMMENTS, COMMENTS_BY, by_key, comment_docs, purged, shown_to
+from shared.events.payloads import SessionAbandoned
+from tests.unit.test_sessions_domain import SID, T0, scheduled
 
 
 def test_a_comment_is_kept_with_an_entry_for_each_learner_and_none_is_kept_without_one() -> None:
@@ -45,3 +49,15 @@ def test_erasing_a_learner_deletes_their_comments_both_ways_and_no_one_elses() -
     assert all(doc is None for doc in gone.values())
     assert (COMMENTS, "r3") in left and (COMMENTS, "r1") not in left and (COMMENTS, "r2") not in left
     assert not any("ann" in key or key.endswith(("r1", "r2")) for (_, key) in left)
+
+
+def test_a_session_stored_with_free_text_as_its_abandon_reason_shows_only_a_code() -> None:
+    """A document folded before abandon reasons were codes keeps the participant's words until a
+    rebuild; the route shows ``other`` instead."""
+    doc = applied(
+        scheduled(), SessionAbandoned(session_id=SID, abandoned_by="ann", reason="schedule-conflict"), T0
+    )
+    assert doc is not None
+    assert SessionView.model_validate(doc).abandon_reason == "schedule-conflict"
+    legacy = {**doc, "abandon_reason": "Bob Smith was rude"}
+    assert SessionView.model_validate(legacy).abandon_reason == "other"

@@ -80,7 +80,7 @@ def run(doc: dict[str, Any], command: tuple[Any, ...], now: datetime) -> domain.
         case ("dispute", who):
             return domain.dispute(doc, SID, who, "did-not-happen", now)
         case ("abandon", who, no_show):
-            return domain.abandon(doc, SID, who, "because", no_show, now, WINDOW)
+            return domain.abandon(doc, SID, who, "other", no_show, now, WINDOW)
         case ("contest", who):
             return domain.contest(doc, SID, who, "was-present", now)
         case ("rate", who, ratee, scores):
