@@ -75,6 +75,10 @@ class PassportSkill(BaseModel):
     specialties: dict[str, int]
     last_evidence_at: str | None
     self_level: str | None
+    band: float | None = Field(
+        default=None,
+        description="half-width of the SCI's 90% band (sci ± band); the tier was earned at its low end",
+    )
 
 
 class Passport(BaseModel):

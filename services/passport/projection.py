@@ -294,6 +294,8 @@ class PassportProjection:
             event=key[4],
             last_evidence_at=None if last is None else stamp(last),
         )
+        if data.band is not None:
+            score["band"] = data.band
         return _changed(docs, data.learner_id, data.skill, entry, {**entry, "score": score})
 
     def _evidence(self, docs: Mapping[DocRef, Doc | None], data: EvidenceRecorded) -> Outcome:
@@ -393,10 +395,13 @@ def skill_view(skill: str, entry: Mapping[str, Any], as_of: datetime | None = No
     JSON passport leaves it out: there a skill without a score shows zeros)."""
     tier, parts = shown_parts(entry, as_of)
     claim = entry.get("claim")
+    score = entry.get("score")
     return {
         "skill": skill,
-        "scored": entry.get("score") is not None,
+        "scored": score is not None,
         **parts,
+        # half-width of the SCI's 90% band (None: no score yet, or one sent before bands)
+        "band": score.get("band") if score is not None else None,
         "tier": tier,
         "sessions": len(entry["sessions"]),
         "specialties": dict(sorted(entry["specialties"].items())),

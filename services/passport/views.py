@@ -82,6 +82,8 @@ class PassportSkillView:
     last_evidence: str | None  # a date
     scored: bool  # sci has sent a score (else the scores show NONE)
     claimed_only: bool  # no score and no rated evidence yet: the page suggests a first session
+    band: str | None = None  # "± 14", the SCI's 90% band (None: no band known yet)
+    band_range: str | None = None  # "44–72"
 
 
 @dataclass(frozen=True)
@@ -174,7 +176,16 @@ def passport_skill(skill: Skill | None, skill_id: str, shown: Mapping[str, Any])
         last_evidence=date_of(shown.get("last_evidence_at")),
         scored=scored,
         claimed_only=not scored and int(shown["sessions"]) == 0,
+        **band_view(shown["sci"], shown.get("band") if scored else None),
     )
+
+
+def band_view(sci: float, band: float | None) -> dict[str, str | None]:
+    """The SCI's band as the page shows it: "± 14" and its range (nothing without a band)."""
+    if not band:
+        return {"band": None, "band_range": None}
+    low, high = max(0.0, sci - band), min(100.0, sci + band)
+    return {"band": f"± {band:.0f}", "band_range": f"{low:.0f}–{high:.0f}"}
 
 
 def date_of(stamp: str | datetime | None) -> str | None:

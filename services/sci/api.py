@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from services.sci.domain import TIER_NAMES, Correction, EvidenceItem, explain, specialty_depth
 from services.sci.projection import (
@@ -50,6 +50,9 @@ class SkillScore(BaseModel):
     tier: int
     sessions: int
     as_of: datetime
+    band: float = Field(description="half-width of the 90% band around the SCI: sci ± band")
+    low: float = Field(description="the band's low end, where the tier is earned")
+    high: float
 
 
 class LearnerScores(BaseModel):
@@ -61,6 +64,19 @@ class Part(BaseModel):
     value: float
     max: float
     reason: str
+    band: float = Field(
+        default=0.0, description="half-width of the part's 90% band; only Proof estimates, the rest count"
+    )
+
+
+class Band(BaseModel):
+    """How sure the SCI is: for 9 learners in 10, a score built on their true skill lies in low..high."""
+
+    half_width: float
+    low: float
+    high: float
+    confidence: float = 0.9
+    meaning: str
 
 
 class SpecialtyDepth(BaseModel):
@@ -87,6 +103,7 @@ class ScoreDetail(BaseModel):
     next_tier: str | None
     calibration: CalibrationUsed
     as_of: datetime
+    band: Band
 
 
 async def _correction(store: Store, skill: str) -> Correction:
@@ -130,6 +147,9 @@ async def learner_scores(
                 tier=s.tier,
                 sessions=s.sessions,
                 as_of=at,
+                band=s.band,
+                low=s.low,
+                high=s.high,
             )
         )
     return LearnerScores(learner_id=learner_id, skills=skills)
@@ -177,7 +197,12 @@ def score_detail(
         tier_name=TIER_NAMES[result.tier],
         sessions=result.sessions,
         distinct_raters=result.distinct_raters,
-        parts={name: Part(value=p.value, max=p.max, reason=p.reason) for name, p in parts.items()},
+        parts={
+            name: Part(
+                value=p.value, max=p.max, reason=p.reason, band=result.band if name == "proof" else 0.0
+            )
+            for name, p in parts.items()
+        },
         next_tier=explained.next_tier,
         specialties={
             name: SpecialtyDepth(sessions=d.sessions, mean_rating=d.mean_rating)
@@ -187,4 +212,5 @@ def score_detail(
             version=correction.version, ratings=correction.ratings, digest=correction.digest
         ),
         as_of=at,
+        band=Band(half_width=result.band, low=result.low, high=result.high, meaning=explained.band),
     )

@@ -105,6 +105,7 @@ def sci_updated(doc: Mapping[str, Any], new: Score, correction: Correction) -> S
         calibration=correction.ratings,
         model=SCORE_MODEL,
         last_evidence_at=new.last_evidence_at,
+        band=new.band,
     )
 
 

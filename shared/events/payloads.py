@@ -251,6 +251,9 @@ class SciUpdated(Payload):
     #: When the newest evidence happened: Freshness decays from here at read time, so a reader
     #: can show today's Freshness without a new event (see ``shared.freshness``).
     last_evidence_at: datetime | None = None
+    #: Half-width of the 90% band around the SCI ("58 ± 14"; absent before bands existed). The
+    #: tier was earned at the band's low end.
+    band: float | None = Field(default=None, ge=0, le=100)
 
 
 class TierChanged(Payload):

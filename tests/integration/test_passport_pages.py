@@ -98,6 +98,7 @@ async def learners_and_evidence(client: httpx.AsyncClient, settings: Settings, b
         as_of=T0 + timedelta(days=12),
         revision=12,
         last_evidence_at=T0 + timedelta(days=12),
+        band=4.6,
     )
     calibration = RatersCalibrated(
         skill=ML, version="v", digest="d", ratings=12, part=0, parts=1, bias={"lenient": 0.5}
@@ -143,6 +144,12 @@ async def passport_shows_skills_and_a_calibrated_paginated_trail(client: httpx.A
     assert re.search(r'data-skill="machine-learning"', first)
     assert figure(first, "sci") != "–" and re.search(r"data-tier>Practitioner<", first)
     assert part(first, "proof") == "26.0"
+    # the band sci sent, around the SCI as shown today (Freshness decayed), with what it means
+    shown = float(figure(first, "sci"))
+    low, high = round(shown - 4.6), round(shown + 4.6)
+    assert figure(first, "band").strip() == "± 5" and f"({low}–{high})" in first
+    assert "data-band-meaning" in first and "9 learners in 10" in first
+    assert "data-band-meaning" not in ada  # no score, no band
     ids = re.findall(r'data-evidence="([^"]+)"', first)
     assert ids == [f"ev-{n:02d}" for n in range(12, 2, -1)]  # newest first, 10 a page
     ratings = dict(zip(ids, re.findall(r"data-rating>([^<]+)<", first), strict=True))

@@ -112,11 +112,17 @@ async def test_scores_from_evidence_claims_and_no_shows(kafka: str, tmp_path: Pa
         assert body["parts"]["practice"]["reason"].startswith("Practice 7.1/25: 2 sessions;")
         assert body["distinct_raters"] == 2 and body["specialties"]["nlp"]["sessions"] == 2
         assert body["as_of"].startswith(AS_OF.isoformat()[:19])
+        # two ratings: a wide band around the SCI, Proof's; the tier is earned at its low end
+        band = body["band"]
+        assert band["half_width"] == body["parts"]["proof"]["band"] > 5 and band["confidence"] == 0.9
+        assert band["low"] == round(body["sci"] - band["half_width"], 2) < body["sci"] < band["high"]
+        assert body["parts"]["practice"]["band"] == 0 and "from 2 ratings" in band["meaning"]
 
         listing = (await client.get(f"/v1/scores/{ann}", params={"freshness_at": AS_OF.isoformat()})).json()
         assert listing["learner_id"] == ann and len(listing["skills"]) == 1
         row = listing["skills"][0]
         assert row["skill"] == ML and row["sci"] == body["sci"] and row["sessions"] == 2
+        assert (row["band"], row["low"], row["high"]) == (band["half_width"], band["low"], band["high"])
 
         later = await client.get(
             f"/v1/scores/{ann}/{ML}", params={"freshness_at": (AS_OF + timedelta(days=90)).isoformat()}

@@ -38,8 +38,11 @@ async def test_the_same_facts_announce_nothing_a_new_calibration_what_moved_othe
     docs, _ = fold_events(SciProjection([ML]), events)
     store = SqliteStore(":memory:")
     old, new = VersionStore(store, 1), VersionStore(store, 2)
+    # (a first calibration moves every band: the uncalibrated band knows no rater, so compare two)
+    neutral = Correction(bias={"dan": 0.0}, ratings=2, version="v", digest="c")
     for version in (old, new):
         await version.write([Change(c, k, d) for (c, k), d in docs.items()])
+        await version.write([Change(CALIBRATIONS, ML, neutral.to_doc())])
     assert await changed_scores(old, new) == []
     lenient_dan = Correction(bias={"dan": 1.0}, ratings=3, version="v", digest="d")
     await new.write([Change(CALIBRATIONS, ML, lenient_dan.to_doc())])

@@ -282,19 +282,23 @@ def test_the_next_tier_says_what_is_missing() -> None:
 
 
 def test_the_tier_does_not_lapse_as_freshness_decays() -> None:
-    items = [item(i, rater=f"r{i % 6}", at=T0 + timedelta(hours=i)) for i in range(12)]
+    # a calibrated skill whose raters all weigh much: the band is narrow enough to earn the top tier
+    means = [5.0 if i % 4 == 0 else 4.0 for i in range(12)]
+    items = [item(i, mean=m, rater=f"r{i % 6}", at=T0 + timedelta(hours=i)) for i, m in enumerate(means)]
     facts = facts_of(items)
     earned_at = facts.last_evidence_at
     assert earned_at is not None
-    proven = Correction(senior=frozenset({"r0", "r1"}))
+    proven = Correction(
+        default_weight=30.0, prior=Prior(0.5, 1.5), ratings=10_000, senior=frozenset({"r0", "r1"})
+    )
     now = score(facts, earned_at, proven)
-    later = score(facts, earned_at + timedelta(days=200), proven, earned_at=earned_at)
+    later = score(facts, earned_at + timedelta(days=300), proven, earned_at=earned_at)
     assert now.tier == d.TIER_PEER_ENDORSED
     assert later.freshness < now.freshness and later.sci < now.sci < 100
     assert later.sci < d.PEER_ENDORSED.min_sci  # low enough to lose the tier if it were recomputed ...
-    assert score(facts, earned_at + timedelta(days=200), proven).tier == d.TIER_PRACTITIONER
+    assert score(facts, earned_at + timedelta(days=300), proven).tier == d.TIER_PRACTITIONER
     assert later.tier == now.tier  # ... but it was earned, and stays
-    assert later.as_of == earned_at + timedelta(days=200)
+    assert later.as_of == earned_at + timedelta(days=300)
 
 
 def test_a_correction_changes_proof_and_agreement_not_practice_or_freshness() -> None:
@@ -421,14 +425,18 @@ def test_parts_stay_in_bounds_and_add_up(
 ) -> None:
     facts = facts_of(items, no_shows)
     at = T0 + timedelta(days=days)
-    for s in (score(facts, at), score(facts, at, correction)):
+    for scoring in (d.UNCALIBRATED, correction):
+        s = score(facts, at, scoring)
         for name, value in s.parts().items():
             assert 0.0 <= value <= d.PART_MAX[name]
             assert round(value, 2) == value
         assert 0.0 <= s.sci <= 100.0
         assert s.sci == round(sum(s.parts().values()), 2)
-        assert s.tier == d.tier_for(s.sci, s.proof, d.summarize(facts, correction))
+        # the tier is earned at the low end of the band; there is a band exactly when there are ratings
+        low_proof = round(s.proof - s.band, 2)
+        assert s.tier == d.tier_for(round(s.sci - s.band, 2), low_proof, d.summarize(facts, scoring))
         assert (s.tier == d.TIER_CLAIMED) == (not items)
+        assert (s.band > 0) == bool(items) and 0.0 <= s.low <= s.sci <= s.high <= 100.0
     # with earned_at, every figure is the one at as_of except the tier, which is the one at earned_at
     earned_at = T0 + timedelta(days=earned_days)
     kept = score(facts, at, correction, earned_at=earned_at)

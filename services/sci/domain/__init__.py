@@ -77,6 +77,14 @@ from services.sci.domain.scoring import (
     shortfalls,
     tier_for,
 )
+from services.sci.domain.uncertainty import (
+    CALIBRATED_BAND,
+    UNCALIBRATED_BAND,
+    Z90,
+    BandModel,
+    proof_band,
+    proof_error_sd,
+)
 from shared.freshness import (
     FRESHNESS_MAX,
     FRESHNESS_TAU_DAYS,
@@ -87,6 +95,7 @@ from shared.freshness import (
 
 __all__ = [
     "AGREEMENT_SD_SCALE",
+    "CALIBRATED_BAND",
     "DEFAULT_PRIOR",
     "FRESHNESS_MAX",
     "FRESHNESS_TAU_DAYS",
@@ -112,6 +121,9 @@ __all__ = [
     "TIER_PRACTICING",
     "TIER_PRACTITIONER",
     "UNCALIBRATED",
+    "UNCALIBRATED_BAND",
+    "Z90",
+    "BandModel",
     "Correction",
     "Depth",
     "EvidenceItem",
@@ -130,6 +142,8 @@ __all__ = [
     "freshness_points",
     "next_tier_hint",
     "practice_points",
+    "proof_band",
+    "proof_error_sd",
     "proof_points",
     "rating_to_unit",
     "reliability_points",

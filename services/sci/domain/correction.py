@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 PROOF_PRIOR = 0.5  # Proof shrinks toward the middle of the scale (3/5) ...
@@ -45,6 +47,20 @@ class Correction:
 
     def bias_of(self, rater_id: str) -> float:
         return self.bias.get(rater_id, 0.0)
+
+    @cached_property
+    def bias_variance(self) -> float:
+        """How much the raters differ in leniency: the variance of the biases (0 without any).
+
+        Worked out once per calibration (raters in id order, so the same biases give the same bits)
+        and kept to the hundredth: it widens every learner's band alike, so a recalibration that
+        barely moves the raters' spread does not re-announce every learner of the skill.
+        """
+        if not self.bias:
+            return 0.0
+        values = [float(self.bias[r]) for r in sorted(self.bias)]
+        centre = math.fsum(values) / len(values)
+        return round(math.fsum((v - centre) ** 2 for v in values) / len(values), 2)
 
     def weight_of(self, rater_id: str) -> float:
         return self.weight.get(rater_id, self.default_weight)

@@ -133,11 +133,28 @@ def next_tier_hint(result: Score, stats: Stats) -> str | None:
     rule = {TIER_PRACTICING: PRACTITIONER, TIER_PRACTITIONER: PEER_ENDORSED}.get(result.tier)
     if rule is None:
         return None
-    missing = shortfalls(rule, result.sci, result.proof, stats)
+    # a tier is earned on the low end of the band: say what the low end lacks
+    missing = shortfalls(rule, result.low, round(max(0.0, result.proof - result.band), 2), stats)
+    if result.band:
+        missing = [
+            m + " at the low end of your band" if m.startswith(("an SCI", "Proof")) else m for m in missing
+        ]
     name = TIER_NAMES[rule.tier]
     if not missing:  # reached on today's figures but not yet earned (it is earned by new evidence)
         return f"{name}: your next rated session can earn it"
     return f"{name} needs " + "; ".join(missing)
+
+
+def band_reason(result: Score, stats: Stats) -> str:
+    """What the band around the SCI means, in words a learner follows."""
+    if stats.ratings == 0:
+        return f"SCI {result.sci:.0f}: no peer ratings yet, so there is no band to show"
+    many = "rating" if stats.ratings == 1 else "ratings"
+    return (
+        f"SCI {result.sci:.0f} ± {result.band:.0f}: from {stats.ratings} {many}, a score built on your true "
+        f"skill lies between {result.low:.0f} and {result.high:.0f} for 9 learners in 10 like you; "
+        "the band narrows as more peers rate you, and tiers are earned at its low end"
+    )
 
 
 @dataclass(frozen=True)
@@ -145,6 +162,7 @@ class Explanation:
     score: Score
     parts: dict[str, PartExplanation]
     next_tier: str | None
+    band: str = ""
 
 
 def explain(
@@ -167,4 +185,6 @@ def explain(
         name: PartExplanation(value=value, max=PART_MAX[name], reason=reasons[name])
         for name, value in result.parts().items()
     }
-    return Explanation(score=result, parts=parts, next_tier=next_tier_hint(result, stats))
+    return Explanation(
+        score=result, parts=parts, next_tier=next_tier_hint(result, stats), band=band_reason(result, stats)
+    )

@@ -45,6 +45,8 @@ class Stats:
     prior_mean: float = PROOF_PRIOR
     prior_weight: float = PROOF_PRIOR_WEIGHT
     senior_raters: int = 0  # distinct raters at tier 3 or 4 (as the correction knows them)
+    calibrated: bool = False  # scored under a rater calibration (not the defaults of a new skill)
+    bias_variance: float = 0.0  # how much the skill's raters differ in leniency (``Correction``)
 
 
 def summarize(facts: Facts, correction: Correction = UNCALIBRATED) -> Stats:
@@ -90,6 +92,8 @@ def summarize(facts: Facts, correction: Correction = UNCALIBRATED) -> Stats:
         prior_mean=correction.prior.mean,
         prior_weight=correction.prior.weight,
         senior_raters=len(correction.senior.intersection(facts.raters)) if correction.senior else 0,
+        calibrated=correction.ratings > 0,
+        bias_variance=correction.bias_variance,
     )
 
 

@@ -9,12 +9,13 @@ from datetime import datetime
 from services.sci.domain.correction import UNCALIBRATED, Correction
 from services.sci.domain.facts import Facts
 from services.sci.domain.parts import Stats, practice_points, proof_points, reliability_points, summarize
+from services.sci.domain.uncertainty import proof_band
 from shared import sci_scale
 from shared.freshness import freshness_points, utc
 
 #: The version of the score model: bump it with any change to what a score is for the same
 #: facts, then rebuild (``lemma replay sci``); readers rank a newer model's SciUpdated first.
-SCORE_MODEL = 1
+SCORE_MODEL = 2  # 2: tiers are earned on the low end of the score's 90% band
 
 TIER_CLAIMED = sci_scale.CLAIMED
 TIER_PRACTICING = sci_scale.PRACTICING
@@ -97,6 +98,19 @@ class Score:
     distinct_raters: int
     as_of: datetime
     last_evidence_at: datetime | None = None
+    #: Half-width of the 90% band around the SCI (and around Proof, the one part that estimates):
+    #: "58 ± 14". The tier is earned at the low end of it.
+    band: float = 0.0
+
+    @property
+    def low(self) -> float:
+        """The low end of the SCI's band (never below 0)."""
+        return round(max(0.0, self.sci - self.band), 2)
+
+    @property
+    def high(self) -> float:
+        """The high end of the SCI's band (never above 100)."""
+        return round(min(100.0, self.sci + self.band), 2)
 
     def parts(self) -> dict[str, float]:
         return {
@@ -112,6 +126,8 @@ def score_from_stats(stats: Stats, as_of: datetime, earned_at: datetime | None =
 
     A tier is earned by evidence and does not lapse by itself: callers pass the time of the
     newest evidence as ``earned_at``, so Freshness decaying afterwards lowers the SCI, not the tier.
+    It is earned on the conservative end of the band (the SCI and Proof less the band's
+    half-width), so one good session cannot look like a settled score.
     """
     practice = round(practice_points(stats.sessions), 2)
     proof = round(proof_points(stats), 2)
@@ -123,17 +139,19 @@ def score_from_stats(stats: Stats, as_of: datetime, earned_at: datetime | None =
         earned = round(
             practice + proof + reliability + round(freshness_points(stats.last_evidence_at, earned_at), 2), 2
         )
+    band = round(proof_band(stats), 2)
     return Score(
         sci=sci,
         practice=practice,
         proof=proof,
         reliability=reliability,
         freshness=freshness,
-        tier=tier_for(earned, proof, stats),
+        tier=tier_for(round(earned - band, 2), round(proof - band, 2), stats),
         sessions=stats.sessions,
         distinct_raters=stats.distinct_raters,
         as_of=utc(as_of),
         last_evidence_at=stats.last_evidence_at,
+        band=band,
     )
 
 
