@@ -43,7 +43,7 @@ ROUTES: dict[str, tuple[str, ...]] = {
     "matching": ("/v1/match-requests*",),
     "sessions": ("/v1/sessions*",),
     "evidence": ("/v1/evidence*",),
-    "sci": ("/v1/scores*",),
+    "sci": ("/v1/scores*", "/v1/raters*"),
 }
 
 

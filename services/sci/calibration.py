@@ -80,6 +80,7 @@ class Calibration:
     ratings: int
     digest: str = ""
     informative: Mapping[str, float] = field(default_factory=dict)
+    given: Mapping[str, int] = field(default_factory=dict)  # ratings each rater gave in the set
     prior_mean: float = 3.0  # 1..5 scale
     prior_weight: float = PROOF_PRIOR_WEIGHT
 
@@ -99,6 +100,8 @@ class Calibration:
             ratings=self.ratings,
             version=self.version,
             digest=self.digest,
+            informative=dict(self.informative),
+            given=dict(self.given),
         )
 
 
@@ -292,6 +295,7 @@ def calibrate(ratings: Iterable[Rating], *, iterations: int = ITERATIONS) -> Cal
         ratings=len(ordered),
         digest=digest_of(ordered),
         informative={rater: informative[rater] for rater in raters},
+        given={rater: len(by_rater[rater]) for rater in raters},
         prior_mean=prior_mean,
         prior_weight=PROOF_PRIOR_WEIGHT * PRIOR_STRENGTH,
     )

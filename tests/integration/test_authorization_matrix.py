@@ -261,6 +261,7 @@ def recipe(scene: Scene, service: str, method: str, path: str) -> tuple[str, Cal
         ("GET", "/v1/evidence"): (ann, Call(f"/v1/evidence?learner_id={ann}")),
         ("GET", "/v1/scores/{learner_id}"): (ann, Call(f"/v1/scores/{ann}")),
         ("GET", "/v1/scores/{learner_id}/{skill}"): (ann, Call(f"/v1/scores/{ann}/{SESSION_SKILL}")),
+        ("GET", "/v1/raters/{learner_id}"): (ann, Call(f"/v1/raters/{ann}")),
         ("GET", "/openapi.json"): (ann, Call("/openapi.json")),
         ("GET", "/docs"): (ann, Call("/docs")),
         ("GET", "/docs-assets/{path}"): (ann, Call(f"{ASSETS}/swagger-ui.css")),

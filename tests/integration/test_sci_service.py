@@ -15,6 +15,7 @@ from aiokafka import ConsumerRecord
 from services.sci.app import bootstrap
 from services.sci.calibration import Rating, calibrate
 from services.sci.domain import EvidenceItem, facts_of, score
+from shared.auth import mint_token
 from shared.events import decode, new_event
 from shared.events.envelope import CloudEvent
 from shared.events.payloads import (
@@ -272,6 +273,29 @@ async def test_the_calibration_job_recalibrates_the_skill_and_announces_what_mov
             "digest": correction.digest,
         }
         assert correction.bias[raters[0]] > 0.3  # the lenient judge is found out
+        # ... and can read it in their own rater profile, which nobody else but operators may
+        cfg = settings(kafka, tmp_path)
+
+        def as_(who: str, role: str = "learner") -> dict[str, str]:
+            return {"Authorization": f"Bearer {mint_token(cfg, who, role=role)}"}
+
+        lenient = f"/v1/raters/{raters[0]}"
+        profile = (await client.get(lenient, headers=as_(raters[0]))).json()
+        (mine,) = profile["skills"]
+        assert (
+            mine["skill"] == ML
+            and mine["ratings"] == len(learners)
+            and mine["calibrated_over"] == len(ratings)
+        )
+        assert mine["bias"] == round(correction.bias[raters[0]], 2)
+        assert f"about {mine['bias']:.1f} points above your peers'" in mine["summary"][0]
+        fair = (await client.get(f"/v1/raters/{raters[1]}", headers=as_("operator", "ops"))).json()
+        assert abs(fair["skills"][0]["bias"]) < mine["bias"]
+        assert (await client.get(lenient, headers=as_(raters[1]))).status_code == 403
+        assert (await client.get(lenient)).status_code == 401
+        assert (await client.get(f"/v1/raters/{learners[0]}", headers=as_(learners[0]))).json()[
+            "skills"
+        ] == []
         for learner in learners:
             got = await detail(client, learner)
             assert isinstance(got, dict)

@@ -44,6 +44,10 @@ class Correction:
     version: str = "none"
     digest: str = ""
     senior: frozenset[str] = frozenset()  # learners at tier 3 or 4 in the skill when calibrated
+    #: Per rater, for their own rater profile only (the score reads neither): how much their
+    #: ratings tell partners apart (0..1) and how many ratings the calibration saw from them.
+    informative: Mapping[str, float] = field(default_factory=dict)
+    given: Mapping[str, int] = field(default_factory=dict)
 
     def bias_of(self, rater_id: str) -> float:
         return self.bias.get(rater_id, 0.0)
@@ -75,6 +79,8 @@ class Correction:
             "bias": dict(self.bias),
             "weight": dict(self.weight),
             "senior": sorted(self.senior),
+            "informative": dict(self.informative),
+            "given": dict(self.given),
         }
 
     @classmethod
@@ -91,6 +97,8 @@ class Correction:
             version=str(doc["version"]),
             digest=str(doc["digest"]),
             senior=frozenset(doc.get("senior", ())),
+            informative=doc.get("informative", {}),
+            given=doc.get("given", {}),
         )
 
 
