@@ -81,7 +81,9 @@ def events_of(learners: int, sessions: int, seed: int) -> tuple[list[Payload], l
     for learner, items in folded.items.items():
         if not items:
             continue
-        stats = sci_domain.summarize(sci_domain.facts_of(items, folded.no_shows[learner]), correction)
+        stats = sci_domain.summarize(
+            sci_domain.facts_of(items, folded.no_shows[learner]), correction, learner
+        )
         score = sci_domain.score_from_stats(stats, folded.as_of)
         out.append(
             SciUpdated(

@@ -68,7 +68,9 @@ def fold(population: Population) -> Folded:
 def stats(folded: Folded, correction: domain.Correction = domain.UNCALIBRATED) -> dict[str, domain.Stats]:
     """Each learner's score inputs, with ``correction`` as the rater calibration (and its prior)."""
     return {
-        learner_id: domain.summarize(domain.facts_of(items, folded.no_shows[learner_id]), correction)
+        learner_id: domain.summarize(
+            domain.facts_of(items, folded.no_shows[learner_id]), correction, learner_id
+        )
         for learner_id, items in folded.items.items()
     }
 

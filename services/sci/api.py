@@ -187,7 +187,7 @@ def score_detail(
     """One score explained: the facts of a ``scores`` document and the evidence items behind
     them, under ``correction``, with Freshness at ``at`` (also what an audit of the log shows)."""
     facts = facts_from_doc(doc)
-    explained = explain(facts, at, correction, earned_at=facts.last_evidence_at)
+    explained = explain(facts, at, correction, earned_at=facts.last_evidence_at, learner_id=doc["learner_id"])
     result, parts = explained.score, explained.parts
     return ScoreDetail(
         learner_id=doc["learner_id"],

@@ -6,7 +6,7 @@ import os
 
 from fastapi import FastAPI
 
-from services.sci import api, consumers, rater_api
+from services.sci import api, consumers, ops_api, rater_api
 from services.sci.announce import changed_scores
 from services.sci.offload import ProcessOffload
 from services.sci.projection import CALIBRATIONS, SciProjection
@@ -48,7 +48,7 @@ def bootstrap(settings: Settings | None = None, store: Store | None = None) -> F
         ctx,
         title="Lemma sci",
         description="SCI per learner and skill: the four parts, the tier and why.",
-        routers=[api.router, rater_api.router],
+        routers=[api.router, rater_api.router, ops_api.router],
         kafka_router=consumers.build_router(ctx.settings, runtime),
         workers=[
             PeriodicWorker("sci-calibration", ctx.settings.sci_calibration_interval_s, recalibrator.tick),

@@ -35,8 +35,10 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from services.sci.collusion import NONE as NO_SUSPICION
+from services.sci.collusion import Suspicion, suspect
 from services.sci.domain import (
     DEFAULT_PRIOR,
     PROOF_PRIOR_WEIGHT,
@@ -81,6 +83,7 @@ class Calibration:
     digest: str = ""
     informative: Mapping[str, float] = field(default_factory=dict)
     given: Mapping[str, int] = field(default_factory=dict)  # ratings each rater gave in the set
+    collusion: Suspicion = NO_SUSPICION  # pairs whose ratings of each other were left out
     prior_mean: float = 3.0  # 1..5 scale
     prior_weight: float = PROOF_PRIOR_WEIGHT
 
@@ -102,6 +105,7 @@ class Calibration:
             digest=self.digest,
             informative=dict(self.informative),
             given=dict(self.given),
+            collusive=frozenset(self.collusion.pairs),
         )
 
 
@@ -174,9 +178,29 @@ def slope(x: float) -> float:
     return max(MIN_SLOPE, density)
 
 
-def calibrate(ratings: Iterable[Rating], *, iterations: int = ITERATIONS) -> Calibration:
-    """Estimate every rater's bias and weight, and every rating's corrected value, from all ``ratings``."""
+def calibrate(
+    ratings: Iterable[Rating], *, iterations: int = ITERATIONS, detect_collusion: bool = True
+) -> Calibration:
+    """Estimate every rater's bias and weight from all ``ratings``; pairs suspected of collusion
+    (``services.sci.collusion``) are found on a first estimate, and the estimate is made again
+    without their ratings of each other. Counts and the digest are of the whole set."""
     ordered = sorted(set(ratings))
+    first = _estimate(ordered, iterations)
+    if not detect_collusion:  # what the calibration was without the defence (the bench compares)
+        return first
+    suspicion = suspect(ordered, first.bias, first.weight, first.default_weight)
+    if not suspicion.pairs:
+        return first
+    kept = [r for r in ordered if not suspicion.is_discounted(r.rater_id, r.ratee_id)]
+    again = _estimate(kept, iterations)
+    given: dict[str, int] = {}
+    for r in ordered:
+        given[r.rater_id] = given.get(r.rater_id, 0) + 1
+    return replace(again, ratings=len(ordered), digest=digest_of(ordered), given=given, collusion=suspicion)
+
+
+def _estimate(ordered: list[Rating], iterations: int) -> Calibration:
+    """The calibration of a deduplicated, sorted rating set (no collusion check)."""
     if not ordered:
         return Calibration(VERSION, {}, {}, default_weight=1.0, ratings=0)
     raters = sorted({r.rater_id for r in ordered})

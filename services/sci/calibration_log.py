@@ -49,10 +49,12 @@ def assemble(parts: Iterable[tuple[RatersCalibrated, datetime]]) -> LoggedCalibr
     bias: dict[str, float] = {}
     weight: dict[str, float] = {}
     senior: set[str] = set()
+    collusive: set[tuple[str, str]] = set()
     for p in ordered:
         bias.update(p.bias)
         weight.update(p.weight or {})
         senior.update(p.senior)
+        collusive.update((a, b) if a <= b else (b, a) for a, b in p.collusive)
     prior, default_weight = DEFAULT_PRIOR, 1.0
     if whole:
         assert first.prior is not None and first.default_weight is not None
@@ -66,6 +68,7 @@ def assemble(parts: Iterable[tuple[RatersCalibrated, datetime]]) -> LoggedCalibr
         version=first.version,
         digest=first.digest,
         senior=frozenset(senior),
+        collusive=frozenset(collusive),
     )
     return LoggedCalibration(
         skill=first.skill,

@@ -86,7 +86,7 @@ def current_score(doc: Mapping[str, Any], correction: Correction, at: datetime |
     facts = facts_from_doc(doc)
     when = at or as_of_of(doc)
     assert when is not None, "a document with facts has an as-of"
-    return score(facts, when, correction, earned_at=facts.last_evidence_at)
+    return score(facts, when, correction, earned_at=facts.last_evidence_at, learner_id=doc["learner_id"])
 
 
 def sci_updated(doc: Mapping[str, Any], new: Score, correction: Correction) -> SciUpdated:

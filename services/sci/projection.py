@@ -268,7 +268,9 @@ class SciProjection:
         facts = facts_from_doc(doc)
         as_of = as_of_of(doc)
         assert as_of is not None
-        return score(facts, as_of, correction, earned_at=facts.last_evidence_at).tier
+        return score(
+            facts, as_of, correction, earned_at=facts.last_evidence_at, learner_id=doc["learner_id"]
+        ).tier
 
     def _fact(self, docs: Mapping[DocRef, Doc | None], event: CloudEvent) -> _Fact | None:
         data = event.data

@@ -26,6 +26,7 @@ import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from prometheus_client import Gauge
 
@@ -56,7 +57,15 @@ RATERS_DISCOUNTED = Gauge(
     ["service", "skill"],
 )
 
+COLLUSION_SUSPECTS = Gauge(
+    "lemma_collusion_suspects",
+    "Learners in pairs or rings the skill's last calibration suspects of rating each other up "
+    "(their ratings of each other are discounted; GET /ops/collusion lists them)",
+    ["service", "skill"],
+)
+
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 GROWTH = 0.02
 MAX_AGE_S = 60.0
@@ -116,6 +125,7 @@ async def recalibrate(
     calibration = await offload.run(calibrate, ratings)
     del ratings
     RATERS_DISCOUNTED.labels(ctx.name, skill).set(len(discounted_raters(calibration)))
+    COLLUSION_SUSPECTS.labels(ctx.name, skill).set(len(calibration.collusion.learners))
     new = calibration.correction()
     async with ctx.lock:
         read = (await ctx.store.read(CALIBRATIONS, [skill])).get(skill)
@@ -238,7 +248,9 @@ def announcements(
     chunks = [raters[i : i + per_part] for i in range(0, len(raters), per_part)]
     senior = sorted(correction.senior)
     seniors_of = [senior[i : i + per_part] for i in range(0, len(senior), per_part)]
-    parts = max(len(chunks), len(seniors_of), 1)
+    pairs = sorted(correction.collusive)
+    pairs_of = [pairs[i : i + per_part] for i in range(0, len(pairs), per_part)]
+    parts = max(len(chunks), len(seniors_of), len(pairs_of), 1)
     prior = (float(correction.prior.mean), float(correction.prior.weight))
     return [
         RatersCalibrated(
@@ -253,12 +265,13 @@ def announcements(
             default_weight=float(correction.default_weight),
             prior=prior,
             senior=_nth(seniors_of, n),
+            collusive=_nth(pairs_of, n),
         )
         for n in range(parts)
     ]
 
 
-def _nth(chunks: list[list[str]], n: int) -> list[str]:
+def _nth(chunks: list[list[_T]], n: int) -> list[_T]:
     return chunks[n] if n < len(chunks) else []
 
 

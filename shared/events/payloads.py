@@ -296,6 +296,9 @@ class RatersCalibrated(Payload):
     default_weight: Annotated[float, Field(allow_inf_nan=False)] | None = None
     prior: tuple[float, float] | None = None
     senior: list[str] = Field(default_factory=list)
+    #: This part's share of the pairs of learners suspected of rating each other up (each pair
+    #: sorted, the list sorted): their ratings of each other weigh a twentieth. Absent before.
+    collusive: list[tuple[str, str]] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _part_of_parts(self) -> RatersCalibrated:

@@ -270,6 +270,7 @@ def recipe(scene: Scene, service: str, method: str, path: str) -> tuple[str, Cal
         ("GET", "/metrics"): (ann, Call("/metrics")),
         ("GET", "/asyncapi.json"): (ann, Call("/asyncapi.json")),
         ("GET", "/ops/projections"): (ann, Call("/ops/projections")),
+        ("GET", "/ops/collusion"): (ann, Call("/ops/collusion")),
         ("POST", "/ops/projections/{name}/resume"): (
             ann,
             Call(f"/ops/projections/{projection}/resume"),

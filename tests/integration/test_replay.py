@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 from cli.main import app as lemma
 from services.evidence.app import bootstrap, projection
 from services.evidence.projection import EVIDENCE, EVIDENCE_BY_SKILL, EVIDENCE_IDS, SESSIONS
+from services.sci.domain import SCORE_MODEL
 from shared.events import CloudEvent, new_event
 from shared.events.envelope import deterministic_id
 from shared.events.payloads import EvidenceRecorded, RatingSubmitted
@@ -248,7 +249,8 @@ async def test_a_rebuilt_sci_is_calibrated_when_it_goes_live_and_answers_as_the_
 
         before = await eventually(calibrated, timeout=60)
         first = await versions_of_projection(db, "sci")
-        assert first.versions[1].model == 1  # a store that starts empty records the rules it folds with
+        # a store that starts empty records the rules it folds with
+        assert first.versions[1].model == SCORE_MODEL
         await earlier_release(db, "sci")
         result = await asyncio.to_thread(CliRunner().invoke, lemma, ["replay", "sci"])
         assert result.exit_code == 0 and "version 2 is live" in result.output, result.output
@@ -273,7 +275,7 @@ async def test_a_rebuilt_sci_is_calibrated_when_it_goes_live_and_answers_as_the_
     }
     records = await ns.read_until(Topic.SCI, lambda rs: ids <= {json.loads(r.value)["id"] for r in rs})
     announced = [json.loads(r.value) for r in records if json.loads(r.value)["id"] in ids]
-    assert len(announced) == len(learners) and all(a["data"]["model"] == 1 for a in announced)
+    assert len(announced) == len(learners) and all(a["data"]["model"] == SCORE_MODEL for a in announced)
 
 
 async def earlier_release(db: Path, name: str) -> None:

@@ -158,7 +158,7 @@ def test_caddyfile_routes_each_first_path_segment_to_its_owner(tmp_path: Path) -
         assert f"handle /{name}/* " not in text  # no catch-all: metrics, readiness and /ops stay inside
         assert f'url: "/{name}/openapi.json"' in text
     assert "/v1/skills*" in ROUTES["passport"]
-    assert ROUTES["sci"] == ("/v1/scores*",)
+    assert ROUTES["sci"] == ("/v1/scores*", "/v1/raters*")
 
 
 def test_caddyfile_pages_cannot_be_read_as_environment_placeholders(tmp_path: Path) -> None:

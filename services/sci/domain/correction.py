@@ -10,6 +10,11 @@ from typing import Any
 
 PROOF_PRIOR = 0.5  # Proof shrinks toward the middle of the scale (3/5) ...
 PROOF_PRIOR_WEIGHT = 3.0  # ... worth this many pseudo-ratings
+COLLUSIVE_WEIGHT = 0.05  # what a suspected pair's rating of each other weighs, as a share
+
+
+def _pair(a: str, b: str) -> tuple[str, str]:
+    return (a, b) if a <= b else (b, a)
 
 
 def rating_to_unit(mean: float) -> float:
@@ -46,8 +51,11 @@ class Correction:
     senior: frozenset[str] = frozenset()  # learners at tier 3 or 4 in the skill when calibrated
     #: Per rater, for their own rater profile only (the score reads neither): how much their
     #: ratings tell partners apart (0..1) and how many ratings the calibration saw from them.
-    informative: Mapping[str, float] = field(default_factory=dict)
-    given: Mapping[str, int] = field(default_factory=dict)
+    informative: Mapping[str, float] = field(default_factory=dict, compare=False)
+    given: Mapping[str, int] = field(default_factory=dict, compare=False)
+    #: Pairs of learners (each sorted) suspected of rating each other up: each one's ratings of
+    #: the other weigh ``COLLUSIVE_WEIGHT`` of their weight (``services.sci.collusion``).
+    collusive: frozenset[tuple[str, str]] = frozenset()
 
     def bias_of(self, rater_id: str) -> float:
         return self.bias.get(rater_id, 0.0)
@@ -66,8 +74,12 @@ class Correction:
         centre = math.fsum(values) / len(values)
         return round(math.fsum((v - centre) ** 2 for v in values) / len(values), 2)
 
-    def weight_of(self, rater_id: str) -> float:
-        return self.weight.get(rater_id, self.default_weight)
+    def weight_of(self, rater_id: str, ratee_id: str | None = None) -> float:
+        """The weight of ``rater_id``'s ratings (of ``ratee_id``, if a suspected pair's)."""
+        weight = self.weight.get(rater_id, self.default_weight)
+        if ratee_id is not None and self.collusive and _pair(rater_id, ratee_id) in self.collusive:
+            return weight * COLLUSIVE_WEIGHT
+        return weight
 
     def to_doc(self) -> dict[str, Any]:
         return {
@@ -81,6 +93,7 @@ class Correction:
             "senior": sorted(self.senior),
             "informative": dict(self.informative),
             "given": dict(self.given),
+            "collusive": [list(pair) for pair in sorted(self.collusive)],
         }
 
     @classmethod
@@ -99,6 +112,7 @@ class Correction:
             senior=frozenset(doc.get("senior", ())),
             informative=doc.get("informative", {}),
             given=doc.get("given", {}),
+            collusive=frozenset(_pair(a, b) for a, b in doc.get("collusive", ())),
         )
 
 

@@ -171,9 +171,10 @@ def explain(
     correction: Correction = UNCALIBRATED,
     *,
     earned_at: datetime | None = None,
+    learner_id: str | None = None,
 ) -> Explanation:
     """The score; per part its value, its maximum and one line a learner understands; the next tier."""
-    stats = summarize(facts, correction)
+    stats = summarize(facts, correction, learner_id)
     result = score_from_stats(stats, as_of, earned_at)
     reasons = {
         "practice": _practice_reason(result.practice, stats),

@@ -49,8 +49,9 @@ class Stats:
     bias_variance: float = 0.0  # how much the skill's raters differ in leniency (``Correction``)
 
 
-def summarize(facts: Facts, correction: Correction = UNCALIBRATED) -> Stats:
-    """The sums the parts need, from the tallies: value v = (rating - 1 - bias) / 4, weight per rater.
+def summarize(facts: Facts, correction: Correction = UNCALIBRATED, learner_id: str | None = None) -> Stats:
+    """The sums the parts need, from the tallies: value v = (rating - 1 - bias) / 4, weight per rater
+    (a rater suspected of colluding with ``learner_id`` weighs a fraction of theirs).
 
     The spread of the values is the within-rater part, exact from each tally's integers (a
     bias shifts all of a rater's values alike), plus the between-rater part of the corrected
@@ -63,6 +64,8 @@ def summarize(facts: Facts, correction: Correction = UNCALIBRATED) -> Stats:
     for rater_id in sorted(facts.raters):
         n, total, squares = facts.raters[rater_id]
         w = weights.get(rater_id, default)
+        if correction.collusive and learner_id is not None:
+            w = correction.weight_of(rater_id, learner_id)
         sum_v = (total / MICRO - n * (1.0 + biases.get(rater_id, 0.0))) / 4.0
         weight += w * n
         weighted += w * sum_v

@@ -161,9 +161,11 @@ def score(
     correction: Correction = UNCALIBRATED,
     *,
     earned_at: datetime | None = None,
+    learner_id: str | None = None,
 ) -> Score:
-    """The SCI of one learner in one skill, evaluated at ``as_of``."""
-    return score_from_stats(summarize(facts, correction), as_of, earned_at)
+    """The SCI of one learner in one skill, evaluated at ``as_of`` (``learner_id``: whose, so that
+    a suspected pair's ratings of each other weigh less)."""
+    return score_from_stats(summarize(facts, correction, learner_id), as_of, earned_at)
 
 
 def seniors(scored: Iterable[tuple[str, Facts, datetime]], correction: Correction) -> frozenset[str]:
@@ -172,5 +174,7 @@ def seniors(scored: Iterable[tuple[str, Facts, datetime]], correction: Correctio
     Practitioner asks for no senior raters, so this does not depend on the seniors it finds.
     """
     return frozenset(
-        learner for learner, facts, at in scored if score(facts, at, correction).tier >= TIER_PRACTITIONER
+        learner
+        for learner, facts, at in scored
+        if score(facts, at, correction, learner_id=learner).tier >= TIER_PRACTITIONER
     )
