@@ -17,7 +17,10 @@ Model (1..5 scale):
 - sessions run in rounds spread over ``span_days``; each round pairs learners of similar level
   (sorted by ``q`` plus a wide jitter), which keeps the who-rated-whom graph connected;
 - a rubric score is ``clip(round(q_specialty + leniency + noise), 1, 5)`` per dimension, with
-  fresh noise per dimension.
+  fresh noise per dimension;
+- with ``feedback``, raters are shown their bias from ``feedback_from`` of the rounds on and
+  keep only ``1 - feedback`` of their leniency afterwards (as Kulkarni et al. 2013 observed of
+  raters told their bias).
 
 The HTTP mode does not replay these sessions: the matching engine chooses the pairs, so the
 driver draws a session's absent learner (``draw_no_show``) and its ratings (``draw_scores``)
@@ -52,6 +55,10 @@ class Settings:
     specialty_sd: float = 0.3
     pairing_jitter: float = 0.6  # sd added to q before sorting into pairs each round
     span_days: float = 120.0
+    #: Raters shown their bias (their rater profile) move this share of the way toward none ...
+    feedback: float = 0.0
+    #: ... from this share of the rounds on (the profile needs ratings to show anything).
+    feedback_from: float = 0.5
 
 
 SCENARIOS: dict[str, Settings] = {
@@ -151,12 +158,18 @@ def _learners(settings: Settings, rng: random.Random) -> dict[str, Learner]:
 
 
 def _rate(
-    rater: Learner, ratee: Learner, specialty: str, settings: Settings, rng: random.Random
+    rater: Learner,
+    ratee: Learner,
+    specialty: str,
+    settings: Settings,
+    rng: random.Random,
+    leniency_kept: float = 1.0,
 ) -> dict[str, int]:
+    """``leniency_kept``: the share of their leniency the rater still has (1 unless told their bias)."""
     if rater.careless:
         return dict.fromkeys(DIMENSIONS, 4)
     boost = settings.collusion_boost if rater.partner == ratee.learner_id else 0.0
-    base = ratee.specialty_quality[specialty] + rater.leniency + boost
+    base = ratee.specialty_quality[specialty] + rater.leniency * leniency_kept + boost
     return {d: int(_clip(round(base + rng.gauss(0.0, rater.noise_sd)), 1, 5)) for d in DIMENSIONS}
 
 
@@ -187,6 +200,8 @@ def simulate(settings: Settings, seed: int) -> Population:
     population = Population(settings=settings, seed=seed, learners=learners)
     rounds = settings.sessions_per_learner
     for round_no in range(rounds):
+        told = settings.feedback > 0 and round_no >= settings.feedback_from * rounds
+        kept = 1.0 - settings.feedback if told else 1.0
         for pair_no, (a, b) in enumerate(_pairs(settings, learners, rng)):
             day = (round_no + rng.random()) * settings.span_days / rounds
             occurred_at = START + timedelta(days=day)
@@ -197,7 +212,7 @@ def simulate(settings: Settings, seed: int) -> Population:
             if no_show is not None:
                 continue
             for rater, ratee in ((a, b), (b, a)):
-                scores = _rate(learners[rater], learners[ratee], specialty, settings, rng)
+                scores = _rate(learners[rater], learners[ratee], specialty, settings, rng, kept)
                 rating_id = f"{session_id}-{rater}"
                 population.ratings.append(
                     Rating(rating_id, session_id, rater, ratee, specialty, scores, occurred_at)

@@ -46,3 +46,36 @@ def test_unbiased_control_has_no_leniency() -> None:
     assert all(
         x.leniency == 0.0 and not x.careless and x.partner is None for x in population.learners.values()
     )
+
+
+def test_raters_told_their_bias_drop_the_share_of_it_they_are_told_to() -> None:
+    from dataclasses import replace as with_
+
+    from sim.metrics import spearman
+    from sim.population import scenario
+
+    def leniency_shown(feedback: float) -> float:
+        """How well each rater's mean residual (rating less the ratee's true quality) tracks their leniency."""
+        population = simulate(
+            with_(
+                scenario("biased", learners=300, sessions_per_learner=8), feedback=feedback, feedback_from=0.0
+            ),
+            seed=5,
+        )
+        residuals: dict[str, list[float]] = {}
+        for r in population.ratings:
+            truth = population.learners[r.ratee_id].specialty_quality[r.specialty]
+            mean = sum(r.scores.values()) / len(r.scores)
+            residuals.setdefault(r.rater_id, []).append(mean - truth)
+        raters = sorted(residuals)
+        return spearman(
+            [sum(residuals[i]) / len(residuals[i]) for i in raters],
+            [population.learners[i].leniency for i in raters],
+        )
+
+    untold, told = leniency_shown(0.0), leniency_shown(1.0)
+    assert untold > 0.6 and abs(told) < 0.2
+    base = scenario("biased", learners=50, sessions_per_learner=4)
+    never_told = with_(base, feedback=0.5, feedback_from=1.0)  # told after the last round: no change
+    assert simulate(base, seed=2).ratings == simulate(never_told, seed=2).ratings
+    assert simulate(base, seed=2).ratings != simulate(with_(never_told, feedback_from=0.5), seed=2).ratings
