@@ -55,7 +55,7 @@ def test_raters_told_their_bias_drop_the_share_of_it_they_are_told_to() -> None:
     from sim.population import scenario
 
     def leniency_shown(feedback: float) -> float:
-        """How well each rater's mean residual (rating less the ratee's true quality) tracks their leniency."""
+        """How well each rater's mean residual (rating less true quality) tracks their leniency."""
         population = simulate(
             with_(
                 scenario("biased", learners=300, sessions_per_learner=8), feedback=feedback, feedback_from=0.0
