@@ -34,10 +34,10 @@ from sim.population import scenario, simulate
 from sim.trust_figures import band_figures, collusion_figures
 
 SCENARIOS = ("biased", "careless", "colluding", "unbiased")
-TARGETS = {
+COVERAGE_AT = (4, 8, 12)  # sessions per learner where the band's coverage is a target
+TARGETS: dict[str, float] = {
     "band_coverage_min": 0.87,
     "band_coverage_max": 0.93,
-    "band_coverage_at": [4, 8, 12],
     "collusion_inflation_cut_min": 0.5,
     "honest_flagged_max": 0.01,
 }
@@ -92,7 +92,7 @@ def run(seeds: list[int], learners: int, sessions: list[int]) -> dict[str, Any]:
 def verdict(results: dict[str, Any]) -> dict[str, bool]:
     checks: dict[str, bool] = {}
     for key, row in results["band"].items():
-        if int(key.split("@")[1]) in TARGETS["band_coverage_at"]:
+        if int(key.split("@")[1]) in COVERAGE_AT:
             ok = TARGETS["band_coverage_min"] <= row["band_coverage"] <= TARGETS["band_coverage_max"]
             checks[f"{key} band coverage"] = ok
     for name in SCENARIOS:
@@ -167,7 +167,7 @@ def main() -> None:
                 "machine": f"{platform.machine()} Python {platform.python_version()}",
                 "seconds": round(time.perf_counter() - started, 1),
                 "results": results,
-                "targets": TARGETS,
+                "targets": {**TARGETS, "band_coverage_at": list(COVERAGE_AT)},
                 "missed": [c for c, ok in checks.items() if not ok],
                 "meets_targets": all(checks.values()),
             },
