@@ -333,9 +333,11 @@ async def test_the_calibration_job_recalibrates_the_skill_and_announces_what_mov
         parts = announced(records)
         assert {(p.skill, p.version, p.ratings) for p in parts} == {(ML, correction.version, len(ratings))}
         assert _biases(parts)[raters[0]] == correction.bias[raters[0]] > 0.3
-        assert {r.key for r in records if decode(r.value).type.endswith("RatersCalibrated.v1")} == {
-            ML.encode()
+        calibrations = [(r.key, decode(r.value).data) for r in records]
+        keyed = {
+            (key, data.skill.encode()) for key, data in calibrations if isinstance(data, RatersCalibrated)
         }
+        assert (ML.encode(), ML.encode()) in keyed and all(k == s for k, s in keyed)  # keyed by skill
 
 
 def _biases(parts: list[RatersCalibrated]) -> dict[str, float]:
