@@ -84,6 +84,8 @@ class PassportSkillView:
     claimed_only: bool  # no score and no rated evidence yet: the page suggests a first session
     band: str | None = None  # "± 14", the SCI's 90% band (None: no band known yet)
     band_range: str | None = None  # "44–72"
+    band_low: str | None = None
+    band_high: str | None = None
 
 
 @dataclass(frozen=True)
@@ -183,9 +185,9 @@ def passport_skill(skill: Skill | None, skill_id: str, shown: Mapping[str, Any])
 def band_view(sci: float, band: float | None) -> dict[str, str | None]:
     """The SCI's band as the page shows it: "± 14" and its range (nothing without a band)."""
     if not band:
-        return {"band": None, "band_range": None}
-    low, high = max(0.0, sci - band), min(100.0, sci + band)
-    return {"band": f"± {band:.0f}", "band_range": f"{low:.0f}–{high:.0f}"}
+        return {"band": None, "band_range": None, "band_low": None, "band_high": None}
+    low, high = f"{max(0.0, sci - band):.0f}", f"{min(100.0, sci + band):.0f}"
+    return {"band": f"± {band:.0f}", "band_range": f"{low}–{high}", "band_low": low, "band_high": high}
 
 
 def date_of(stamp: str | datetime | None) -> str | None:
