@@ -45,10 +45,11 @@ def scored(
         # as the service does: the tier is earned at the newest evidence (full Freshness then)
         earned = base.practice + base.reliability + (domain.FRESHNESS_MAX if s.last_evidence_at else 0.0)
         true_proof = round(domain.PROOF_MAX * population.learners[learner_id].true_unit, 2)
+        band = 0.0 if plain else base.band  # the service earns a tier at its band's low end
         out[learner_id] = Scored(
             proof=proof,
             sci=sci,
-            tier=domain.tier_for(round(earned + proof, 2), proof, s),
+            tier=domain.tier_for(round(earned + proof - band, 2), round(proof - band, 2), s),
             true_tier=domain.tier_for(round(earned + true_proof, 2), true_proof, s),
         )
     return out

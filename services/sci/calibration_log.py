@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from services.sci.domain import DEFAULT_PRIOR, Correction, Prior
+from services.sci.domain.correction import pair_of
 from shared.events.payloads import RatersCalibrated
 
 
@@ -54,7 +55,7 @@ def assemble(parts: Iterable[tuple[RatersCalibrated, datetime]]) -> LoggedCalibr
         bias.update(p.bias)
         weight.update(p.weight or {})
         senior.update(p.senior)
-        collusive.update((a, b) if a <= b else (b, a) for a, b in p.collusive)
+        collusive.update(pair_of(a, b) for a, b in p.collusive)
     prior, default_weight = DEFAULT_PRIOR, 1.0
     if whole:
         assert first.prior is not None and first.default_weight is not None

@@ -12,8 +12,9 @@ rated by the other far above what everyone else sees of them is the signature of
 points). Suspected pairs that share a learner form a ring.
 
 What a suspicion does (``services.sci.calibration.calibrate``): the suspected pairs' ratings of
-each other are left out of the calibration's estimates and weigh ``COLLUSIVE_WEIGHT`` of a rating in the
-pair's Proof, and operators see the groups (a metric and an ops route, never a public label).
+each other are left out of the calibration's estimates and weigh ``COLLUSIVE_WEIGHT`` (a
+twentieth) of their weight in the pair's Proof, and operators see the pairs and rings (a metric
+and an ops route, never a public label).
 Everything is a function of the rating set, in sorted order, so it is deterministic.
 """
 
@@ -24,6 +25,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Protocol
+
+from services.sci.domain.correction import pair_of
 
 MARGIN = 1.2  # rubric points above what everyone else gives, the two ways together ...
 EACH_WAY = 0.2  # ... and at least this much each way
@@ -39,20 +42,11 @@ class Rated(Protocol):
     def value(self) -> float: ...
 
 
-def pair_of(a: str, b: str) -> tuple[str, str]:
-    """The pair of two learners, in a fixed order."""
-    return (a, b) if a <= b else (b, a)
-
-
 @dataclass(frozen=True)
 class Suspicion:
     """The suspected pairs (each sorted, the list sorted): each one's ratings of the other are discounted."""
 
     pairs: tuple[tuple[str, str], ...] = ()
-
-    def groups(self) -> list[tuple[str, ...]]:
-        """The pairs joined into groups where they share a learner (a ring), each sorted."""
-        return rings(self.pairs)
 
     @property
     def learners(self) -> frozenset[str]:

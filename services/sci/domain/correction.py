@@ -13,7 +13,8 @@ PROOF_PRIOR_WEIGHT = 3.0  # ... worth this many pseudo-ratings
 COLLUSIVE_WEIGHT = 0.05  # what a suspected pair's rating of each other weighs, as a share
 
 
-def _pair(a: str, b: str) -> tuple[str, str]:
+def pair_of(a: str, b: str) -> tuple[str, str]:
+    """The pair of two learners, in a fixed order."""
     return (a, b) if a <= b else (b, a)
 
 
@@ -77,7 +78,7 @@ class Correction:
     def weight_of(self, rater_id: str, ratee_id: str | None = None) -> float:
         """The weight of ``rater_id``'s ratings (of ``ratee_id``, if a suspected pair's)."""
         weight = self.weight.get(rater_id, self.default_weight)
-        if ratee_id is not None and self.collusive and _pair(rater_id, ratee_id) in self.collusive:
+        if ratee_id is not None and self.collusive and pair_of(rater_id, ratee_id) in self.collusive:
             return weight * COLLUSIVE_WEIGHT
         return weight
 
@@ -112,7 +113,7 @@ class Correction:
             senior=frozenset(doc.get("senior", ())),
             informative=doc.get("informative", {}),
             given=doc.get("given", {}),
-            collusive=frozenset(_pair(a, b) for a, b in doc.get("collusive", ())),
+            collusive=frozenset(pair_of(a, b) for a, b in doc.get("collusive", ())),
         )
 
 
