@@ -1,7 +1,7 @@
 """SCI quality on simulated populations with known true skill: ours beside a plain mean and the bound.
 
     .venv/bin/python -m bench.sci_quality [--seeds 101 102 103] [--learners 1000]
-        [--sessions 16 12 8 4] [--path-at 16 12] [--jobs 2]
+        [--sessions 16 12 8 4] [--path-at 16 12 8 4] [--jobs 2]
     .venv/bin/python -m bench.sci_quality --tune     # seeds 1-3, the ones the constants were tuned on
 
 For each scenario (biased, careless, colluding, unbiased control), sessions per learner and
@@ -10,8 +10,9 @@ model scores every learner (``sim.evaluation``): ours (``calibrated``: the servi
 the calibration over all ratings), ``plain`` (Proof = 40 x the plain mean) and ``bound`` (Proof
 from the posterior median of true quality given the ratings, under the simulator's own model
 and true parameters: ``sim.bound``); ``shrunk`` (uncalibrated) is in the JSON. At ``--path-at``
-the population's events are also replayed through the fold and the calibration job, as the
-service runs them, for the tier moves a reader sees (``sim.tier_path``).
+(default: every horizon) the population's events are also replayed through the fold and the
+calibration job, as the service runs them, for the tier moves a reader sees (``sim.tier_path``);
+every move of more than one tier is printed with its seed, learner and cause.
 
 Figures are averaged over the seeds (the largest tier step: the largest). By default the seeds
 are 101-103, which no constant was tuned on (those were tuned on 1-3: ``--tune``). The table is
@@ -39,18 +40,25 @@ def main() -> None:
     parser.add_argument("--tune", action="store_true", help="seeds 1 2 3 (the constants were tuned on them)")
     parser.add_argument("--learners", type=int, default=1000)
     parser.add_argument("--sessions", type=int, nargs="+", default=[16, 12, 8, 4])
-    parser.add_argument("--path-at", type=int, nargs="*", default=[16, 12], help="replay the tier path here")
+    parser.add_argument(
+        "--path-at",
+        type=int,
+        nargs="*",
+        default=None,
+        help="replay the tier path here (default: every --sessions)",
+    )
     parser.add_argument("--jobs", type=int, default=2, help="populations run side by side (processes)")
     args = parser.parse_args()
     if args.tune and args.seeds:
         parser.error("--tune and --seeds: choose one")
     seeds = TUNING_SEEDS if args.tune else (args.seeds or HELD_OUT_SEEDS)
     held_out = not set(seeds) & set(TUNING_SEEDS)
+    path_at = args.sessions if args.path_at is None else args.path_at
     started = time.perf_counter()
-    results = run(seeds, args.learners, args.sessions, args.path_at, args.jobs)
+    results = run(seeds, args.learners, args.sessions, path_at, args.jobs)
     seconds = round(time.perf_counter() - started, 1)
     checks = verdict(results)
-    notes = not_measured(results, args.path_at)
+    notes = not_measured(results, path_at)
     print(
         f"ours: {OURS}; {args.learners} learners; seeds {' '.join(map(str, seeds))} "
         + ("(held out: the constants were tuned on 1-3)" if held_out else "(INCLUDES tuning seeds 1-3)")
@@ -61,6 +69,10 @@ def main() -> None:
         print(check.line())
     for note in notes:
         print(f"not measured: {note}")
+    for key, row in results.items():
+        for seed, learner, before, after, on_recalibration in row.get("path", {}).get("jumps", []):
+            cause = "a recalibration" if on_recalibration else "a fold event"
+            print(f"tier jump: {key} seed {seed}: {learner} {before} -> {after} on {cause}")
     print(
         json.dumps(
             {
@@ -70,7 +82,7 @@ def main() -> None:
                 "seeds": seeds,
                 "held_out": held_out,
                 "sessions": args.sessions,
-                "tier_path": path_settings(args.path_at),
+                "tier_path": path_settings(path_at),
                 "jobs": args.jobs,
                 "machine": f"{platform.machine()} Python {platform.python_version()}",
                 "seconds": seconds,

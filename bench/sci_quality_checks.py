@@ -4,7 +4,9 @@ Each check is counted only where it can fail: Proof error against the bound at t
 target names; false Peer-endorsed only where Peer-endorsed is reachable (a learner has at most one
 session a round, so at fewer sessions than Peer-endorsed asks for nobody can be shown it), and
 counted as missed if nobody is shown it there after all (nothing measured is no pass); the tier
-step only where the tier path was replayed. What is not measured is said, not scored 0.
+step where the tier path was replayed and Peer-endorsed is reachable (below that a learner is
+Claimed, then Practicing from their first rating, then perhaps Practitioner: no move can exceed
+one tier, so the figure is shown but not counted). What is not measured is said, not scored 0.
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ def verdict(results: dict[str, dict[str, Any]]) -> list[Check]:
         if sessions >= PEER_ENDORSED_FROM:
             false = ours.get("false_peer_endorsed")
             checks.append(Check(f"{key} false Peer-endorsed", false, FALSE_PEER_ENDORSED_MAX, True))
-        if "path" in row:
+        if "path" in row and sessions >= PEER_ENDORSED_FROM:
             checks.append(Check(f"{key} max tier step", row["path"]["max_tier_step"], MAX_TIER_STEP, True))
     return checks
 
@@ -102,12 +104,13 @@ def not_measured(results: dict[str, dict[str, Any]], path_at: list[int]) -> list
         notes.append(
             f"tier path at {', '.join(map(str, skipped))} sessions: not replayed (its calibrations are the "
             "bulk of the run)"
-            + (
-                f"; below {PEER_ENDORSED_FROM} sessions nobody can reach Peer-endorsed and a first rating "
-                "makes a learner Practicing, so no move there can exceed one tier anyway"
-                if any(s < PEER_ENDORSED_FROM for s in skipped)
-                else ""
-            )
+        )
+    replayed_low = sorted({s for s in path_at if s < PEER_ENDORSED_FROM}, reverse=True)
+    if replayed_low:
+        notes.append(
+            f"max tier step at {', '.join(map(str, replayed_low))} sessions: shown, not counted (nobody can "
+            "reach Peer-endorsed there and a first rating makes a learner Practicing, so no move can "
+            "exceed one tier)"
         )
     return notes
 

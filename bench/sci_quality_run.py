@@ -51,7 +51,7 @@ def one(task: Task) -> dict[str, Any]:
     }
     if task.path:
         path = tier_path(population)
-        out["path"] = {**path.figures(), "jumps": [list(j) for j in path.jumps]}
+        out["path"] = {**path.figures(), "jumps": [[task.seed, *jump] for jump in path.jumps]}
     return out
 
 
@@ -61,7 +61,8 @@ def _mean(values: list[float]) -> float:
 
 def average(runs: list[dict[str, Any]]) -> Row:
     """The seeds' figures averaged; a figure some seeds lack (nothing to measure there) over the
-    seeds that have it; the largest tier step is the largest over the seeds, the jumps listed."""
+    seeds that have it; the largest tier step is the largest over the seeds, and every move of
+    more than one tier is listed as [seed, learner, tier before, tier after, on a recalibration]."""
     row: Row = {"connectivity": _mean([r["connectivity"] for r in runs])}
     for model in MODELS:
         keys = sorted({k for r in runs for k in r[model]})

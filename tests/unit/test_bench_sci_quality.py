@@ -53,6 +53,7 @@ def test_each_target_is_missed_when_the_figure_misses_it_and_met_when_it_meets_i
         "biased@16": row(model(0.04, false=0.03), plain=0.05, bound=0.035, step=2.0),
         "careless@16": row(model(0.04), plain=0.05, bound=0.035, step=1.0),  # nobody shown Peer-endorsed
         "unbiased@16": row(model(0.04, false=0.01), plain=0.038, bound=0.039, step=1.0),  # 1.053 > 1.02
+        "careless@4": row(model(0.07), plain=0.08, bound=0.05, step=1.0),  # a step there cannot exceed 1
     }
     checks = {c.name: c for c in verdict(results)}
     assert {name for name, c in checks.items() if not c.ok} == {
@@ -69,6 +70,7 @@ def test_each_target_is_missed_when_the_figure_misses_it_and_met_when_it_meets_i
     assert "biased@16 Proof MAE / bound" not in checks
     assert "biased@8 false Peer-endorsed" not in checks
     assert "careless@12 max tier step" not in checks  # its path was not replayed
+    assert "careless@4 max tier step" not in checks  # replayed, but below 10 sessions it cannot fail
     assert checks["unbiased@4 Spearman SCI"].ok and checks["careless@12 Proof MAE / bound"].ok
 
 
@@ -92,4 +94,7 @@ def test_the_table_and_the_notes_say_what_was_not_measured() -> None:
     assert "n/a (< 10 sessions)" in text and "not replayed" in text and "1.143" in text
     notes = not_measured(results, [16])
     assert any("false Peer-endorsed at 8 sessions" in n for n in notes)
-    assert any("tier path at 8 sessions" in n for n in notes)
+    assert any("tier path at 8 sessions: not replayed" in n for n in notes)
+    notes = not_measured(results, [16, 8])
+    assert any("max tier step at 8 sessions: shown, not counted" in n for n in notes)
+    assert not any("not replayed" in n for n in notes)
