@@ -27,7 +27,9 @@ def in_process(population: Population) -> None:
 
     folded = fold(population)
     table = Table(
-        title=f"SCI quality: {len(population.learners)} learners, {len(population.sessions)} sessions"
+        title=f"SCI quality: {len(population.learners)} learners, {len(population.sessions)} sessions",
+        caption="bound: Proof from the posterior median of true skill given the ratings, with the "
+        "simulator's true rater parameters; the least error any model can expect, not a model",
     )
     for column in ("model", "Spearman SCI", "Spearman Proof", "Proof MAE", "tier accuracy", "tiers 1/2/3/4"):
         table.add_column(column, justify="right" if column != "model" else "left")

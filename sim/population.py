@@ -110,6 +110,7 @@ class Session:
     specialty: str
     occurred_at: datetime
     no_show: str | None  # the learner who did not show, if any
+    round_no: int = 0  # the round it ran in (raters may have been shown their bias by then)
 
 
 @dataclass
@@ -208,7 +209,7 @@ def simulate(settings: Settings, seed: int) -> Population:
             specialty = rng.choice(SPECIALTIES)
             session_id = f"S{seed}-{round_no:02d}-{pair_no:05d}"
             no_show = _absent(learners, (a, b), rng)
-            population.sessions.append(Session(session_id, (a, b), specialty, occurred_at, no_show))
+            population.sessions.append(Session(session_id, (a, b), specialty, occurred_at, no_show, round_no))
             if no_show is not None:
                 continue
             for rater, ratee in ((a, b), (b, a)):

@@ -91,17 +91,18 @@ async def ratings_in(store: Store, skill: str) -> list[Rating]:
     return ratings
 
 
-def due(ratings: int, calibrated: int, *, minimum: int, age_s: float | None) -> bool:
+def due(ratings: int, calibrated: int, *, minimum: int, age_s: float | None, growth: float = GROWTH) -> bool:
     """Whether to recalibrate over ``ratings`` when the stored calibration covers ``calibrated``.
 
     Never below ``minimum`` ratings (on a handful of ratings bias and noise are not
-    identifiable: the estimates degenerate and would distort scores). Then on 2% growth, or on
-    any growth once the stored calibration is ``MAX_AGE_S`` old (``age_s``; ``None``: none yet),
-    so a rebuilt or a quiet skill ends calibrated over its whole rating set.
+    identifiable: the estimates degenerate and would distort scores). Then on ``growth`` (2%),
+    or on any growth once the stored calibration is ``MAX_AGE_S`` old (``age_s``; ``None``: none
+    yet), so a rebuilt or a quiet skill ends calibrated over its whole rating set. (``growth`` is
+    a parameter for the quality bench, which replays the job at a coarser step.)
     """
     if ratings < minimum or ratings <= calibrated:
         return False
-    grown = ratings - calibrated >= max(1, math.ceil(GROWTH * calibrated))
+    grown = ratings - calibrated >= max(1, math.ceil(growth * calibrated))
     return grown or age_s is None or age_s >= MAX_AGE_S
 
 

@@ -18,7 +18,7 @@ expected error of Proof/40 against true quality (q - 1)/4, whose square is
 
 The constants were fitted on the simulator's seeds 1-3 (every scenario, 4 to 12 sessions per
 learner) so that the band holds the true-skill score for 90% of learners; the bench reports its
-coverage on seeds the fit never saw (``bench.sci_quality``, ``docs/benchmarks.md``). Before a
+coverage on seeds the fit never saw (``bench.sci_trust``). Before a
 skill's first calibration (every weight 1, no biases known) a second set applies: raters'
 leniency is unknown then, so the band is wider.
 """
