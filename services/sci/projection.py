@@ -383,7 +383,10 @@ def announce(doc: Doc, before: Facts, after: Facts, correction: Correction) -> t
     assert as_of is not None
     old_tier = TIER_CLAIMED
     if before.raters:
-        old_tier = score(before, as_of, correction, earned_at=before.last_evidence_at).tier
+        learner = doc["learner_id"]
+        old_tier = score(
+            before, as_of, correction, earned_at=before.last_evidence_at, learner_id=learner
+        ).tier
     return scored(doc, old_tier, after, correction)[0]
 
 
@@ -391,7 +394,7 @@ def scored(doc: Doc, old_tier: int, after: Facts, correction: Correction) -> tup
     """What ``announce`` emits, given the tier before; and the tier after."""
     as_of = as_of_of(doc)
     assert as_of is not None
-    new = score(after, as_of, correction, earned_at=after.last_evidence_at)
+    new = score(after, as_of, correction, earned_at=after.last_evidence_at, learner_id=doc["learner_id"])
     if new.tier == old_tier:
         return (sci_updated(doc, new, correction),), new.tier
     changed = TierChanged(

@@ -154,6 +154,21 @@ def test_the_skill_calibration_corrects_the_score_it_announces() -> None:
     assert after.proof > before.proof and after.calibration == 50 and before.calibration == 0
 
 
+def test_the_fold_discounts_a_suspected_pair_as_the_calibration_job_does() -> None:
+    pact = Correction(ratings=50, version="v", digest="d", collusive=frozenset({("ann", "bob")}))
+    honest = Correction(ratings=50, version="v", digest="d")
+    events = [evidence(score_value=5, session="s1"), evidence(rater="cy", score_value=2, session="s2")]
+    docs, folded = fold_events(projection(), events, {(CALIBRATIONS, ML): pact.to_doc()})
+    _, trusting = fold_events(projection(), events, {(CALIBRATIONS, ML): honest.to_doc()})
+    last, naive = folded[-1], trusting[-1]
+    assert isinstance(last, SciUpdated) and isinstance(naive, SciUpdated)
+    assert last.proof < naive.proof  # bob's 5 for ann weighs a twentieth of his weight
+    # ... and exactly what the job's rescoring shows, so a recalibration moves nothing
+    assert rescored([docs[(SCORES, score_key("ann", ML))]], pact, pact) == []
+    again = rescored([docs[(SCORES, score_key("ann", ML))]], honest, pact)
+    assert again and isinstance(again[0], SciUpdated) and again[0].proof == last.proof
+
+
 def test_the_projection_parses_a_calibration_document_once_and_follows_a_new_one() -> None:
     p = projection()
     harsh = Correction(bias={"bob": -1.0}, ratings=50, version="v", digest="d", senior=frozenset({"cy"}))
