@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 
 from services.sci import domain
 from services.sci.calibration import Calibration, Rating, calibrate
+from services.sci.rubric_calibration import residuals_of
 from sim.inprocess import Folded
 from sim.metrics import mae, spearman
 from sim.population import Population
@@ -107,7 +108,13 @@ def shrunk(population: Population, folded: Folded) -> dict[str, Scored]:
 def ratings(folded: Folded) -> list[Rating]:
     """Every rating in the skill, as the calibration sees it."""
     return [
-        Rating(ratee_id=learner_id, rater_id=item.rater_id, rating_id=item.evidence_id, value=item.mean)
+        Rating(
+            ratee_id=learner_id,
+            rater_id=item.rater_id,
+            rating_id=item.evidence_id,
+            value=item.mean,
+            residuals=residuals_of(item.scores) if item.scores else (),
+        )
         for learner_id, items in folded.items.items()
         for item in items
     ]

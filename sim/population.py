@@ -18,6 +18,13 @@ Model (1..5 scale):
   (sorted by ``q`` plus a wide jitter), which keeps the who-rated-whom graph connected;
 - a rubric score is ``clip(round(q_specialty + leniency + noise), 1, 5)`` per dimension, with
   fresh noise per dimension;
+- with ``dimension_sd``, a learner is not equally good on every rubric dimension: their true
+  quality on dimension ``d`` is ``q + offset_d`` (offsets of sd ``dimension_sd``, centred so
+  they average to zero and ``q`` stays the learner's overall quality); with
+  ``dimension_severity_sd``, a rater is harsher on some dimensions than on others (centred
+  offsets of that sd). Both are drawn from a generator of their own, so a population without
+  them is, draw for draw, the one it always was, and a rubric score becomes
+  ``clip(round(q_specialty + offset_d + leniency + severity_d + noise), 1, 5)``;
 - with ``feedback``, raters are shown their bias from ``feedback_from`` of the rounds on and
   keep only ``1 - feedback`` of their leniency afterwards (as Kulkarni et al. 2013 observed of
   raters told their bias).
@@ -59,6 +66,10 @@ class Settings:
     feedback: float = 0.0
     #: ... from this share of the rounds on (the profile needs ratings to show anything).
     feedback_from: float = 0.5
+    #: How much a learner's true quality differs between rubric dimensions (sd; 0: not at all) ...
+    dimension_sd: float = 0.0
+    #: ... and how much a rater's severity does (sd of their per-dimension offsets; 0: not at all).
+    dimension_severity_sd: float = 0.0
 
 
 SCENARIOS: dict[str, Settings] = {
@@ -68,9 +79,17 @@ SCENARIOS: dict[str, Settings] = {
     "unbiased": Settings(leniency_sd=0.0, noise_spread=0.0),
 }
 
+#: Populations whose learners differ by rubric dimension (``bench.sci_rubric``): the biased
+#: scenario with per-dimension quality, with and without raters' per-dimension severity.
+RUBRIC_SCENARIOS: dict[str, Settings] = {
+    "rubric": Settings(dimension_sd=0.6),
+    "rubric-severity": Settings(dimension_sd=0.6, dimension_severity_sd=0.4),
+}
+
 
 def scenario(name: str, *, learners: int = 1000, sessions_per_learner: int = 8) -> Settings:
-    return replace(SCENARIOS[name], learners=learners, sessions_per_learner=sessions_per_learner)
+    settings = SCENARIOS.get(name) or RUBRIC_SCENARIOS[name]
+    return replace(settings, learners=learners, sessions_per_learner=sessions_per_learner)
 
 
 @dataclass(frozen=True)
@@ -83,6 +102,14 @@ class Learner:
     careless: bool
     no_show_rate: float
     partner: str | None = None  # colluding partner, if any
+    #: true quality on each rubric dimension less ``quality`` (centred; empty: the same on all)
+    dimension_offset: dict[str, float] = field(default_factory=dict)
+    #: as a rater, how much above their leniency they score each dimension (centred; empty: none)
+    severity: dict[str, float] = field(default_factory=dict)
+
+    def dimension_quality(self, dimension: str) -> float:
+        """True quality on one rubric dimension, 1..5."""
+        return _clip(self.quality + self.dimension_offset.get(dimension, 0.0), 1.0, 5.0)
 
     @property
     def true_unit(self) -> float:
@@ -130,7 +157,7 @@ def _clip(value: float, low: float, high: float) -> float:
     return min(high, max(low, value))
 
 
-def _learners(settings: Settings, rng: random.Random) -> dict[str, Learner]:
+def _learners(settings: Settings, rng: random.Random, seed: int) -> dict[str, Learner]:
     ids = [f"L{i:05d}" for i in range(settings.learners)]
     careless = set(rng.sample(ids, round(settings.careless_share * len(ids))))
     colluders = rng.sample(ids, 2 * (round(settings.colluding_share * len(ids)) // 2))
@@ -155,7 +182,33 @@ def _learners(settings: Settings, rng: random.Random) -> dict[str, Learner]:
             else 0.0,
             partner=partner.get(learner_id),
         )
+    if settings.dimension_sd or settings.dimension_severity_sd:
+        learners = _with_dimensions(settings, learners, random.Random(f"{seed}|dimensions"))
     return learners
+
+
+def _centred(rng: random.Random, sd: float) -> dict[str, float]:
+    """Offsets of sd ``sd`` on the rubric dimensions that average to zero (empty for sd 0)."""
+    if not sd:
+        return {}
+    drawn = [rng.gauss(0.0, sd) for _ in DIMENSIONS]
+    centre = sum(drawn) / len(drawn)
+    # centring shrinks the spread by sqrt((D - 1) / D); scaled back so the sd is ``sd``
+    scale = (len(drawn) / (len(drawn) - 1)) ** 0.5
+    return {d: (x - centre) * scale for d, x in zip(DIMENSIONS, drawn, strict=True)}
+
+
+def _with_dimensions(
+    settings: Settings, learners: dict[str, Learner], rng: random.Random
+) -> dict[str, Learner]:
+    return {
+        i: replace(
+            learner,
+            dimension_offset=_centred(rng, settings.dimension_sd),
+            severity=_centred(rng, settings.dimension_severity_sd),
+        )
+        for i, learner in learners.items()
+    }
 
 
 def _rate(
@@ -171,7 +224,15 @@ def _rate(
         return dict.fromkeys(DIMENSIONS, 4)
     boost = settings.collusion_boost if rater.partner == ratee.learner_id else 0.0
     base = ratee.specialty_quality[specialty] + rater.leniency * leniency_kept + boost
-    return {d: int(_clip(round(base + rng.gauss(0.0, rater.noise_sd)), 1, 5)) for d in DIMENSIONS}
+    offset, severity = ratee.dimension_offset, rater.severity
+    return {
+        d: int(
+            _clip(
+                round(base + offset.get(d, 0.0) + severity.get(d, 0.0) + rng.gauss(0.0, rater.noise_sd)), 1, 5
+            )
+        )
+        for d in DIMENSIONS
+    }
 
 
 def _absent(learners: dict[str, Learner], pair: tuple[str, str], rng: random.Random) -> str | None:
@@ -197,7 +258,7 @@ def _pairs(settings: Settings, learners: dict[str, Learner], rng: random.Random)
 def simulate(settings: Settings, seed: int) -> Population:
     """A population and its sessions and ratings, fully determined by ``settings`` and ``seed``."""
     rng = random.Random(seed)
-    learners = _learners(settings, rng)
+    learners = _learners(settings, rng, seed)
     population = Population(settings=settings, seed=seed, learners=learners)
     rounds = settings.sessions_per_learner
     for round_no in range(rounds):

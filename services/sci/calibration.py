@@ -46,6 +46,7 @@ from services.sci.domain import (
     Prior,
     rating_to_unit,
 )
+from services.sci.rubric_calibration import NO_RUBRIC, RubricCalibration, RubricRating, calibrate_rubric
 
 VERSION = "pg1-link-v3"  # v3: the score applies it per rater (bias and weight), not per rating
 ITERATIONS = 16
@@ -69,6 +70,9 @@ class Rating:
     rater_id: str
     rating_id: str
     value: float
+    #: its rubric scores less their mean, per dimension (``rubric_calibration``); empty when the
+    #: rating was stored before its scores were kept. Not part of a rating's identity or digest.
+    residuals: tuple[tuple[str, float], ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,7 @@ class Calibration:
     collusion: Suspicion = NO_SUSPICION  # pairs whose ratings of each other were left out
     prior_mean: float = 3.0  # 1..5 scale
     prior_weight: float = PROOF_PRIOR_WEIGHT
+    rubric: RubricCalibration = NO_RUBRIC  # raters' severity per rubric dimension
 
     def prior(self) -> Prior:
         """The Proof prior this calibration implies (the domain default when it saw nothing)."""
@@ -106,6 +111,8 @@ class Calibration:
             informative=dict(self.informative),
             given=dict(self.given),
             collusive=frozenset(self.collusion.pairs),
+            severity=dict(self.rubric.severity),
+            rubric_prior=self.rubric.prior if self.ratings else None,
         )
 
 
@@ -187,16 +194,30 @@ def calibrate(
     ordered = sorted(set(ratings))
     first = _estimate(ordered, iterations)
     if not detect_collusion:  # what the calibration was without the defence (the bench compares)
-        return first
+        return replace(first, rubric=_rubric(ordered))
     suspicion = suspect(ordered, first.bias, first.weight, first.default_weight)
     if not suspicion.pairs:
-        return first
+        return replace(first, rubric=_rubric(ordered))
     kept = [r for r in ordered if not suspicion.is_discounted(r.rater_id, r.ratee_id)]
     again = _estimate(kept, iterations)
     given: dict[str, int] = {}
     for r in ordered:
         given[r.rater_id] = given.get(r.rater_id, 0) + 1
-    return replace(again, ratings=len(ordered), digest=digest_of(ordered), given=given, collusion=suspicion)
+    return replace(
+        again,
+        ratings=len(ordered),
+        digest=digest_of(ordered),
+        given=given,
+        collusion=suspicion,
+        rubric=_rubric(kept),
+    )
+
+
+def _rubric(ordered: list[Rating]) -> RubricCalibration:
+    """The raters' severity per rubric dimension, from the ratings that kept their scores."""
+    return calibrate_rubric(
+        RubricRating(r.ratee_id, r.rater_id, r.rating_id, r.residuals) for r in ordered if r.residuals
+    )
 
 
 def _estimate(ordered: list[Rating], iterations: int) -> Calibration:

@@ -12,6 +12,7 @@ from services.sci.domain import (
     Correction,
     EvidenceItem,
     Facts,
+    RubricTally,
     Score,
     Tally,
     score,
@@ -46,6 +47,7 @@ def facts_from_doc(doc: Mapping[str, Any]) -> Facts:
         no_shows=int(doc["no_shows"]),
         raters={rater: Tally.from_doc(t) for rater, t in doc["raters"].items()},
         last_evidence_at=utc(datetime.fromisoformat(last)) if last else None,
+        rubric={rater: RubricTally.from_doc(t) for rater, t in doc.get("rubric", {}).items()},
     )
 
 
@@ -57,6 +59,7 @@ def facts_to_doc(facts: Facts) -> dict[str, Any]:
         "no_shows": facts.no_shows,
         "raters": {rater: tally.to_doc() for rater, tally in facts.raters.items()},
         "last_evidence_at": last.isoformat() if last else None,
+        "rubric": {rater: tally.to_doc() for rater, tally in facts.rubric.items()},
     }
 
 
@@ -118,6 +121,7 @@ def _empty(learner_id: str, skill: str) -> Doc:
         "sessions": 0,
         "no_shows": 0,
         "raters": {},
+        "rubric": {},
         "last_evidence_at": None,
         "as_of": None,
     }

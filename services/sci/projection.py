@@ -100,6 +100,7 @@ from services.sci.domain import (
     Correction,
     EvidenceItem,
     Facts,
+    RubricTally,
     score,
     to_micro,
 )
@@ -300,6 +301,10 @@ class SciProjection:
             raters = dict(sorted({**raters, item.rater_id: [1, micro, micro * micro]}.items()))
         else:
             raters = {**raters, item.rater_id: [held[0] + 1, held[1] + micro, held[2] + micro * micro]}
+        rubric = current.get("rubric", {})
+        if item.scores:
+            tally = RubricTally.from_doc(rubric.get(item.rater_id, (0, {}))).add(item.scores)
+            rubric = dict(sorted({**rubric, item.rater_id: tally.to_doc()}.items()))
         new_session = not received["items"]
         doc: Doc = {
             **current,
@@ -307,6 +312,7 @@ class SciProjection:
             "sessions": current["sessions"] + new_session,
             "no_shows": current["no_shows"] - (new_session and received["no_show"]),
             "raters": raters,
+            "rubric": rubric,
             "last_evidence_at": _later(current["last_evidence_at"], item.occurred_at),
             "as_of": _later(current["as_of"], at),
         }

@@ -42,6 +42,7 @@ from services.sci.projection import (
     rescored,
     score_key,
 )
+from services.sci.rubric_calibration import residuals_of
 from shared.events.envelope import deterministic_id, new_event
 from shared.events.payloads import RATERS_PER_PART, RatersCalibrated, SciUpdated, TierChanged
 from shared.projection.fold import Doc
@@ -83,7 +84,13 @@ async def ratings_in(store: Store, skill: str) -> list[Rating]:
         for key, doc in page:
             learner = key[len(prefix) :].split("/", 1)[0]
             ratings += [
-                Rating(ratee_id=learner, rater_id=item["rater_id"], rating_id=evidence_id, value=item["mean"])
+                Rating(
+                    ratee_id=learner,
+                    rater_id=item["rater_id"],
+                    rating_id=evidence_id,
+                    value=item["mean"],
+                    residuals=residuals_of(item["scores"]) if "scores" in item else (),
+                )
                 for evidence_id, item in doc["items"].items()
             ]
         after = page[-1][0]

@@ -94,6 +94,7 @@ def test_first_evidence_stores_the_facts_and_the_item_and_announces_score_and_ti
     doc = docs[(SCORES, "ann/machine-learning")]
     assert doc["facts"] == 1 and doc["sessions"] == 1 and doc["no_shows"] == 0
     assert doc["raters"] == {"bob": [1, 4_000_000, 16_000_000_000_000]}
+    assert doc["rubric"] == {"bob": [1, {"deployment": 0, "model-selection": 0}]}
     assert doc["last_evidence_at"] == doc["as_of"] == T0.isoformat()
     received = docs[(RECEIVED, received_key(ML, "ann", "s1"))]
     assert received == {
@@ -104,6 +105,7 @@ def test_first_evidence_stores_the_facts_and_the_item_and_announces_score_and_ti
                 "mean": 4.0,
                 "specialty": "nlp",
                 "occurred_at": T0.isoformat(),
+                "scores": {"deployment": 4, "model-selection": 4},
             }
         },
         "no_show": False,

@@ -16,7 +16,8 @@ The rules live in submodules by concern; this package re-exports all of their pu
 - ``correction``: the Proof prior, ``Prior``, ``Correction`` and ``UNCALIBRATED``;
 - ``parts``: ``Stats``, ``summarize`` and the Practice, Proof and Reliability points;
 - ``scoring``: the tiers and their rules, ``Score``, ``score`` and ``seniors``;
-- ``explanation``: depth per specialty and ``explain`` (a line per part, the next tier).
+- ``explanation``: depth per specialty and ``explain`` (a line per part, the next tier);
+- ``rubric``: depth per rubric dimension (``RubricTally``, ``depth``).
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ from services.sci.domain.explanation import (
     next_tier_hint,
     specialty_depth,
 )
-from services.sci.domain.facts import MICRO, EvidenceItem, Facts, Tally, facts_of, to_micro
+from services.sci.domain.facts import EvidenceItem, Facts, Tally, facts_of
+from services.sci.domain.micro import MICRO, to_micro
 from services.sci.domain.parts import (
     AGREEMENT_SD_SCALE,
     PRACTICE_MAX,
@@ -61,6 +63,7 @@ from services.sci.domain.parts import (
     shrunk_mean,
     summarize,
 )
+from services.sci.domain.rubric import DEFAULT_RUBRIC_PRIOR, DimensionDepth, RubricTally, depth
 from services.sci.domain.scoring import (
     PEER_ENDORSED,
     PRACTITIONER,
@@ -97,6 +100,7 @@ __all__ = [
     "AGREEMENT_SD_SCALE",
     "CALIBRATED_BAND",
     "DEFAULT_PRIOR",
+    "DEFAULT_RUBRIC_PRIOR",
     "FRESHNESS_MAX",
     "FRESHNESS_TAU_DAYS",
     "MICRO",
@@ -126,17 +130,20 @@ __all__ = [
     "BandModel",
     "Correction",
     "Depth",
+    "DimensionDepth",
     "EvidenceItem",
     "Explanation",
     "Facts",
     "PartExplanation",
     "Prior",
+    "RubricTally",
     "Score",
     "Stats",
     "Tally",
     "TierRule",
     "agreement",
     "days_between",
+    "depth",
     "explain",
     "facts_of",
     "freshness_points",

@@ -57,6 +57,11 @@ class Correction:
     #: Pairs of learners (each sorted) suspected of rating each other up: each one's ratings of
     #: the other weigh ``COLLUSIVE_WEIGHT`` of their weight (``services.sci.collusion``).
     collusive: frozenset[tuple[str, str]] = frozenset()
+    #: Per rater and rubric dimension, how far above their own mean they score that dimension,
+    #: and the pseudo-ratings a learner's depth on a dimension is shrunk by (``domain.rubric``;
+    #: None: not measured yet). They move no SCI, only the depth per dimension.
+    severity: Mapping[str, Mapping[str, float]] = field(default_factory=dict, compare=False)
+    rubric_prior: float | None = field(default=None, compare=False)
 
     def bias_of(self, rater_id: str) -> float:
         return self.bias.get(rater_id, 0.0)
@@ -95,6 +100,8 @@ class Correction:
             "informative": dict(self.informative),
             "given": dict(self.given),
             "collusive": [list(pair) for pair in sorted(self.collusive)],
+            "severity": {rater: dict(lean) for rater, lean in self.severity.items()},
+            "rubric_prior": self.rubric_prior,
         }
 
     @classmethod
@@ -114,6 +121,8 @@ class Correction:
             informative=doc.get("informative", {}),
             given=doc.get("given", {}),
             collusive=frozenset(pair_of(a, b) for a, b in doc.get("collusive", ())),
+            severity=doc.get("severity", {}),
+            rubric_prior=doc.get("rubric_prior"),
         )
 
 

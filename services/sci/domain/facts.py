@@ -12,16 +12,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from services.sci.domain.micro import to_micro
+from services.sci.domain.rubric import RubricTally
 from shared.errors import EventRefused
 from shared.events.payloads import EvidenceRecorded
 from shared.freshness import utc
-
-MICRO = 1_000_000  # ratings are kept as integer micro-points of the 1..5 scale
-
-
-def to_micro(mean: float) -> int:
-    """A mean rubric score (1..5) in integer micro-points."""
-    return round(mean * MICRO)
 
 
 @dataclass(frozen=True)
@@ -34,6 +29,8 @@ class EvidenceItem:
     mean: float  # mean rubric score, 1..5
     specialty: str | None
     occurred_at: datetime
+    #: the rubric scores themselves (empty on items stored before they were kept)
+    scores: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_event(cls, evidence: EvidenceRecorded) -> EvidenceItem:
@@ -46,6 +43,7 @@ class EvidenceItem:
             mean=math.fsum(evidence.scores.values()) / len(evidence.scores),
             specialty=evidence.specialty,
             occurred_at=utc(evidence.occurred_at),
+            scores=dict(sorted(evidence.scores.items())),
         )
 
     @classmethod
@@ -57,16 +55,20 @@ class EvidenceItem:
             mean=float(doc["mean"]),
             specialty=doc.get("specialty"),
             occurred_at=utc(datetime.fromisoformat(doc["occurred_at"])),
+            scores={d: int(v) for d, v in sorted(doc.get("scores", {}).items())},
         )
 
     def to_doc(self) -> dict[str, Any]:
-        return {
+        doc = {
             "session_id": self.session_id,
             "rater_id": self.rater_id,
             "mean": self.mean,
             "specialty": self.specialty,
             "occurred_at": self.occurred_at.isoformat(),
         }
+        if self.scores:
+            doc["scores"] = dict(self.scores)
+        return doc
 
 
 class Tally(NamedTuple):
@@ -96,24 +98,41 @@ class Facts:
     no_shows: int = 0  # no-show sessions that produced no evidence after all
     raters: Mapping[str, Tally] = field(default_factory=dict)
     last_evidence_at: datetime | None = None
+    #: per rater, the residuals of the rubric scores they gave (``domain.rubric``); ratings folded
+    #: before the scores were kept are in ``raters`` only
+    rubric: Mapping[str, RubricTally] = field(default_factory=dict)
 
     @property
     def ratings(self) -> int:
         return sum(t.ratings for t in self.raters.values())
 
     def with_rating(
-        self, rater_id: str, mean: float, occurred_at: datetime, *, new_session: bool, was_no_show: bool
+        self,
+        rater_id: str,
+        mean: float,
+        occurred_at: datetime,
+        *,
+        new_session: bool,
+        was_no_show: bool,
+        scores: Mapping[str, int] | None = None,
     ) -> Facts:
         """These facts plus one rating. ``new_session``: the first evidence of its session;
-        ``was_no_show``: that session was marked a no-show (it no longer counts as one)."""
+        ``was_no_show``: that session was marked a no-show (it no longer counts as one);
+        ``scores``: its rubric scores, when known."""
         raters = dict(self.raters)
         raters[rater_id] = raters.get(rater_id, Tally()).add(mean)
+        rubric = self.rubric
+        if scores:
+            rubric = dict(rubric)
+            rubric[rater_id] = rubric.get(rater_id, RubricTally()).add(scores)
+            rubric = dict(sorted(rubric.items()))
         last = self.last_evidence_at
         return Facts(
             sessions=self.sessions + new_session,
             no_shows=self.no_shows - (new_session and was_no_show),
             raters=dict(sorted(raters.items())),
             last_evidence_at=occurred_at if last is None else max(last, occurred_at),
+            rubric=rubric,
         )
 
 
@@ -121,12 +140,16 @@ def facts_of(items: Iterable[EvidenceItem], no_show_sessions: Iterable[str] = ()
     """The facts of a set of items (duplicates by evidence id count once) and no-show sessions."""
     unique = {i.evidence_id: i for i in items}
     raters: dict[str, Tally] = {}
+    rubric: dict[str, RubricTally] = {}
     for item in sorted(unique.values(), key=lambda i: i.evidence_id):
         raters[item.rater_id] = raters.get(item.rater_id, Tally()).add(item.mean)
+        if item.scores:
+            rubric[item.rater_id] = rubric.get(item.rater_id, RubricTally()).add(item.scores)
     attended = {i.session_id for i in unique.values()}
     return Facts(
         sessions=len(attended),
         no_shows=len(set(no_show_sessions) - attended),
         raters=dict(sorted(raters.items())),
         last_evidence_at=max((i.occurred_at for i in unique.values()), default=None),
+        rubric=dict(sorted(rubric.items())),
     )

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from services.sci.domain.correction import PROOF_PRIOR, PROOF_PRIOR_WEIGHT, UNCALIBRATED, Correction
-from services.sci.domain.facts import MICRO, Facts
+from services.sci.domain.facts import Facts
+from services.sci.domain.micro import MICRO
 from shared import sci_scale
 
 # Maxima of the four parts (they add up to 100).

@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from services.sci.domain.correction import UNCALIBRATED, Correction
 from services.sci.domain.facts import Facts
-from services.sci.domain.parts import Stats, practice_points, proof_points, reliability_points, summarize
+from services.sci.domain.parts import (
+    Stats,
+    practice_points,
+    proof_points,
+    reliability_points,
+    shrunk_mean,
+    summarize,
+)
+from services.sci.domain.rubric import DEFAULT_RUBRIC_PRIOR, DimensionDepth, depth
 from services.sci.domain.uncertainty import proof_band
 from shared import sci_scale
 from shared.freshness import freshness_points, utc
 
 #: The version of the score model: bump it with any change to what a score is for the same
 #: facts, then rebuild (``lemma replay sci``); readers rank a newer model's SciUpdated first.
-SCORE_MODEL = 2  # 2: tiers are earned on the low end of the score's 90% band
+SCORE_MODEL = 3  # 2: tiers are earned on the low end of the score's 90% band; 3: depth per rubric dimension
 
 TIER_CLAIMED = sci_scale.CLAIMED
 TIER_PRACTICING = sci_scale.PRACTICING
@@ -101,6 +109,8 @@ class Score:
     #: Half-width of the 90% band around the SCI (and around Proof, the one part that estimates):
     #: "58 ± 14". The tier is earned at the low end of it.
     band: float = 0.0
+    #: The learner's level on each rubric dimension the ratings scored (``domain.rubric``).
+    rubric: tuple[DimensionDepth, ...] = ()
 
     @property
     def low(self) -> float:
@@ -164,8 +174,15 @@ def score(
     learner_id: str | None = None,
 ) -> Score:
     """The SCI of one learner in one skill, evaluated at ``as_of`` (``learner_id``: whose, so that
-    a suspected pair's ratings of each other weigh less)."""
-    return score_from_stats(summarize(facts, correction, learner_id), as_of, earned_at)
+    a suspected pair's ratings of each other weigh less), with their depth per rubric dimension."""
+    stats = summarize(facts, correction, learner_id)
+    found = score_from_stats(stats, as_of, earned_at)
+    if not facts.rubric:
+        return found
+    weights = {r: correction.weight_of(r, learner_id) for r in facts.rubric}
+    prior = DEFAULT_RUBRIC_PRIOR if correction.rubric_prior is None else correction.rubric_prior
+    rubric = depth(facts.rubric, weights, correction.severity, shrunk_mean(stats), prior)
+    return replace(found, rubric=rubric)
 
 
 def seniors(scored: Iterable[tuple[str, Facts, datetime]], correction: Correction) -> frozenset[str]:
