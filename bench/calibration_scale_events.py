@@ -174,6 +174,8 @@ def session_events(rng: random.Random | None = None) -> dict[str, list[CloudEven
             calibration=7_214_332,
             model=3,
             last_evidence_at=rating.time,
+            band=8.73,
+            rubric={d: round(min(5.0, 1.0 + 3.9 * proof / 40 + 0.1 * (v - 2)), 2) for d, v in given.items()},
         )
         updated = new_event(
             score, source="sci", time=rating.time, id=deterministic_id("sci", evidence.id), cause=evidence
@@ -190,7 +192,8 @@ def session_events(rng: random.Random | None = None) -> dict[str, list[CloudEven
 
 
 def calibration_part(raters: int = RATERS_PER_PART) -> CloudEvent:
-    """One full RatersCalibrated part: ``raters`` raters' bias and weight (UUID ids)."""
+    """One full RatersCalibrated part: ``raters`` raters' bias, weight and severity on every
+    rubric dimension (UUID ids)."""
     ids = sorted(str(uuid.uuid4()) for _ in range(raters))
     part = RatersCalibrated(
         skill=SKILL,
@@ -204,6 +207,8 @@ def calibration_part(raters: int = RATERS_PER_PART) -> CloudEvent:
         default_weight=3.2109876543210,
         prior=(0.56789012345678, 1.5),
         senior=ids,
+        severity={r: dict.fromkeys(SCORES, -0.123) for r in ids},
+        rubric_prior=1.766,
     )
     return new_event(part, source="sci", id=deterministic_id("sci-raters", SKILL, "17b6aac6502b622a", "0"))
 

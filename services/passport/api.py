@@ -79,6 +79,11 @@ class PassportSkill(BaseModel):
         default=None,
         description="half-width of the SCI's 90% band (sci ± band); the tier was earned at its low end",
     )
+    rubric: dict[str, float] = Field(
+        default_factory=dict,
+        description="the learner's level (1..5) on each rubric dimension: their overall level plus what "
+        "their raters saw of that dimension, corrected for each rater's severity on it",
+    )
 
 
 class Passport(BaseModel):

@@ -296,6 +296,8 @@ class PassportProjection:
         )
         if data.band is not None:
             score["band"] = data.band
+        if data.rubric:
+            score["rubric"] = dict(sorted(data.rubric.items()))
         return _changed(docs, data.learner_id, data.skill, entry, {**entry, "score": score})
 
     def _evidence(self, docs: Mapping[DocRef, Doc | None], data: EvidenceRecorded) -> Outcome:
@@ -402,6 +404,8 @@ def skill_view(skill: str, entry: Mapping[str, Any], as_of: datetime | None = No
         **parts,
         # half-width of the SCI's 90% band (None: no score yet, or one sent before bands)
         "band": score.get("band") if score is not None else None,
+        # level 1..5 per rubric dimension (empty: no score yet, or one sent before depth per dimension)
+        "rubric": dict(score.get("rubric", {})) if score is not None else {},
         "tier": tier,
         "sessions": len(entry["sessions"]),
         "specialties": dict(sorted(entry["specialties"].items())),

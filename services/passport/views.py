@@ -7,7 +7,7 @@ out here, so a unit test can check what a person will read without rendering HTM
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -69,6 +69,13 @@ class SpecialtyDepth:
 
 
 @dataclass(frozen=True)
+class DimensionDepth:
+    name: str
+    level: str  # "3.8", on the rubric's 1..5
+    percent: float  # (level - 1) / 4
+
+
+@dataclass(frozen=True)
 class PassportSkillView:
     skill_id: str
     name: str
@@ -86,6 +93,7 @@ class PassportSkillView:
     band_range: str | None = None  # "44–72"
     band_low: str | None = None
     band_high: str | None = None
+    rubric: list[DimensionDepth] = field(default_factory=list)  # in the catalog's order
 
 
 @dataclass(frozen=True)
@@ -179,7 +187,19 @@ def passport_skill(skill: Skill | None, skill_id: str, shown: Mapping[str, Any])
         scored=scored,
         claimed_only=not scored and int(shown["sessions"]) == 0,
         **band_view(shown["sci"], shown.get("band") if scored else None),
+        rubric=rubric_view(skill, shown.get("rubric", {}) if scored else {}),
     )
+
+
+def rubric_view(skill: Skill | None, levels: Mapping[str, float]) -> list[DimensionDepth]:
+    """Depth per rubric dimension as the page shows it, in the catalog's order."""
+    order = [d.id for d in skill.rubric] if skill else []
+    names = {d.id: d.name for d in skill.rubric} if skill else {}
+    ids = [d for d in order if d in levels] + sorted(d for d in levels if d not in names)
+    return [
+        DimensionDepth(names.get(d, d), f"{levels[d]:.1f}", round(100.0 * (levels[d] - 1.0) / 4.0, 1))
+        for d in ids
+    ]
 
 
 def band_view(sci: float, band: float | None) -> dict[str, str | None]:

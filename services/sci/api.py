@@ -84,6 +84,18 @@ class SpecialtyDepth(BaseModel):
     mean_rating: float
 
 
+class DimensionLevel(BaseModel):
+    """The learner's level on one rubric dimension."""
+
+    dimension: str
+    name: str
+    level: float = Field(
+        description="1..5, the rubric's scale: the learner's overall level plus what their raters saw of "
+        "this dimension, corrected for each rater's severity on it and shrunk while ratings are few"
+    )
+    ratings: int = Field(description="the ratings that scored this dimension")
+
+
 class CalibrationUsed(BaseModel):
     version: str
     ratings: int
@@ -100,6 +112,7 @@ class ScoreDetail(BaseModel):
     distinct_raters: int
     parts: dict[str, Part]
     specialties: dict[str, SpecialtyDepth]
+    rubric: list[DimensionLevel] = Field(default_factory=list, description="depth per rubric dimension")
     next_tier: str | None
     calibration: CalibrationUsed
     as_of: datetime
@@ -189,6 +202,9 @@ def score_detail(
     facts = facts_from_doc(doc)
     explained = explain(facts, at, correction, earned_at=facts.last_evidence_at, learner_id=doc["learner_id"])
     result, parts = explained.score, explained.parts
+    found = get_catalog().get(doc["skill"])
+    names = {d.id: d.name for d in found.rubric} if found else {}
+    order = {d: n for n, d in enumerate(names)}  # the catalog's order of the rubric
     return ScoreDetail(
         learner_id=doc["learner_id"],
         skill=doc["skill"],
@@ -208,6 +224,15 @@ def score_detail(
             name: SpecialtyDepth(sessions=d.sessions, mean_rating=d.mean_rating)
             for name, d in specialty_depth(items, correction).items()
         },
+        rubric=[
+            DimensionLevel(
+                dimension=d.dimension,
+                name=names.get(d.dimension, d.dimension),
+                level=d.level,
+                ratings=d.ratings,
+            )
+            for d in sorted(result.rubric, key=lambda d: (order.get(d.dimension, len(order)), d.dimension))
+        ],
         calibration=CalibrationUsed(
             version=correction.version, ratings=correction.ratings, digest=correction.digest
         ),

@@ -51,11 +51,13 @@ def assemble(parts: Iterable[tuple[RatersCalibrated, datetime]]) -> LoggedCalibr
     weight: dict[str, float] = {}
     senior: set[str] = set()
     collusive: set[tuple[str, str]] = set()
+    severity: dict[str, dict[str, float]] = {}
     for p in ordered:
         bias.update(p.bias)
         weight.update(p.weight or {})
         senior.update(p.senior)
         collusive.update(pair_of(a, b) for a, b in p.collusive)
+        severity.update(p.severity)
     prior, default_weight = DEFAULT_PRIOR, 1.0
     if whole:
         assert first.prior is not None and first.default_weight is not None
@@ -70,6 +72,8 @@ def assemble(parts: Iterable[tuple[RatersCalibrated, datetime]]) -> LoggedCalibr
         digest=first.digest,
         senior=frozenset(senior),
         collusive=frozenset(collusive),
+        severity=dict(sorted(severity.items())),
+        rubric_prior=first.rubric_prior,
     )
     return LoggedCalibration(
         skill=first.skill,

@@ -109,6 +109,7 @@ def sci_updated(doc: Mapping[str, Any], new: Score, correction: Correction) -> S
         model=SCORE_MODEL,
         last_evidence_at=new.last_evidence_at,
         band=new.band,
+        rubric={d.dimension: d.level for d in new.rubric} or None,
     )
 
 

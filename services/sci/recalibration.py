@@ -245,7 +245,8 @@ def announcements(
     skill: str, correction: Correction, per_part: int = RATERS_PER_PART
 ) -> list[RatersCalibrated]:
     """A calibration as RatersCalibrated parts of at most ``per_part`` raters (sorted by id), each
-    with their bias and weight, and at most ``per_part`` senior learners; one part when it knows
+    with their bias, weight and severity per rubric dimension, and at most ``per_part`` senior
+    learners; one part when it knows
     no rater, so every calibration is announced. Every part carries the default weight and the
     prior, so the log holds all the score used (``services.sci.calibration_log`` reads it back).
     A rater whose bias or weight is not a finite number (no JSON for it) is left out: they read
@@ -274,6 +275,8 @@ def announcements(
             prior=prior,
             senior=_nth(seniors_of, n),
             collusive=_nth(pairs_of, n),
+            severity={r: dict(correction.severity[r]) for r in _nth(chunks, n) if r in correction.severity},
+            rubric_prior=correction.rubric_prior,
         )
         for n in range(parts)
     ]

@@ -12,8 +12,9 @@ alternating steps estimates both, each shrunk toward zero by an empirical-Bayes 
   severity is relative to the other raters, so what every rater does alike stays the learners'.
 
 The variances come from the data: the noise variance from the residuals' spread around each
-ratee's own mean, the variance of true depths (and severities) from how much the ratees' (and
-raters') mean residuals spread beyond what that noise explains. Where the data carries no
+ratee's own mean (less the severity found so far: what a rater's lean explains is not noise),
+the variance of true depths (and severities) from how much the ratees' (and raters') mean
+residuals spread beyond what that noise explains. Where the data carries no
 severity (raters who all lean alike on every dimension), ``k_severity`` is infinite and every
 severity is 0, so the model costs nothing when it has nothing to find.
 
@@ -107,12 +108,10 @@ def calibrate_rubric(ratings: Iterable[RubricRating], iterations: int = ITERATIO
     if not ordered:
         return NO_RUBRIC
     ratees, raters = _grouped(ordered, by_rater=False), _grouped(ordered, by_rater=True)
-    noise = _noise(ratees)
+    severity: dict[str, dict[str, float]] = {}
+    noise, depth_variance, k_depth = _spread(ratees, severity)
     if noise <= 0.0:
         return NO_RUBRIC
-    depth_variance = _between(ratees, {i: _means(g, {}, False) for i, g in ratees.items()}, noise)
-    k_depth = noise / depth_variance if depth_variance > MIN_VARIANCE else math.inf
-    severity: dict[str, dict[str, float]] = {}
     severity_variance = 0.0
     for _ in range(iterations):
         seen = {i: _means(g, severity, False) for i, g in ratees.items()} if math.isfinite(k_depth) else {}
@@ -120,8 +119,11 @@ def calibrate_rubric(ratings: Iterable[RubricRating], iterations: int = ITERATIO
         severity_variance = _between(raters, raw, noise)
         if severity_variance < MIN_SEVERITY_VARIANCE:
             severity = {}
+            noise, depth_variance, k_depth = _spread(ratees, severity)
             break
         severity = _centred(raters, raw, noise / severity_variance)
+        # the severity found is no longer noise: the spreads are taken again without it
+        noise, depth_variance, k_depth = _spread(ratees, severity)
     rounded = {
         r: {d: round(v, SEVERITY_DIGITS) for d, v in sorted(lean.items()) if round(v, SEVERITY_DIGITS)}
         for r, lean in sorted(severity.items())
@@ -135,19 +137,37 @@ def calibrate_rubric(ratings: Iterable[RubricRating], iterations: int = ITERATIO
     )
 
 
-def _noise(ratees: dict[str, list[RubricRating]]) -> float:
-    """The pooled variance of residuals around each ratee's own mean residual, per dimension."""
+def _spread(
+    ratees: dict[str, list[RubricRating]], severity: Mapping[str, Mapping[str, float]]
+) -> tuple[float, float, float]:
+    """The noise variance, the variance of true depths and the depth prior (pseudo-ratings,
+    infinite when learners do not differ between dimensions), with ``severity`` taken out."""
+    noise = _noise(ratees, severity)
+    if noise <= 0.0:
+        return 0.0, 0.0, math.inf
+    depth_variance = _between(ratees, {i: _means(g, severity, False) for i, g in ratees.items()}, noise)
+    return noise, depth_variance, noise / depth_variance if depth_variance > MIN_VARIANCE else math.inf
+
+
+def _noise(ratees: dict[str, list[RubricRating]], severity: Mapping[str, Mapping[str, float]]) -> float:
+    """The pooled variance of residuals (less their rater's severity) around each ratee's own
+    mean, per dimension."""
     total: list[float] = []
     freedom = 0
     for key in sorted(ratees):
         group = ratees[key]
         if len(group) < 2:
             continue
-        sums = _means(group, {}, False)
+        sums = _means(group, severity, False)
         n = len(group)
         for d, s in sums.items():
             mean = s / n
-            total.append(math.fsum((dict(r.residuals).get(d, mean) - mean) ** 2 for r in group))
+            total.append(
+                math.fsum(
+                    (dict(r.residuals).get(d, mean) - severity.get(r.rater_id, {}).get(d, 0.0) - mean) ** 2
+                    for r in group
+                )
+            )
             freedom += n - 1
     return math.fsum(total) / freedom if freedom else 0.0
 

@@ -254,6 +254,10 @@ class SciUpdated(Payload):
     #: Half-width of the 90% band around the SCI ("58 ± 14"; absent before bands existed). The
     #: tier was earned at the band's low end.
     band: float | None = Field(default=None, ge=0, le=100)
+    #: The learner's level on each rubric dimension the ratings scored (dimension id -> 1..5: their
+    #: overall level plus what their raters saw of that dimension, corrected for each rater's
+    #: severity on it and shrunk while evidence is thin). Absent before depth per dimension existed.
+    rubric: dict[str, Annotated[float, Field(ge=1, le=5)]] | None = None
 
 
 class TierChanged(Payload):
@@ -299,6 +303,11 @@ class RatersCalibrated(Payload):
     #: This part's share of the pairs of learners suspected of rating each other up (each pair
     #: sorted, the list sorted): their ratings of each other weigh a twentieth. Absent before.
     collusive: list[tuple[str, str]] = Field(default_factory=list)
+    #: This part's raters' severity per rubric dimension (rater -> dimension -> how far above their
+    #: own mean they score it; raters without one left out), and the pseudo-ratings a learner's
+    #: depth on a dimension is shrunk by. Absent before depth per dimension existed.
+    severity: dict[str, dict[str, Annotated[float, Field(allow_inf_nan=False)]]] = Field(default_factory=dict)
+    rubric_prior: Annotated[float, Field(allow_inf_nan=False, ge=0)] | None = None
 
     @model_validator(mode="after")
     def _part_of_parts(self) -> RatersCalibrated:

@@ -99,6 +99,7 @@ async def learners_and_evidence(client: httpx.AsyncClient, settings: Settings, b
         revision=12,
         last_evidence_at=T0 + timedelta(days=12),
         band=4.6,
+        rubric={"deployment": 2.64, "model-selection": 4.12, "generalization": 3.5},
     )
     calibration = RatersCalibrated(
         skill=ML, version="v", digest="d", ratings=12, part=0, parts=1, bias={"lenient": 0.5}
@@ -150,6 +151,15 @@ async def passport_shows_skills_and_a_calibrated_paginated_trail(client: httpx.A
     assert figure(first, "band").strip() == "± 5" and f"({low}–{high})" in first
     assert "data-band-meaning" in first and f"lies between {low} and {high}." in first
     assert "data-band-meaning" not in ada  # no score, no band
+    # depth per rubric dimension as sci sent it, in the catalog's order, out of 5
+    depth = first.split("data-rubric", 1)[1].split("</ul>", 1)[0]
+    names = re.findall(r"<li><span>([^<]+)</span>", depth)
+    assert names == ["Model selection", "Generalization", "Deployment"]
+    assert re.findall(r"data-level>([^<]+)<", depth) == ["4.1", "3.5", "2.6"]
+    assert "data-rubric" not in ada  # no score, no depth
+    shown_json = (await client.get("/v1/passports/bob")).json()["skills"][0]
+    assert shown_json["rubric"] == {"deployment": 2.64, "generalization": 3.5, "model-selection": 4.12}
+    assert shown_json["band"] == 4.6
     ids = re.findall(r'data-evidence="([^"]+)"', first)
     assert ids == [f"ev-{n:02d}" for n in range(12, 2, -1)]  # newest first, 10 a page
     ratings = dict(zip(ids, re.findall(r"data-rating>([^<]+)<", first), strict=True))

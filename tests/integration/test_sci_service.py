@@ -49,7 +49,8 @@ def settings(kafka: str, tmp_path: Path, calibrate_every_s: float = 0) -> Settin
     )
 
 
-def evidence(learner: str, n: int, value: int, at: datetime) -> CloudEvent:
+def evidence(learner: str, n: int, value: int, at: datetime, deployment: int | None = None) -> CloudEvent:
+    """A rating of ``value`` on every dimension (``deployment``: that one scored apart)."""
     payload = EvidenceRecorded(
         evidence_id=f"{learner}-ev-{n}",
         learner_id=learner,
@@ -62,7 +63,7 @@ def evidence(learner: str, n: int, value: int, at: datetime) -> CloudEvent:
             "feature-engineering": value,
             "evaluation-metrics": value,
             "generalization": value,
-            "deployment": value,
+            "deployment": value if deployment is None else deployment,
         },
         format="build",
         occurred_at=at,
@@ -118,6 +119,19 @@ async def test_scores_from_evidence_claims_and_no_shows(kafka: str, tmp_path: Pa
         assert band["half_width"] == body["parts"]["proof"]["band"] > 5 and band["confidence"] == 0.9
         assert band["low"] == round(body["sci"] - band["half_width"], 2) < body["sci"] < band["high"]
         assert body["parts"]["practice"]["band"] == 0 and "from 2 ratings" in band["meaning"]
+        # depth per rubric dimension, in the catalog's order: every dimension scored alike, so each
+        # sits at the overall level (Proof's mean on the rubric's 1..5)
+        rubric = body["rubric"]
+        assert [d["dimension"] for d in rubric] == [
+            "model-selection",
+            "feature-engineering",
+            "evaluation-metrics",
+            "generalization",
+            "deployment",
+        ]
+        overall = 1 + 4 * body["parts"]["proof"]["value"] / 40
+        assert all(abs(d["level"] - overall) < 0.01 and d["ratings"] == 2 for d in rubric)
+        assert rubric[0]["name"] == "Model selection"
 
         listing = (await client.get(f"/v1/scores/{ann}", params={"freshness_at": AS_OF.isoformat()})).json()
         assert listing["learner_id"] == ann and len(listing["skills"]) == 1
@@ -139,6 +153,7 @@ async def test_scores_from_evidence_claims_and_no_shows(kafka: str, tmp_path: Pa
         assert updates[-1].tier == 2 and [u.revision for u in updates] == [u.sessions for u in updates]
         assert [(c.from_tier, c.to_tier) for c in changes] == [(1, 2)]
         assert updates[-1].as_of == T0 + timedelta(days=1)
+        assert updates[-1].rubric is not None and set(updates[-1].rubric) == {d["dimension"] for d in rubric}
 
         # a redelivery, a second copy under a new event id, then a new item as the sentinel
         copy = first[0].model_copy(update={"id": str(uuid.uuid4())})
@@ -180,6 +195,21 @@ async def test_scores_from_evidence_claims_and_no_shows(kafka: str, tmp_path: Pa
             "learner_id": "nobody-at-all",
             "skills": [],
         }
+
+        # four raters see bo weaker on deployment than on the rest: it sits below their overall
+        # level, the others above it (shrunk: four ratings do not move it by the full point)
+        bo = f"bo-{uuid.uuid4().hex[:8]}"
+        await publish(kafka, [evidence(bo, n, 4, T0 + timedelta(hours=n), deployment=3) for n in range(4)])
+
+        async def four_sessions() -> dict[str, Any] | None:
+            got = await detail(client, bo)
+            return got if got and got["sessions"] == 4 else None
+
+        leaning = await eventually(four_sessions, timeout=20)
+        assert isinstance(leaning, dict)
+        level = {d["dimension"]: d["level"] for d in leaning["rubric"]}
+        overall = 1 + 4 * leaning["parts"]["proof"]["value"] / 40
+        assert level["deployment"] < overall - 0.5 < overall < level["model-selection"] < overall + 0.25
 
 
 async def claims_and_no_shows(kafka: str, client: httpx.AsyncClient) -> None:

@@ -55,6 +55,23 @@ def test_a_calibration_logged_in_parts_reads_back_as_the_same_correction() -> No
     assert found.logged_at == T0 + timedelta(seconds=2)  # in force once its last part is logged
 
 
+def test_severity_per_rubric_dimension_travels_in_parts_too() -> None:
+    severity = {"a": {"deployment": -0.25, "generalization": 0.125}, "c": {"deployment": 0.5}}
+    held = Correction(
+        bias={"a": 0.1, "b": 0.0, "c": -0.2},
+        weight={"a": 2.0, "b": 1.0, "c": 1.5},
+        ratings=30,
+        digest="d",
+        severity=severity,
+        rubric_prior=1.75,
+    )
+    parts = through_the_log(announcements(ML, held, per_part=2))
+    assert [sorted(p.severity) for p in parts] == [["a"], ["c"]]  # each with its own raters
+    found = assemble([(p, T0) for p in reversed(parts)])
+    assert found is not None and found.correction.severity == severity
+    assert found.correction.rubric_prior == 1.75
+
+
 def test_seniors_travel_in_parts_too() -> None:
     held = Correction(bias={"a": 0.1}, weight={"a": 2.0}, ratings=3, digest="d", senior=frozenset("uvwxy"))
     parts = announcements(ML, held, per_part=2)

@@ -19,6 +19,7 @@ from services.sci.domain.scoring import (
     Score,
     score_from_stats,
     shortfalls,
+    with_rubric,
 )
 from shared import sci_scale
 from shared.freshness import FRESHNESS_TAU_DAYS, days_between
@@ -175,7 +176,7 @@ def explain(
 ) -> Explanation:
     """The score; per part its value, its maximum and one line a learner understands; the next tier."""
     stats = summarize(facts, correction, learner_id)
-    result = score_from_stats(stats, as_of, earned_at)
+    result = with_rubric(score_from_stats(stats, as_of, earned_at), facts, stats, correction, learner_id)
     reasons = {
         "practice": _practice_reason(result.practice, stats),
         "proof": _proof_reason(result.proof, stats, correction.ratings > 0),

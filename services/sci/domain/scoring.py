@@ -176,13 +176,19 @@ def score(
     """The SCI of one learner in one skill, evaluated at ``as_of`` (``learner_id``: whose, so that
     a suspected pair's ratings of each other weigh less), with their depth per rubric dimension."""
     stats = summarize(facts, correction, learner_id)
-    found = score_from_stats(stats, as_of, earned_at)
+    return with_rubric(score_from_stats(stats, as_of, earned_at), facts, stats, correction, learner_id)
+
+
+def with_rubric(
+    found: Score, facts: Facts, stats: Stats, correction: Correction, learner_id: str | None
+) -> Score:
+    """``found`` with the learner's depth per rubric dimension (``domain.rubric``), weighing each
+    rater as Proof does (``stats``: the same facts summarized under ``correction``)."""
     if not facts.rubric:
         return found
     weights = {r: correction.weight_of(r, learner_id) for r in facts.rubric}
     prior = DEFAULT_RUBRIC_PRIOR if correction.rubric_prior is None else correction.rubric_prior
-    rubric = depth(facts.rubric, weights, correction.severity, shrunk_mean(stats), prior)
-    return replace(found, rubric=rubric)
+    return replace(found, rubric=depth(facts.rubric, weights, correction.severity, shrunk_mean(stats), prior))
 
 
 def seniors(scored: Iterable[tuple[str, Facts, datetime]], correction: Correction) -> frozenset[str]:
