@@ -14,7 +14,8 @@ alternating steps estimates both, each shrunk toward zero by an empirical-Bayes 
 The variances come from the data: the noise variance from the residuals' spread around each
 ratee's own mean (less the severity found so far: what a rater's lean explains is not noise),
 the variance of true depths (and severities) from how much the ratees' (and raters') mean
-residuals spread beyond what that noise explains. Where the data carries no
+residuals spread beyond what that noise explains (for the raters, beyond that noise and the
+error of the ratee depths their residuals are read against). Where the data carries no
 severity (raters who all lean alike on every dimension), ``k_severity`` is infinite and every
 severity is 0, so the model costs nothing when it has nothing to find.
 
@@ -87,16 +88,21 @@ def _means(
 
 
 def _between(
-    groups: dict[str, list[RubricRating]], sums: Mapping[str, Mapping[str, float]], noise: float
+    groups: dict[str, list[RubricRating]],
+    sums: Mapping[str, Mapping[str, float]],
+    noise: float,
+    leak: Mapping[str, float] | None = None,
 ) -> float:
-    """The variance of the groups' true effects: their raw means' spread less what noise explains."""
+    """The variance of the groups' true effects: their raw means' spread less what noise explains
+    (``leak``: per group, the variance its sums take on besides, summed over its ratings)."""
     squares: list[float] = []
     excess: list[float] = []
     for key in sorted(groups):
         n = len(groups[key])
+        extra = leak.get(key, 0.0) if leak else 0.0
         for value in sums[key].values():
             squares.append((value / n) ** 2)
-            excess.append(noise / n)
+            excess.append((n * noise + extra) / (n * n))
     if not squares:
         return 0.0
     return max(0.0, (math.fsum(squares) - math.fsum(excess)) / len(squares))
@@ -116,7 +122,7 @@ def calibrate_rubric(ratings: Iterable[RubricRating], iterations: int = ITERATIO
     for _ in range(iterations):
         seen = {i: _means(g, severity, False) for i, g in ratees.items()} if math.isfinite(k_depth) else {}
         raw = {r: _loo_sums(g, ratees, seen, severity, k_depth) for r, g in raters.items()}
-        severity_variance = _between(raters, raw, noise)
+        severity_variance = _between(raters, raw, noise, _depth_error(raters, ratees, noise, k_depth))
         if severity_variance < MIN_SEVERITY_VARIANCE:
             severity = {}
             noise, depth_variance, k_depth = _spread(ratees, severity)
@@ -170,6 +176,20 @@ def _noise(ratees: dict[str, list[RubricRating]], severity: Mapping[str, Mapping
             )
             freedom += n - 1
     return math.fsum(total) / freedom if freedom else 0.0
+
+
+def _depth_error(
+    raters: dict[str, list[RubricRating]], ratees: dict[str, list[RubricRating]], noise: float, k: float
+) -> dict[str, float]:
+    """Per rater, the variance the ratees' depths estimated without their ratings add to the sums
+    of their residuals: a depth read from ``m`` other ratings errs by about noise / (m + k). Left
+    out, it reads as severity where there is none when learners have few ratings each."""
+    if not math.isfinite(k):
+        return {}
+    return {
+        r: math.fsum(noise / (len(ratees[x.ratee_id]) - 1 + k) for x in group if len(ratees[x.ratee_id]) > 1)
+        for r, group in sorted(raters.items())
+    }
 
 
 def _loo_sums(
