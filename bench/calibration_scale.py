@@ -51,6 +51,7 @@ from services.sci.documents import facts_to_doc, score_key
 from services.sci.domain import UNCALIBRATED, Correction, EvidenceItem, facts_of
 from services.sci.offload import ProcessOffload
 from services.sci.recalibration import GROWTH, _rescore
+from services.sci.rubric_calibration import residuals_of
 from shared.events.envelope import deterministic_id, encode, new_event
 from shared.events.payloads import SciUpdated, TierChanged
 from shared.settings import Settings as ServiceSettings
@@ -94,8 +95,9 @@ def simulated(learners: int, sessions: int, seed: int) -> Skill:
     ratings: list[tuple[datetime, Rating]] = []
     for r in population.ratings:
         mean = math.fsum(r.scores.values()) / len(r.scores)  # as EvidenceItem.from_event
-        ratings.append((r.occurred_at, Rating(r.ratee_id, r.rater_id, r.rating_id, mean)))
-        item = EvidenceItem(r.rating_id, r.session_id, r.rater_id, mean, r.specialty, r.occurred_at)
+        rating = Rating(r.ratee_id, r.rater_id, r.rating_id, mean, residuals_of(r.scores))
+        ratings.append((r.occurred_at, rating))
+        item = EvidenceItem(r.rating_id, r.session_id, r.rater_id, mean, r.specialty, r.occurred_at, r.scores)
         items.setdefault(r.ratee_id, []).append(item)
     no_shows: dict[str, list[str]] = {}
     for s in population.sessions:

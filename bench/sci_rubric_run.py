@@ -20,6 +20,7 @@ from bench.sci_rubric_figures import (
     spearman_by_dimension,
 )
 from services.sci import domain
+from services.sci.domain.rubric import LEVEL_DIGITS
 from sim.evaluation import calibration, facts
 from sim.inprocess import Folded, fold
 from sim.population import Population, scenario, simulate
@@ -78,8 +79,10 @@ def levels(population: Population, folded: Folded, correction: domain.Correction
         deviation = posterior_deviation(received(population, folded.items[i]), dimension_sd)
         by_model["ours"][i] = {d.dimension: d.level for d in ours.rubric}
         by_model["no_severity"][i] = {d.dimension: d.level for d in bare.rubric}
-        by_model["plain"][i] = plain_levels(item.scores for item in folded.items[i] if item.scores)
-        by_model["overall_only"][i] = dict.fromkeys(truth[i], overall[i])
+        # plain and overall-only as a service showing them would: to the tenth, as ours is shown
+        plain = plain_levels(item.scores for item in folded.items[i] if item.scores)
+        by_model["plain"][i] = {d: round(v, LEVEL_DIGITS) for d, v in plain.items()}
+        by_model["overall_only"][i] = dict.fromkeys(truth[i], round(overall[i], LEVEL_DIGITS))
         by_model["reference"][i] = {d: clipped(overall[i] + deviation.get(d, 0.0)) for d in truth[i]}
     return {"models": by_model, "truth": truth, "overall": overall, "proof": proof, "rest": rest}
 

@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from services.sci.domain import DEFAULT_RUBRIC_PRIOR
 
 ITERATIONS = 6
-MIN_VARIANCE = 1e-4  # a variance of true depths below this is taken as none
+#: Learners whose depths spread less than this (sd 0.1 of a rubric point) differ by none: no depth.
+MIN_VARIANCE = 0.01
 #: Raters whose severities spread less than this (sd 0.1 of a rubric point) lean alike: none is kept.
 MIN_SEVERITY_VARIANCE = 0.01
 SEVERITY_DIGITS = 3  # severities are kept to the thousandth (the calibration document's size)

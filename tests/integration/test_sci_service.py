@@ -130,7 +130,7 @@ async def test_scores_from_evidence_claims_and_no_shows(kafka: str, tmp_path: Pa
             "deployment",
         ]
         overall = 1 + 4 * body["parts"]["proof"]["value"] / 40
-        assert all(abs(d["level"] - overall) < 0.01 and d["ratings"] == 2 for d in rubric)
+        assert all(abs(d["level"] - overall) <= 0.05 and d["ratings"] == 2 for d in rubric)  # to the tenth
         assert rubric[0]["name"] == "Model selection"
 
         listing = (await client.get(f"/v1/scores/{ann}", params={"freshness_at": AS_OF.isoformat()})).json()

@@ -36,6 +36,8 @@ from services.sci.domain.micro import MICRO, to_micro
 #: populations (deviations of sd 0.6) find 1.2 to 1.3 on the tuning seeds 1-3; a little more
 #: here, so a skill not calibrated yet shows a little less depth than it might.
 DEFAULT_RUBRIC_PRIOR = 1.5
+#: Levels are kept to the tenth, as shown: a recalibration that moves them by less announces nothing.
+LEVEL_DIGITS = 1
 
 
 def residuals_micro(scores: Mapping[str, int]) -> dict[str, int]:
@@ -100,21 +102,22 @@ def depth(
     count = sum(rubric[r].ratings for r in raters)
     total_weight = sum(weights.get(r, 1.0) * rubric[r].ratings for r in raters)
     scale = count / total_weight if total_weight > 0 else 1.0
-    dimensions = sorted({d for r in raters for d in rubric[r].residuals})
     overall = 1.0 + 4.0 * min(1.0, max(0.0, overall_unit))
-    found: list[DimensionDepth] = []
-    for d in dimensions:
-        seen = weighed = 0.0
-        ratings = 0
-        for r in raters:
-            tally = rubric[r]
-            if d not in tally.residuals:
-                continue
-            w = weights.get(r, 1.0) * scale
-            lean = severity.get(r, {}).get(d, 0.0)
-            seen += w * (tally.residuals[d] / MICRO - tally.ratings * lean)
-            weighed += w * tally.ratings
-            ratings += tally.ratings
-        level = overall + seen / (prior + weighed)
-        found.append(DimensionDepth(d, round(min(5.0, max(1.0, level)), 2), ratings))
-    return tuple(found)
+    seen: dict[str, float] = {}
+    weighed: dict[str, float] = {}
+    ratings: dict[str, int] = {}
+    for r in raters:  # per dimension, the raters' terms are added in rater order: the same bits
+        tally = rubric[r]
+        n = tally.ratings
+        w = weights.get(r, 1.0) * scale
+        lean = severity.get(r) or {}
+        for d, residual in tally.residuals.items():
+            seen[d] = seen.get(d, 0.0) + w * (residual / MICRO - n * lean.get(d, 0.0))
+            weighed[d] = weighed.get(d, 0.0) + w * n
+            ratings[d] = ratings.get(d, 0) + n
+    return tuple(
+        DimensionDepth(
+            d, round(min(5.0, max(1.0, overall + seen[d] / (prior + weighed[d]))), LEVEL_DIGITS), ratings[d]
+        )
+        for d in sorted(seen)
+    )

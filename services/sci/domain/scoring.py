@@ -199,5 +199,5 @@ def seniors(scored: Iterable[tuple[str, Facts, datetime]], correction: Correctio
     return frozenset(
         learner
         for learner, facts, at in scored
-        if score(facts, at, correction, learner_id=learner).tier >= TIER_PRACTITIONER
+        if score_from_stats(summarize(facts, correction, learner), at).tier >= TIER_PRACTITIONER
     )
