@@ -21,6 +21,7 @@ tier 3 or 4 themselves.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
@@ -142,7 +143,12 @@ def bound(population: Population, folded: Folded) -> dict[str, Scored]:
 
 
 def models() -> dict[str, Model]:
-    return {"plain": plain_mean, "shrunk": shrunk, "calibrated": calibrated, "bound": bound}
+    """Every model; the bound only where numpy is installed (a dev dependency: an install without
+    the dev group still runs ``lemma simulate``, without the bound)."""
+    found: dict[str, Model] = {"plain": plain_mean, "shrunk": shrunk, "calibrated": calibrated}
+    if importlib.util.find_spec("numpy") is not None:
+        found["bound"] = bound
+    return found
 
 
 def figures(population: Population, scored: Mapping[str, Scored]) -> dict[str, float]:
