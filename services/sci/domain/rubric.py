@@ -11,7 +11,7 @@ score less the rating's own mean:
 Both ``depth`` and ``severity`` average to zero over the dimensions, so they move no mean: Proof
 is the same with or without them (under this model the rating's mean holds all a rating says
 about overall quality). The calibration job estimates each rater's ``severity`` and how much
-learners really differ between dimensions (``RubricPrior``; ``services.sci.rubric_calibration``);
+learners really differ between dimensions (the depth prior ``k``; ``services.sci.rubric_calibration``);
 the fold keeps, per rater, the count and the residual sums of the ratings received
 (``RubricTally``: integer micro-points, exact in any order), and a learner's depth on ``d`` is
 
