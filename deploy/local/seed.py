@@ -48,8 +48,11 @@ def is_empty(config: StackConfig) -> bool:
 
 
 def demo_plan(learners: int = LEARNERS, sessions_per_learner: int = SESSIONS_PER_LEARNER) -> HttpPlan:
+    """Raters lenient and noisy as in the biased scenario, learners stronger on some rubric
+    dimensions than on others and raters harsher on some (``rubric-severity``), so the demo's
+    passports show depth per dimension; pairs and no-shows are the biased scenario's."""
     population = simulate(
-        scenario("biased", learners=learners, sessions_per_learner=sessions_per_learner), SEED
+        scenario("rubric-severity", learners=learners, sessions_per_learner=sessions_per_learner), SEED
     )
     return build_plan(population, run_id=secrets.token_hex(3))
 
