@@ -28,7 +28,7 @@ define apt_install
 			"(apt-get install -y --no-install-recommends $(1)) and run make again" >&2; exit 1; }
 endef
 
-.PHONY: help install browser java redis run stop status test test-unit test-integration test-e2e lint fmt schemas clean
+.PHONY: help install browser java redis promtool run stop status test test-unit test-integration test-e2e lint fmt schemas clean
 
 help:
 	@echo "make run    install what is missing, start the local stack and all services"
@@ -67,6 +67,14 @@ $(REDIS):
 	@$(call apt_install,redis-server,redis-server is missing (the shared request-limit tests start one))
 	@test -x $@ || { echo "redis-server was installed but $@ is not there" >&2; exit 1; }
 
+# Prometheus's promtool, for the tests of the alert rules we ship (deploy/prometheus)
+PROMTOOL := /usr/bin/promtool
+promtool: $(PROMTOOL)
+
+$(PROMTOOL):
+	@$(call apt_install,prometheus,promtool is missing (the alert-rule tests run it))
+	@test -x $@ || { echo "prometheus was installed but $@ is not there" >&2; exit 1; }
+
 # The stack's shape, e.g. `make run BROKERS=3 REPLICAS=2`: Kafka nodes (1, or 3 for a KRaft
 # cluster with topics replicated 3x, min ISR 2) and processes of every service behind the
 # gateway. Unset: as the last `make run` in var/ (var/stack.json), else 1 and 1.
@@ -93,10 +101,10 @@ fmt: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: lint browser java redis
+test: lint browser java redis promtool
 	$(VENV)/bin/pytest -q
 
-test-unit: install
+test-unit: install promtool
 	$(VENV)/bin/pytest -q tests/unit
 
 test-integration: install java redis
