@@ -29,15 +29,12 @@ import time
 
 from bench.sci_quality_checks import OURS, TARGETS, not_measured, path_settings, table, verdict
 from bench.sci_quality_run import run
-
-HELD_OUT_SEEDS = [101, 102, 103]
-TUNING_SEEDS = [1, 2, 3]
+from bench.seeded import add_seed_arguments, chosen_seeds, seeds_line
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="default: 101 102 103")
-    parser.add_argument("--tune", action="store_true", help="seeds 1 2 3 (the constants were tuned on them)")
+    add_seed_arguments(parser)
     parser.add_argument("--learners", type=int, default=1000)
     parser.add_argument("--sessions", type=int, nargs="+", default=[16, 12, 8, 4])
     parser.add_argument(
@@ -49,21 +46,14 @@ def main() -> None:
     )
     parser.add_argument("--jobs", type=int, default=2, help="populations run side by side (processes)")
     args = parser.parse_args()
-    if args.tune and args.seeds:
-        parser.error("--tune and --seeds: choose one")
-    seeds = TUNING_SEEDS if args.tune else (args.seeds or HELD_OUT_SEEDS)
-    held_out = not set(seeds) & set(TUNING_SEEDS)
+    seeds, held_out = chosen_seeds(parser, args)
     path_at = args.sessions if args.path_at is None else args.path_at
     started = time.perf_counter()
     results = run(seeds, args.learners, args.sessions, path_at, args.jobs)
     seconds = round(time.perf_counter() - started, 1)
     checks = verdict(results)
     notes = not_measured(results, path_at)
-    print(
-        f"ours: {OURS}; {args.learners} learners; seeds {' '.join(map(str, seeds))} "
-        + ("(held out: the constants were tuned on 1-3)" if held_out else "(INCLUDES tuning seeds 1-3)")
-        + f"; {seconds} s with {args.jobs} processes"
-    )
+    print(f"ours: {OURS}; " + seeds_line(args.learners, seeds, held_out, seconds, args.jobs))
     print(table(results))
     for check in checks:
         print(check.line())

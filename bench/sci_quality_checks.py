@@ -11,9 +11,9 @@ one tier, so the figure is shown but not counted). What is not measured is said,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
+from bench.seeded import Check, split
 from services.sci import domain
 from services.sci.recalibration import GROWTH as SERVICE_GROWTH
 from sim.tier_path import GROWTH, MINIMUM
@@ -38,33 +38,6 @@ TARGETS: dict[str, Any] = {
     "false_peer_endorsed_from_sessions": PEER_ENDORSED_FROM,
     "max_tier_step": MAX_TIER_STEP,
 }
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    value: float | None  # None: nothing was measured
-    limit: float
-    at_most: bool  # the value must be at most the limit (else at least)
-
-    @property
-    def ok(self) -> bool:
-        if self.value is None:
-            return False
-        return self.value <= self.limit if self.at_most else self.value >= self.limit
-
-    def line(self) -> str:
-        word = "met" if self.ok else "MISSED"
-        shown = "nothing measured" if self.value is None else f"{self.value:.4f}"
-        return f"{word}: {self.name}: {shown} ({'<=' if self.at_most else '>='} {self.limit:.4f})"
-
-    def to_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "value": self.value, "limit": self.limit}
-
-
-def split(key: str) -> tuple[str, int]:
-    name, sessions = key.split("@")
-    return name, int(sessions)
 
 
 def verdict(results: dict[str, dict[str, Any]]) -> list[Check]:

@@ -4,10 +4,10 @@ scored by each model, its tier path replayed where asked; figures averaged over 
 from __future__ import annotations
 
 import math
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from bench.seeded import run_all
 from sim.evaluation import bound, calibrated_with, calibration, figures, plain_mean, shrunk
 from sim.inprocess import fold
 from sim.metrics import largest_component_share
@@ -87,13 +87,7 @@ def run(seeds: list[int], learners: int, sessions: list[int], path_at: list[int]
         for per_learner in sessions
         for seed in seeds
     ]
-    if jobs > 1:
-        order = sorted(range(len(tasks)), key=lambda i: (not tasks[i].path, -tasks[i].sessions))
-        with ProcessPoolExecutor(jobs) as pool:
-            done = dict(zip(order, pool.map(one, [tasks[i] for i in order]), strict=True))
-        outputs = [done[i] for i in range(len(tasks))]
-    else:
-        outputs = [one(task) for task in tasks]
+    outputs = run_all(tasks, one, jobs, first=lambda task: (not task.path, -task.sessions))
     grouped: dict[str, list[dict[str, Any]]] = {}
     for task, output in zip(tasks, outputs, strict=True):
         grouped.setdefault(task.key, []).append(output)

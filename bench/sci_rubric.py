@@ -40,32 +40,22 @@ import time
 
 from bench.sci_rubric_checks import TARGETS, table, verdict
 from bench.sci_rubric_run import MODELS, SCENARIOS, run
-
-HELD_OUT_SEEDS = [101, 102, 103]
-TUNING_SEEDS = [1, 2, 3]
+from bench.seeded import add_seed_arguments, chosen_seeds, seeds_line
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="default: 101 102 103")
-    parser.add_argument("--tune", action="store_true", help="seeds 1 2 3 (the constants were tuned on them)")
+    add_seed_arguments(parser)
     parser.add_argument("--learners", type=int, default=1000)
     parser.add_argument("--sessions", type=int, nargs="+", default=[4, 8, 12])
     parser.add_argument("--jobs", type=int, default=2, help="populations run side by side (processes)")
     args = parser.parse_args()
-    if args.tune and args.seeds:
-        parser.error("--tune and --seeds: choose one")
-    seeds = TUNING_SEEDS if args.tune else (args.seeds or HELD_OUT_SEEDS)
-    held_out = not set(seeds) & set(TUNING_SEEDS)
+    seeds, held_out = chosen_seeds(parser, args)
     started = time.perf_counter()
     results = run(seeds, args.learners, sorted(args.sessions), args.jobs)
     seconds = round(time.perf_counter() - started, 1)
     checks = verdict(results)
-    print(
-        f"{args.learners} learners; seeds {' '.join(map(str, seeds))} "
-        + ("(held out: the constants were tuned on 1-3)" if held_out else "(INCLUDES tuning seeds 1-3)")
-        + f"; {seconds} s with {args.jobs} processes"
-    )
+    print(seeds_line(args.learners, seeds, held_out, seconds, args.jobs))
     print(table(results))
     for check in checks:
         print(check.line())

@@ -8,10 +8,10 @@ is missed: nothing measured is no pass.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from bench.sci_rubric_run import MODELS
+from bench.seeded import Check, split
 
 RUBRIC = ("rubric", "rubric-severity")  # scenarios with per-dimension truth: ours must beat plain
 CONTROL = "biased"  # no per-dimension truth: the model must cost nothing
@@ -34,46 +34,6 @@ TARGETS: dict[str, Any] = {
     "severity_kept_share_max": {"value": 0.0, "scenarios": list(NO_SEVERITY)},
     "proof_differences_max": 0,
 }
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    value: float | None  # None: nothing was measured
-    limit: float
-    at_most: bool  # the value must be at most the limit (else at least)
-    strict: bool = False  # ... strictly below (or above) it
-
-    @property
-    def ok(self) -> bool:
-        if self.value is None:
-            return False
-        if self.at_most:
-            return self.value < self.limit if self.strict else self.value <= self.limit
-        return self.value > self.limit if self.strict else self.value >= self.limit
-
-    @property
-    def margin(self) -> float | None:
-        """How far inside the limit the value is (negative: how far past it)."""
-        if self.value is None:
-            return None
-        return self.limit - self.value if self.at_most else self.value - self.limit
-
-    def line(self) -> str:
-        word = "met" if self.ok else "MISSED"
-        sign = ("<" if self.at_most else ">") + ("" if self.strict else "=")
-        if self.value is None or self.margin is None:
-            return f"{word}: {self.name}: nothing measured ({sign} {self.limit:.4f})"
-        by = f"{'by' if self.ok else 'missed by'} {abs(self.margin):.4f}"
-        return f"{word}: {self.name}: {self.value:.4f} ({sign} {self.limit:.4f}; {by})"
-
-    def to_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "value": self.value, "limit": self.limit, "margin": self.margin}
-
-
-def split(key: str) -> tuple[str, int]:
-    name, sessions = key.split("@")
-    return name, int(sessions)
 
 
 def _ratio(row: dict[str, Any], model: str, over: str) -> float:

@@ -4,7 +4,6 @@ every learner's depth per rubric dimension by each model; figures averaged over 
 from __future__ import annotations
 
 import math
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -19,6 +18,7 @@ from bench.sci_rubric_figures import (
     severity_recovery,
     spearman_by_dimension,
 )
+from bench.seeded import run_all
 from services.sci import domain
 from services.sci.domain.rubric import LEVEL_DIGITS
 from sim.evaluation import calibration, facts
@@ -149,13 +149,7 @@ def run(seeds: list[int], learners: int, sessions: list[int], jobs: int = 1) -> 
         for per_learner in sessions
         for seed in seeds
     ]
-    if jobs > 1:
-        order = sorted(range(len(tasks)), key=lambda i: -tasks[i].sessions)
-        with ProcessPoolExecutor(jobs) as pool:
-            done = dict(zip(order, pool.map(one, [tasks[i] for i in order]), strict=True))
-        outputs = [done[i] for i in range(len(tasks))]
-    else:
-        outputs = [one(task) for task in tasks]
+    outputs = run_all(tasks, one, jobs, first=lambda task: -task.sessions)
     grouped: dict[str, list[dict[str, Any]]] = {}
     for task, output in zip(tasks, outputs, strict=True):
         grouped.setdefault(task.key, []).append(output)

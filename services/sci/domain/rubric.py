@@ -33,7 +33,7 @@ from services.sci.domain.micro import MICRO, to_micro
 
 #: Pseudo-ratings a learner's deviation on a dimension is shrunk by while no calibration has
 #: measured how much learners differ between dimensions. Calibrations of the simulator's rubric
-#: populations (deviations of sd 0.6) find 1.2 to 1.3 on the tuning seeds 1-3; a little more
+#: populations (deviations of sd 0.6) find 1.0 to 1.35 on the tuning seeds 1-3; a little more
 #: here, so a skill not calibrated yet shows a little less depth than it might.
 DEFAULT_RUBRIC_PRIOR = 1.5
 #: Levels are kept to the tenth, as shown: a recalibration that moves them by less announces nothing.
