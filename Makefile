@@ -32,7 +32,8 @@ endef
 
 help:
 	@echo "make run    install what is missing, start the local stack and all services"
-	@echo "            (make run BROKERS=3 REPLICAS=2: a 3-node Kafka cluster, 2 replicas of each service)"
+	@echo "            (make run BROKERS=3 REPLICAS=2: a 3-node Kafka cluster, 2 replicas of each service;"
+	@echo "            PROMETHEUS=0: without the Prometheus beside it)"
 	@echo "make stop   stop everything 'make run' started"
 	@echo "make status each process of the stack (lemma stack status --json for scripts)"
 	@echo "make test   install what is missing, lint, run the whole suite"
@@ -67,7 +68,8 @@ $(REDIS):
 	@$(call apt_install,redis-server,redis-server is missing (the shared request-limit tests start one))
 	@test -x $@ || { echo "redis-server was installed but $@ is not there" >&2; exit 1; }
 
-# Prometheus's promtool, for the tests of the alert rules we ship (deploy/prometheus)
+# Debian's prometheus: promtool for the tests of the alert rules we ship (deploy/prometheus),
+# and the Prometheus `make run` starts beside the stack
 PROMTOOL := /usr/bin/promtool
 promtool: $(PROMTOOL)
 
@@ -78,11 +80,15 @@ $(PROMTOOL):
 # The stack's shape, e.g. `make run BROKERS=3 REPLICAS=2`: Kafka nodes (1, or 3 for a KRaft
 # cluster with topics replicated 3x, min ISR 2) and processes of every service behind the
 # gateway. Unset: as the last `make run` in var/ (var/stack.json), else 1 and 1.
+# PROMETHEUS=0: without the Prometheus that otherwise runs beside the stack (on 127.0.0.1:9190,
+# scraping every replica with deploy/prometheus/alerts.yml).
 BROKERS ?=
 REPLICAS ?=
-STACK_SHAPE := $(if $(BROKERS),--brokers $(BROKERS)) $(if $(REPLICAS),--replicas $(REPLICAS))
+PROMETHEUS ?= 1
+STACK_SHAPE := $(if $(BROKERS),--brokers $(BROKERS)) $(if $(REPLICAS),--replicas $(REPLICAS)) \
+	$(if $(filter 0,$(PROMETHEUS)),--no-prometheus,--prometheus)
 
-run: install java
+run: install java $(if $(filter 0,$(PROMETHEUS)),,promtool)
 	$(LEMMA) stack up $(STACK_SHAPE)
 
 stop:

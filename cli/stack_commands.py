@@ -12,6 +12,7 @@ from rich.table import Table
 
 from deploy.local.broker import kafka_version
 from deploy.local.config import MAX_BROKERS, MAX_REPLICAS
+from deploy.local.prometheus import url as prometheus_url
 from deploy.local.stack import (
     StackConfig,
     StackError,
@@ -63,6 +64,12 @@ def _print_urls(config: StackConfig) -> None:
             f"with min ISR {config.min_insync_replicas}; logs in {config.kafka_home}/node-<n>/data"
         )
     console.print(f"Kafka (Apache Kafka {kafka_version()}): {config.kafka_bootstrap}   {where}")
+    if config.prometheus:
+        prom = prometheus_url(config)
+        console.print(
+            f"Prometheus: {prom}  (alerts: {prom}/alerts; consumer lag: {prom}/graph?g0.expr="
+            "sum%20by%20(service%2C%20consumer)%20(lemma_consumer_lag)&g0.tab=0)"
+        )
     console.print(f"Logs: {config.log_dir}/<process>.log   State: {config.state_dir}")
     console.print(
         "A supervisor restarts any process that exits; "
@@ -103,22 +110,33 @@ def up(
             help="Processes of every service behind the gateway (default: as in stack.json, else 1).",
         ),
     ] = None,
+    prometheus: Annotated[
+        bool | None,
+        typer.Option(
+            "--prometheus/--no-prometheus",
+            help="Start Prometheus beside the stack, scraping every replica with the alert rules "
+            "production ships (default: as in stack.json, else not).",
+        ),
+    ] = None,
 ) -> None:
-    """Start Apache Kafka, the services and the gateway; wait until all are ready; then a
-    supervisor that restarts any of them that exits.
+    """Start Apache Kafka, the services and the gateway (and Prometheus, when asked); wait
+    until all are ready; then a supervisor that restarts any of them that exits.
 
     Ports, brokers and replicas are kept in <state>/stack.json: edit it to move a port,
     delete it for the defaults.
     """
-    config = StackConfig.resolve(state_dir, gateway_port, brokers=brokers, replicas=replicas)
+    config = StackConfig.resolve(
+        state_dir, gateway_port, brokers=brokers, replicas=replicas, prometheus=prometheus
+    )
     live = all_running(config)
     if live:
         saved = StackConfig.load(config.state_dir) or config
-        if saved.reshaped(brokers, replicas) != saved:
+        if saved.reshaped(brokers, replicas, prometheus) != saved:
+            with_prometheus = "with" if saved.prometheus else "without"
             console.print(
-                f"[bold red]A stack of {saved.brokers} broker(s) and {saved.replicas} replica(s) "
-                f"runs from {saved.state_dir}.[/bold red] Stop it first (make stop), then start "
-                "the new shape."
+                f"[bold red]A stack of {saved.brokers} broker(s) and {saved.replicas} replica(s), "
+                f"{with_prometheus} Prometheus, runs from {saved.state_dir}.[/bold red] Stop it first "
+                "(make stop), then start the new shape."
             )
             raise typer.Exit(1)
         live = running_processes(saved)

@@ -56,6 +56,10 @@ class StackConfig:
     more_kafka_ports: list[list[int]] = field(default_factory=list)
     # the ports of replicas 2.. of each service (filled with defaults when missing)
     more_service_ports: dict[str, list[int]] = field(default_factory=dict)
+    # Prometheus beside the stack (deploy/local/prometheus.py), scraping every replica. Not
+    # 9090: Debian's package may run a system Prometheus there.
+    prometheus: bool = False
+    prometheus_port: int = 9190
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "state_dir", Path(self.state_dir).resolve())
@@ -147,6 +151,8 @@ class StackConfig:
     def ports(self) -> dict[str, int]:
         """Every port of the stack by what listens on it (for clash checks and the status)."""
         ports = {"gateway": self.gateway_port, **self.kafka_ports()}
+        if self.prometheus:
+            ports["Prometheus"] = self.prometheus_port
         for name in self.service_ports:
             for instance, port in enumerate(self.replica_ports(name), start=1):
                 ports[f"service {name}" if self.replicas == 1 else f"service {name} {instance}"] = port
@@ -195,13 +201,15 @@ class StackConfig:
         *,
         brokers: int | None = None,
         replicas: int | None = None,
+        prometheus: bool | None = None,
     ) -> StackConfig:
         """The configuration ``lemma stack`` uses.
 
         The folder is ``state_dir``, else ``LEMMA_STATE_DIR``, else ``var/``. The ports and the
         shape are those saved in its ``stack.json`` (edit it to move a port), else the
-        defaults (one broker, one replica); the gateway port is ``gateway_port``, else
-        ``LEMMA_GATEWAY_PORT``, else that; ``brokers`` and ``replicas`` change the shape.
+        defaults (one broker, one replica, no Prometheus); the gateway port is ``gateway_port``,
+        else ``LEMMA_GATEWAY_PORT``, else that; ``brokers``, ``replicas`` and ``prometheus``
+        change the shape.
         """
         folder = Path(state_dir or os.environ.get("LEMMA_STATE_DIR") or DEFAULT_STATE_DIR)
         config = cls.load(folder) or cls(state_dir=folder)
@@ -209,18 +217,24 @@ class StackConfig:
         port = gateway_port or (int(env_port) if env_port else None)
         if port:
             config = replace(config, gateway_port=port)
-        return config.reshaped(brokers, replicas)
+        return config.reshaped(brokers, replicas, prometheus)
 
-    def reshaped(self, brokers: int | None = None, replicas: int | None = None) -> StackConfig:
-        """This configuration with another number of brokers or replicas (None: unchanged)."""
+    def reshaped(
+        self, brokers: int | None = None, replicas: int | None = None, prometheus: bool | None = None
+    ) -> StackConfig:
+        """This configuration with another number of brokers or replicas, or with or without
+        Prometheus (None: unchanged)."""
         return replace(
             self,
             brokers=self.brokers if brokers is None else brokers,
             replicas=self.replicas if replicas is None else replicas,
+            prometheus=self.prometheus if prometheus is None else prometheus,
         )
 
     @classmethod
-    def with_free_ports(cls, state_dir: Path, *, brokers: int = 1, replicas: int = 1) -> StackConfig:
+    def with_free_ports(
+        cls, state_dir: Path, *, brokers: int = 1, replicas: int = 1, prometheus: bool = False
+    ) -> StackConfig:
         """A configuration of this shape whose every port is free right now."""
         taken: set[int] = set()
 
@@ -244,6 +258,8 @@ class StackConfig:
             replicas=replicas,
             more_kafka_ports=[[pick(), pick()] for _ in range(brokers - 1)],
             more_service_ports={name: [pick() for _ in range(replicas - 1)] for name in SERVICES},
+            prometheus=prometheus,
+            prometheus_port=pick(),
         )
 
 

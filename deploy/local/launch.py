@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-from deploy.local import cluster
+from deploy.local import cluster, prometheus
 from deploy.local.binaries import venv_bin
 from deploy.local.config import StackConfig
 from deploy.local.credentials import jwt_secret
@@ -66,5 +66,7 @@ def command(config: StackConfig, spec: ProcessSpec) -> Command:
         }
         argv = [venv_bin("caddy"), "run", "--config", caddyfile_path(config), "--adapter", "caddyfile"]
         return argv, env
+    if spec.role == "prometheus":
+        return prometheus.argv(config), None
     argv = [sys.executable, "-m", "deploy.local.supervisor", "--state-dir", str(config.state_dir)]
     return argv, {**os.environ, "PYTHONUNBUFFERED": "1"}

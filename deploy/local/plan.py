@@ -12,10 +12,11 @@ from typing import Literal
 from deploy.local.cluster import broker_name
 from deploy.local.config import StackConfig
 
-Role = Literal["broker", "service", "gateway", "supervisor"]
-ROLES: tuple[Role, ...] = ("broker", "service", "gateway", "supervisor")
+Role = Literal["broker", "service", "gateway", "prometheus", "supervisor"]
+ROLES: tuple[Role, ...] = ("broker", "service", "gateway", "prometheus", "supervisor")
 SUPERVISOR = "supervisor"
 GATEWAY = "gateway"
+PROMETHEUS = "prometheus"
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,11 @@ def services(config: StackConfig) -> list[ProcessSpec]:
 
 
 def process_plan(config: StackConfig, *, supervised: bool = True) -> list[ProcessSpec]:
-    """Every process of the stack in start order: brokers, services, gateway, supervisor."""
+    """Every process of the stack in start order: brokers, services, gateway, Prometheus (when
+    the stack has it), supervisor."""
     plan = [*brokers(config), *services(config), ProcessSpec(GATEWAY, "gateway", config.gateway_port)]
+    if config.prometheus:
+        plan.append(ProcessSpec(PROMETHEUS, "prometheus", config.prometheus_port))
     return [*plan, ProcessSpec(SUPERVISOR, "supervisor")] if supervised else plan
 
 
@@ -63,4 +67,6 @@ def role_of(name: str) -> Role:
         return "supervisor"
     if name == GATEWAY:
         return "gateway"
+    if name == PROMETHEUS:
+        return "prometheus"
     return "broker" if name == "kafka" or name.startswith("kafka-") else "service"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from deploy.local import cluster, launch, plan
+from deploy.local import cluster, launch, plan, prometheus
 from deploy.local import processes as proc
 from deploy.local.broker import BrokerConfig, BrokerSetupError
 from deploy.local.config import REPO_ROOT, SERVICES, StackConfig, port_is_free
@@ -39,7 +39,7 @@ Say = Callable[[str], None]
 #: Seconds a process gets to stop after SIGTERM before SIGKILL, by role. Kafka shuts down in a
 #: few seconds (it closes its log segments and writes a clean-shutdown marker, so the next start
 #: skips log recovery); a SIGKILL loses nothing already acknowledged, but recovery is slower.
-STOP_TIMEOUT = {"gateway": 5.0, "broker": 30.0, "supervisor": 5.0, "service": 10.0}
+STOP_TIMEOUT = {"gateway": 5.0, "broker": 30.0, "supervisor": 5.0, "service": 10.0, "prometheus": 10.0}
 
 
 class StackError(RuntimeError):
@@ -125,6 +125,8 @@ class _Starter:
         labels = {port: label for label, port in c.ports().items()}
         owners: dict[str, list[int]] = {spec.name: [spec.port] for spec in plan.services(c) if spec.port}
         owners["gateway"] = [c.gateway_port]
+        if c.prometheus:
+            owners[plan.PROMETHEUS] = [c.prometheus_port]
         for node, port, controller in c.kafka_nodes:
             owners[cluster.broker_name(node, c.brokers)] = [port, controller]
         for name, ports in owners.items():
@@ -180,6 +182,16 @@ class _Starter:
         self.spawn(plan.GATEWAY, argv, env)
         self.wait(plan.GATEWAY, lambda: proc.http_status(c.gateway_url + "/") == 200, "gateway answering", 20)
 
+    def prometheus(self) -> None:
+        c = self.config
+        if not c.prometheus:
+            return
+        prometheus.write_config(c)
+        argv, env = launch.command(c, ProcessSpec(plan.PROMETHEUS, "prometheus", c.prometheus_port))
+        self.spawn(plan.PROMETHEUS, argv, env)
+        ready = prometheus.url(c) + "/-/ready"
+        self.wait(plan.PROMETHEUS, lambda: proc.http_status(ready) == 200, "Prometheus ready", 30)
+
     def wait_ready(self, timeout: float) -> None:
         waiting = plan.services(self.config)
         deadline = time.monotonic() + timeout
@@ -234,6 +246,7 @@ def _start(config: StackConfig, ready_timeout: float, say: Say, supervise: bool)
         starter.services()
         starter.gateway()
         starter.wait_ready(ready_timeout)
+        starter.prometheus()
         if supervise:
             starter.supervisor()
     except BaseException as exc:
@@ -263,7 +276,8 @@ def _stop(config: StackConfig, handles: list[Handle], say: Say) -> None:
 
 
 def stop_stack(config: StackConfig, *, say: Say = _quiet) -> list[str]:
-    """Stop every process of the stack: supervisor, gateway, services, brokers. Returns their names."""
+    """Stop every process of the stack: supervisor, Prometheus, gateway, services, brokers.
+    Returns their names."""
     if not config.state_dir.exists():
         return []
     with locked(config.state_dir):
@@ -274,7 +288,7 @@ def _stop_all(config: StackConfig, say: Say) -> list[str]:
     # every pid file, also those of another shape's processes (a stack.json edited meanwhile)
     live = all_running(config)
     stopped: list[str] = []
-    for role in ("supervisor", "gateway", "service", "broker"):
+    for role in ("supervisor", "prometheus", "gateway", "service", "broker"):
         handles = [handle for name, handle in live.items() if plan.role_of(name) == role]
         _stop(config, handles, say)
         stopped.extend(h.name for h in handles)

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from deploy.local import processes as proc
+from deploy.local import prometheus
 from deploy.local.config import StackConfig
 from deploy.local.plan import ProcessSpec, Role, process_plan
 from deploy.local.restarts import read_state
@@ -42,6 +43,8 @@ def url_of(config: StackConfig, spec: ProcessSpec) -> str:
         return config.gateway_url
     if spec.role == "supervisor":
         return str(config.log_dir / "supervisor.log")
+    if spec.role == "prometheus":
+        return prometheus.url(config)
     return f"http://127.0.0.1:{spec.port}"
 
 
@@ -53,6 +56,8 @@ def probe(config: StackConfig, spec: ProcessSpec) -> bool:
         return proc.http_status(config.gateway_url + "/") == 200
     if spec.role == "service":
         return proc.http_status(f"http://127.0.0.1:{spec.port}/readyz", timeout=3.0) == 200
+    if spec.role == "prometheus":
+        return proc.http_status(prometheus.url(config) + "/-/ready") == 200
     return True
 
 
@@ -94,6 +99,7 @@ def status_json(config: StackConfig, rows: list[ProcessStatus]) -> dict[str, Any
         "replicas": config.replicas,
         "replication_factor": config.replication_factor,
         "min_insync_replicas": config.min_insync_replicas,
+        "prometheus_url": prometheus.url(config) if config.prometheus else None,
         "running": any(row.alive for row in rows),
         "processes": [row.to_json() for row in rows],
     }
