@@ -1,5 +1,5 @@
-"""The whole local stack, started as `make run` starts it, on free ports in a temporary folder;
-and a headless Chromium (see ``tests/e2e/browser.py``) for the tests that look at its pages."""
+"""The whole local stack, started as `make run` starts it (Prometheus beside it), on free ports
+in a temporary folder; and a headless Chromium (see ``tests/e2e/browser.py``) for the tests that look at its pages."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from tests.e2e.browser import DESKTOP, SCREENSHOTS, OpenPage, artifact_name, lau
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackConfig]:
-    config = StackConfig.with_free_ports(Path(tmp_path_factory.mktemp("stack")))
+    config = StackConfig.with_free_ports(Path(tmp_path_factory.mktemp("stack")), prometheus=True)
     try:
         start_stack(config)
         yield config
