@@ -370,7 +370,7 @@ def _shape(node: Node, labels_of: LabelsOf, problems: list[str]) -> _Shape:
         labels = labels_of(node.name)
         if labels is not None:
             for m in node.matchers:
-                if m.label not in labels:
+                if m.label not in labels and m.label != "__name__":
                     problems.append(
                         f"{node.name} has no label {m.label!r} (matcher {m.label}{m.op}{m.value!r}); "
                         f"it has: {', '.join(sorted(labels)) or 'none'}"

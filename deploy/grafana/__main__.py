@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from deploy.grafana.dashboards import generated
+from deploy.grafana.queries import DASHBOARDS_DIR
 
-OUT = Path(__file__).resolve().parent / "dashboards"
+OUT = DASHBOARDS_DIR
 
 
 def main(argv: list[str] | None = None) -> int:

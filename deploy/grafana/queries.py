@@ -5,12 +5,17 @@ check against a running stack can read them against its ``/metrics``."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from deploy import promql
+
+#: Where ``python -m deploy.grafana`` writes the dashboards (and Grafana's provisioning reads them).
+DASHBOARDS_DIR = Path(__file__).resolve().parent / "dashboards"
 
 _LABEL_VALUES = re.compile(r"^\s*label_values\(\s*(?P<selector>.+?)\s*,\s*(?P<label>[\w.]+)\s*\)\s*$", re.S)
 _QUERY_RESULT = re.compile(r"^\s*query_result\((?P<expr>.+)\)\s*$", re.S)
@@ -58,3 +63,8 @@ def dashboard_queries(doc: Mapping[str, Any]) -> list[DashboardQuery]:
 def dashboard_metric_names(doc: Mapping[str, Any]) -> set[str]:
     """The series names (``x_bucket``, ``x_total``, ``up``: as written) a dashboard's queries select."""
     return {name for query in dashboard_queries(doc) for name in promql.metric_names(query.expr)}
+
+
+def committed_dashboards(folder: Path = DASHBOARDS_DIR) -> dict[str, dict[str, Any]]:
+    """Each committed dashboard's file name and JSON model."""
+    return {path.name: dict(json.loads(path.read_text())) for path in sorted(folder.glob("*.json"))}

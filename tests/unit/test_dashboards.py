@@ -18,7 +18,7 @@ import yaml
 
 from deploy.grafana.__main__ import main as write_dashboards
 from deploy.grafana.dashboards import generated
-from deploy.grafana.queries import dashboard_metric_names, dashboard_queries
+from deploy.grafana.queries import committed_dashboards, dashboard_metric_names, dashboard_queries
 from tests.support.exported_metrics import query_problems
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -120,9 +120,10 @@ def test_the_metric_names_a_dashboard_reads() -> None:
         "templating": {"list": [{"type": "query", "name": "v", "query": "label_values(e{f='g'}, f)"}]},
     }
     assert dashboard_metric_names(doc) == {"a_total", "b", "d", "e"}
-    assert "lemma_http_request_duration_seconds_bucket" in dashboard_metric_names(
-        committed("lemma-http.json")
-    )
+    dashboards = committed_dashboards()
+    assert sorted(dashboards) == NAMES
+    http = dashboard_metric_names(dashboards["lemma-http.json"])
+    assert {"lemma_http_request_duration_seconds_bucket", "up", "process_cpu_seconds_total"} <= http
 
 
 def _as_promtool_expr(expr: str) -> str:
