@@ -28,7 +28,7 @@ define apt_install
 			"(apt-get install -y --no-install-recommends $(1)) and run make again" >&2; exit 1; }
 endef
 
-.PHONY: help install browser java redis promtool run stop status test test-unit test-integration test-e2e lint fmt schemas clean
+.PHONY: help install browser java redis promtool run stop status test test-unit test-integration test-e2e lint fmt schemas dashboards clean
 
 help:
 	@echo "make run    install what is missing, start the local stack and all services"
@@ -121,6 +121,10 @@ test-e2e: install browser java
 
 schemas: install
 	$(VENV)/bin/python -c "from shared.events.schemas import export; print(len(export()), 'schemas written')"
+
+# Grafana's dashboards: write deploy/grafana/dashboards/*.json from deploy/grafana/dashboards.py
+dashboards: install
+	$(VENV)/bin/python -m deploy.grafana
 
 clean: stop
 	rm -rf var
