@@ -40,7 +40,7 @@ COMPOSE = HERE / "compose.yaml"
 ENV_EXAMPLE = HERE / ".env.example"
 MONGO_INIT = HERE / "mongo-init.js"
 PROMETHEUS = HERE / "prometheus.yml"
-GRAFANA = HERE / "grafana" / "provisioning"
+GRAFANA = HERE.parent / "grafana" / "provisioning"
 
 Doc = dict[str, Any]
 REPLICAS = ("1", "2")
@@ -720,7 +720,7 @@ def test_promtool_accepts_the_prometheus_config(tmp_path: Path) -> None:
 
 def test_grafana_provisions_the_prometheus_data_source_and_the_dashboards_folder() -> None:
     grafana = services(load())["grafana"]
-    assert mount(grafana, "./grafana/provisioning") == "/etc/grafana/provisioning"
+    assert mount(grafana, "../grafana/provisioning") == "/etc/grafana/provisioning"
     [source] = yaml.safe_load((GRAFANA / "datasources" / "prometheus.yaml").read_text())["datasources"]
     url = urlsplit(source["url"])
     assert source["type"] == "prometheus" and source["isDefault"] is True
