@@ -28,7 +28,8 @@ define apt_install
 			"(apt-get install -y --no-install-recommends $(1)) and run make again" >&2; exit 1; }
 endef
 
-.PHONY: help install browser java redis promtool run stop status test test-unit test-integration test-e2e lint fmt schemas dashboards clean
+.PHONY: help install browser java redis promtool run stop status test test-unit test-integration test-e2e lint fmt schemas \
+	dashboards image-venv sbom audit clean
 
 help:
 	@echo "make run    install what is missing, start the local stack and all services"
@@ -38,6 +39,8 @@ help:
 	@echo "make status each process of the stack (lemma stack status --json for scripts)"
 	@echo "make test   install what is missing, lint, run the whole suite"
 	@echo "make lint   ruff, mypy and the import contracts"
+	@echo "make sbom   the CycloneDX SBOM of the image's Python packages (var/sbom.cdx.json)"
+	@echo "make audit  pip-audit of the image's Python packages against OSV (OSV_URL=... for a mirror)"
 
 install: $(VENV)/.installed
 
@@ -125,6 +128,30 @@ schemas: install
 # Grafana's dashboards: write deploy/grafana/dashboards/*.json from deploy/grafana/dashboards.py
 dashboards: install
 	$(VENV)/bin/python -m deploy.grafana
+
+# The image's Python packages (deploy/Dockerfile installs the lock without the dev group): the
+# same set synced into a venv of its own on the image's Python minor, for their SBOM (with the
+# project as its root component) and their audit. `make audit` fails on
+# a known vulnerability, and also when the advisory service (OSV, or OSV_URL) cannot be
+# reached, unless AUDIT_IF_UNREACHABLE=warn (then it says so loudly and passes).
+IMAGE_VENV := var/image-venv
+SBOM := var/sbom.cdx.json
+AUDIT_REPORT := var/audit.json
+OSV_URL := https://api.osv.dev/v1/query
+AUDIT_IF_UNREACHABLE := fail
+
+image-venv: install
+	@UV_PROJECT_ENVIRONMENT=$(IMAGE_VENV) $(UV) sync --frozen --no-dev --no-install-project --python 3.11 --quiet
+	@$(UV) pip freeze --python $(IMAGE_VENV) --quiet > $(IMAGE_VENV)/requirements.txt
+
+sbom: image-venv
+	@mkdir -p $(dir $(SBOM))
+	$(VENV)/bin/cyclonedx-py environment $(IMAGE_VENV) --pyproject pyproject.toml --output-reproducible -o $(SBOM)
+
+audit: image-venv
+	@mkdir -p $(dir $(AUDIT_REPORT))
+	$(VENV)/bin/python -m deploy.audit $(IMAGE_VENV)/requirements.txt --report $(AUDIT_REPORT) \
+		--osv-url $(OSV_URL) --if-unreachable $(AUDIT_IF_UNREACHABLE)
 
 clean: stop
 	rm -rf var
