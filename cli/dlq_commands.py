@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.projection_commands import StateDirOption, ops_token
+from cli.service_urls import service_urls
 from deploy.local.config import StackConfig
 from shared.events.registry import Topic
 from shared.log_records import partitions_of
@@ -170,7 +171,7 @@ def redrive(
     if not letters:
         console.print("no dead letters selected")
         return
-    config = StackConfig.resolve(state_dir)
+    urls = service_urls(state_dir)
     token = ops_token(state_dir)
     by_consumer: dict[str, list[Letter]] = defaultdict(list)
     for letter in letters:
@@ -181,22 +182,20 @@ def redrive(
     bad = 0
     for name, group in sorted(by_consumer.items()):
         service = name.split("-", 1)[0]
-        if service not in config.services:
+        if not urls.get(service):
             console.print(f"[red]no service owns the consumer {name!r}[/red]")
             bad += len(group)
             continue
         places = sorted({(x.topic, x.partition, x.offset) for x in group})
         try:
             answer = httpx.post(
-                f"{config.service_url(service)}/ops/projections/{name}/redrive",
+                f"{urls[service][0]}/ops/projections/{name}/redrive",
                 json={"records": [{"topic": t, "partition": p, "offset": o} for t, p, o in places]},
                 headers={"Authorization": f"Bearer {token}"},
                 timeout=120,
             )
         except httpx.HTTPError as exc:
-            console.print(
-                f"[red]{name}: {service} does not answer[/red] ({config.service_url(service)}): {exc}"
-            )
+            console.print(f"[red]{name}: {service} does not answer[/red] ({urls[service][0]}): {exc}")
             bad += len(places)
             continue
         if answer.status_code != 200:

@@ -1,9 +1,10 @@
 """`lemma projections list|resume|drop`: each service's projections as its ops route reports
 them, a parked partition resumed, a retired version deleted.
 
-Talks to every service of the local stack on its own port (the gateway does not route
-``/ops``), with an operator's token: ``LEMMA_OPS_TOKEN`` if set, else one signed with the
-stack's secret.
+Talks to every replica of every service on its own port (the gateway does not route ``/ops``):
+the local stack's, or those ``LEMMA_OPS_URLS`` names in a deployment (``cli/service_urls.py``),
+with an operator's token: ``LEMMA_OPS_TOKEN`` if set (a deployment's identity provider issues
+it), else one signed with the local stack's secret.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from deploy.local.config import StackConfig
+from cli.service_urls import service_urls
 from shared.events.envelope import new_event
 from shared.events.payloads import OperatorActed
 from shared.outbox import outbox_records
@@ -46,17 +47,6 @@ def ops_token(state_dir: Path | None) -> str:
     from shared.settings import Settings
 
     return mint_token(Settings(jwt_secret=local_jwt_secret(state_dir)), "lemma-cli", role="ops", ttl_s=300)
-
-
-def _services(state_dir: Path | None) -> tuple[StackConfig, dict[str, list[str]]]:
-    """The stack's services and the base URL of each of their replicas (each folds and parks
-    its own partitions, so each is asked)."""
-    config = StackConfig.resolve(state_dir)
-    saved = StackConfig.load(config.state_dir) or config
-    return saved, {
-        name: [saved.service_url(name, n) for n in range(1, len(saved.replica_ports(name)) + 1)]
-        for name in saved.services
-    }
 
 
 def _label(service: str, n: int, urls: list[str]) -> str:
@@ -89,7 +79,7 @@ def _add_rows(table: Table, process: str, report: dict[str, Any]) -> None:
 def list_projections(state_dir: StateDirOption = None) -> None:
     """Each projection of each service: its state, and per partition the offset folded, the lag,
     the state and why (parked, refused); then its versions (building, handover, live, retired)."""
-    _, urls = _services(state_dir)
+    urls = service_urls(state_dir)
     token = ops_token(state_dir)
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     for column in ("service", "projection", "partition", "folded to", "lag", "state", "why"):
@@ -128,7 +118,7 @@ def resume(
     state_dir: StateDirOption = None,
 ) -> None:
     """Try every parked partition of PROJECTION again now (after fixing the cause)."""
-    _, urls = _services(state_dir)
+    urls = service_urls(state_dir)
     token = ops_token(state_dir)
     service = projection.split("-", 1)[0]
     replicas = urls.get(service)
