@@ -28,8 +28,8 @@ define apt_install
 			"(apt-get install -y --no-install-recommends $(1)) and run make again" >&2; exit 1; }
 endef
 
-.PHONY: help install browser java redis promtool run stop status test test-unit test-integration test-e2e lint fmt schemas \
-	dashboards image-venv sbom audit clean
+.PHONY: help install browser java redis promtool crds run stop status test test-unit test-integration test-e2e lint fmt \
+	schemas dashboards image-venv sbom audit clean
 
 help:
 	@echo "make run    install what is missing, start the local stack and all services"
@@ -80,6 +80,24 @@ $(PROMTOOL):
 	@$(call apt_install,prometheus,promtool is missing (the alert-rule tests run it))
 	@test -x $@ || { echo "prometheus was installed but $@ is not there" >&2; exit 1; }
 
+# The operators' CRDs the Kubernetes manifests use (deploy/k8s), from the Go module proxy at
+# pinned versions, into $(CRDS); tests/unit/test_k8s_manifests.py validates the custom
+# resources against them and never downloads
+CRDS := .cache/crds
+MONGODB_OPERATOR := github.com/mongodb/mongodb-kubernetes-operator@v0.13.0
+PROMETHEUS_OPERATOR := github.com/prometheus-operator/prometheus-operator@v0.85.0
+crds: $(CRDS)/.fetched
+
+$(CRDS)/.fetched: Makefile
+	@command -v go >/dev/null 2>&1 || { $(call apt_install,golang-go,go is missing (the CRDs come from the Go module proxy)); }
+	@mkdir -p $(CRDS)/mod
+	@dir() { cd $(CRDS) && GOMODCACHE=$(abspath $(CRDS))/mod GOFLAGS=-modcacherw go mod download -json "$$1" \
+		| python3 -c 'import json, sys; d = json.load(sys.stdin); sys.exit(d.get("Error")) if d.get("Error") else print(d["Dir"])'; }; \
+	mongo=$$(dir $(MONGODB_OPERATOR)) && prom=$$(dir $(PROMETHEUS_OPERATOR)) && \
+	cp "$$mongo/config/crd/bases/mongodbcommunity.mongodb.com_mongodbcommunity.yaml" $(CRDS)/ && \
+	cp "$$prom/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" $(CRDS)/ && \
+	echo "$(MONGODB_OPERATOR) $(PROMETHEUS_OPERATOR)" > $@ && echo "CRDs in $(CRDS)"
+
 # The stack's shape, e.g. `make run BROKERS=3 REPLICAS=2`: Kafka nodes (1, or 3 for a KRaft
 # cluster with topics replicated 3x, min ISR 2) and processes of every service behind the
 # gateway. Unset: as the last `make run` in var/ (var/stack.json), else 1 and 1.
@@ -110,10 +128,10 @@ fmt: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: lint browser java redis promtool
+test: lint browser java redis promtool crds
 	$(VENV)/bin/pytest -q
 
-test-unit: install promtool
+test-unit: install promtool crds
 	$(VENV)/bin/pytest -q tests/unit
 
 test-integration: install java redis

