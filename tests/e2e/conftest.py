@@ -1,5 +1,6 @@
 """The whole local stack, started as `make run` starts it (Prometheus beside it), on free ports
-in a temporary folder; and a headless Chromium (see ``tests/e2e/browser.py``) for the tests that look at its pages."""
+in a temporary folder; and a headless Chromium (see ``tests/e2e/browser.py``) for the tests that
+look at its pages."""
 
 from __future__ import annotations
 
