@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from shared.events.registry import Topic
+    from shared.kafka_connection import KafkaConnection
 
 HERE = Path(__file__).resolve().parent / "kafka"
 POM = HERE / "pom.xml"
@@ -243,7 +244,7 @@ def prepare(config: BrokerConfig, extra: Mapping[str, str] | None = None) -> lis
 
 
 def create_topics(
-    bootstrap: str,
+    kafka: KafkaConnection,
     *,
     prefix: str = "",
     timeout: float = 30.0,
@@ -266,7 +267,7 @@ def create_topics(
         while True:
             try:
                 made = ensure_topics(
-                    bootstrap,
+                    kafka,
                     dict(partitions) if partitions else None,
                     prefix=prefix,
                     replication_factor=replication_factor,
@@ -275,7 +276,9 @@ def create_topics(
                 return _run_async(made)
             except Exception as exc:
                 if time.monotonic() > deadline or (alive is not None and not alive()):
-                    raise BrokerSetupError(f"could not create the topics on {bootstrap}: {exc!r}") from exc
+                    raise BrokerSetupError(
+                        f"could not create the topics on {kafka.bootstrap}: {exc!r}"
+                    ) from exc
                 time.sleep(0.3)
     finally:
         aiokafka_log.setLevel(level)
