@@ -190,6 +190,43 @@ async def test_the_sessions_service_runs_on_its_acls_alone(secured: Secured, tmp
             pytest.fail("the sessions service never became ready on its ACLs")
 
 
+async def test_with_mtls_the_certificate_is_the_user(secured: Secured, tmp_path: Path) -> None:
+    """SSL with a client certificate (CN=sessions) instead of SASL: the same user, the same ACLs,
+    through the same settings."""
+    broker, _ = secured
+    issued = broker.mtls_connection("sessions")
+    settings = service_settings(
+        broker,
+        tmp_path,
+        kafka_bootstrap=broker.mtls_bootstrap,
+        kafka_security_protocol="SSL",
+        kafka_sasl_username="",
+        kafka_sasl_password="",
+        kafka_ssl_certfile=issued.ssl_certfile,
+        kafka_ssl_keyfile=issued.ssl_keyfile,
+    )
+    kafka = make_broker(settings, client_id="lemma-sessions")
+    await kafka.start()
+    try:
+        publish = BrokerPublisher(kafka)
+        assert [t for t, _, _ in await publish([record(Topic.SESSIONS, "mtls")])] == [Topic.SESSIONS.value]
+        with pytest.raises(TopicAuthorizationFailedError):
+            await asyncio.wait_for(publish([record(Topic.PASSPORT, "not-mine")]), REFUSED_WITHIN_S)
+    finally:
+        await kafka.stop()
+    # no certificate: the handshake is refused
+    anonymous = KafkaConnection(
+        broker.mtls_bootstrap, security_protocol="SSL", ssl_cafile=str(broker.ca_file)
+    )
+    admin = anonymous.admin(request_timeout_ms=5000)
+    with pytest.raises((KafkaError, OSError, asyncio.TimeoutError)):
+        await asyncio.wait_for(admin.start(), REFUSED_WITHIN_S)
+        try:
+            await asyncio.wait_for(admin.list_topics(), REFUSED_WITHIN_S)
+        finally:
+            await admin.close()
+
+
 @pytest.mark.parametrize(
     "who",
     ["a wrong password", "no credentials (TLS only)", "a plaintext client", "TLS without our CA"],
