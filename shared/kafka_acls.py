@@ -73,7 +73,7 @@ USERS: tuple[str, ...] = (*SERVICES, TOPICS_USER, OPERATOR_USER)
 
 def principal(user: str) -> str:
     """The principal Kafka's authorizer sees: the SASL user name (with mTLS, the certificate's
-    subject as ``ssl.principal.mapping.rules`` maps it, e.g. ``RULE:^CN=(.*?),.*$/$1/``)."""
+    subject as ``ssl.principal.mapping.rules`` maps it, e.g. ``RULE:^CN=([^,]+).*$/$1/``)."""
     return f"User:{user}"
 
 

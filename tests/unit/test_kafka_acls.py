@@ -156,3 +156,34 @@ def test_an_unknown_user_has_no_acls() -> None:
     with pytest.raises(ValueError, match="no such Kafka user"):
         kafka_acls("gateway")
     assert set(FOLDS) == set(SERVICES)
+
+
+def acl_table() -> str:
+    """The table of ``docs/operations.md`` ("Kafka security"), rendered from ``kafka_acls``."""
+    every = {t.value for t in Topic}
+
+    def cell(user: str, kind: ResourceType, operation: Operation) -> str:
+        found = names(user, kind, operation)
+        if kind == ResourceType.TOPIC and found == every:
+            return "every topic"
+        short = sorted(n.split(".")[1] if kind == ResourceType.TOPIC else n for n in found)
+        return ", ".join(f"`{n}`" for n in short) or "-"
+
+    columns = [
+        (ResourceType.TOPIC, Operation.WRITE),
+        (ResourceType.TOPIC, Operation.READ),
+        (ResourceType.TOPIC, Operation.DESCRIBE),
+        (ResourceType.TOPIC, Operation.CREATE),
+        (ResourceType.GROUP, Operation.READ),
+        (ResourceType.GROUP, Operation.DESCRIBE),
+    ]
+    rows = [
+        "| user | writes | reads | describes | creates | its groups (READ) | groups it describes |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    rows += [f"| `{u}` | " + " | ".join(cell(u, *c) for c in columns) + " |" for u in USERS]
+    return "\n".join(rows) + "\n"
+
+
+def test_the_operations_guide_shows_the_acls_as_they_are() -> None:
+    assert acl_table() in (ROOT / "docs" / "operations.md").read_text(), acl_table()
