@@ -3,6 +3,7 @@ for aiokafka's clients and FastStream's broker); and no client of ours is built 
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 from faststream.kafka.security import parse_security
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
+from faststream.specification import AsyncAPI
 
 from shared.bus import make_broker
 from shared.kafka_connection import KafkaConnection
@@ -63,7 +65,18 @@ def test_the_password_never_shows(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LEMMA_KAFKA_SASL_PASSWORD", "s3cret-from-a-Secret")
     settings = Settings()
     kafka = KafkaConnection.of(settings)
-    for shown in (repr(settings), str(settings), repr(kafka), str(kafka), settings.model_dump_json()):
+    # the AsyncAPI document every service serves names the mechanism, never the password
+    spec = AsyncAPI(make_broker(settings, client_id="test"), title="t", version="1")
+    published = json.dumps(spec.to_specification().to_jsonable())
+    assert "scram512" in published
+    for shown in (
+        repr(settings),
+        str(settings),
+        repr(kafka),
+        str(kafka),
+        settings.model_dump_json(),
+        published,
+    ):
         assert "s3cret" not in shown
     assert kafka.client_options()["sasl_plain_password"] == "s3cret-from-a-Secret"
 
