@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deploy.local import broker
+from shared.kafka_connection import KafkaConnection
 from tests.support.processes import kafka_broker
 
 MAIN_CLASS = "kafka.Kafka"
@@ -99,6 +100,6 @@ def started_broker(home: Path) -> Iterator[BrokerProcess]:
         port = int(bootstrap.rsplit(":", 1)[1])
         pid = find_broker_pid(home, port)
         spawned = time.monotonic() - age_s(pid)
-        broker.create_topics(bootstrap, timeout=60)
+        broker.create_topics(KafkaConnection(bootstrap), timeout=60)
         ready = time.monotonic()
         yield BrokerProcess(bootstrap, pid, spawned - entered, listening - spawned, ready - spawned)

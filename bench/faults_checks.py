@@ -28,6 +28,7 @@ from bench.load_checks import CheckResult, check_evidence
 from bench.load_setup import Api
 from shared.events import decode
 from shared.events.payloads import MatchCancelled, MatchExpired, MatchFound
+from shared.kafka_connection import KafkaConnection
 from shared.log_records import partitions_of
 from shared.log_window import read, window
 
@@ -119,10 +120,9 @@ async def check_sci(api: Api, out: Outcomes, result: FaultChecks) -> None:
 async def check_tickets(api: Api, bootstrap: str, topic: str, out: Outcomes, result: FaultChecks) -> None:
     ends: dict[str, set[str]] = {}
     seen: Counter[str] = Counter()
-    span = await window(
-        bootstrap, [TopicPartition(topic, p) for p in await partitions_of(bootstrap, topic)], None
-    )
-    async for batch in read(bootstrap, span):
+    kafka = KafkaConnection(bootstrap)  # the bench's local broker: plaintext
+    span = await window(kafka, [TopicPartition(topic, p) for p in await partitions_of(kafka, topic)], None)
+    async for batch in read(kafka, span):
         for record in batch:
             try:
                 event = decode(record.value or b"")

@@ -55,6 +55,7 @@ from deploy.local.broker import kafka_version
 from services.sci.app import VERIFY_IGNORE
 from services.sci.projection import no_show_of
 from shared.events.payloads import EvidenceRecorded
+from shared.kafka_connection import KafkaConnection
 from shared.log_records import partitions_of
 
 TARGET_VS_BASELINE = 0.5
@@ -71,7 +72,7 @@ async def produce(bootstrap: str, records: Sequence[LogRecord]) -> float:
         bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, max_batch_size=512 * 1024
     )
     partitioner = DefaultPartitioner()
-    partitions = {t: await partitions_of(bootstrap, t) for t in {r.topic for r in records}}
+    partitions = {t: await partitions_of(KafkaConnection(bootstrap), t) for t in {r.topic for r in records}}
     await producer.start()
     start = time.perf_counter()
     try:

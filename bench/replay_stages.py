@@ -25,6 +25,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from shared.events.envelope import decode
 from shared.events.registry import Topic
 from shared.gc_tuning import tune_for_folding
+from shared.kafka_connection import KafkaConnection
 from shared.log_records import partitions_of
 from shared.projection.runtime import ProjectionRuntime
 from shared.rebuild import Rebuild
@@ -118,7 +119,9 @@ async def _read(
     )
     await consumer.start()
     try:
-        parts = [TopicPartition(t, p) for t in topics for p in await partitions_of(bootstrap, t)]
+        parts = [
+            TopicPartition(t, p) for t in topics for p in await partitions_of(KafkaConnection(bootstrap), t)
+        ]
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
         seen = 0

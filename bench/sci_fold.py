@@ -52,6 +52,7 @@ from shared.catalog import get_catalog
 from shared.events.envelope import decode, deterministic_id, encode, new_event
 from shared.events.payloads import EvidenceRecorded
 from shared.events.registry import Topic
+from shared.kafka_connection import KafkaConnection
 from shared.projection.runtime import ProjectionRuntime
 from shared.store.sqlite import SqliteStore
 
@@ -298,7 +299,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         # the raw pair on small records first, on a topic made like lemma.evidence.v1
         parts = PARTITIONS[Topic.EVIDENCE]
         for prefix in (RAW_PREFIX, BATCHED_PREFIX):
-            await ensure_topics(bootstrap, {Topic.EVIDENCE: parts}, prefix=prefix)
+            await ensure_topics(KafkaConnection(bootstrap), {Topic.EVIDENCE: parts}, prefix=prefix)
         filler = list(filler_values(raw_n, args.raw_bytes, learners))
         small_produce_s = await produce(bootstrap, filler, RAW_PREFIX + TOPIC)
         await landed(bootstrap, RAW_PREFIX + TOPIC, raw_n)

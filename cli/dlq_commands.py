@@ -18,7 +18,7 @@ from typing import Annotated
 
 import httpx
 import typer
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.table import Table
@@ -27,6 +27,7 @@ from cli.projection_commands import StateDirOption, ops_token
 from cli.service_urls import service_urls
 from deploy.local.config import StackConfig
 from shared.events.registry import Topic
+from shared.kafka_connection import KafkaConnection
 from shared.log_records import partitions_of
 from shared.settings import Settings
 
@@ -68,20 +69,23 @@ class Letter:
         return self.error.splitlines()[0] if self.error else ""
 
 
-def _bootstrap_and_prefix(state_dir: Path | None) -> tuple[str, str]:
+def _connection_and_prefix(state_dir: Path | None) -> tuple[KafkaConnection, str]:
+    """How to reach the cluster as the settings say (its security too); without
+    ``LEMMA_KAFKA_BOOTSTRAP``, the local stack's broker."""
     settings = Settings()
-    if "LEMMA_KAFKA_BOOTSTRAP" in os.environ:
-        return settings.kafka_bootstrap, settings.kafka_prefix
-    saved = StackConfig.load(StackConfig.resolve(state_dir).state_dir)
-    return (saved.kafka_bootstrap if saved else settings.kafka_bootstrap), settings.kafka_prefix
+    if "LEMMA_KAFKA_BOOTSTRAP" not in os.environ:
+        saved = StackConfig.load(StackConfig.resolve(state_dir).state_dir)
+        if saved is not None:
+            settings = settings.model_copy(update={"kafka_bootstrap": saved.kafka_bootstrap})
+    return KafkaConnection.of(settings), settings.kafka_prefix
 
 
-async def read_letters(bootstrap: str, topic: str) -> list[Letter]:
+async def read_letters(kafka: KafkaConnection, topic: str) -> list[Letter]:
     """Every dead letter on ``topic``, oldest first."""
-    partitions = [TopicPartition(topic, p) for p in await partitions_of(bootstrap, topic)]
+    partitions = [TopicPartition(topic, p) for p in await partitions_of(kafka, topic)]
     if not partitions:
         return []
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    consumer = kafka.consumer(group_id=None, enable_auto_commit=False)
     await consumer.start()
     letters: list[Letter] = []
     try:
@@ -115,11 +119,11 @@ def _letter(value: bytes | None) -> Letter:
 
 
 def _selected(state_dir: Path | None, consumer: str | None, event_type: str | None) -> list[Letter]:
-    bootstrap, prefix = _bootstrap_and_prefix(state_dir)
+    kafka, prefix = _connection_and_prefix(state_dir)
     try:
-        letters = asyncio.run(read_letters(bootstrap, prefix + Topic.DLQ.value))
+        letters = asyncio.run(read_letters(kafka, prefix + Topic.DLQ.value))
     except (KafkaError, OSError) as exc:
-        console.print(f"[red]cannot read the dead letters[/red] from {bootstrap}: {exc!r}")
+        console.print(f"[red]cannot read the dead letters[/red] from {kafka.bootstrap}: {exc!r}")
         raise typer.Exit(1) from exc
     return [
         letter

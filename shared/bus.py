@@ -13,12 +13,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
 from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.kafka.message import KafkaMessage
 
 from shared.events.registry import Topic
+from shared.kafka_connection import KafkaConnection
 from shared.positions import StoreOffsetsListener
 from shared.projection.runtime import ProjectionRuntime
 from shared.settings import Settings
@@ -54,9 +55,11 @@ def partitions_for(settings: Settings) -> dict[Topic, int]:
 
 def make_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
     acks: Any = "all" if settings.kafka_acks == "all" else int(settings.kafka_acks)
+    kafka = KafkaConnection.of(settings)
     return KafkaBroker(
         # FastStream takes one string as one host; "a:1,b:2" must be a list of hosts
-        [host.strip() for host in settings.kafka_bootstrap.split(",") if host.strip()],
+        kafka.servers,
+        security=kafka.broker_security(),
         client_id=client_id,
         acks=acks,
         enable_idempotence=settings.kafka_idempotence,
@@ -100,7 +103,7 @@ def projection_subscriber(
     come from the store; Kafka offsets are committed only after the store write, and
     rewound if the handler fails.
     """
-    listener = StoreOffsetsListener(runtime, settings.kafka_bootstrap)
+    listener = StoreOffsetsListener(runtime, KafkaConnection.of(settings))
     subscriber = router.subscriber(
         *(settings.topic(t) for t in topics),
         **membership(settings, runtime.name),
@@ -172,7 +175,7 @@ def topic_configs(min_insync_replicas: int = 1) -> dict[str, str]:
 
 
 async def ensure_topics(
-    bootstrap: str,
+    kafka: KafkaConnection,
     partitions: dict[Topic, int] | None = None,
     *,
     prefix: str = "",
@@ -181,7 +184,7 @@ async def ensure_topics(
 ) -> list[str]:
     """Create the topics that are missing; returns the names created."""
     wanted = partitions or PARTITIONS
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = kafka.admin()
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -203,9 +206,9 @@ async def ensure_topics(
 
 
 async def ensure_topics_for(settings: Settings) -> list[str]:
-    """``ensure_topics`` as the settings say (bootstrap, prefix, replication, min ISR)."""
+    """``ensure_topics`` as the settings say (connection, prefix, replication, min ISR)."""
     return await ensure_topics(
-        settings.kafka_bootstrap,
+        KafkaConnection.of(settings),
         partitions_for(settings),
         prefix=settings.kafka_prefix,
         replication_factor=settings.kafka_replication_factor,

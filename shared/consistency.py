@@ -28,7 +28,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from shared.events.flow import FOLDS, MAX_HOPS, PRODUCES, distances
 from shared.events.registry import Topic
+from shared.kafka_connection import KafkaConnection
 
 TOKEN_HEADER = "Lemma-Consistency-Token"
 AFTER_HEADER = "Lemma-After"
@@ -37,23 +39,6 @@ STALE_HEADER = "Lemma-Possibly-Stale"
 #: (topic on the cluster, partition) -> the offset of the last event of the write
 Positions = dict[tuple[str, int], int]
 
-#: What each service folds, and the topic it writes: the flow of the system (DESIGN, section 2).
-FOLDS: dict[str, tuple[Topic, ...]] = {
-    "passport": (Topic.PASSPORT, Topic.EVIDENCE, Topic.SCI),
-    "matching": (Topic.MATCHING, Topic.PASSPORT, Topic.SCI, Topic.SESSIONS),
-    "sessions": (Topic.MATCHING, Topic.SESSIONS, Topic.PASSPORT),
-    "evidence": (Topic.SESSIONS,),
-    "sci": (Topic.EVIDENCE, Topic.SESSIONS, Topic.PASSPORT),
-}
-PRODUCES: dict[str, Topic] = {
-    "passport": Topic.PASSPORT,
-    "matching": Topic.MATCHING,
-    "sessions": Topic.SESSIONS,
-    "evidence": Topic.EVIDENCE,
-    "sci": Topic.SCI,
-}
-#: How far from the reader a chain of causes is followed (hops through other services).
-MAX_HOPS = 3
 POLL_S = 0.02
 
 
@@ -93,28 +78,11 @@ def decode_tokens(header: str) -> Positions:
     return positions
 
 
-def distances(service: str) -> dict[Topic, int]:
-    """How many services away each topic's events are from ``service``'s folds (0: it folds it)."""
-    far = {topic: 0 for topic in FOLDS[service]}
-    changed = True
-    while changed:
-        changed = False
-        for other, folded in FOLDS.items():
-            out = PRODUCES[other]
-            if other == service or out not in far:
-                continue
-            for topic in folded:
-                if topic != out and far.get(topic, MAX_HOPS + 1) > far[out] + 1:
-                    far[topic] = far[out] + 1
-                    changed = True
-    return far
-
-
 class LogProgress:
     """What the cluster says of the consumer groups and topics (one admin client, one consumer)."""
 
-    def __init__(self, bootstrap: str) -> None:
-        self._bootstrap = bootstrap
+    def __init__(self, kafka: KafkaConnection) -> None:
+        self._kafka = kafka
         self._admin: AIOKafkaAdminClient | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._lock = asyncio.Lock()
@@ -122,11 +90,9 @@ class LogProgress:
     async def _started(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
         async with self._lock:
             if self._admin is None or self._consumer is None:
-                admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
+                admin = self._kafka.admin()
                 await admin.start()
-                consumer = AIOKafkaConsumer(
-                    bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False
-                )
+                consumer = self._kafka.consumer(group_id=None, enable_auto_commit=False)
                 await consumer.start()
                 self._admin, self._consumer = admin, consumer
             return self._admin, self._consumer

@@ -7,14 +7,15 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import ConsumerRecord, TopicPartition
+
+from shared.kafka_connection import KafkaConnection
 
 Place = tuple[str, int, int]
 
 
 async def read_records(
-    bootstrap: str, places: Iterable[Place], *, timeout_s: float = 5.0
+    kafka: KafkaConnection, places: Iterable[Place], *, timeout_s: float = 5.0
 ) -> dict[Place, ConsumerRecord[bytes, bytes]]:
     """The records at ``places`` that the log holds. A place missing from the answer is gone
     (before the log's start, at or past its end, or an offset no record has: a transaction
@@ -26,9 +27,7 @@ async def read_records(
     found: dict[Place, ConsumerRecord[bytes, bytes]] = {}
     if not wanted:
         return found
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, isolation_level="read_committed"
-    )
+    consumer = kafka.consumer(group_id=None, enable_auto_commit=False, isolation_level="read_committed")
     await consumer.start()
     try:
         starts = await consumer.beginning_offsets(list(wanted))
@@ -52,9 +51,9 @@ async def read_records(
     return found
 
 
-async def partitions_of(bootstrap: str, topic: str) -> list[int]:
+async def partitions_of(kafka: KafkaConnection, topic: str) -> list[int]:
     """The partitions ``topic`` has on the cluster (none if it does not exist)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = kafka.admin()
     await admin.start()
     try:
         described = await admin.describe_topics([topic])
@@ -63,13 +62,15 @@ async def partitions_of(bootstrap: str, topic: str) -> list[int]:
     return sorted(p["partition"] for t in described if t.get("error_code", 0) == 0 for p in t["partitions"])
 
 
-async def missing_partitions(bootstrap: str, partitions: Iterable[tuple[str, int]]) -> list[tuple[str, int]]:
+async def missing_partitions(
+    kafka: KafkaConnection, partitions: Iterable[tuple[str, int]]
+) -> list[tuple[str, int]]:
     """Those of ``partitions`` (topic, partition) the cluster does not have: the topic is not
     there (or is no valid name) or has fewer partitions. Reading one would wait for it in vain."""
     wanted = sorted(set(partitions))
     if not wanted:
         return []
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = kafka.admin()
     await admin.start()
     try:
         described = await admin.describe_topics(sorted({topic for topic, _ in wanted}))
@@ -84,12 +85,12 @@ async def missing_partitions(bootstrap: str, partitions: Iterable[tuple[str, int
     return [place for place in wanted if place not in there]
 
 
-async def end_offsets(bootstrap: str, topics: Iterable[str]) -> dict[tuple[str, int], int]:
+async def end_offsets(kafka: KafkaConnection, topics: Iterable[str]) -> dict[tuple[str, int], int]:
     """The offset the next record of every partition of ``topics`` will take (its end now)."""
-    wanted = [TopicPartition(topic, p) for topic in topics for p in await partitions_of(bootstrap, topic)]
+    wanted = [TopicPartition(topic, p) for topic in topics for p in await partitions_of(kafka, topic)]
     if not wanted:
         return {}
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    consumer = kafka.consumer(group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
         ends = await consumer.end_offsets(wanted)
@@ -98,9 +99,9 @@ async def end_offsets(bootstrap: str, topics: Iterable[str]) -> dict[tuple[str, 
     return {(tp.topic, tp.partition): end for tp, end in ends.items()}
 
 
-async def group_members(bootstrap: str, group: str) -> int:
+async def group_members(kafka: KafkaConnection, group: str) -> int:
     """How many consumers are members of consumer group ``group`` now (0: none, or no group)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = kafka.admin()
     await admin.start()
     try:
         answers = await admin.describe_consumer_groups([group])

@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeAlias
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.partitioner import murmur2
+
+from shared.kafka_connection import KafkaConnection
 
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
 
@@ -47,14 +49,14 @@ class Window:
         return sum(stop - start for start, stop in self.bounds.values())
 
 
-async def window(bootstrap: str, partitions: Iterable[TopicPartition], until: datetime | None) -> Window:
+async def window(
+    kafka: KafkaConnection, partitions: Iterable[TopicPartition], until: datetime | None
+) -> Window:
     """The window of ``partitions`` holding what they held at ``until`` (None: everything now)."""
     wanted = sorted(set(partitions), key=lambda tp: (tp.topic, tp.partition))
     if not wanted:
         return Window()
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, isolation_level="read_committed"
-    )
+    consumer = kafka.consumer(group_id=None, enable_auto_commit=False, isolation_level="read_committed")
     await consumer.start()
     try:
         starts = await consumer.beginning_offsets(wanted)
@@ -71,7 +73,7 @@ async def window(bootstrap: str, partitions: Iterable[TopicPartition], until: da
 
 
 async def read(
-    bootstrap: str,
+    kafka: KafkaConnection,
     span: Window,
     keep: Callable[[Record], bool] = lambda _: True,
     *,
@@ -84,8 +86,7 @@ async def read(
     todo = {tp: bounds for tp, bounds in span.bounds.items() if bounds[0] < bounds[1]}
     if not todo:
         return
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+    consumer = kafka.consumer(
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",

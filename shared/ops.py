@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field
 
 from shared.auth import OpsDep, Principal
 from shared.events.payloads import OperatorActed, OperatorAction
+from shared.kafka_connection import KafkaConnection
 from shared.log_records import missing_partitions, read_records
 from shared.problems import Problem
 from shared.projection.faults import PARKED, RETRYING
@@ -157,11 +158,12 @@ def ops_router(ctx: ServiceContext) -> APIRouter:
         """Fold the records again (each at most once ever); what came of each."""
         runtime = _runtime(ctx, name)
         places = [(r.topic, r.partition, r.offset) for r in body.records]
-        missing = await missing_partitions(ctx.settings.kafka_bootstrap, ((t, p) for t, p, _ in places))
+        kafka = KafkaConnection.of(ctx.settings)
+        missing = await missing_partitions(kafka, ((t, p) for t, p, _ in places))
         if missing:
             named = ", ".join(f"{topic}[{partition}]" for topic, partition in missing[:10])
             raise Problem(422, f"no such partition on the cluster: {named}")
-        read = await read_records(ctx.settings.kafka_bootstrap, places)
+        read = await read_records(kafka, places)
         results = await redrive(runtime, [read[p] for p in places if p in read], by=operator.learner_id)
         rows = [asdict(r) for r in results]
         rows += [

@@ -24,11 +24,11 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from prometheus_client import Gauge
 
 from shared.events.registry import Topic
+from shared.kafka_connection import KafkaConnection
 from shared.projection.faults import Fault
 from shared.projection.fingerprint import (
     FINGERPRINTS,
@@ -54,8 +54,8 @@ REFUSED = Gauge(
 READ_TIMEOUT_S = 10.0
 
 
-async def cluster_id(bootstrap: str) -> str:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def cluster_id(kafka: KafkaConnection) -> str:
+    admin = kafka.admin()
     await admin.start()
     try:
         described = await admin.describe_cluster()
@@ -65,12 +65,10 @@ async def cluster_id(bootstrap: str) -> str:
 
 
 async def read_log(
-    bootstrap: str, cluster: str, partitions: Collection[Partition], at: Mapping[Partition, int]
+    kafka: KafkaConnection, cluster: str, partitions: Collection[Partition], at: Mapping[Partition, int]
 ) -> dict[Partition, LogView]:
     """Each partition's start and end, and the digest of the record at ``at[partition]``."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, isolation_level="read_committed"
-    )
+    consumer = kafka.consumer(group_id=None, enable_auto_commit=False, isolation_level="read_committed")
     await consumer.start()
     try:
         tps = {key: TopicPartition(*key) for key in partitions}
@@ -109,7 +107,7 @@ async def _digests_at(
 
 
 async def check_positions(
-    runtime: ProjectionRuntime, bootstrap: str, stored: Mapping[Partition, int]
+    runtime: ProjectionRuntime, kafka: KafkaConnection, stored: Mapping[Partition, int]
 ) -> tuple[dict[Partition, str], list[Partition]]:
     """The partitions of ``stored`` whose log does not fit the store, with the reason; and those
     whose fingerprinted record could not be read in time (checked on their offsets only)."""
@@ -121,7 +119,7 @@ async def check_positions(
         for tp in stored
         if (doc := docs.get(fingerprint_key(runtime.consumer, *tp))) is not None
     }
-    views = await read_log(bootstrap, runtime.cluster_id, stored, {tp: f.offset for tp, f in prints.items()})
+    views = await read_log(kafka, runtime.cluster_id, stored, {tp: f.offset for tp, f in prints.items()})
     found = {tp: mismatch(last, prints.get(tp), views[tp]) for tp, last in stored.items()}
     unread = sorted(tp for tp in prints if not views[tp].read)
     return {tp: reason for tp, reason in found.items() if reason is not None}, unread
@@ -141,9 +139,9 @@ class StoreOffsetsListener(ConsumerRebalanceListener):  # type: ignore[misc]
     meanwhile. When the store cannot be read, the partitions stay held and a task tries again.
     """
 
-    def __init__(self, runtime: ProjectionRuntime, bootstrap: str) -> None:
+    def __init__(self, runtime: ProjectionRuntime, kafka: KafkaConnection) -> None:
         self._runtime = runtime
-        self._bootstrap = bootstrap
+        self._kafka = kafka
         self._subscriber: Any = None  # FastStream's subscriber; its ``consumer`` is aiokafka's
         self._retry: asyncio.Task[None] | None = None
         self._timers: dict[Partition, asyncio.TimerHandle] = {}
@@ -275,7 +273,7 @@ class StoreOffsetsListener(ConsumerRebalanceListener):  # type: ignore[misc]
         runtime = self._runtime
         with contextlib.suppress(KafkaError, OSError, asyncio.TimeoutError):
             # asked at every assignment: a broker reset under a running service has a new id
-            runtime.cluster_id = await asyncio.wait_for(cluster_id(self._bootstrap), 10)
+            runtime.cluster_id = await asyncio.wait_for(cluster_id(self._kafka), 10)
         keys = {(tp.topic, tp.partition): tp for tp in assigned}
         # claimed before the offsets are read: from here on no other replica's write of these
         # partitions lands, so the offsets read are where folding goes on
@@ -317,9 +315,7 @@ class StoreOffsetsListener(ConsumerRebalanceListener):  # type: ignore[misc]
             return {}
         consumer = self._runtime.consumer
         try:
-            refused, unread = await asyncio.wait_for(
-                check_positions(self._runtime, self._bootstrap, stored), 30
-            )
+            refused, unread = await asyncio.wait_for(check_positions(self._runtime, self._kafka, stored), 30)
         except (TimeoutError, KafkaError, OSError) as exc:  # the broker does not answer as we start
             log.warning(
                 "%s could not check that the log is the one its store folded (%r); "

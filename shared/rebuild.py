@@ -34,6 +34,7 @@ from shared.events.payloads import OperatorActed
 from shared.events.registry import Topic
 from shared.gc_tuning import folding
 from shared.handover import read_versions
+from shared.kafka_connection import KafkaConnection
 from shared.log_records import end_offsets, partitions_of
 from shared.outbox import outbox_records
 from shared.projection.catchup import CatchUpRuntime
@@ -158,7 +159,7 @@ class Rebuild:
             version=number,
             window=self.settings.rebuild_window,
         )
-        partitions = {t: await partitions_of(self.settings.kafka_bootstrap, t) for t in self.topics}
+        partitions = {t: await partitions_of(KafkaConnection.of(self.settings), t) for t in self.topics}
         progress = Progress()
         beat = time.monotonic()
 
@@ -201,7 +202,9 @@ class Rebuild:
         beating = asyncio.create_task(self._beat_every(number, HEARTBEAT_S))
         try:
             live = (await read_versions(self.store, self.projection.name)).live
-            carried = await carry_over(runtime, VersionStore(self.store, live), self.settings.kafka_bootstrap)
+            carried = await carry_over(
+                runtime, VersionStore(self.store, live), KafkaConnection.of(self.settings)
+            )
             progress.redriven = sum(1 for r in carried if r.outcome == FOLDED)
             if self.finish is not None:
                 await self.finish(runtime.store)
@@ -222,7 +225,7 @@ class Rebuild:
             return False
         if self.settings.rebuild_workers > 1:
             return True
-        ends = await end_offsets(self.settings.kafka_bootstrap, self.topics)
+        ends = await end_offsets(KafkaConnection.of(self.settings), self.topics)
         done = await self.store.offsets(consumer_of(self.projection.name, number))
         return sum(end - done.get(tp, -1) - 1 for tp, end in ends.items()) >= APART_FROM
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from shared.kafka_connection import KafkaConnection
 from shared.positions import StoreOffsetsListener
 from shared.projection.catchup import CatchUpRuntime
 from shared.projection.fold import CatchUp, Projection
@@ -91,9 +92,9 @@ async def fold_to_head(
     if catching_up is not None:
         await catching_up.flush()
         catching_up.reread_positions()  # another process may have moved them
-    listener = StoreOffsetsListener(runtime, settings.kafka_bootstrap)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
+    kafka = KafkaConnection.of(settings)
+    listener = StoreOffsetsListener(runtime, kafka)
+    consumer = kafka.consumer(
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",

@@ -32,6 +32,7 @@ from shared.events.payloads import Payload
 from shared.events.registry import Topic
 from shared.handover import Announcer, VersionSwitch
 from shared.http_security import allow_origins, security_headers_middleware
+from shared.kafka_connection import KafkaConnection
 from shared.log_records import end_offsets
 from shared.loop_lag import LoopLagMonitor
 from shared.metrics import http_latency_middleware, metrics_response
@@ -75,7 +76,7 @@ class ServiceContext:
         self.store = self.live
         publisher = BrokerPublisher(self.broker, self.settings.kafka_prefix)
         self.relay = OutboxRelay(self.raw_store, publisher, service=self.name, owner=self.replica)
-        self.progress = LogProgress(self.settings.kafka_bootstrap)
+        self.progress = LogProgress(KafkaConnection.of(self.settings))
         self.consistency = Consistency(
             self.name,
             topic_name=self.settings.topic,
@@ -228,7 +229,7 @@ def create_app(
         service=ctx.name,
         on_switch=ctx.live.refresh,
         announcers=ctx.announcers,
-        end_offsets=lambda topics: end_offsets(ctx.settings.kafka_bootstrap, topics),
+        end_offsets=lambda topics: end_offsets(KafkaConnection.of(ctx.settings), topics),
     )
     workers = [LoopLagMonitor(ctx.name), switch, *workers]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.events.registry import Topic
@@ -35,6 +35,20 @@ class Settings(BaseSettings):
     # Put before every topic and consumer group name, so several deployments (or tests) can
     # share one cluster: "staging." gives staging.lemma.passport.v1. Empty in production.
     kafka_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]{0,80}$")
+    # How clients reach the brokers: PLAINTEXT (the local broker), SSL (TLS; with a client
+    # certificate, mTLS: its subject is the principal), SASL_SSL (TLS, and a user and password,
+    # SCRAM by default), SASL_PLAINTEXT (a user and password in the clear: behind a mesh that
+    # encrypts). Production refuses the plaintext ones unless LEMMA_KAFKA_ALLOW_PLAINTEXT.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: SecretStr = SecretStr("")  # never shown: repr and logs give **********
+    kafka_ssl_cafile: str = ""  # the CA of the brokers' certificates (empty: the system's CAs)
+    kafka_ssl_certfile: str = ""  # PEM client certificate (mTLS), with its key:
+    kafka_ssl_keyfile: str = ""
+    # Production: allow PLAINTEXT and SASL_PLAINTEXT (only where something else encrypts the
+    # traffic and, with PLAINTEXT, tells the services apart: a service mesh's mTLS).
+    kafka_allow_plaintext: bool = False
     kafka_acks: Literal["all", "1", "0"] = "all"
     kafka_idempotence: bool = True  # no duplicates or reordering when a producer retries
     # How `lemma topics create` makes the topics: 1 and 1 on one local broker, 3 and 2 in
@@ -149,7 +163,37 @@ class Settings(BaseSettings):
                 "LEMMA_RATE_LIMIT_STORAGE must be shared in production (redis://...): "
                 "memory:// counts in each replica, so N replicas would allow N times the limit"
             )
+        self._check_kafka_security()
         return self
+
+    def _check_kafka_security(self) -> None:
+        protocol = self.kafka_security_protocol
+        if protocol.startswith("SASL_") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password.get_secret_value()
+        ):
+            raise ValueError(
+                f"LEMMA_KAFKA_SECURITY_PROTOCOL={protocol} needs LEMMA_KAFKA_SASL_USERNAME and "
+                "LEMMA_KAFKA_SASL_PASSWORD (the service's Kafka user)"
+            )
+        if bool(self.kafka_ssl_certfile) != bool(self.kafka_ssl_keyfile):
+            raise ValueError(
+                "LEMMA_KAFKA_SSL_CERTFILE and LEMMA_KAFKA_SSL_KEYFILE go together (a client "
+                "certificate and its private key)"
+            )
+        if self.environment != "production":
+            return
+        if protocol in ("PLAINTEXT", "SASL_PLAINTEXT") and not self.kafka_allow_plaintext:
+            raise ValueError(
+                f"LEMMA_KAFKA_SECURITY_PROTOCOL={protocol} sends the events in the clear: production "
+                "needs SASL_SSL or SSL with a client certificate (or LEMMA_KAFKA_ALLOW_PLAINTEXT=true "
+                "where a service mesh encrypts the traffic)"
+            )
+        if protocol == "SSL" and not self.kafka_ssl_certfile:
+            raise ValueError(
+                "LEMMA_KAFKA_SECURITY_PROTOCOL=SSL without a client certificate leaves the service "
+                "anonymous to Kafka (no ACL can tell it apart): set LEMMA_KAFKA_SSL_CERTFILE and "
+                "LEMMA_KAFKA_SSL_KEYFILE (mTLS), or use SASL_SSL"
+            )
 
     def topic(self, topic: Topic) -> str:
         """The name of ``topic`` on the cluster (with the prefix)."""

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from deploy.local.broker import create_topics
+from shared.kafka_connection import KafkaConnection
 from tests.support.kafka import Namespace
 from tests.support.processes import kafka_broker
 
@@ -29,5 +30,5 @@ def private_kafka(kafka: str) -> Namespace:
     """Topics and consumer groups of this test's own on the session's broker (a fresh name
     prefix), for tests whose consumers must see no other test's events."""
     prefix = f"t{uuid.uuid4().hex[:10]}."
-    create_topics(kafka, prefix=prefix)
+    create_topics(KafkaConnection(kafka), prefix=prefix)
     return Namespace(kafka, prefix)

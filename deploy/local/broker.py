@@ -21,13 +21,14 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from shared.events.registry import Topic
+    from shared.kafka_connection import KafkaConnection
 
 HERE = Path(__file__).resolve().parent / "kafka"
 POM = HERE / "pom.xml"
@@ -210,17 +211,20 @@ class BrokerConfig:
         found = re.search(r"^cluster\.id=(\S+)", text, re.MULTILINE)
         return found.group(1) if found else None
 
-    def format_storage(self, java: str, jars: str, cluster: str | None = None) -> str | None:
+    def format_storage(
+        self, java: str, jars: str, cluster: str | None = None, extra_args: Sequence[str] = ()
+    ) -> str | None:
         """Format the KRaft storage unless it is; returns the cluster id, None if kept.
 
         A standalone node gets a new cluster id; a node of a cluster (``voters``) is given the
-        cluster's id, the same for every node, and its static quorum is in its properties."""
+        cluster's id, the same for every node, and its static quorum is in its properties.
+        ``extra_args`` go to ``StorageTool format`` (``--add-scram``: SASL/SCRAM users)."""
         if self.is_formatted():
             return None
         cluster = cluster or new_cluster_id()
         argv = [*self.jvm_argv(java, jars, "kafka.tools.StorageTool"), "format"]
         argv += [] if self.voters else ["--standalone"]
-        argv += ["--cluster-id", cluster, "--config", str(self.properties_file)]
+        argv += ["--cluster-id", cluster, "--config", str(self.properties_file), *extra_args]
         done = subprocess.run(argv, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise BrokerSetupError(
@@ -232,18 +236,20 @@ class BrokerConfig:
         return [*self.jvm_argv(java, jars, "kafka.Kafka"), str(self.properties_file)]
 
 
-def prepare(config: BrokerConfig, extra: Mapping[str, str] | None = None) -> list[str]:
-    """Everything before the start: Java checked, jars resolved, properties written, storage
-    formatted once. Returns the broker's command line."""
+def prepare(
+    config: BrokerConfig, extra: Mapping[str, str] | None = None, format_args: Sequence[str] = ()
+) -> list[str]:
+    """Everything before the start: Java checked, jars resolved, properties written (``extra``
+    added), storage formatted once (with ``format_args``). Returns the broker's command line."""
     java = check_java()
     jars = classpath()
     config.write_properties(extra)
-    config.format_storage(java, jars)
+    config.format_storage(java, jars, extra_args=format_args)
     return config.server_argv(java, jars)
 
 
 def create_topics(
-    bootstrap: str,
+    kafka: KafkaConnection,
     *,
     prefix: str = "",
     timeout: float = 30.0,
@@ -266,7 +272,7 @@ def create_topics(
         while True:
             try:
                 made = ensure_topics(
-                    bootstrap,
+                    kafka,
                     dict(partitions) if partitions else None,
                     prefix=prefix,
                     replication_factor=replication_factor,
@@ -275,7 +281,9 @@ def create_topics(
                 return _run_async(made)
             except Exception as exc:
                 if time.monotonic() > deadline or (alive is not None and not alive()):
-                    raise BrokerSetupError(f"could not create the topics on {bootstrap}: {exc!r}") from exc
+                    raise BrokerSetupError(
+                        f"could not create the topics on {kafka.bootstrap}: {exc!r}"
+                    ) from exc
                 time.sleep(0.3)
     finally:
         aiokafka_log.setLevel(level)

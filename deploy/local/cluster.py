@@ -129,11 +129,12 @@ def create_topics(config: StackConfig, *, timeout: float, alive: Callable[[], bo
     partitions from ``LEMMA_KAFKA_PARTITIONS``, the prefix from ``LEMMA_KAFKA_PREFIX``, and
     the cluster's replication factor and min ISR (3 and 2 on three nodes)."""
     from shared.bus import partitions_for
+    from shared.kafka_connection import KafkaConnection
     from shared.settings import Settings
 
     settings = Settings()
     return broker.create_topics(
-        config.kafka_bootstrap,
+        KafkaConnection(config.kafka_bootstrap),  # the stack's own broker: plaintext
         prefix=settings.kafka_prefix,
         timeout=timeout,
         alive=alive,

@@ -30,6 +30,7 @@ def service_env(config: StackConfig, spec: ProcessSpec) -> dict[str, str]:
         "LEMMA_HOST": "127.0.0.1",
         "LEMMA_INSTANCE": str(spec.instance),
         "LEMMA_KAFKA_BOOTSTRAP": config.kafka_bootstrap,
+        "LEMMA_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",  # the stack's own broker
         "LEMMA_KAFKA_REPLICATION_FACTOR": str(config.replication_factor),
         "LEMMA_KAFKA_MIN_INSYNC_REPLICAS": str(config.min_insync_replicas),
         "LEMMA_STATE_DIR": str(config.state_dir),

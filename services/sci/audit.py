@@ -34,6 +34,7 @@ from services.sci.recalibration import calibrate_quietly
 from shared.events.envelope import decode
 from shared.events.payloads import RatersCalibrated
 from shared.events.registry import Topic
+from shared.kafka_connection import KafkaConnection
 from shared.log_records import partitions_of
 from shared.log_window import Record, Window, logged_at, partition_of, read, window
 from shared.settings import Settings
@@ -142,7 +143,8 @@ async def logged_calibrations(
     if not skills:
         return log
     topic = settings.topic(Topic.SCI)
-    count = len(await partitions_of(settings.kafka_bootstrap, topic))
+    kafka = KafkaConnection.of(settings)
+    count = len(await partitions_of(kafka, topic))
     if not count:
         return log
     partitions = {TopicPartition(topic, partition_of(skill, count)) for skill in skills}
@@ -151,8 +153,8 @@ async def logged_calibrations(
     def keep(record: Record) -> bool:
         return record.key in keys and b"RatersCalibrated" in (record.value or b"")
 
-    span = await window(settings.kafka_bootstrap, partitions, until)
-    async for batch in read(settings.kafka_bootstrap, span, keep):
+    span = await window(kafka, partitions, until)
+    async for batch in read(kafka, span, keep):
         for record in batch:
             event = decode(record.value or b"")
             if isinstance(event.data, RatersCalibrated):

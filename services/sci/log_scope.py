@@ -33,6 +33,7 @@ from shared.events.payloads import (
     SkillUnclaimed,
 )
 from shared.events.registry import Topic
+from shared.kafka_connection import KafkaConnection
 from shared.log_records import partitions_of
 from shared.log_window import Record, Window, partition_of, window
 from shared.projection.fold import Doc, DocRef
@@ -163,7 +164,7 @@ async def scope_partitions(settings: Settings, scope: Scope) -> list[TopicPartit
     chosen: list[TopicPartition] = []
     for topic in TOPICS:
         name = settings.topic(topic)
-        partitions = await partitions_of(settings.kafka_bootstrap, name)
+        partitions = await partitions_of(KafkaConnection.of(settings), name)
         if scope.learner is not None and topic in (Topic.EVIDENCE, Topic.PASSPORT) and partitions:
             partitions = [partitions[partition_of(scope.learner, len(partitions))]]
         chosen += [TopicPartition(name, p) for p in partitions]
@@ -179,7 +180,7 @@ async def fold_scope(
 ) -> ScopeFold:
     """Fold what the log held of the scope at ``until`` (None: now)."""
     partitions = await scope_partitions(settings, scope)
-    span = await window(settings.kafka_bootstrap, partitions, until)
+    span = await window(KafkaConnection.of(settings), partitions, until)
     return await fold_more(settings, ScopeFold(scope, Folded(), span), span, on_batch=on_batch)
 
 
@@ -194,7 +195,7 @@ async def fold_more(
     selection = Selection(done.scope, settings)
     selection.in_scope = {key for collection, key in done.folded.docs if collection == SESSION_SKILL}
     await fold_window(
-        settings.kafka_bootstrap,
+        KafkaConnection.of(settings),
         projection(settings),
         span,
         keep=selection.keep,

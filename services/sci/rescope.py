@@ -31,6 +31,7 @@ from shared.catalog import get_catalog
 from shared.events.envelope import deterministic_id, new_event
 from shared.events.payloads import OperatorActed, Payload
 from shared.handover import read_versions
+from shared.kafka_connection import KafkaConnection
 from shared.log_records import group_members
 from shared.log_window import Window, window
 from shared.outbox import outbox_records
@@ -81,7 +82,7 @@ async def rescope(
             )
         live = VersionStore(store, versions.live)
         consumer = consumer_of(NAME, versions.live)
-        running = 0 if dry_run else await group_members(settings.kafka_bootstrap, settings.group(NAME))
+        running = 0 if dry_run else await group_members(KafkaConnection.of(settings), settings.group(NAME))
         if running:
             raise VersionError(
                 f"the sci service is running ({running} consumer(s) in group {settings.group(NAME)}): a "
@@ -185,7 +186,7 @@ async def _fold_to(
     offset folded per partition, as the store keeps them)."""
     stops = _stops(done)
     partitions = await scope_partitions(settings, done.scope)
-    ends = await window(settings.kafka_bootstrap, partitions, None)
+    ends = await window(KafkaConnection.of(settings), partitions, None)
     bounds: dict[TopicPartition, tuple[int, int]] = {}
     for tp, (start, end) in ends.bounds.items():
         begin = max(start, stops.get((tp.topic, tp.partition), start))

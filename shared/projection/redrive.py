@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 
 from shared.errors import EventRefused, Refused
 from shared.events.envelope import decode
+from shared.kafka_connection import KafkaConnection
 from shared.log_records import read_records
 from shared.outbox import outbox_records
 from shared.projection.faults import DEAD_LETTERED, parse_place_key, place_key
@@ -96,7 +97,7 @@ async def redrive(runtime: ProjectionRuntime, records: Sequence[Record], *, by: 
     return results
 
 
-async def carry_over(runtime: ProjectionRuntime, live: Store, bootstrap: str) -> list[Redriven]:
+async def carry_over(runtime: ProjectionRuntime, live: Store, kafka: KafkaConnection) -> list[Redriven]:
     """Redrive into ``runtime``'s version what was redriven into the ``live`` version (each
     once: the new version dead-lettered the same records, and an operator's redrive is a fact
     the log does not hold)."""
@@ -107,5 +108,5 @@ async def carry_over(runtime: ProjectionRuntime, live: Store, bootstrap: str) ->
         after = page[-1][0]
     if not places:
         return []
-    read = await read_records(bootstrap, places)
+    read = await read_records(kafka, places)
     return await redrive(runtime, [read[p] for p in places if p in read], by="rebuild (carried over)")

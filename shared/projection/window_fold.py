@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from shared.errors import EventRefused, Refused
 from shared.events.envelope import CloudEvent, decode
+from shared.kafka_connection import KafkaConnection
 from shared.log_window import Record, Window, read
 from shared.projection.fold import Doc, DocRef, Projection
 
@@ -52,7 +53,7 @@ class Folded:
 
 
 async def fold_window(
-    bootstrap: str,
+    kafka: KafkaConnection,
     projection: Projection,
     span: Window,
     *,
@@ -64,7 +65,7 @@ async def fold_window(
     """Fold the records of ``span`` that ``keep`` keeps (undecoded) and whose events ``select``
     selects (decoded), in each partition's order, into ``into`` (default: nothing yet)."""
     folded = into or Folded()
-    async for batch in read(bootstrap, span, keep):
+    async for batch in read(kafka, span, keep):
         for record in batch:
             place = (record.topic, record.partition, record.offset)
             folded.last[(record.topic, record.partition)] = record.offset

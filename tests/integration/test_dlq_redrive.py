@@ -21,6 +21,7 @@ from shared.events import decode
 from shared.events.envelope import deterministic_id
 from shared.events.payloads import RatingSubmitted, SessionCompleted
 from shared.events.registry import Topic
+from shared.kafka_connection import KafkaConnection
 from tests.support.apps import ops_headers, serving
 from tests.support.kafka import Namespace, eventually, publish_raw
 from tests.support.population import session_burst
@@ -116,5 +117,5 @@ async def test_a_rating_that_came_too_early_is_redriven_once(
 
 
 async def _two(bootstrap: str, topic: str) -> list[Letter]:
-    letters = await read_letters(bootstrap, topic)
+    letters = await read_letters(KafkaConnection(bootstrap), topic)
     return letters if len(letters) >= 2 else []

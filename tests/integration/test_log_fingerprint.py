@@ -20,6 +20,7 @@ from services.evidence.app import bootstrap
 from shared import positions
 from shared.events import CloudEvent
 from shared.events.registry import Topic
+from shared.kafka_connection import KafkaConnection
 from shared.settings import Settings
 from shared.store.sqlite import SqliteStore
 from tests.support.apps import partitions_in, projections, serving
@@ -62,7 +63,7 @@ async def recreate_topics(ns: Namespace) -> None:
     deadline = time.monotonic() + 30
     while True:  # deletion completes in the background: creation fails until it has
         try:
-            await asyncio.to_thread(create_topics, ns.bootstrap, prefix=ns.prefix, timeout=1)
+            await asyncio.to_thread(create_topics, KafkaConnection(ns.bootstrap), prefix=ns.prefix, timeout=1)
             break
         except Exception:
             if time.monotonic() > deadline:

@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 
 from shared.events.envelope import CloudEvent, encode
 from shared.events.registry import Topic
+from shared.kafka_connection import KafkaConnection
 from shared.log_records import end_offsets
 from shared.settings import Settings
 
@@ -108,7 +109,7 @@ async def eventually(check: Callable[[], Any], timeout: float = 15.0, interval: 
 async def everything_in(bootstrap: str, topics: Sequence[str]) -> list[bytes]:
     """Every record's key and value bytes in ``topics``, from the start to the end each
     partition has now (no group)."""
-    ends = {tp: end for tp, end in (await end_offsets(bootstrap, topics)).items() if end > 0}
+    ends = {tp: end for tp, end in (await end_offsets(KafkaConnection(bootstrap), topics)).items() if end > 0}
     if not ends:
         return []
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from deploy.local import broker
 from deploy.local.processes import port_open, wait_until
+from shared.kafka_connection import KafkaConnection
 
 
 def free_port() -> int:
@@ -63,7 +64,7 @@ def kafka_broker(home: Path, *, topics: bool = True) -> Iterator[str]:
         alive = lambda: proc.poll() is None  # noqa: E731
         wait_until(lambda: port_open(port), timeout=60, what="kafka listening", alive=alive)
         if topics:
-            broker.create_topics(config.bootstrap, timeout=60, alive=alive)
+            broker.create_topics(KafkaConnection(config.bootstrap), timeout=60, alive=alive)
         yield config.bootstrap
     finally:
         stop_process(proc, timeout=30)

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.consistency import FOLDS, PRODUCES, BadToken, decode_tokens, distances, encode_token
+from shared.consistency import BadToken, decode_tokens, encode_token
+from shared.events.flow import FOLDS, PRODUCES, distances
 from shared.events.registry import Topic
 
 places = st.dictionaries(

@@ -12,6 +12,7 @@ from aiokafka import TopicPartition
 
 from shared import positions
 from shared.events import CloudEvent
+from shared.kafka_connection import KafkaConnection
 from shared.positions import StoreOffsetsListener
 from shared.projection.fingerprint import CHECKING
 from shared.projection.fold import NOTHING, Doc, DocRef, Outcome
@@ -83,7 +84,7 @@ def no_broker(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def listener_on(store: SqliteStore) -> tuple[StoreOffsetsListener, ProjectionRuntime, FakeConsumer]:
     runtime = ProjectionRuntime(Nothing(), store, service="test")
-    listener = StoreOffsetsListener(runtime, "127.0.0.1:1")
+    listener = StoreOffsetsListener(runtime, KafkaConnection("127.0.0.1:1"))
     subscriber = Subscriber()
     listener.bind(subscriber)
     return listener, runtime, subscriber.consumer

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import jwt
 import pytest
 
 from shared.auth import mint_token, verify_token
 from shared.settings import DEV_SECRET, Settings
+
+#: a production service's Kafka security (SASL over TLS, its own user)
+KAFKA_SASL_SSL: dict[str, Any] = {
+    "kafka_security_protocol": "SASL_SSL",
+    "kafka_sasl_username": "sessions",
+    "kafka_sasl_password": "from-the-secret",
+}
 
 
 def test_production_refuses_hs256_and_limits_counted_per_replica() -> None:
@@ -20,6 +29,7 @@ def test_production_refuses_hs256_and_limits_counted_per_replica() -> None:
         jwt_algorithm="RS256",
         jwt_jwks_url=jwks,
         rate_limit_storage="redis://cache:6379",
+        **KAFKA_SASL_SSL,
     )
 
 
@@ -31,6 +41,7 @@ def test_tokens_are_minted_only_in_development() -> None:
         jwt_algorithm="RS256",
         jwt_jwks_url="https://idp.example/jwks.json",
         rate_limit_storage="redis://cache:6379",
+        **KAFKA_SASL_SSL,
     )
     with pytest.raises(MintingRefused):
         mint_token(production, "ann")
