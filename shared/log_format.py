@@ -102,9 +102,14 @@ def configure_logging(
     *,
     fmt: str = "json",
     level: str | int = "INFO",
+    levels: str = "",
     stream: TextIO | None = None,
 ) -> logging.Handler:
     """Send every logger's lines, the libraries' included, through one handler on the root.
+
+    ``level``: the root's; ``levels``: per logger, ``name=LEVEL`` comma separated
+    (``lemma.folds=WARNING`` drops the line per event folded, ``aiokafka=WARNING`` the
+    consumer group's chatter).
 
     Uvicorn is run without its own logging config (``log_config=None``), so its lines come here;
     FastStream's loggers keep their own coloured handlers unless told, so they are cleared and
@@ -124,4 +129,18 @@ def configure_logging(
         for old in list(library.handlers):
             library.removeHandler(old)
         library.propagate = True
+    for name, named_level in parse_levels(levels).items():
+        logging.getLogger(name).setLevel(named_level)
     return handler
+
+
+def parse_levels(levels: str) -> dict[str, str]:
+    """``"lemma.folds=WARNING, aiokafka=ERROR"`` -> {logger: level}; refuses what is not that."""
+    out: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in levels.split(","))):
+        name, _, named_level = item.partition("=")
+        named_level = named_level.strip().upper()
+        if not name.strip() or named_level not in logging.getLevelNamesMapping():
+            raise ValueError(f"LEMMA_LOG_LEVELS takes logger=LEVEL pairs, not {item!r}")
+        out[name.strip()] = named_level
+    return out

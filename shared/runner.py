@@ -25,6 +25,7 @@ def serve(name: str, create_app: Callable[[], FastAPI], *, default_port: int) ->
         os.environ.get("LEMMA_INSTANCE", "1"),
         fmt=os.environ.get("LEMMA_LOG_FORMAT", "json"),
         level=os.environ.get("LEMMA_LOG_LEVEL", "INFO"),
+        levels=os.environ.get("LEMMA_LOG_LEVELS", ""),
     )
     port = int(os.environ.get("LEMMA_PORT", default_port))
     host = os.environ.get("LEMMA_HOST", "127.0.0.1")

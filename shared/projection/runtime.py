@@ -51,6 +51,8 @@ from shared.store.base import ABSENT, Change, Conflict, Fenced, Store
 from shared.store.versioned import VersionStore
 
 log = logging.getLogger(__name__)
+#: one line per event a live fold folds (``_tell``): quieted alone with LEMMA_LOG_LEVELS=lemma.folds=WARNING
+folds_log = logging.getLogger("lemma.folds")
 
 
 #: How many times a batch is folded again after a write conflict before it counts as a fault.
@@ -341,7 +343,7 @@ class ProjectionRuntime(PartitionFences):
         """After a live batch is written: one log line per event folded (under the event's
         context: its correlation id follows a chain through every service's log) naming what it
         caused, then ``observe``."""
-        if log.isEnabledFor(logging.INFO):
+        if folds_log.isEnabledFor(logging.INFO):
             caused: dict[str, list[CloudEvent]] = defaultdict(list)
             for out in emitted:
                 if out.causationid is not None:
@@ -350,7 +352,7 @@ class ProjectionRuntime(PartitionFences):
                 context = EVENT.set(event)
                 try:
                     outs = caused.get(event.id, [])
-                    log.info(
+                    folds_log.info(
                         "%s folded %s from %s[%d]@%d%s",
                         self.name,
                         event.type,

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from shared.events import new_event
 from shared.events.payloads import SkillClaimed
 from shared.log_context import EVENT, ORIGIN, REQUEST, Origin, RequestScope, note_published, request_scope
-from shared.log_format import JsonFormatter, TextFormatter, configure_logging
+from shared.log_format import JsonFormatter, TextFormatter, configure_logging, parse_levels
 from shared.request_log import CORRELATION_HEADER, request_log_middleware
 
 T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
@@ -181,3 +181,22 @@ async def test_each_request_is_one_line_with_the_correlation_id_it_answers_with(
     assert access["correlation_id"] == correlation and access["request_id"] == "r-1"
     assert (access["method"], access["route"], access["status"]) == ("POST", "/v1/things/{thing_id}", 200)
     assert access["instance"] == "2" and "secret-handle" not in json.dumps(access)  # the template only
+
+
+def test_levels_per_logger_are_pairs_and_anything_else_is_refused() -> None:
+    assert parse_levels(" lemma.folds=warning, aiokafka=ERROR ,") == {
+        "lemma.folds": "WARNING",
+        "aiokafka": "ERROR",
+    }
+    assert parse_levels("") == {}
+    for bad in ("lemma.folds", "=INFO", "x=LOUD"):
+        with pytest.raises(ValueError, match="logger=LEVEL"):
+            parse_levels(bad)
+
+
+def test_a_logger_given_its_own_level_is_quieted_alone(captured: io.StringIO) -> None:
+    configure_logging("passport", "1", levels="lemma.folds=WARNING", stream=captured)
+    logging.getLogger("lemma.folds").info("a fold")
+    logging.getLogger("lemma.other").info("kept")
+    assert [o["message"] for o in lines(captured)] == ["kept"]
+    logging.getLogger("lemma.folds").setLevel(logging.NOTSET)

@@ -40,7 +40,7 @@ class Seen:
 
 @pytest.fixture
 def seen(caplog: pytest.LogCaptureFixture) -> Iterator[Seen]:
-    caplog.set_level(logging.INFO, logger="shared.projection.runtime")
+    caplog.set_level(logging.INFO, logger="lemma.folds")
     found = Seen()
 
     class Context(logging.Handler):
@@ -49,9 +49,9 @@ def seen(caplog: pytest.LogCaptureFixture) -> Iterator[Seen]:
             found.lines.append((record.getMessage(), event.correlationid if event else None))
 
     handler = Context()
-    logging.getLogger("shared.projection.runtime").addHandler(handler)
+    logging.getLogger("lemma.folds").addHandler(handler)
     yield found
-    logging.getLogger("shared.projection.runtime").removeHandler(handler)
+    logging.getLogger("lemma.folds").removeHandler(handler)
 
 
 async def test_a_live_fold_logs_each_event_under_its_chain_and_observes_it(seen: Seen) -> None:
