@@ -9,8 +9,9 @@ stored facts (``scores`` documents, what ``GET /v1/scores`` shows: a claim or ev
 time of the refresh, page by page, giving the loop its turn between pages.
 
 Only Freshness depends on the time, so what the rest of a score comes to (Practice + Proof +
-Reliability) is kept per document, as long as its facts and its skill's calibration are those it
-was worked out with: a refresh scores only what changed since the last one.
+Reliability) is kept per document, as long as the document and its skill's calibration are at the
+revisions it was worked out at: a refresh lists the keys and revisions (``Store.scan_revisions``,
+no bodies) and reads and scores only what changed since the last one.
 """
 
 from __future__ import annotations
@@ -20,21 +21,24 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from services.sci.documents import CALIBRATIONS, SCORES, facts_from_doc, visible
-from services.sci.domain import Correction, score_from_stats, summarize
+from services.sci.domain import UNCALIBRATED, Correction, score_from_stats, summarize
 from shared.freshness import freshness_points
 from shared.metrics import SCI_LEARNERS
 from shared.store import Store
+from shared.store.base import ABSENT
 
 log = logging.getLogger(__name__)
 
 #: The ranges, as labelled: ``0-10`` holds 0 <= SCI < 10, ..., ``90-100`` holds 90 <= SCI <= 100.
 RANGES = tuple(f"{low}-{low + 10}" for low in range(0, 100, 10))
-#: Documents read per store call.
+#: Documents read per store call, and keys listed per call.
 PAGE = 500
+LIST_PAGE = 5000
 
 
 def sci_range(sci: float) -> str:
@@ -52,8 +56,17 @@ def counts_by_range(scores: Mapping[str, Sequence[float]]) -> dict[tuple[str, st
     return out
 
 
-#: (facts folded, calibration's ratings) -> (Practice + Proof + Reliability, newest evidence)
-_Kept = tuple[tuple[int, int], tuple[float, datetime | None]]
+@dataclass(frozen=True, slots=True)
+class _Scored:
+    """What a refresh keeps of one ``scores`` document, as of its revision and its skill's
+    calibration's: the SCI at any time is ``base`` + Freshness then (``score_from_stats``)."""
+
+    rev: str
+    calibration: str
+    skill: str
+    shown: bool
+    base: float
+    last_evidence_at: datetime | None
 
 
 class SciDistribution:
@@ -71,46 +84,73 @@ class SciDistribution:
         self.skills = list(skills)
         self.service = service
         self.clock = clock
-        self._kept: dict[str, _Kept] = {}
-        #: what the last refresh found, (skill, range) -> learners
+        self._scored: dict[str, _Scored] = {}
+        self._corrections: dict[str, tuple[str, Correction]] = {}
+        #: what the last refresh found, (skill, range) -> learners; and how many documents it read
         self.counts: dict[tuple[str, str], int] = {}
+        self.read = 0
 
     async def refresh(self) -> dict[tuple[str, str], int]:
         started = time.perf_counter()
         now = self.clock()
-        corrections = {
-            skill: Correction.from_doc(doc)
-            for skill, doc in (await self.store.get_many(CALIBRATIONS, self.skills)).items()
-        }
-        scores: dict[str, list[float]] = {skill: [] for skill in self.skills}
-        kept: dict[str, _Kept] = {}
+        calibrations = await self._calibrations()
+        listed: list[tuple[str, str]] = []
         after: str | None = None
-        while page := await self.store.scan(SCORES, after=after, limit=PAGE):
+        while page := await self.store.scan_revisions(SCORES, after=after, limit=LIST_PAGE):
+            listed += page
             after = page[-1][0]
-            for key, doc in page:
-                if not visible(doc) or doc["skill"] not in scores:
-                    continue
-                correction = corrections.get(doc["skill"])
-                stamp = (int(doc["facts"]), correction.ratings if correction else -1)
-                held = self._kept.get(key)
-                base, last = held[1] if held is not None and held[0] == stamp else _base(doc, correction)
-                kept[key] = (stamp, (base, last))
-                scores[doc["skill"]].append(round(base + round(freshness_points(last, now), 2), 2))
+            await asyncio.sleep(0)
+        held = self._scored
+        stale = [
+            key
+            for key, rev in listed
+            if (old := held.get(key)) is None
+            or old.rev != rev
+            or old.calibration != calibrations.get(old.skill, (ABSENT,))[0]
+        ]
+        scored = {key: held[key] for key, _ in listed if key in held}
+        for start in range(0, len(stale), PAGE):
+            found = await self.store.read(SCORES, stale[start : start + PAGE])
+            for key, stored in found.items():
+                skill = stored.doc["skill"]
+                rev, correction = calibrations.get(skill, (ABSENT, UNCALIBRATED))
+                base, last = _base(stored.doc, correction)
+                scored[key] = _Scored(stored.rev, rev, skill, visible(stored.doc), base, last)
             await asyncio.sleep(0)  # the folds, heartbeats and requests get their turn
-        self._kept = kept
+        self._scored = scored
+        self.read = len(stale)
+        scores: dict[str, list[float]] = {skill: [] for skill in self.skills}
+        for entry in scored.values():
+            if entry.shown and entry.skill in scores:
+                freshness = round(freshness_points(entry.last_evidence_at, now), 2)
+                scores[entry.skill].append(round(entry.base + freshness, 2))
         self.counts = counts_by_range(scores)
         for (skill, skill_range), n in self.counts.items():
             SCI_LEARNERS.labels(self.service, skill, skill_range).set(n)
-        log.debug("sci distribution: %d scores in %.3f s", len(kept), time.perf_counter() - started)
+        log.debug(
+            "sci distribution: %d scores, %d read, in %.3f s",
+            len(scored),
+            len(stale),
+            time.perf_counter() - started,
+        )
         return self.counts
 
+    async def _calibrations(self) -> dict[str, tuple[str, Correction]]:
+        """Each skill's calibration with its revision; read again only when it moved (a large
+        skill's is a megabyte and more)."""
+        revs = await self.store.revisions(CALIBRATIONS, self.skills)
+        moved = [skill for skill, rev in revs.items() if self._corrections.get(skill, (None,))[0] != rev]
+        if moved:
+            for skill, stored in (await self.store.read(CALIBRATIONS, moved)).items():
+                self._corrections[skill] = (stored.rev, Correction.from_doc(stored.doc))
+        self._corrections = {skill: held for skill, held in self._corrections.items() if skill in revs}
+        return self._corrections
 
-def _base(doc: Mapping[str, Any], correction: Correction | None) -> tuple[float, datetime | None]:
-    """Practice + Proof + Reliability of a ``scores`` document, and its newest evidence: the SCI
-    at any time is this plus Freshness then (``score_from_stats``)."""
+
+def _base(doc: Mapping[str, Any], correction: Correction) -> tuple[float, datetime | None]:
+    """Practice + Proof + Reliability of a ``scores`` document, and its newest evidence."""
     facts = facts_from_doc(doc)
-    stats = summarize(facts, correction or Correction.from_doc(None), doc["learner_id"])
-    at = facts.last_evidence_at or datetime(2000, 1, 1, tzinfo=UTC)
-    s = score_from_stats(stats, at)
+    stats = summarize(facts, correction, doc["learner_id"])
+    s = score_from_stats(stats, facts.last_evidence_at or datetime(2000, 1, 1, tzinfo=UTC))
     # not rounded: adding the rounded Freshness to it then rounds exactly as the score does
     return s.practice + s.proof + s.reliability, facts.last_evidence_at

@@ -13,8 +13,8 @@ from prometheus_client import REGISTRY
 
 from services.sci.distribution import RANGES, SciDistribution, counts_by_range, sci_range
 from services.sci.documents import current_score, visible
-from services.sci.domain import UNCALIBRATED
-from services.sci.projection import SCORES, SciProjection
+from services.sci.domain import UNCALIBRATED, Correction
+from services.sci.projection import CALIBRATIONS, SCORES, SciProjection
 from shared.catalog import get_catalog
 from shared.events import new_event
 from shared.events.envelope import CloudEvent
@@ -142,9 +142,11 @@ async def test_a_later_refresh_follows_freshness_and_new_evidence() -> None:
     first = await gauge.refresh()
     assert nonzero(first) == expected(docs, clock[0])
 
+    assert gauge.read == 61
     clock[0] = T0 + timedelta(days=400)  # Freshness has all but gone: scores fall
     decayed = await gauge.refresh()
     assert nonzero(decayed) == expected(docs, clock[0]) and decayed != first
+    assert gauge.read == 0  # nothing changed in the store: nothing read again
 
     # one learner is rated again, well: only that document changed
     more = [
@@ -166,3 +168,27 @@ async def test_a_later_refresh_follows_freshness_and_new_evidence() -> None:
     await store.write([Change(c, k, d) for (c, k), d in docs.items() if k.startswith("l1/")])
     moved = await gauge.refresh()
     assert nonzero(moved) == expected(docs, clock[0]) and moved != decayed
+    assert gauge.read == 1
+
+
+async def test_a_new_calibration_rescores_its_skill() -> None:
+    docs, _ = fold_events(SciProjection(SKILLS), population(11))
+    store = await stored(docs)
+    now = T0 + timedelta(days=91)
+    gauge = SciDistribution(store, SKILLS, clock=lambda: now)
+    await gauge.refresh()
+    # every rater of the skill found 1.5 points lenient: the skill's scores fall under it
+    lenient = Correction(bias={f"r{n}": 1.5 for n in range(16)}, ratings=500, version="v", digest="d")
+    await store.write([Change(CALIBRATIONS, ML, lenient.to_doc())])
+    after = await gauge.refresh()
+    in_skill = sum(1 for (c, k), d in docs.items() if c == SCORES and d["skill"] == ML and visible(d))
+    assert gauge.read == in_skill  # that skill's scores only
+    shown = Counter(
+        (
+            doc["skill"],
+            sci_range(current_score(doc, lenient if doc["skill"] == ML else UNCALIBRATED, now).sci),
+        )
+        for (collection, _), doc in docs.items()
+        if collection == SCORES and visible(doc)
+    )
+    assert nonzero(after) == shown != expected(docs, now)
