@@ -67,6 +67,8 @@ def make_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
         # a stopping consumer finishes the batch in hand (fold, store write, commit) first
         graceful_timeout=GRACEFUL_STOP_S,
         log_level=logging.DEBUG,  # per-message lines at DEBUG; failures still at ERROR
+        # through the process's handler (FastStream's own logger prints coloured text)
+        logger=logging.getLogger("lemma.broker"),
     )
 
 

@@ -57,6 +57,20 @@ PARTITIONS_FENCED = Counter(
     ["service", "consumer"],
 )
 
+RATING_TO_PASSPORT = Histogram(
+    "lemma_rating_to_passport_seconds",
+    "From a rating's submission (its RatingSubmitted's time) to the passport projection having "
+    "written the score change it caused (the SciUpdated sci published for it); live folds only",
+    ["service"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60),
+)
+SCI_LEARNERS = Gauge(
+    "lemma_sci_learners",
+    "Learners whose current SCI in the skill falls in the range (0-10 ... 90-100), over the whole "
+    "sci store: every replica reports the same numbers (aggregate with max, never sum)",
+    ["service", "skill", "range"],
+)
+
 
 def metrics_response() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

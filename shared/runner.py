@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable
 
@@ -10,6 +9,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from shared.gc_tuning import tune_for_folding
+from shared.log_format import configure_logging
 from shared.settings import get_settings
 
 #: Idle keep-alive connections stay open longer than a proxy keeps them (Caddy: 2 min, most load
@@ -19,9 +19,13 @@ KEEP_ALIVE_S = 150
 
 
 def serve(name: str, create_app: Callable[[], FastAPI], *, default_port: int) -> None:
-    logging.basicConfig(
+    # JSON lines unless told otherwise (LEMMA_LOG_FORMAT=text reads better in a terminal)
+    configure_logging(
+        name,
+        os.environ.get("LEMMA_INSTANCE", "1"),
+        fmt=os.environ.get("LEMMA_LOG_FORMAT", "json"),
         level=os.environ.get("LEMMA_LOG_LEVEL", "INFO"),
-        format=f"%(asctime)s {name} %(levelname)s %(name)s: %(message)s",
+        levels=os.environ.get("LEMMA_LOG_LEVELS", ""),
     )
     port = int(os.environ.get("LEMMA_PORT", default_port))
     host = os.environ.get("LEMMA_HOST", "127.0.0.1")
@@ -34,7 +38,8 @@ def serve(name: str, create_app: Callable[[], FastAPI], *, default_port: int) ->
         host=host,
         port=port,
         log_level="warning",
-        access_log=False,
+        log_config=None,  # uvicorn's lines go through ours (configure_logging)
+        access_log=False,  # each request is one line of ours (shared.request_log)
         timeout_keep_alive=KEEP_ALIVE_S,
         proxy_headers=True,
         forwarded_allow_ips=get_settings().trusted_proxies,

@@ -33,6 +33,7 @@ from shared.events.registry import Topic
 from shared.handover import Announcer, VersionSwitch
 from shared.http_security import allow_origins, security_headers_middleware
 from shared.kafka_connection import KafkaConnection
+from shared.log_context import ORIGIN, Origin, note_published, request_correlation
 from shared.log_records import end_offsets
 from shared.loop_lag import LoopLagMonitor
 from shared.metrics import http_latency_middleware, metrics_response
@@ -43,6 +44,7 @@ from shared.projection.faults import RetryPolicy
 from shared.projection.fold import Doc, DocRef, Projection
 from shared.projection.runtime import ProjectionRuntime
 from shared.rate_limits import RateLimiter, address_limit_middleware
+from shared.request_log import request_log_middleware
 from shared.settings import Settings
 from shared.store import Change, Store, open_store
 from shared.store.versioned import LiveStore
@@ -151,6 +153,9 @@ class ServiceContext:
     def event(
         self, payload: Payload, *, correlationid: str | None = None, time: datetime | None = None
     ) -> CloudEvent:
+        """An event of this service's; under an HTTP request it carries the request's correlation
+        id unless ``correlationid`` continues another chain."""
+        correlationid = correlationid or request_correlation()
         return new_event(payload, source=self.name, correlationid=correlationid, time=time)
 
     async def commit(
@@ -173,6 +178,7 @@ class ServiceContext:
         records = outbox_records(events)
         await self.store.write(changes, outbox=records, expect=expect)
         note_written(records)
+        note_published(events)
         self.relay.kick()
 
 
@@ -235,6 +241,8 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # what runs from here (consumers, relay, jobs) logs as this service
+        ORIGIN.set(Origin(ctx.name, ctx.settings.instance))
         for step in on_start:
             await step(ctx.raw_store)
         await switch.prepare()  # the version each runtime folds, before its consumer joins
@@ -261,12 +269,14 @@ def create_app(
     app.state.ctx = ctx
     app.state.settings = ctx.settings
     app.state.started = False
-    # the last added runs first: latency sees every answer, limits come before any work
+    # the last added runs first: the request's log line and latency see every answer, limits
+    # come before any work
     app.state.limiter = RateLimiter.from_settings(ctx.name, ctx.settings)
     app.middleware("http")(consistency_middleware(ctx))
     app.middleware("http")(address_limit_middleware(app.state.limiter))
     app.middleware("http")(security_headers_middleware())
     app.middleware("http")(http_latency_middleware(ctx.name))
+    app.middleware("http")(request_log_middleware(ctx.name, ctx.settings.instance))
     allow_origins(app, ctx.settings.cors_origins)
     install_problem_handlers(app)
     install_api_docs(app)

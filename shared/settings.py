@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     # A skill is calibrated once it has this many ratings (below, bias and noise are not
     # identifiable and the estimates degenerate).
     sci_calibration_min_ratings: int = 100
+    # How often each sci replica works out the SCI distribution it exports
+    # (``lemma_sci_learners``) from the whole store (0: never).
+    sci_distribution_interval_s: float = Field(default=30.0, ge=0)
 
     # The store of each service: a URL with a ``{service}`` placeholder, so services never
     # share a database (e.g. ``mongodb://db:27017/lemma_{service}?replicaSet=rs0``).

@@ -26,6 +26,7 @@ from shared.auth import OpsDep, Principal, PrincipalDep
 from shared.catalog import get_catalog
 from shared.events.envelope import deterministic_id, new_event
 from shared.events.payloads import MatchRequested, Payload
+from shared.log_context import request_correlation
 from shared.problems import Problem
 from shared.service import ContextDep, ServiceContext
 
@@ -63,7 +64,8 @@ def _view(ticket: dict[str, Any]) -> Ticket:
 
 async def _publish(ctx: ServiceContext, payload: Payload, subject: str, now: datetime) -> None:
     event_id = deterministic_id(ctx.name, type(payload).__name__, subject)
-    await ctx.commit([], [new_event(payload, source=ctx.name, time=now, id=event_id)])
+    event = new_event(payload, source=ctx.name, time=now, id=event_id, correlationid=request_correlation())
+    await ctx.commit([], [event])
 
 
 async def _until(request: Request, seconds: float, check: Callable[[], Awaitable[Any]]) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.passport import api, consumers, pages, privacy, records
+from services.passport.latency import rating_latency
 from services.passport.projection import PassportProjection
 from shared.service import ServiceContext, create_app
 from shared.settings import Settings, get_settings
@@ -22,6 +23,7 @@ def projection(settings: Settings) -> PassportProjection:
 def bootstrap(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
     ctx = ServiceContext.build(NAME, settings or get_settings(), store=store)
     runtime = ctx.runtime(projection(ctx.settings), own_topics=consumers.OWN_TOPICS)
+    runtime.observe = rating_latency(NAME)
     app = create_app(
         ctx,
         title="Lemma passport",

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from services.sci import api, consumers, ops_api, rater_api
 from services.sci.announce import changed_scores
+from services.sci.distribution import SciDistribution
 from services.sci.offload import ProcessOffload
 from services.sci.projection import CALIBRATIONS, SciProjection
 from services.sci.recalibration import Recalibrator, calibrate_quietly
@@ -44,6 +45,7 @@ def bootstrap(settings: Settings | None = None, store: Store | None = None) -> F
     ctx.announcers[runtime.name] = changed_scores  # what a rebuilt version announces going live
     offload = ProcessOffload()
     recalibrator = Recalibrator(ctx, skills, offload, runtime)
+    distribution = SciDistribution(ctx.store, skills, service=NAME)
     return create_app(
         ctx,
         title="Lemma sci",
@@ -52,6 +54,9 @@ def bootstrap(settings: Settings | None = None, store: Store | None = None) -> F
         kafka_router=consumers.build_router(ctx.settings, runtime),
         workers=[
             PeriodicWorker("sci-calibration", ctx.settings.sci_calibration_interval_s, recalibrator.tick),
+            PeriodicWorker(
+                "sci-distribution", ctx.settings.sci_distribution_interval_s, distribution.refresh
+            ),
             offload,  # stopped after the job that uses it
         ],
     )

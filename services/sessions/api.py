@@ -21,6 +21,7 @@ from services.sessions.personal import comment_docs, shown_to
 from services.sessions.projection import ERASED, SESSIONS
 from shared.auth import PrincipalDep
 from shared.events.payloads import AbandonReason, ContestReason, DisputeReason, abandon_code
+from shared.log_context import request_correlation
 from shared.problems import Problem
 from shared.service import ContextDep, ServiceContext
 
@@ -144,8 +145,9 @@ async def _run(
     session_id: str,
     command: commands.Command,
     also: dict[tuple[str, str], dict[str, Any] | None] | None = None,
+    correlationid: str | None = None,
 ) -> domain.Transition:
-    result = await commands.run(ctx, session_id, command, also=also)
+    result = await commands.run(ctx, session_id, command, also=also, correlationid=correlationid)
     assert result is not None  # the routes' commands always decide
     return result
 
@@ -273,6 +275,9 @@ async def rate_partner(
         session_id,
         lambda doc, now: domain.rate(doc, session_id, who, body.ratee_id, body.scores, body.comment, now),
         also=comment_docs(rating_id, session_id, who, body.ratee_id, comment),
+        # a rating starts its own chain (the request's), followed alone through evidence, sci and
+        # passport; its session_id ties it to the session's
+        correlationid=request_correlation(),
     )
     assert result.event is not None  # a rating is never a no-op: a repeat is refused with 409
     return RatingView.model_validate({**result.event.model_dump(), "comment": comment})

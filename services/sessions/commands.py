@@ -29,16 +29,19 @@ async def run(
     *,
     writer: str = "session",
     also: Mapping[DocRef, Doc | None] | None = None,
+    correlationid: str | None = None,
 ) -> Transition | None:
     """``also``: documents written with the event, if the command publishes one (a rating's
-    comment, which is kept apart from the log)."""
+    comment, which is kept apart from the log). ``correlationid``: the chain the event starts
+    (a rating: its request's); by default it continues the session's (a session is one trace)."""
 
     async def once(tx: Attempt) -> Transition | None:
         doc = await tx.get(SESSIONS, session_id)
         now = datetime.now(UTC)
         result = command(doc, now)
         if result is not None and result.event is not None:
-            event = ctx.event(result.event, time=now, correlationid=result.doc.get("correlation_id"))
+            chain = correlationid or result.doc.get("correlation_id")
+            event = ctx.event(result.event, time=now, correlationid=chain)
             changes = {
                 (SESSIONS, session_id): result.doc,
                 **deadlines.changes(doc, result.doc),

@@ -30,6 +30,7 @@ from typing import Any
 
 from shared.errors import EventRefused, Refused
 from shared.events.envelope import CloudEvent, decode, deterministic_id, new_event
+from shared.log_context import EVENT
 from shared.metrics import (
     CONSUMER_LAG,
     DEAD_LETTERS,
@@ -50,6 +51,8 @@ from shared.store.base import ABSENT, Change, Conflict, Fenced, Store
 from shared.store.versioned import VersionStore
 
 log = logging.getLogger(__name__)
+#: one line per event a live fold folds (``_tell``): quieted alone with LEMMA_LOG_LEVELS=lemma.folds=WARNING
+folds_log = logging.getLogger("lemma.folds")
 
 
 #: How many times a batch is folded again after a write conflict before it counts as a fault.
@@ -95,6 +98,9 @@ class ProjectionRuntime(PartitionFences):
         #: (``shared.bus.fold_batch``: a batch is committed to Kafka only after its events)
         self.written: list[str] = []
         self.relayed: Callable[[Sequence[str]], Awaitable[bool]] | None = None
+        #: told, after each batch written, the events folded live (not while a rebuild folds a
+        #: version, nor records a hand-over keeps quiet): what a service measures on them
+        self.observe: Callable[[Sequence[CloudEvent]], None] | None = None
         #: positions the consumer on the offsets of the version now folded (``shared.positions``)
         self.on_reposition: Callable[[], Awaitable[None]] | None = None
         #: records behind the partition end, as of the last batch (``CONSUMER_LAG`` too)
@@ -225,6 +231,7 @@ class ProjectionRuntime(PartitionFences):
         dirty: set[DocRef] = set()
         emitted: list[CloudEvent] = []
         folded: list[CloudEvent] = []
+        live: list[tuple[Record, CloudEvent]] = []  # folded as news, not re-folded: logged, observed
         settling = self.emit and isinstance(self.projection, Settling)
         facts_only = settling or (not self.emit and isinstance(self.projection, CatchUp))
         before = dict(working)  # as loaded: a fold never mutates a document
@@ -233,6 +240,7 @@ class ProjectionRuntime(PartitionFences):
             at = (record.topic, record.partition)
             if at in stopped and record.offset >= stopped[at][0]:
                 continue
+            context = EVENT.set(event)  # what the fold logs is about this event
             try:
                 if facts_only:  # ``fold`` reads only what ``refs`` named: the batch's documents will do
                     changes = self.projection.fold(working, event)  # type: ignore[attr-defined]
@@ -246,12 +254,16 @@ class ProjectionRuntime(PartitionFences):
             except Exception as exc:
                 stopped[at] = (record.offset, exc)
                 continue
+            finally:
+                EVENT.reset(context)
             working.update(changes)
             dirty.update(changes)
             if settling:
                 cause.update(dict.fromkeys(changes, (index, record, event)))
             elif self.emit and record.offset > self.quiet_until.get(at, -1):
                 emitted.extend(caused)
+            if self.emit and record.offset > self.quiet_until.get(at, -1):
+                live.append((record, event))
             folded.append(event)
         await asyncio.sleep(0)
 
@@ -321,9 +333,48 @@ class ProjectionRuntime(PartitionFences):
             self._count_parked()
         for partition, (offset, error) in sorted(stopped.items()):
             self._stop(partition, offset, error)
+        if live:
+            self._tell(live, emitted)
         if self._on_written is not None:
             self._on_written()
         return len(folded)
+
+    def _tell(self, live: Sequence[tuple[Record, CloudEvent]], emitted: Sequence[CloudEvent]) -> None:
+        """After a live batch is written: one log line per event folded (under the event's
+        context: its correlation id follows a chain through every service's log) naming what it
+        caused, then ``observe``."""
+        if folds_log.isEnabledFor(logging.INFO):
+            caused: dict[str, list[CloudEvent]] = defaultdict(list)
+            for out in emitted:
+                if out.causationid is not None:
+                    caused[out.causationid].append(out)
+            for record, event in live:
+                context = EVENT.set(event)
+                try:
+                    outs = caused.get(event.id, [])
+                    folds_log.info(
+                        "%s folded %s from %s[%d]@%d%s",
+                        self.name,
+                        event.type,
+                        record.topic,
+                        record.partition,
+                        record.offset,
+                        f", emits {', '.join(out.type for out in outs)}" if outs else "",
+                        extra={
+                            "projection": self.name,
+                            "topic": record.topic,
+                            "partition": record.partition,
+                            "offset": record.offset,
+                            "emits": [out.id for out in outs],
+                        },
+                    )
+                finally:
+                    EVENT.reset(context)
+        if self.observe is not None:
+            try:
+                self.observe([event for _, event in live])
+            except Exception:  # a measurement never fails a fold
+                log.exception("%s: observing a folded batch failed", self.name)
 
     async def _load(self, wanted: dict[str, set[str]]) -> tuple[dict[DocRef, Doc | None], dict[DocRef, str]]:
         """Every document the batch touches with its revision, one read per collection. Kept

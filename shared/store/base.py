@@ -118,6 +118,13 @@ class Store(abc.ABC):
         """Documents whose key starts with ``prefix``, in key order, past ``after``."""
 
     @abc.abstractmethod
+    async def scan_revisions(
+        self, collection: str, prefix: str = "", *, after: str | None = None, limit: int = 1000
+    ) -> list[tuple[str, str]]:
+        """``(key, revision)`` of the documents ``scan`` would give, ascending, without their
+        bodies: cheap enough to list a whole collection and read only what changed since."""
+
+    @abc.abstractmethod
     async def count(self, collection: str, prefix: str = "") -> int: ...
 
     @abc.abstractmethod

@@ -178,6 +178,17 @@ class MongoStore(Store):
             cursor = cursor.limit(limit)
         return [(row["_id"], row["doc"]) async for row in cursor]
 
+    async def scan_revisions(
+        self, collection: str, prefix: str = "", *, after: str | None = None, limit: int = 1000
+    ) -> list[tuple[str, str]]:
+        if limit == 0:  # as in ``scan``: Mongo reads limit(0) as "no limit"
+            return []
+        cursor = self._docs(collection).find({"_id": key_range(prefix, after)}, {"rev": 1})
+        cursor = cursor.sort("_id", pymongo.ASCENDING)
+        if limit > 0:
+            cursor = cursor.limit(limit)
+        return [(row["_id"], row.get("rev", UNREVISED)) async for row in cursor]
+
     async def count(self, collection: str, prefix: str = "") -> int:
         return await self._docs(collection).count_documents({"_id": key_range(prefix)})
 

@@ -165,6 +165,18 @@ class SqliteStore(Store):
         )
         return [(k, json.loads(d)) for k, d in rows]
 
+    async def scan_revisions(
+        self, collection: str, prefix: str = "", *, after: str | None = None, limit: int = 1000
+    ) -> list[tuple[str, str]]:
+        low, high = prefix, _prefix_end(prefix)
+        if after is not None:
+            low = max(low, after + "\x00")
+        rows = self._db.execute(
+            "SELECT key, rev FROM docs WHERE collection=? AND key>=? AND key<? ORDER BY key LIMIT ?",
+            (collection, low, high, limit),
+        )
+        return [(k, r) for k, r in rows]
+
     async def count(self, collection: str, prefix: str = "") -> int:
         row = self._db.execute(
             "SELECT COUNT(*) FROM docs WHERE collection=? AND key>=? AND key<?",

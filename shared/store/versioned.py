@@ -62,6 +62,11 @@ class VersionStore(Store):
             self._name(collection), prefix, after=after, limit=limit, descending=descending
         )
 
+    async def scan_revisions(
+        self, collection: str, prefix: str = "", *, after: str | None = None, limit: int = 1000
+    ) -> list[tuple[str, str]]:
+        return await self.inner.scan_revisions(self._name(collection), prefix, after=after, limit=limit)
+
     async def count(self, collection: str, prefix: str = "") -> int:
         return await self.inner.count(self._name(collection), prefix)
 
@@ -177,6 +182,12 @@ class LiveStore(VersionStore):
     ) -> list[tuple[str, Doc]]:
         await self._live()
         return await super().scan(collection, prefix, after=after, limit=limit, descending=descending)
+
+    async def scan_revisions(
+        self, collection: str, prefix: str = "", *, after: str | None = None, limit: int = 1000
+    ) -> list[tuple[str, str]]:
+        await self._live()
+        return await super().scan_revisions(collection, prefix, after=after, limit=limit)
 
     async def count(self, collection: str, prefix: str = "") -> int:
         await self._live()

@@ -190,6 +190,23 @@ class StoreContract:
         assert len(await store.scan("c", limit=2)) == 2
         assert len(await store.scan("c", limit=1000)) == len(TRAIL)
 
+    async def test_scan_revisions_lists_keys_and_revisions_in_pages(self, store: Store) -> None:
+        keys = [f"p/{i:03d}" for i in range(23)]
+        await put_all(store, "c", [*keys, "p0", "q/1", "o/1"])
+        await store.write([Change("c", "p/004", {"changed": True})])
+        revs = await store.revisions("c", keys)
+        listed: list[tuple[str, str]] = []
+        after: str | None = None
+        while page := await store.scan_revisions("c", "p/", after=after, limit=5):
+            listed += page
+            after = page[-1][0]
+        assert listed == [(k, revs[k]) for k in keys]  # the revisions ``read`` and ``revisions`` give
+        assert dict(listed)["p/004"] != dict(listed)["p/003"]  # the one written since moved
+        assert [k for k, _ in await store.scan_revisions("c")] == sorted([*keys, "p0", "q/1", "o/1"])
+        assert await store.scan_revisions("c", limit=0) == []
+        assert await store.scan_revisions("c", "p/", after="p/022") == []
+        assert await store.scan_revisions("empty") == []
+
     async def test_unicode_and_slash_keys_sort_by_code_point(self, store: Store) -> None:
         await put_all(store, "c", UNICODE_KEYS[::-1])
         assert [k for k, _ in await store.scan("c", limit=100)] == sorted(UNICODE_KEYS)
