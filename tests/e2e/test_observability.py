@@ -117,7 +117,14 @@ async def test_dashboards_and_alerts_query_what_the_running_stack_exports(stack:
         )
         return sum(float(c) for c in counts) > 0
 
+    def distributed() -> bool:
+        """sci's distribution (refreshed every LEMMA_SCI_DISTRIBUTION_INTERVAL_S) counts someone."""
+        *_, pages = scrape([stack.service_url("sci", n) for n in range(1, stack.replicas + 1)])
+        counts = re.findall(r"^lemma_sci_learners\{[^}]*\} (\S+)$", "".join(pages.values()), re.M)
+        return sum(float(c) for c in counts) > 0
+
     await asyncio.to_thread(until, rated, 60, "no rating reached a passport")
+    await asyncio.to_thread(until, distributed, 90, "the SCI distribution counts no learner")
     declared, sampled, _ = await asyncio.to_thread(scrape, replica_urls(stack))
     wanted = queried()
     missing = {name: sorted(where) for name, where in wanted.items() if name not in declared}
