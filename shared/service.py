@@ -44,6 +44,7 @@ from shared.projection.faults import RetryPolicy
 from shared.projection.fold import Doc, DocRef, Projection
 from shared.projection.runtime import ProjectionRuntime
 from shared.rate_limits import RateLimiter, address_limit_middleware
+from shared.readiness import Checks, ReadinessMonitor
 from shared.request_log import request_log_middleware
 from shared.settings import Settings
 from shared.store import Change, Store, open_store
@@ -237,7 +238,14 @@ def create_app(
         announcers=ctx.announcers,
         end_offsets=lambda topics: end_offsets(KafkaConnection.of(ctx.settings), topics),
     )
-    workers = [LoopLagMonitor(ctx.name), switch, *workers]
+    checks = Checks(
+        ctx.name,
+        started=lambda: bool(app.state.started),
+        store_ping=lambda: ctx.store.ping(),
+        broker_ping=lambda timeout: ctx.broker.ping(timeout=timeout),
+        runtimes=ctx.runtimes,
+    )
+    workers = [LoopLagMonitor(ctx.name), ReadinessMonitor(checks), switch, *workers]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -297,19 +305,7 @@ def create_app(
         responses={503: {"model": Readiness, "description": "Not ready (yet, or any more)"}},
     )
     async def readyz() -> JSONResponse:
-        checks: dict[str, bool] = {"started": bool(app.state.started)}
-        try:
-            checks["store"] = await ctx.store.ping()
-        except Exception:
-            checks["store"] = False
-        try:
-            checks["broker"] = bool(await ctx.broker.ping(timeout=2.0))
-        except Exception:
-            checks["broker"] = False
-        # every partition positioned on the log its store folded, none refused or parked (one
-        # waiting to retry a failed record is still ready: it moves on its own)
-        checks["log"] = not any(r.checking or r.refused for r in ctx.runtimes)
-        ready = all(checks.values())
+        ready = await checks.ready()
         # up or ready and nothing more to anyone: the details are on GET /ops/projections
         return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
 

@@ -188,7 +188,18 @@ def http() -> dashboard.Dashboard:
                 "run for 2 minutes fires LemmaReplicaDown.",
                 "short",
                 Query('sum by (job) (up{job=~"lemma-$service"})', "{{job}}"),
-                width=24,
+                width=12,
+            )
+        )
+        .with_panel(
+            single_stat(
+                "Replicas ready",
+                "Replicas of each service whose GET /readyz answers 200: started, store and broker "
+                "reachable, no partition refused or parked. One not ready for 5 minutes fires "
+                "LemmaReplicaNotReady; lemma_ready_check names the failing check.",
+                "short",
+                Query('sum by (service) (lemma_ready{service=~"$service"})', "{{service}}"),
+                width=12,
             )
         )
         .with_panel(

@@ -34,6 +34,7 @@ DRAWN = (
     "lemma_matching_time_to_match_seconds_bucket",
     "lemma_rating_to_passport_seconds_bucket",
     "lemma_sci_learners",
+    "lemma_ready",
 )
 SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "summary": ("_sum", "_count")}
 
