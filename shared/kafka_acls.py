@@ -1,8 +1,9 @@
 """The Kafka ACLs of every user of the cluster: each service writes only its own topic.
 
 Derived from the flow of the system (``shared.events.flow``), never written by hand: the
-Kubernetes manifests (Strimzi ``KafkaUser`` ACLs) and the integration test on a broker with an
-authorizer (``tests/integration/test_kafka_security.py``) both come from ``kafka_acls``, and
+Kubernetes manifests (``deploy/k8s/base/kafka/acls.txt``, which the setup Job applies) and the
+integration test on a broker with an authorizer (``tests/integration/test_kafka_security.py``)
+both come from ``kafka_acls``, and
 ``docs/operations.md`` ("Kafka security") shows the table.
 
 Every ACL allows (Kafka denies what no ACL allows), from any host. Names carry the settings'

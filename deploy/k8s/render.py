@@ -3,10 +3,17 @@
 
 Generated: each service's StatefulSet, Services, PodDisruptionBudget, ServiceMonitor and
 HorizontalPodAutoscaler (``base/services/<name>.yaml``), the gateway's Caddyfile (the local
-stack's ``render_caddyfile`` with the in-cluster service names), the Kafka ACLs of every
-service (``base/kafka/acls.txt``, from the flow of the system in ``shared.consistency``) and the
-MongoDB replica set with one user per service (``base/mongodb/mongodb.yaml``). Everything else
-under ``deploy/k8s`` is written by hand.
+stack's ``render_caddyfile`` with the in-cluster service names), the Kafka ACLs of every Kafka
+user (``base/kafka/acls.txt``, from ``shared.kafka_acls.kafka_acls``, in the words of Kafka's
+``kafka-acls.sh``; the setup Job's ``setup.sh`` creates each user it names and applies them) and
+the MongoDB replica set with one user per service (``base/mongodb/mongodb.yaml``) and the
+operators' CLI (``base/operator/cli.yaml``). Everything else under ``deploy/k8s`` is written
+by hand.
+
+Kafka user names are those of ``shared.kafka_acls`` as they are (``passport`` ... ``sci``,
+``topics``, ``operator``; principal ``User:<name>``, ``shared.kafka_acls.principal``), so the
+ACL table of ``docs/operations.md`` names the cluster's users; each one's password is in the
+Secret ``lemma-kafka-<name>`` (``kafka_secret``).
 
 Why StatefulSets, not Deployments: every service folds Kafka partitions, and its consumers join
 their groups as static members named after ``LEMMA_INSTANCE`` (``shared.bus.membership``). A
@@ -28,8 +35,16 @@ from typing import Any
 import yaml
 
 from deploy.local.gateway import GatewaySite, render_caddyfile
-from shared.consistency import FOLDS, PRODUCES
-from shared.events.registry import Topic
+from shared.kafka_acls import (
+    OPERATOR_USER,
+    USERS,
+    KafkaAcl,
+    Operation,
+    PatternType,
+    ResourceType,
+    kafka_acls,
+    principal,
+)
 
 K8S = Path(__file__).resolve().parent
 BASE = K8S / "base"
@@ -45,11 +60,30 @@ CLUSTER_SITE = GatewaySite(
     tokens="Tokens come from the identity provider (RS256, checked against its JWKS).",
     generated_by="`python -m deploy.k8s.render` (deploy/k8s/render.py)",
 )
-#: Every service writes its own topic and these two: dead letters (every consumer) and
-#: operator actions (the /ops routes, projection switches).
-SHARED_WRITES = (Topic.DLQ, Topic.OPS)
-#: The Kafka user of the setup Job (created when the brokers' storage is formatted).
+#: The Kafka super user of the setup Job (created when the brokers' storage is formatted); it
+#: has no ACLs (``server.properties``: ``super.users``).
 KAFKA_ADMIN = "lemma-admin"
+#: How Apache Kafka's ``kafka-acls.sh`` (``org.apache.kafka.tools.AclCommand``) spells each
+#: resource type (its option: ``--topic NAME``, ``--group NAME``, ``--transactional-id NAME``;
+#: ``--cluster`` takes no name), pattern type (``--resource-pattern-type``) and operation
+#: (``--operation``). Total over ``shared.kafka_acls``' enums (checked): a member added there
+#: fails the render until it is given its word here.
+ACL_RESOURCE_OPTIONS: dict[ResourceType, str] = {
+    ResourceType.TOPIC: "topic",
+    ResourceType.GROUP: "group",
+    ResourceType.CLUSTER: "cluster",
+    ResourceType.TRANSACTIONAL_ID: "transactional-id",
+}
+ACL_PATTERN_TYPES: dict[PatternType, str] = {PatternType.LITERAL: "literal", PatternType.PREFIXED: "prefixed"}
+ACL_OPERATIONS: dict[Operation, str] = {
+    Operation.READ: "Read",
+    Operation.WRITE: "Write",
+    Operation.CREATE: "Create",
+    Operation.DESCRIBE: "Describe",
+    Operation.IDEMPOTENT_WRITE: "IdempotentWrite",
+}
+#: The only name a cluster resource has (``kafka-acls.sh --cluster`` takes none).
+CLUSTER_NAME = "kafka-cluster"
 
 
 @dataclass(frozen=True)
@@ -140,8 +174,9 @@ def resource_name(service: str) -> str:
     return f"lemma-{service}"
 
 
-def kafka_user(service: str) -> str:
-    return f"lemma-{service}"
+def kafka_secret(user: str) -> str:
+    """The Secret holding the password of Kafka user ``user`` (key ``password``)."""
+    return f"lemma-kafka-{user}"
 
 
 def _selector(service: str) -> dict[str, str]:
@@ -152,6 +187,16 @@ def _labels(service: str, component: str = "service") -> dict[str, str]:
     return {**LABELS, **_selector(service), "app.kubernetes.io/component": component}
 
 
+def store_url(mongo_user: str) -> str:
+    """``LEMMA_STORE_URL`` for a MongoDB user whose password is in ``$(LEMMA_MONGO_PASSWORD)``
+    (the kubelet expands it, and ``lemma-config``'s hosts and replica set)."""
+    return (
+        f"mongodb://{mongo_user}:$(LEMMA_MONGO_PASSWORD)@$(LEMMA_MONGO_HOSTS)"
+        "/lemma_{service}?replicaSet=$(LEMMA_MONGO_REPLICA_SET)&authSource=admin"
+        "&tls=true&tlsCAFile=/etc/lemma/ca/ca.crt"
+    )
+
+
 def _env(spec: ServiceSpec) -> list[dict[str, Any]]:
     """What differs from one service to the next (the rest comes from ``lemma-config``)."""
     name = spec.name
@@ -160,10 +205,11 @@ def _env(spec: ServiceSpec) -> list[dict[str, Any]]:
         # the pod's name, stable in a StatefulSet: lemma-passport-0 (see the module's note)
         {"name": "LEMMA_INSTANCE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "LEMMA_SERVICE", "value": name},
-        {"name": "LEMMA_KAFKA_SASL_USERNAME", "value": kafka_user(name)},
+        # its Kafka user is the service's name (shared.kafka_acls)
+        {"name": "LEMMA_KAFKA_SASL_USERNAME", "value": name},
         {
             "name": "LEMMA_KAFKA_SASL_PASSWORD",
-            "valueFrom": {"secretKeyRef": {"name": f"lemma-kafka-{name}", "key": "password"}},
+            "valueFrom": {"secretKeyRef": {"name": kafka_secret(name), "key": "password"}},
         },
         {
             "name": "LEMMA_MONGO_PASSWORD",
@@ -174,12 +220,7 @@ def _env(spec: ServiceSpec) -> list[dict[str, Any]]:
             "valueFrom": {"secretKeyRef": {"name": "lemma-redis", "key": "password"}},
         },
         # $(VAR) is expanded by the kubelet from the variables above and lemma-config
-        {
-            "name": "LEMMA_STORE_URL",
-            "value": f"mongodb://{resource_name(name)}:$(LEMMA_MONGO_PASSWORD)@$(LEMMA_MONGO_HOSTS)"
-            "/lemma_{service}?replicaSet=$(LEMMA_MONGO_REPLICA_SET)&authSource=admin"
-            "&tls=true&tlsCAFile=/etc/lemma/ca/ca.crt",
-        },
+        {"name": "LEMMA_STORE_URL", "value": store_url(resource_name(name))},
         {"name": "LEMMA_RATE_LIMIT_STORAGE", "value": "redis://:$(LEMMA_REDIS_PASSWORD)@lemma-redis:6379/0"},
     ]
 
@@ -387,55 +428,153 @@ def caddyfile() -> str:
     return render_caddyfile(GATEWAY_PORT, upstreams, CADDY_DIR, CLUSTER_SITE)
 
 
-def acl_rules(service: str) -> list[tuple[str, str, str, str, tuple[str, ...]]]:
-    """The Kafka ACLs of one service: (principal, resource type, pattern type, name, operations).
+#: One line of ``acls.txt``: principal, resource option, pattern type, name, operations.
+AclLine = tuple[str, str, str, str, tuple[str, ...]]
 
-    Write: its own topic, the dead letters and the operator actions, nothing else. Read: the
-    topics it folds. Describe on every topic of the system and on every group: a request carrying
-    a consistency token follows the write through the other services' committed offsets and
-    their topics' ends (``shared.consistency``). Read on the groups named after it (``passport``;
-    ``matching`` and ``matching-engine``). No transactional ids: the services use none.
-    """
-    user = kafka_user(service)
-    own = PRODUCES[service]
-    folds = FOLDS[service]
-    rules: list[tuple[str, str, str, str, tuple[str, ...]]] = []
-    rules.append(
-        (user, "topic", "literal", own.value, ("Write", "Describe") + (("Read",) if own in folds else ()))
-    )
-    rules += [(user, "topic", "literal", t.value, ("Write", "Describe")) for t in SHARED_WRITES]
-    rules += [(user, "topic", "literal", t.value, ("Read", "Describe")) for t in folds if t != own]
-    rules.append((user, "topic", "prefixed", "lemma.", ("Describe",)))
-    rules.append((user, "group", "prefixed", service, ("Read", "Describe")))
-    rules.append((user, "group", "literal", "*", ("Describe",)))
-    return rules
+
+def acl_lines(user: str) -> list[AclLine]:
+    """``kafka_acls(user)`` in ``kafka-acls.sh``'s words, the operations on one resource
+    together (one ``kafka-acls.sh --add`` each)."""
+    grouped: dict[tuple[str, str, str], list[str]] = {}
+    for acl in kafka_acls(user):
+        name = CLUSTER_NAME if acl.resource_type == ResourceType.CLUSTER else acl.name
+        key = (ACL_RESOURCE_OPTIONS[acl.resource_type], ACL_PATTERN_TYPES[acl.pattern], name)
+        grouped.setdefault(key, []).append(ACL_OPERATIONS[acl.operation])
+    return [(principal(user), *key, tuple(ops)) for key, ops in grouped.items()]
 
 
 def acl_file() -> str:
     lines = [
-        "# Generated by `python -m deploy.k8s.render` (deploy/k8s/render.py): the Kafka ACLs of each",
-        "# service, read by the setup Job (kafka/setup.sh). One rule a line:",
+        "# Generated by `python -m deploy.k8s.render` (deploy/k8s/render.py) from",
+        "# shared.kafka_acls.kafka_acls: the Kafka ACLs of every user, each allowed from any host.",
+        "# The setup Job (kafka/setup.sh) creates the SCRAM user of every principal named here and",
+        "# adds its rules with kafka-acls.sh. One resource a line:",
         "# principal resource-type pattern-type resource-name operations",
     ]
-    for spec in SERVICES:
-        lines += [f"{u} {t} {p} {n} {','.join(ops)}" for u, t, p, n, ops in acl_rules(spec.name)]
+    for user in USERS:
+        lines += [f"{p} {t} {pattern} {n} {','.join(ops)}" for p, t, pattern, n, ops in acl_lines(user)]
     return "\n".join(lines) + "\n"
 
 
-def parse_acl_file(text: str) -> list[tuple[str, str, str, str, tuple[str, ...]]]:
-    rules = []
-    for line in text.splitlines():
+def parse_acl_file(text: str) -> dict[str, list[KafkaAcl]]:
+    """What ``acls.txt`` allows each user (``User:passport`` gives ``passport``), as
+    ``kafka_acls`` says it: sorted, one ``KafkaAcl`` an operation. Raises ``ValueError`` on a
+    line ``setup.sh`` could not apply (a word ``kafka-acls.sh`` does not know, a principal
+    that is not ``User:``)."""
+    resources = {v: k for k, v in ACL_RESOURCE_OPTIONS.items()}
+    patterns = {v: k for k, v in ACL_PATTERN_TYPES.items()}
+    operations = {v: k for k, v in ACL_OPERATIONS.items()}
+    acls: dict[str, set[KafkaAcl]] = {}
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.startswith("#"):
             continue
-        user, rtype, pattern, name, ops = line.split()
-        rules.append((user, rtype, pattern, name, tuple(ops.split(","))))
-    return rules
+        try:
+            who, rtype, pattern, name, ops = line.split()
+            kind, user = who.split(":", 1)
+            if kind != "User" or not user:
+                raise ValueError(f"principal {who!r} is not User:<name>")
+            resource = resources[rtype]
+            acls.setdefault(user, set()).update(
+                KafkaAcl(resource, name, patterns[pattern], operations[op]) for op in ops.split(",")
+            )
+        except (ValueError, KeyError) as exc:
+            raise ValueError(f"acls.txt line {number} ({line!r}): {exc!r}") from exc
+    return {user: sorted(found) for user, found in acls.items()}
+
+
+#: The operators' CLI: a Deployment kept at no replica, scaled to one for the work.
+CLI = "lemma-cli"
+#: What a job of ours that serves no requests gives ``LEMMA_RATE_LIMIT_STORAGE``: production's
+#: settings refuse ``memory://`` in any process; it counts nothing, so Redis without its password.
+UNUSED_RATE_LIMIT_STORAGE = "redis://lemma-redis:6379/0"
+
+
+def cli_deployment() -> dict[str, Any]:
+    """The image's ``lemma`` command as the Kafka user ``operator`` (``lemma dlq``, ``lemma
+    audit``, ``lemma replay``, rescopes) and the MongoDB user ``lemma-operator`` (every service's
+    database, for a replay). Kept at 0 replicas: ``kubectl scale --replicas=1``, ``kubectl
+    exec``, scale back (deploy/k8s/README.md). Its limits hold the largest measured rebuild (sci:
+    723 MiB, docs/benchmarks.md "Replay")."""
+    labels = {**LABELS, "app.kubernetes.io/name": CLI, "app.kubernetes.io/component": "operator-cli"}
+    container = {
+        "name": "lemma",
+        "image": "lemma",
+        "imagePullPolicy": "IfNotPresent",
+        # waits for `kubectl exec` (sleep as PID 1 ignores SIGTERM: it goes after the grace period)
+        "command": ["sleep", "infinity"],
+        "envFrom": [{"configMapRef": {"name": "lemma-config"}}],
+        "env": [
+            {"name": "LEMMA_KAFKA_SASL_USERNAME", "value": OPERATOR_USER},
+            {
+                "name": "LEMMA_KAFKA_SASL_PASSWORD",
+                "valueFrom": {"secretKeyRef": {"name": kafka_secret(OPERATOR_USER), "key": "password"}},
+            },
+            {
+                "name": "LEMMA_MONGO_PASSWORD",
+                "valueFrom": {"secretKeyRef": {"name": "lemma-mongo-operator", "key": "password"}},
+            },
+            {"name": "LEMMA_STORE_URL", "value": store_url("lemma-operator")},
+            {"name": "LEMMA_RATE_LIMIT_STORAGE", "value": UNUSED_RATE_LIMIT_STORAGE},
+        ],
+        "resources": {
+            "requests": {"cpu": "100m", "memory": "256Mi"},
+            "limits": {"cpu": "2", "memory": "2Gi"},
+        },
+        "securityContext": _container_security(),
+        "volumeMounts": [
+            {"name": "ca", "mountPath": "/etc/lemma/ca", "readOnly": True},
+            {"name": "state", "mountPath": "/var/lib/lemma"},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": CLI, "labels": labels},
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": {"app.kubernetes.io/name": CLI}},
+            "template": {
+                "metadata": {"labels": dict(labels)},
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "terminationGracePeriodSeconds": 5,
+                    "securityContext": pod_security(),
+                    "containers": [container],
+                    "volumes": [
+                        {
+                            "name": "ca",
+                            "secret": {
+                                "secretName": "lemma-ca",
+                                "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                            },
+                        },
+                        {"name": "state", "emptyDir": {"sizeLimit": "1Gi"}},
+                        {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
+                    ],
+                },
+            },
+        },
+    }
+
+
+def cli_file() -> str:
+    header = (
+        "Generated by `python -m deploy.k8s.render` (deploy/k8s/render.py); edit that, not this.\n"
+        f"{CLI}: the operators' `lemma` command, as the Kafka user `{OPERATOR_USER}` (read every topic,\n"
+        "describe the services' groups, write nothing) and the MongoDB user lemma-operator. No replica\n"
+        'until an operator scales it to one (deploy/k8s/README.md, "Operators\' CLI").'
+    )
+    return _dump([cli_deployment()], header)
 
 
 def mongodb() -> dict[str, Any]:
     """The MongoDB replica set (MongoDB Community Operator): TLS only, SCRAM, one user per
-    service owning its database and nothing else. Members: 1 (dev) or 3 (prod), set by the
-    overlays; the passwords come from the Secrets lemma-mongo-<service> (key ``password``)."""
+    service owning its database and nothing else, and the operators' CLI's user
+    (``lemma-operator``: every service's database, for a replay). Members: 1 (dev) or 3 (prod),
+    set by the overlays; the passwords come from the Secrets lemma-mongo-<service> and
+    lemma-mongo-operator (key ``password``)."""
     users = [
         {
             "name": resource_name(s.name),
@@ -446,6 +585,16 @@ def mongodb() -> dict[str, Any]:
         }
         for s in SERVICES
     ]
+    # the operators' CLI (a replay rebuilds a service's store): every service's database
+    users.append(
+        {
+            "name": "lemma-operator",
+            "db": "admin",
+            "passwordSecretRef": {"name": "lemma-mongo-operator", "key": "password"},
+            "roles": [{"name": "readWrite", "db": f"lemma_{s.name}"} for s in SERVICES],
+            "scramCredentialsSecretName": "lemma-mongo-operator-scram",
+        }
+    )
     return {
         "apiVersion": "mongodbcommunity.mongodb.com/v1",
         "kind": "MongoDBCommunity",
@@ -519,6 +668,7 @@ def rendered() -> dict[Path, str]:
     files[BASE / "gateway" / "Caddyfile"] = caddyfile()
     files[BASE / "kafka" / "acls.txt"] = acl_file()
     files[BASE / "mongodb" / "mongodb.yaml"] = mongodb_file()
+    files[BASE / "operator" / "cli.yaml"] = cli_file()
     return files
 
 

@@ -8,6 +8,7 @@ by never looking.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -15,6 +16,8 @@ from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
+from unittest import mock
+from urllib.parse import parse_qs, urlsplit
 
 import jsonschema
 import kubernetes_validate
@@ -22,8 +25,15 @@ import pytest
 import yaml
 
 from deploy.k8s import render
-from shared.consistency import FOLDS, PRODUCES
-from shared.events.registry import Topic
+from shared.kafka_acls import (
+    OPERATOR_USER,
+    TOPICS_USER,
+    USERS,
+    Operation,
+    PatternType,
+    ResourceType,
+    kafka_acls,
+)
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -209,7 +219,9 @@ def security_problems(objs: list[Obj]) -> list[str]:
 def pdb_problems(objs: list[Obj]) -> list[str]:
     selectors = [p["spec"]["selector"]["matchLabels"] for p in find(objs, "PodDisruptionBudget")]
     problems = []
-    for obj in (o for o in objs if o["kind"] in ("Deployment", "StatefulSet")):
+    # a workload kept at no replica (the operators' CLI, scaled up for a task) has nothing to
+    # disrupt
+    for obj in (o for o in objs if o["kind"] in ("Deployment", "StatefulSet") and o["spec"]["replicas"]):
         labels = obj["spec"]["template"]["metadata"]["labels"]
         if not any(s.items() <= labels.items() for s in selectors):
             problems.append(f"{obj['kind']}/{obj['metadata']['name']}: no PodDisruptionBudget")
@@ -281,26 +293,168 @@ def network_problems(objs: list[Obj]) -> list[str]:
 
 
 def acl_problems(objs: list[Obj]) -> list[str]:
-    """Each service writes only its own topic, the dead letters and the operators' actions, and
-    may read what it folds."""
-    rules = render.parse_acl_file(config(objs, "lemma-kafka-setup")["acls.txt"])
+    """The ACLs the setup Job applies (``acls.txt`` in its ConfigMap) are exactly what
+    ``shared.kafka_acls.kafka_acls`` gives each of its users, with the deployment's prefix."""
+    prefix = config(objs, "lemma-config").get("LEMMA_KAFKA_PREFIX", "")
+    try:
+        applied = render.parse_acl_file(config(objs, "lemma-kafka-setup")["acls.txt"])
+    except ValueError as exc:
+        return [str(exc)]
     problems = []
-    for service in SERVICE_NAMES:
-        user = render.kafka_user(service)
-        mine = [r for r in rules if r[0] == user]
-        writes = {
-            (pattern, name) for _, rtype, pattern, name, ops in mine if rtype == "topic" and "Write" in ops
-        }
-        own = f"lemma.{service}.v1"
-        if writes != {("literal", own), ("literal", Topic.DLQ.value), ("literal", Topic.OPS.value)}:
-            problems.append(f"{user} writes {sorted(writes)}")
-        reads = {name for _, rtype, pattern, name, ops in mine if rtype == "topic" and "Read" in ops}
-        if not {t.value for t in FOLDS[service]} <= reads:
-            problems.append(f"{user} cannot read every topic it folds")
-        if any(rtype not in ("topic", "group") for _, rtype, *_ in mine):
-            problems.append(f"{user} has an ACL on something else than topics and groups")
-    if {r[0] for r in rules} != {render.kafka_user(s) for s in SERVICE_NAMES}:
-        problems.append("ACLs for principals that are not the services")
+    for user in sorted(set(USERS) | set(applied)):
+        want = kafka_acls(user, prefix) if user in USERS else []
+        got = applied.get(user, [])
+        if got != want:
+            extra = sorted(set(got) - set(want))
+            missing = sorted(set(want) - set(got))
+            problems.append(f"User:{user}: applied but not in kafka_acls {extra}; missing {missing}")
+    return problems
+
+
+def our_containers(objs: list[Obj]) -> Iterator[tuple[Obj, Obj]]:
+    """(workload, container) for every container that runs our image's Python code: all those
+    of the image but the gateway's Caddy."""
+    image = next(
+        c["image"] for o in service_sets(objs) for c in containers(o)
+    )  # the services run the image, whatever the overlay calls it
+    for obj in (o for o in objs if o["kind"] in WORKLOADS):
+        for c in containers(obj):
+            if c["image"] == image and c.get("command", [""])[0] != "caddy":
+                yield obj, c
+
+
+#: What a Secret's key stands for when the environment is resolved without a cluster: a password
+#: as the README asks for them (``openssl rand -hex 24``: URL-safe).
+SECRET_PLACEHOLDER = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a6978"
+_REFERENCE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
+
+
+def pod_name(obj: Obj) -> str:
+    """A name the workload's pods get (a StatefulSet's first; a generated one otherwise)."""
+    name: str = obj["metadata"]["name"]
+    return f"{name}-0" if obj["kind"] == "StatefulSet" else f"{name}-5d8c7b9f4-x2x7q"
+
+
+def environment(
+    objs: list[Obj], obj: Obj, container: Obj
+) -> tuple[dict[str, str], dict[str, str], list[str]]:
+    """The container's environment as the kubelet makes it: ``envFrom`` ConfigMaps, then
+    ``env`` in order with ``$(VAR)`` expanded from what is defined before it (``$$`` a dollar),
+    ConfigMap keys looked up, Secret keys replaced by ``SECRET_PLACEHOLDER``, the pod's name for
+    ``metadata.name``. Returns the variables, the Secret each secret variable comes from, and
+    what could not be resolved."""
+    maps = {o["metadata"]["name"]: o.get("data", {}) for o in find(objs, "ConfigMap")}
+    env: dict[str, str] = {}
+    secrets: dict[str, str] = {}
+    unresolved: list[str] = []
+    for source in container.get("envFrom", []):
+        if "configMapRef" in source and source["configMapRef"]["name"] in maps:
+            env.update(maps[source["configMapRef"]["name"]])
+        else:
+            unresolved.append(f"envFrom {source}")
+    for var in container.get("env", []):
+        name = var["name"]
+        if "value" in var:
+            env[name] = _REFERENCE.sub(
+                lambda m: "$" if m.group(0) == "$$" else env.get(m.group(1), m.group(0)), var["value"]
+            )
+            continue
+        ref = var.get("valueFrom", {})
+        if "secretKeyRef" in ref:
+            env[name] = SECRET_PLACEHOLDER
+            secrets[name] = ref["secretKeyRef"]["name"]
+        elif "configMapKeyRef" in ref and ref["configMapKeyRef"]["key"] in maps.get(
+            ref["configMapKeyRef"]["name"], {}
+        ):
+            env[name] = maps[ref["configMapKeyRef"]["name"]][ref["configMapKeyRef"]["key"]]
+        elif ref.get("fieldRef", {}).get("fieldPath") == "metadata.name":
+            env[name] = pod_name(obj)
+        else:
+            unresolved.append(f"{name}: {ref}")
+    unresolved += [f"{k}={v} (an undefined $(...))" for k, v in env.items() if _REFERENCE.search(v)]
+    return env, secrets, unresolved
+
+
+def production_settings(env: dict[str, str]) -> Settings:
+    """``Settings()`` as the process would make it from exactly ``env`` (no other LEMMA_*)."""
+    kept = {k: v for k, v in os.environ.items() if not k.startswith("LEMMA_")}
+    with mock.patch.dict(os.environ, {**kept, **env}, clear=True):
+        return Settings()
+
+
+def _mounted(container: Obj, path: str) -> bool:
+    return any(path.startswith(m["mountPath"].rstrip("/") + "/") for m in container.get("volumeMounts", []))
+
+
+def settings_problems(objs: list[Obj]) -> list[str]:
+    """Every container running our Python code gets an environment that production's ``Settings``
+    accepts (so it starts), talks SASL_SSL to Kafka, and finds the files its settings name (the
+    Kafka CA, the store's CA) on a volume mounted in it: the validator checks no file, the
+    cluster would only say at the first connection."""
+    problems = []
+    seen = 0
+    for obj, c in our_containers(objs):
+        seen += 1
+        where = f"{obj['metadata']['name']}/{c['name']}"
+        env, _, unresolved = environment(objs, obj, c)
+        problems += [f"{where}: cannot resolve {u}" for u in unresolved]
+        try:
+            settings = production_settings(env)
+        except ValueError as exc:
+            problems.append(f"{where}: production refuses its settings: {exc}")
+            continue
+        if settings.environment != "production" or settings.kafka_security_protocol != "SASL_SSL":
+            problems.append(f"{where}: {settings.environment}, Kafka over {settings.kafka_security_protocol}")
+        files = [settings.kafka_ssl_cafile, settings.kafka_ssl_certfile, settings.kafka_ssl_keyfile]
+        if settings.store_url:
+            query = parse_qs(urlsplit(settings.store_url_for("x")).query)
+            files += query.get("tlsCAFile", []) + query.get("tlsCertificateKeyFile", [])
+        problems += [f"{where}: {f} is on no volume mounted in it" for f in files if f and not _mounted(c, f)]
+    if seen < len(SERVICE_NAMES) + 2:
+        problems.append(f"only {seen} containers run our code (the services, the topic job, the CLI)")
+    return problems
+
+
+def expected_kafka_user(obj: Obj) -> str:
+    """Who each workload of ours is to Kafka: a service its name, the setup Job's topic creation
+    ``topics``, the operators' CLI ``operator``."""
+    name: str = obj["metadata"]["name"]
+    if name == "lemma-kafka-setup":
+        return TOPICS_USER
+    if name == render.CLI:
+        return OPERATOR_USER
+    return name.removeprefix("lemma-")
+
+
+def kafka_user_problems(objs: list[Obj]) -> list[str]:
+    """The setup Job creates a SCRAM user for every principal of acls.txt from the password in
+    Secret ``lemma-kafka-<user>``, and every container of ours logs in as the user its ACLs are
+    written for, with that user's Secret."""
+    problems = []
+    principals = {
+        line.split()[0]
+        for line in config(objs, "lemma-kafka-setup")["acls.txt"].splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    users = {p.removeprefix("User:") for p in principals}
+    setup = pod_spec(one(objs, "Job", "lemma-kafka-setup"))
+    (volume,) = [v for v in setup["volumes"] if v["name"] == "users"]
+    mounted = {
+        item["path"]: source["secret"]["name"]
+        for source in volume["projected"]["sources"]
+        for item in source["secret"]["items"]
+    }
+    want = {f"{u}/password": render.kafka_secret(u) for u in users}
+    if mounted != want:
+        problems.append(f"the setup Job mounts {mounted}, acls.txt's users need {want}")
+    for obj, c in our_containers(objs):
+        where = f"{obj['metadata']['name']}/{c['name']}"
+        env, secrets, _ = environment(objs, obj, c)
+        user = env.get("LEMMA_KAFKA_SASL_USERNAME")
+        if user != expected_kafka_user(obj) or user not in users:
+            problems.append(f"{where}: Kafka user {user!r}, ACLs written for {expected_kafka_user(obj)!r}")
+        elif secrets.get("LEMMA_KAFKA_SASL_PASSWORD") != render.kafka_secret(user):
+            problems.append(f"{where}: {user}'s password from {secrets.get('LEMMA_KAFKA_SASL_PASSWORD')}")
     return problems
 
 
@@ -399,6 +553,8 @@ CHECKS: dict[str, Check] = {
     "secrets": secret_problems,
     "network": network_problems,
     "acls": acl_problems,
+    "kafka-users": kafka_user_problems,
+    "settings": settings_problems,
     "instance": instance_problems,
     "monitors": monitor_problems,
 }
@@ -483,9 +639,63 @@ def _break_outside(objs: list[Obj]) -> None:
     one(objs, "NetworkPolicy", "lemma-kafka")["spec"]["ingress"].append({"ports": [{"port": 9092}]})
 
 
+def _acls(objs: list[Obj]) -> dict[str, str]:
+    data: dict[str, str] = next(o for o in find(objs, "ConfigMap") if "acls.txt" in o.get("data", {}))["data"]
+    return data
+
+
 def _break_acls(objs: list[Obj]) -> None:
-    data = next(o for o in find(objs, "ConfigMap") if "acls.txt" in o.get("data", {}))["data"]
-    data["acls.txt"] += "lemma-evidence topic literal lemma.sci.v1 Write\n"
+    _acls(objs)["acls.txt"] += "User:evidence topic literal lemma.sci.v1 Write\n"
+
+
+def _break_acls_missing(objs: list[Obj]) -> None:
+    data = _acls(objs)
+    data["acls.txt"] = data["acls.txt"].replace(
+        "User:topics topic literal lemma.ops.v1 Create,Describe\n", ""
+    )
+
+
+def _break_acls_word(objs: list[Obj]) -> None:
+    data = _acls(objs)
+    data["acls.txt"] = data["acls.txt"].replace("lemma.sci.v1 Read\n", "lemma.sci.v1 READ\n", 1)
+
+
+def _break_kafka_user(objs: list[Obj]) -> None:
+    env = pod_spec(_passport(objs))["containers"][0]["env"]
+    next(e for e in env if e["name"] == "LEMMA_KAFKA_SASL_USERNAME")["value"] = "lemma-passport"
+
+
+def _break_kafka_password(objs: list[Obj]) -> None:
+    env = pod_spec(one(objs, "Job", "lemma-kafka-setup"))["containers"][0]["env"]
+    next(e for e in env if e["name"] == "LEMMA_KAFKA_SASL_PASSWORD")["valueFrom"]["secretKeyRef"]["name"] = (
+        "lemma-kafka-admin"
+    )
+
+
+def _break_setup_users(objs: list[Obj]) -> None:
+    (volume,) = [
+        v for v in pod_spec(one(objs, "Job", "lemma-kafka-setup"))["volumes"] if v["name"] == "users"
+    ]
+    volume["projected"]["sources"].pop()
+
+
+def _break_settings(objs: list[Obj]) -> None:
+    env = pod_spec(one(objs, "Job", "lemma-kafka-setup"))["containers"][0]["env"]
+    env[:] = [e for e in env if e["name"] != "LEMMA_RATE_LIMIT_STORAGE"]
+
+
+def _break_settings_plaintext(objs: list[Obj]) -> None:
+    env = pod_spec(one(objs, "Deployment", render.CLI))["containers"][0]["env"]
+    env.append({"name": "LEMMA_KAFKA_SECURITY_PROTOCOL", "value": "SASL_PLAINTEXT"})
+
+
+def _break_settings_ca(objs: list[Obj]) -> None:
+    pod_spec(_passport(objs))["containers"][0]["volumeMounts"].pop(0)
+
+
+def _break_settings_reference(objs: list[Obj]) -> None:
+    env = pod_spec(one(objs, "StatefulSet", "lemma-sci"))["containers"][0]["env"]
+    env[:] = [e for e in env if e["name"] != "LEMMA_MONGO_PASSWORD"]
 
 
 def _break_instance(objs: list[Obj]) -> None:
@@ -514,6 +724,15 @@ BREAKS: dict[str, tuple[str, str, Callable[[list[Obj]], None]]] = {
     "default-deny": ("network", "prod", _break_default_deny),
     "outside": ("network", "prod", _break_outside),
     "acls": ("acls", "prod", _break_acls),
+    "acls-missing": ("acls", "dev", _break_acls_missing),
+    "acls-word": ("acls", "prod", _break_acls_word),
+    "kafka-user": ("kafka-users", "prod", _break_kafka_user),
+    "kafka-password": ("kafka-users", "dev", _break_kafka_password),
+    "setup-users": ("kafka-users", "prod", _break_setup_users),
+    "settings": ("settings", "prod", _break_settings),
+    "settings-plaintext": ("settings", "dev", _break_settings_plaintext),
+    "settings-ca": ("settings", "prod", _break_settings_ca),
+    "settings-reference": ("settings", "dev", _break_settings_reference),
     "instance": ("instance", "dev", _break_instance),
     "monitor": ("monitors", "prod", _break_monitor),
 }
@@ -579,19 +798,52 @@ def test_caddyfile_adapts() -> None:
     assert done.returncode == 0, done.stderr
 
 
-def test_acls_follow_the_flow_of_the_system() -> None:
-    """What render.py derives the ACLs from agrees with what the services really do: each
-    folds the topics its consumers subscribe to and writes the topic its events go to."""
-    import importlib
+def test_acls_txt_speaks_kafka_acls_sh() -> None:
+    """Every resource type, pattern type and operation ``shared.kafka_acls`` can name has its
+    word for ``kafka-acls.sh``, and reading the file back gives ``kafka_acls`` for every user."""
+    assert set(render.ACL_RESOURCE_OPTIONS) == set(ResourceType)
+    assert set(render.ACL_PATTERN_TYPES) == set(PatternType)
+    assert set(render.ACL_OPERATIONS) == set(Operation)
+    text = render.acl_file()
+    assert render.parse_acl_file(text) == {user: kafka_acls(user) for user in USERS}
+    assert all(line.startswith(("#", "User:")) for line in text.splitlines())
+    with pytest.raises(ValueError, match="line"):
+        render.parse_acl_file("passport topic literal lemma.passport.v1 Write\n")  # no User:
 
-    from shared.events.registry import REGISTRY
 
-    for service in SERVICE_NAMES:
-        consumers = importlib.import_module(f"services.{service}.consumers")
-        assert set(consumers.TOPICS) == set(FOLDS[service]), service
-        assert PRODUCES[service].value == f"lemma.{service}.v1"
-    written = {spec.topic for spec in REGISTRY.values()}
-    assert written == {*PRODUCES.values(), Topic.DLQ, Topic.OPS}
+#: What Apache Kafka's AclCommand (kafka-tools 4.4.0, the image's version) allows on each
+#: resource type, as it says when refusing another operation before it connects ("ResourceType
+#: GROUP only supports operations [ALTER_CONFIGS, DELETE, READ, DESCRIBE, ALL,
+#: DESCRIBE_CONFIGS]"), less ALL.
+KAFKA_SUPPORTED_OPERATIONS = {
+    "topic": {"Read", "Write", "Create", "Describe", "Delete", "Alter", "DescribeConfigs", "AlterConfigs"},
+    "group": {"Read", "Describe", "Delete", "DescribeConfigs", "AlterConfigs"},
+    "cluster": {
+        "Create",
+        "ClusterAction",
+        "DescribeConfigs",
+        "AlterConfigs",
+        "IdempotentWrite",
+        "Alter",
+        "Describe",
+    },
+    "transactional-id": {"Describe", "Write", "TwoPhaseCommit"},
+}
+
+
+def test_setup_script_can_apply_every_rule() -> None:
+    """Each line of acls.txt is one ``kafka-acls.sh --add`` that Kafka accepts: an operation
+    the resource type supports, a pattern type it knows, a name (none for ``--cluster``)."""
+    for line in render.acl_file().splitlines():
+        if line.startswith("#"):
+            continue
+        _, rtype, pattern, name, ops = line.split()
+        assert rtype in KAFKA_SUPPORTED_OPERATIONS, line
+        assert set(ops.split(",")) <= KAFKA_SUPPORTED_OPERATIONS[rtype], line
+        assert pattern in ("literal", "prefixed") and name, line
+    script = (K8S / "base" / "kafka" / "setup.sh").read_text()
+    assert '--allow-principal "$principal"' in script  # the file's principal, User: included
+    assert "args+=(--cluster)" in script and '"--${rtype}" "$name"' in script
 
 
 def test_every_referenced_secret_is_documented() -> None:
