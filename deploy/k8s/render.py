@@ -174,6 +174,12 @@ def resource_name(service: str) -> str:
     return f"lemma-{service}"
 
 
+def ops_urls() -> str:
+    """``LEMMA_OPS_URLS`` of the operators' CLI: every ready pod of every service, through its
+    headless Service (``cli/service_urls.py``)."""
+    return " ".join(f"{s.name}=dns+http://{resource_name(s.name)}-pods:{s.port}" for s in SERVICES)
+
+
 def kafka_secret(user: str) -> str:
     """The Secret holding the password of Kafka user ``user`` (key ``password``)."""
     return f"lemma-kafka-{user}"
@@ -515,6 +521,9 @@ def cli_deployment() -> dict[str, Any]:
             },
             {"name": "LEMMA_STORE_URL", "value": store_url("lemma-operator")},
             {"name": "LEMMA_RATE_LIMIT_STORAGE", "value": UNUSED_RATE_LIMIT_STORAGE},
+            # `lemma projections` and `lemma dlq redrive` ask every pod of each service (its
+            # headless Service names them all); LEMMA_OPS_TOKEN: an operator's token, given at exec
+            {"name": "LEMMA_OPS_URLS", "value": ops_urls()},
         ],
         "resources": {
             "requests": {"cpu": "100m", "memory": "256Mi"},

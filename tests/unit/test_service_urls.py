@@ -43,3 +43,18 @@ def test_the_environment_wins_over_the_local_stack(tmp_path: Path, monkeypatch: 
     assert local["sci"] == ["http://127.0.0.1:8105", "http://127.0.0.1:8115"]
     monkeypatch.setenv(ENV, "sci=http://sci:8080")
     assert service_urls(tmp_path) == {"sci": ["http://sci:8080"]}
+
+
+def test_the_cluster_cli_names_every_pod_of_every_service() -> None:
+    from deploy.k8s.render import SERVICES, ops_urls
+
+    seen: list[str] = []
+
+    def headless(host: str, port: int) -> list[str]:
+        seen.append(host)
+        return ["10.1.0.1", "10.1.0.2"]
+
+    urls = parse(ops_urls(), headless)
+    assert set(urls) == {s.name for s in SERVICES}
+    assert seen == [f"lemma-{s.name}-pods" for s in SERVICES]
+    assert all(len(replicas) == 2 for replicas in urls.values())
