@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from deploy.local.config import SERVICES
-from deploy.local.gateway import GatewaySite, render_caddyfile
+from deploy.local.gateway import deployed_site, render_caddyfile
 
 HERE = Path(__file__).resolve().parent
 CADDYFILE = HERE / "Caddyfile"
@@ -25,12 +25,7 @@ GATEWAY_PORT = 8000
 #: Where Caddy keeps its state in the container: writable by the image's non-root user.
 CADDY_DIR = Path("/tmp/caddy")
 
-SITE = GatewaySite(
-    bind=None,
-    title="Lemma gateway",
-    tokens="Tokens come from the identity provider (RS256, checked against its JWKS).",
-    generated_by="`python -m deploy.compose.gateway` (deploy/compose/gateway.py)",
-)
+SITE = deployed_site("`python -m deploy.compose.gateway` (deploy/compose/gateway.py)")
 
 
 def replica_names(service: str) -> list[str]:

@@ -34,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from deploy.local.gateway import GatewaySite, render_caddyfile
+from deploy.local.gateway import deployed_site, render_caddyfile
 from shared.kafka_acls import (
     OPERATOR_USER,
     USERS,
@@ -54,12 +54,7 @@ GATEWAY_PORT = 8000
 #: Where the gateway keeps Caddy's state (an emptyDir: the root file system is read-only).
 CADDY_DIR = Path("/var/lib/caddy")
 #: The in-cluster gateway: every interface of its pod, tokens from the identity provider.
-CLUSTER_SITE = GatewaySite(
-    bind=None,
-    title="Lemma gateway",
-    tokens="Tokens come from the identity provider (RS256, checked against its JWKS).",
-    generated_by="`python -m deploy.k8s.render` (deploy/k8s/render.py)",
-)
+CLUSTER_SITE = deployed_site("`python -m deploy.k8s.render` (deploy/k8s/render.py)")
 #: The Kafka super user of the setup Job (created when the brokers' storage is formatted); it
 #: has no ACLs (``server.properties``: ``super.users``).
 KAFKA_ADMIN = "lemma-admin"

@@ -124,6 +124,17 @@ class GatewaySite:
 LOCAL_SITE = GatewaySite()
 
 
+def deployed_site(generated_by: str) -> GatewaySite:
+    """A deployed gateway's (compose, Kubernetes): every interface of its container, tokens from
+    the identity provider."""
+    return GatewaySite(
+        bind=None,
+        title="Lemma gateway",
+        tokens="Tokens come from the identity provider (RS256, checked against its JWKS).",
+        generated_by=generated_by,
+    )
+
+
 def reverse_proxy(upstreams: Sequence[str], indent: str = "\t\t") -> str:
     """``reverse_proxy`` to one replica as it always was, or to a health-checked pool."""
     line = f"{indent}reverse_proxy {' '.join(upstreams)}"
