@@ -53,8 +53,13 @@ INSTANCE_PATTERN = r"^[A-Za-z0-9_-]{1,40}$"
 GATEWAY_PORT = 8000
 #: Where the gateway keeps Caddy's state (an emptyDir: the root file system is read-only).
 CADDY_DIR = Path("/var/lib/caddy")
-#: The in-cluster gateway: every interface of its pod, tokens from the identity provider.
-CLUSTER_SITE = deployed_site("`python -m deploy.k8s.render` (deploy/k8s/render.py)")
+#: The in-cluster gateway: every interface of its pod, tokens from the identity provider; the
+#: ingress controller in front of it (in the cluster's private ranges) passes the client's
+#: address in X-Forwarded-For, which the gateway keeps for the services (LEMMA_TRUSTED_PROXIES
+#: trusts the gateway in turn), so request limits count per client and not per ingress pod.
+CLUSTER_SITE = deployed_site(
+    "`python -m deploy.k8s.render` (deploy/k8s/render.py)", trusted_proxies="private_ranges"
+)
 #: The Kafka super user of the setup Job (created when the brokers' storage is formatted); it
 #: has no ACLs (``server.properties``: ``super.users``).
 KAFKA_ADMIN = "lemma-admin"
@@ -343,7 +348,14 @@ def services(spec: ServiceSpec) -> list[dict[str, Any]]:
             "apiVersion": "v1",
             "kind": "Service",
             "metadata": {"name": f"{name}-pods", "labels": _labels(spec.name)},
-            "spec": {"clusterIP": "None", "selector": _selector(spec.name), "ports": [port]},
+            # every pod, ready or not: the operators' CLI must reach the one with a parked
+            # partition (not ready by design); it carries no traffic
+            "spec": {
+                "clusterIP": "None",
+                "publishNotReadyAddresses": True,
+                "selector": _selector(spec.name),
+                "ports": [port],
+            },
         },
     ]
 

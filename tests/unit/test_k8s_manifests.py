@@ -8,6 +8,7 @@ by never looking.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -776,6 +777,8 @@ def test_committed_caddyfile_is_what_the_gateway_renders_for_the_cluster() -> No
     for service in render.SERVICES:
         assert f"reverse_proxy lemma-{service.name}:{service.port}\n" in committed
     assert "bind 127.0.0.1" not in committed  # listens on the pod's addresses
+    # keeps the ingress controller's X-Forwarded-For: the services count limits per client
+    assert "trusted_proxies static private_ranges" in committed
     assert render.caddyfile() != committed.replace("lemma-sci:8105", "lemma-sci:8106")
 
 
@@ -796,6 +799,21 @@ def test_caddyfile_adapts() -> None:
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
+    servers = json.loads(done.stdout)["apps"]["http"]["servers"]
+    assert all(server.get("trusted_proxies") for server in servers.values()), servers
+
+
+def test_every_pod_of_a_service_is_named_by_its_headless_service() -> None:
+    """The operators' CLI must reach a pod that is not ready (a parked partition makes it so)."""
+    for overlay in ("dev", "prod"):
+        headless = [
+            o for o in objects(overlay) if o["kind"] == "Service" and o["spec"].get("clusterIP") == "None"
+        ]
+        names = {o["metadata"]["name"] for o in headless}
+        assert {f"lemma-{s.name}-pods" for s in render.SERVICES} <= names
+        assert all(
+            o["spec"].get("publishNotReadyAddresses") for o in headless if o["metadata"]["name"] in names
+        )
 
 
 def test_acls_txt_speaks_kafka_acls_sh() -> None:
