@@ -137,7 +137,7 @@ test-unit: install promtool crds
 test-integration: install java redis
 	$(VENV)/bin/pytest -q tests/integration
 
-test-e2e: install browser java
+test-e2e: install browser java promtool
 	$(VENV)/bin/pytest -q tests/e2e
 
 schemas: install

@@ -23,8 +23,7 @@ from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.table import Table
 
-from cli.projection_commands import StateDirOption, ops_token
-from cli.service_urls import service_urls
+from cli.projection_commands import StateDirOption, ops_token, replica_urls
 from deploy.local.config import StackConfig
 from shared.events.registry import Topic
 from shared.kafka_connection import KafkaConnection
@@ -175,7 +174,7 @@ def redrive(
     if not letters:
         console.print("no dead letters selected")
         return
-    urls = service_urls(state_dir)
+    urls = replica_urls(state_dir)
     token = ops_token(state_dir)
     by_consumer: dict[str, list[Letter]] = defaultdict(list)
     for letter in letters:

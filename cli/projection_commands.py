@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.service_urls import ENV as OPS_URLS_ENV
 from cli.service_urls import service_urls
 from shared.events.envelope import new_event
 from shared.events.payloads import OperatorActed
@@ -39,14 +40,30 @@ STYLE = {"folding": "green", "checking": "yellow", "retrying": "yellow", "parked
 
 
 def ops_token(state_dir: Path | None) -> str:
+    """``LEMMA_OPS_TOKEN``; else, on the local stack only, one signed with its secret."""
     from_env = os.environ.get("LEMMA_OPS_TOKEN")
     if from_env:
         return from_env
+    if os.environ.get(OPS_URLS_ENV, "").strip():
+        console.print(
+            f"[red]{OPS_URLS_ENV} names a deployment: set LEMMA_OPS_TOKEN to an operator's token "
+            "from its identity provider[/red]"
+        )
+        raise typer.Exit(2)
     from cli.main import local_jwt_secret
     from shared.auth import mint_token
     from shared.settings import Settings
 
     return mint_token(Settings(jwt_secret=local_jwt_secret(state_dir)), "lemma-cli", role="ops", ttl_s=300)
+
+
+def replica_urls(state_dir: Path | None) -> dict[str, list[str]]:
+    """Every service's replicas (``cli/service_urls.py``), or a clear error and exit 2."""
+    try:
+        return service_urls(state_dir)
+    except (ValueError, OSError) as exc:
+        console.print(f"[red]cannot tell where the services answer: {exc}[/red]")
+        raise typer.Exit(2) from exc
 
 
 def _label(service: str, n: int, urls: list[str]) -> str:
@@ -79,7 +96,7 @@ def _add_rows(table: Table, process: str, report: dict[str, Any]) -> None:
 def list_projections(state_dir: StateDirOption = None) -> None:
     """Each projection of each service: its state, and per partition the offset folded, the lag,
     the state and why (parked, refused); then its versions (building, handover, live, retired)."""
-    urls = service_urls(state_dir)
+    urls = replica_urls(state_dir)
     token = ops_token(state_dir)
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     for column in ("service", "projection", "partition", "folded to", "lag", "state", "why"):
@@ -118,7 +135,7 @@ def resume(
     state_dir: StateDirOption = None,
 ) -> None:
     """Try every parked partition of PROJECTION again now (after fixing the cause)."""
-    urls = service_urls(state_dir)
+    urls = replica_urls(state_dir)
     token = ops_token(state_dir)
     service = projection.split("-", 1)[0]
     replicas = urls.get(service)

@@ -200,7 +200,8 @@ def _seed_if_empty(config: StackConfig) -> None:
 
 @app.command()
 def down(state_dir: StateDirOption = None) -> None:
-    """Stop, by pid, every process `up` started: the supervisor, gateway, services, brokers."""
+    """Stop, by pid, every process `up` started: the supervisor, Prometheus, gateway, services,
+    brokers."""
     config = StackConfig.resolve(state_dir)
     if not config.run_dir.exists():
         console.print(f"Nothing to stop (no stack ever ran in {config.state_dir}).")

@@ -2,8 +2,8 @@
 a clean set passes, and an advisory service that cannot be asked is reported as "not audited"
 (exit 2, or a loud pass with ``--if-unreachable warn``), never as clean.
 
-These are tests of our wiring, not of the advisories: OSV (api.osv.dev) is not reachable from
-this network, so pip-audit is pointed (``--osv-url``) at a local server speaking OSV's query
+These are tests of our wiring, not of the advisories: a unit test must not depend on OSV
+(api.osv.dev) being reachable, so pip-audit is pointed (``--osv-url``) at a local server speaking OSV's query
 API. It answers with a real advisory, GHSA-cpwx-vrp4-4pq7 (CVE-2025-27516, the Jinja sandbox
 breakout fixed in 3.1.6), for the versions it affects, so a pin of jinja2 3.1.4 must fail the
 audit and the lock's 3.1.6 must pass it.

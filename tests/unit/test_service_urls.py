@@ -58,3 +58,20 @@ def test_the_cluster_cli_names_every_pod_of_every_service() -> None:
     assert set(urls) == {s.name for s in SERVICES}
     assert seen == [f"lemma-{s.name}-pods" for s in SERVICES]
     assert all(len(replicas) == 2 for replicas in urls.values())
+
+
+def test_the_commands_refuse_a_deployment_without_a_token_or_with_bad_urls(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    monkeypatch.delenv("LEMMA_OPS_TOKEN", raising=False)
+    monkeypatch.setenv(ENV, "sci=http://sci:8105")
+    answer = CliRunner().invoke(app, ["projections", "list"])
+    assert answer.exit_code == 2 and "LEMMA_OPS_TOKEN" in answer.output, answer.output
+    monkeypatch.setenv("LEMMA_OPS_TOKEN", "a-token")
+    monkeypatch.setenv(ENV, "sci")
+    answer = CliRunner().invoke(app, ["projections", "resume", "sci"])
+    assert answer.exit_code == 2 and "not service=url" in answer.output, answer.output
