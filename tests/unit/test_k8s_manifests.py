@@ -25,7 +25,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from deploy.k8s import render
+from deploy.k8s import gateway, kafka_acl_file, render
+from deploy.k8s.manifest_parts import kafka_secret
+from deploy.k8s.operator_cli import CLI
+from deploy.k8s.service_specs import SERVICES, resource_name
 from shared.kafka_acls import (
     OPERATOR_USER,
     TOPICS_USER,
@@ -51,7 +54,7 @@ CRD_FILES = {
     ): "mongodbcommunity.mongodb.com_mongodbcommunity.yaml",
     ("monitoring.coreos.com/v1", "ServiceMonitor"): "monitoring.coreos.com_servicemonitors.yaml",
 }
-SERVICE_NAMES = tuple(s.name for s in render.SERVICES)
+SERVICE_NAMES = tuple(s.name for s in SERVICES)
 WORKLOADS = ("Deployment", "StatefulSet", "Job")
 
 Obj = dict[str, Any]
@@ -298,7 +301,7 @@ def acl_problems(objs: list[Obj]) -> list[str]:
     ``shared.kafka_acls.kafka_acls`` gives each of its users, with the deployment's prefix."""
     prefix = config(objs, "lemma-config").get("LEMMA_KAFKA_PREFIX", "")
     try:
-        applied = render.parse_acl_file(config(objs, "lemma-kafka-setup")["acls.txt"])
+        applied = kafka_acl_file.parse_acl_file(config(objs, "lemma-kafka-setup")["acls.txt"])
     except ValueError as exc:
         return [str(exc)]
     problems = []
@@ -422,7 +425,7 @@ def expected_kafka_user(obj: Obj) -> str:
     name: str = obj["metadata"]["name"]
     if name == "lemma-kafka-setup":
         return TOPICS_USER
-    if name == render.CLI:
+    if name == CLI:
         return OPERATOR_USER
     return name.removeprefix("lemma-")
 
@@ -445,7 +448,7 @@ def kafka_user_problems(objs: list[Obj]) -> list[str]:
         for source in volume["projected"]["sources"]
         for item in source["secret"]["items"]
     }
-    want = {f"{u}/password": render.kafka_secret(u) for u in users}
+    want = {f"{u}/password": kafka_secret(u) for u in users}
     if mounted != want:
         problems.append(f"the setup Job mounts {mounted}, acls.txt's users need {want}")
     for obj, c in our_containers(objs):
@@ -454,7 +457,7 @@ def kafka_user_problems(objs: list[Obj]) -> list[str]:
         user = env.get("LEMMA_KAFKA_SASL_USERNAME")
         if user != expected_kafka_user(obj) or user not in users:
             problems.append(f"{where}: Kafka user {user!r}, ACLs written for {expected_kafka_user(obj)!r}")
-        elif secrets.get("LEMMA_KAFKA_SASL_PASSWORD") != render.kafka_secret(user):
+        elif secrets.get("LEMMA_KAFKA_SASL_PASSWORD") != kafka_secret(user):
             problems.append(f"{where}: {user}'s password from {secrets.get('LEMMA_KAFKA_SASL_PASSWORD')}")
     return problems
 
@@ -493,11 +496,11 @@ def prod_problems(objs: list[Obj]) -> list[str]:
         problems.append(
             f"prod Kafka nodes, voters, replication, min ISR, Mongo members, hosts: {_cluster_shape(objs)}"
         )
-    full = {render.resource_name(s.name): s.replicas for s in render.SERVICES}
+    full = {resource_name(s.name): s.replicas for s in SERVICES}
     if _service_replicas(objs) != full:
         problems.append(f"prod service replicas {_service_replicas(objs)}, not {full}")
     scaled = {h["spec"]["scaleTargetRef"]["name"] for h in find(objs, "HorizontalPodAutoscaler")}
-    if scaled != {render.resource_name(s.name) for s in render.SERVICES if s.http_bound}:
+    if scaled != {resource_name(s.name) for s in SERVICES if s.http_bound}:
         problems.append(f"prod autoscales {sorted(scaled)}")
     return problems
 
@@ -527,7 +530,7 @@ def monitor_problems(objs: list[Obj]) -> list[str]:
     """A ServiceMonitor per service whose job label is lemma-<service>, as the alerts expect."""
     problems = []
     for service in SERVICE_NAMES:
-        name = render.resource_name(service)
+        name = resource_name(service)
         monitors = find(objs, "ServiceMonitor", name)
         if not monitors:
             problems.append(f"no ServiceMonitor for {name}")
@@ -686,7 +689,7 @@ def _break_settings(objs: list[Obj]) -> None:
 
 
 def _break_settings_plaintext(objs: list[Obj]) -> None:
-    env = pod_spec(one(objs, "Deployment", render.CLI))["containers"][0]["env"]
+    env = pod_spec(one(objs, "Deployment", CLI))["containers"][0]["env"]
     env.append({"name": "LEMMA_KAFKA_SECURITY_PROTOCOL", "value": "SASL_PLAINTEXT"})
 
 
@@ -761,7 +764,7 @@ def test_dev_and_prod_checks_catch_a_changed_count() -> None:
 
 def test_committed_files_equal_their_render() -> None:
     """services/*.yaml, the Caddyfile, the ACLs and the MongoDB resource are as
-    `python -m deploy.k8s.render` writes them (run it after changing deploy/k8s/render.py or
+    `python -m deploy.k8s.render` writes them (run it after changing deploy/k8s/*.py or
     deploy/local/gateway.py)."""
     stale = [
         str(p.relative_to(ROOT))
@@ -773,13 +776,13 @@ def test_committed_files_equal_their_render() -> None:
 
 def test_committed_caddyfile_is_what_the_gateway_renders_for_the_cluster() -> None:
     committed = (K8S / "base" / "gateway" / "Caddyfile").read_text()
-    assert committed == render.caddyfile()
-    for service in render.SERVICES:
+    assert committed == gateway.caddyfile()
+    for service in SERVICES:
         assert f"reverse_proxy lemma-{service.name}:{service.port}\n" in committed
     assert "bind 127.0.0.1" not in committed  # listens on the pod's addresses
     # keeps the ingress controller's X-Forwarded-For: the services count limits per client
     assert "trusted_proxies static private_ranges" in committed
-    assert render.caddyfile() != committed.replace("lemma-sci:8105", "lemma-sci:8106")
+    assert gateway.caddyfile() != committed.replace("lemma-sci:8105", "lemma-sci:8106")
 
 
 def test_caddyfile_adapts() -> None:
@@ -810,7 +813,7 @@ def test_every_pod_of_a_service_is_named_by_its_headless_service() -> None:
             o for o in objects(overlay) if o["kind"] == "Service" and o["spec"].get("clusterIP") == "None"
         ]
         names = {o["metadata"]["name"] for o in headless}
-        assert {f"lemma-{s.name}-pods" for s in render.SERVICES} <= names
+        assert {f"lemma-{s.name}-pods" for s in SERVICES} <= names
         assert all(
             o["spec"].get("publishNotReadyAddresses") for o in headless if o["metadata"]["name"] in names
         )
@@ -819,14 +822,14 @@ def test_every_pod_of_a_service_is_named_by_its_headless_service() -> None:
 def test_acls_txt_speaks_kafka_acls_sh() -> None:
     """Every resource type, pattern type and operation ``shared.kafka_acls`` can name has its
     word for ``kafka-acls.sh``, and reading the file back gives ``kafka_acls`` for every user."""
-    assert set(render.ACL_RESOURCE_OPTIONS) == set(ResourceType)
-    assert set(render.ACL_PATTERN_TYPES) == set(PatternType)
-    assert set(render.ACL_OPERATIONS) == set(Operation)
-    text = render.acl_file()
-    assert render.parse_acl_file(text) == {user: kafka_acls(user) for user in USERS}
+    assert set(kafka_acl_file.ACL_RESOURCE_OPTIONS) == set(ResourceType)
+    assert set(kafka_acl_file.ACL_PATTERN_TYPES) == set(PatternType)
+    assert set(kafka_acl_file.ACL_OPERATIONS) == set(Operation)
+    text = kafka_acl_file.acl_file()
+    assert kafka_acl_file.parse_acl_file(text) == {user: kafka_acls(user) for user in USERS}
     assert all(line.startswith(("#", "User:")) for line in text.splitlines())
     with pytest.raises(ValueError, match="line"):
-        render.parse_acl_file("passport topic literal lemma.passport.v1 Write\n")  # no User:
+        kafka_acl_file.parse_acl_file("passport topic literal lemma.passport.v1 Write\n")  # no User:
 
 
 #: What Apache Kafka's AclCommand (kafka-tools 4.4.0, the image's version) allows on each
@@ -852,7 +855,7 @@ KAFKA_SUPPORTED_OPERATIONS = {
 def test_setup_script_can_apply_every_rule() -> None:
     """Each line of acls.txt is one ``kafka-acls.sh --add`` that Kafka accepts: an operation
     the resource type supports, a pattern type it knows, a name (none for ``--cluster``)."""
-    for line in render.acl_file().splitlines():
+    for line in kafka_acl_file.acl_file().splitlines():
         if line.startswith("#"):
             continue
         _, rtype, pattern, name, ops = line.split()
