@@ -14,7 +14,7 @@ from deploy.k8s.manifest_parts import (
     store_url,
 )
 from deploy.k8s.service_specs import SERVICES, resource_name
-from shared.kafka_acls import OPERATOR_USER
+from deploy.kafka_acls import OPERATOR_USER
 
 #: The operators' CLI: a Deployment kept at no replica, scaled to one for the work.
 CLI = "lemma-cli"
@@ -31,10 +31,10 @@ def ops_urls() -> str:
 
 def cli_deployment() -> dict[str, Any]:
     """The image's ``lemma`` command as the Kafka user ``operator`` (``lemma dlq``, ``lemma
-    audit``, ``lemma replay``, rescopes) and the MongoDB user ``lemma-operator`` (every service's
-    database, for a replay). Kept at 0 replicas: ``kubectl scale --replicas=1``, ``kubectl
-    exec``, scale back (deploy/k8s/README.md). Its limits hold the largest measured rebuild (sci:
-    723 MiB, docs/benchmarks.md "Replay")."""
+    replay``, audits with ``lemma replay sci --as-of TIME``, rescopes) and the MongoDB user
+    ``lemma-operator`` (every service's database, for a replay). Kept at 0 replicas: ``kubectl
+    scale --replicas=1``, ``kubectl exec``, scale back (deploy/k8s/README.md). Its limits hold
+    the largest measured rebuild (sci: 723 MiB, docs/benchmarks.md "Replay")."""
     labels = {**LABELS, "app.kubernetes.io/name": CLI, "app.kubernetes.io/component": "operator-cli"}
     container = {
         "name": "lemma",

@@ -6,14 +6,14 @@ PodDisruptionBudget, ServiceMonitor and HorizontalPodAutoscaler (``base/services
 ``service_workloads``, from the sizing of ``service_specs``), the gateway's Caddyfile
 (``gateway``: the local stack's ``render_caddyfile`` with the in-cluster service names), the
 Kafka ACLs of every Kafka user (``base/kafka/acls.txt``, ``kafka_acl_file``: from
-``shared.kafka_acls.kafka_acls``, in the words of Kafka's ``kafka-acls.sh``; the setup Job's
+``deploy.kafka_acls.kafka_acls``, in the words of Kafka's ``kafka-acls.sh``; the setup Job's
 ``setup.sh`` creates each user it names and applies them), the MongoDB replica set with one user
 per service (``base/mongodb/mongodb.yaml``, ``mongodb``) and the operators' CLI
 (``base/operator/cli.yaml``, ``operator_cli``). Everything else under ``deploy/k8s`` is written
 by hand.
 
-Kafka user names are those of ``shared.kafka_acls`` as they are (``passport`` ... ``sci``,
-``topics``, ``operator``; principal ``User:<name>``, ``shared.kafka_acls.principal``), so the
+Kafka user names are those of ``deploy.kafka_acls`` as they are (``passport`` ... ``sci``,
+``topics``, ``operator``; principal ``User:<name>``, ``deploy.kafka_acls.principal``), so the
 ACL table of ``docs/operations.md`` names the cluster's users; each one's password is in the
 Secret ``lemma-kafka-<name>`` (``manifest_parts.kafka_secret``).
 """

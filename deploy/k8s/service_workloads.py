@@ -34,7 +34,7 @@ def _env(spec: ServiceSpec) -> list[dict[str, Any]]:
         # the pod's name, stable in a StatefulSet: lemma-passport-0 (see the module's note)
         {"name": "LEMMA_INSTANCE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "LEMMA_SERVICE", "value": name},
-        # its Kafka user is the service's name (shared.kafka_acls)
+        # its Kafka user is the service's name (deploy.kafka_acls)
         {"name": "LEMMA_KAFKA_SASL_USERNAME", "value": name},
         {
             "name": "LEMMA_KAFKA_SASL_PASSWORD",

@@ -29,7 +29,7 @@ from deploy.k8s import gateway, kafka_acl_file, render
 from deploy.k8s.manifest_parts import kafka_secret
 from deploy.k8s.operator_cli import CLI
 from deploy.k8s.service_specs import SERVICES, resource_name
-from shared.kafka_acls import (
+from deploy.kafka_acls import (
     OPERATOR_USER,
     TOPICS_USER,
     USERS,
@@ -298,7 +298,7 @@ def network_problems(objs: list[Obj]) -> list[str]:
 
 def acl_problems(objs: list[Obj]) -> list[str]:
     """The ACLs the setup Job applies (``acls.txt`` in its ConfigMap) are exactly what
-    ``shared.kafka_acls.kafka_acls`` gives each of its users, with the deployment's prefix."""
+    ``deploy.kafka_acls.kafka_acls`` gives each of its users, with the deployment's prefix."""
     prefix = config(objs, "lemma-config").get("LEMMA_KAFKA_PREFIX", "")
     try:
         applied = kafka_acl_file.parse_acl_file(config(objs, "lemma-kafka-setup")["acls.txt"])
@@ -820,7 +820,7 @@ def test_every_pod_of_a_service_is_named_by_its_headless_service() -> None:
 
 
 def test_acls_txt_speaks_kafka_acls_sh() -> None:
-    """Every resource type, pattern type and operation ``shared.kafka_acls`` can name has its
+    """Every resource type, pattern type and operation ``deploy.kafka_acls`` can name has its
     word for ``kafka-acls.sh``, and reading the file back gives ``kafka_acls`` for every user."""
     assert set(kafka_acl_file.ACL_RESOURCE_OPTIONS) == set(ResourceType)
     assert set(kafka_acl_file.ACL_PATTERN_TYPES) == set(PatternType)
@@ -854,7 +854,7 @@ KAFKA_SUPPORTED_OPERATIONS = {
 
 def test_setup_script_can_apply_every_rule() -> None:
     """Each line of acls.txt is one ``kafka-acls.sh --add`` that Kafka accepts: an operation
-    the resource type supports, a pattern type it knows, a name (none for ``--cluster``)."""
+    the resource type supports, a pattern type it knows, a name."""
     for line in kafka_acl_file.acl_file().splitlines():
         if line.startswith("#"):
             continue
@@ -864,7 +864,7 @@ def test_setup_script_can_apply_every_rule() -> None:
         assert pattern in ("literal", "prefixed") and name, line
     script = (K8S / "base" / "kafka" / "setup.sh").read_text()
     assert '--allow-principal "$principal"' in script  # the file's principal, User: included
-    assert "args+=(--cluster)" in script and '"--${rtype}" "$name"' in script
+    assert 'args+=("--${rtype}" "$name")' in script
 
 
 def test_every_referenced_secret_is_documented() -> None:
