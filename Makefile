@@ -81,7 +81,7 @@ $(PROMTOOL):
 	@test -x $@ || { echo "prometheus was installed but $@ is not there" >&2; exit 1; }
 
 # The operators' CRDs the Kubernetes manifests use (deploy/k8s), from the Go module proxy at
-# pinned versions, into $(CRDS); tests/unit/test_k8s_manifests.py validates the custom
+# pinned versions, into $(CRDS); tests/unit/test_k8s_schemas.py validates the custom
 # resources against them and never downloads
 CRDS := .cache/crds
 MONGODB_OPERATOR := github.com/mongodb/mongodb-kubernetes-operator@v0.13.0

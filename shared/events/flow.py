@@ -2,7 +2,7 @@
 topic it writes, and the consumer groups it reads them in.
 
 Pure data: consistency tokens follow it (``shared.consistency``) and the Kafka ACLs of each
-service are derived from it (``shared.kafka_acls``). ``tests/unit/test_consistency.py`` and
+service are derived from it (``deploy.kafka_acls``). ``tests/unit/test_consistency.py`` and
 ``tests/unit/test_kafka_acls.py`` check it against the services' own consumers and events.
 """
 

@@ -1,5 +1,5 @@
 """Kafka as production runs it: TLS and SASL/SCRAM-SHA-512 on the only client listener, an
-authorizer, and each user allowed what ``shared.kafka_acls`` says, no more.
+authorizer, and each user allowed what ``deploy.kafka_acls`` says, no more.
 
 On a broker of its own (``tests.support.secure_kafka``): the topic job's user makes the topics;
 the sessions service, connected through our own client code and settings, runs, writes its
@@ -26,11 +26,11 @@ from aiokafka.errors import (
 )
 from pydantic import SecretStr
 
+from deploy.kafka_acls import OPERATOR_USER, TOPICS_USER, kafka_acls
 from services.sessions.app import bootstrap as sessions_app
 from shared.bus import BrokerPublisher, ensure_topics, make_broker
 from shared.consistency import LogProgress
 from shared.events.registry import Topic
-from shared.kafka_acls import OPERATOR_USER, TOPICS_USER, kafka_acls
 from shared.kafka_connection import KafkaConnection
 from shared.log_records import partitions_of
 from shared.settings import Settings

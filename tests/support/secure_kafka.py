@@ -25,9 +25,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from pydantic import SecretStr
 
+from deploy.kafka_acls import KafkaAcl, principal
 from deploy.local import broker
 from deploy.local.processes import port_open, wait_until
-from shared.kafka_acls import KafkaAcl, principal
 from shared.kafka_connection import KafkaConnection
 from tests.support.processes import free_ports, stop_process
 

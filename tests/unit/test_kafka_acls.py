@@ -11,11 +11,7 @@ from typing import Any
 
 import pytest
 
-from shared.consistency import Consistency, LogProgress
-from shared.events import payloads
-from shared.events.flow import FOLDS, GROUPS, PRODUCES
-from shared.events.registry import REGISTRY, Topic
-from shared.kafka_acls import (
+from deploy.kafka_acls import (
     OPERATOR_USER,
     SERVICES,
     TOPICS_USER,
@@ -27,6 +23,10 @@ from shared.kafka_acls import (
     kafka_acls,
     principal,
 )
+from shared.consistency import Consistency, LogProgress
+from shared.events import payloads
+from shared.events.flow import FOLDS, GROUPS, PRODUCES
+from shared.events.registry import REGISTRY, Topic
 
 ROOT = Path(__file__).resolve().parents[2]
 TOPIC_OF = {spec.name: spec.topic for spec in REGISTRY.values()}

@@ -1,4 +1,4 @@
-"""The PromQL reader the alert and dashboard checks share (``deploy/promql.py``): the metric names an
+"""The PromQL reader the alert and dashboard checks share (``deploy/promql/``): the metric names an
 expression selects, and the labels it filters, groups or matches by that its operand lacks."""
 
 from __future__ import annotations

@@ -46,7 +46,8 @@ def test_the_environment_wins_over_the_local_stack(tmp_path: Path, monkeypatch: 
 
 
 def test_the_cluster_cli_names_every_pod_of_every_service() -> None:
-    from deploy.k8s.render import SERVICES, ops_urls
+    from deploy.k8s.operator_cli import ops_urls
+    from deploy.k8s.service_specs import SERVICES
 
     seen: list[str] = []
 

@@ -1,7 +1,7 @@
 #!/bin/bash
 # As the cluster's admin: create (or update) the SCRAM user of every principal acls.txt names
 # (its password from /etc/lemma/kafka-users/<user>/password, the Secret lemma-kafka-<user>),
-# then add the ACLs of acls.txt (generated from shared.kafka_acls by deploy/k8s/render.py).
+# then add the ACLs of acls.txt (generated from deploy.kafka_acls by deploy/k8s/render.py).
 # Safe to run again: passwords are set anew, ACLs already there are kept. An ACL removed from
 # acls.txt is not removed from the cluster (kafka-acls.sh --remove). The paths can be changed
 # through the environment (the Job uses the defaults).
@@ -31,7 +31,7 @@ done
 while read -r principal rtype pattern name ops; do
     case "$principal" in '' | '#'*) continue ;; esac
     args=(--allow-principal "$principal" --allow-host '*' --resource-pattern-type "$pattern")
-    if [ "$rtype" = cluster ]; then args+=(--cluster); else args+=("--${rtype}" "$name"); fi
+    args+=("--${rtype}" "$name")
     IFS=, read -ra operations <<< "$ops"
     for op in "${operations[@]}"; do args+=(--operation "$op"); done
     "$bin/kafka-acls.sh" --bootstrap-server "$bootstrap" --command-config "$config" --add --force "${args[@]}" < /dev/null

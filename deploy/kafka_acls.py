@@ -4,7 +4,8 @@ Derived from the flow of the system (``shared.events.flow``), never written by h
 Kubernetes manifests (``deploy/k8s/base/kafka/acls.txt``, which the setup Job applies) and the
 integration test on a broker with an authorizer (``tests/integration/test_kafka_security.py``)
 both come from ``kafka_acls``, and
-``docs/operations.md`` ("Kafka security") shows the table.
+``docs/operations.md`` ("Kafka security") shows the table. No service reads it (each logs in as
+its own user and is told no more), so it lives beside the deployment, not in ``shared/``.
 
 Every ACL allows (Kafka denies what no ACL allows), from any host. Names carry the settings'
 prefix (``LEMMA_KAFKA_PREFIX``). Kafka 3.0 and later let a user with ``WRITE`` on a topic
@@ -17,9 +18,9 @@ transactional: no transactional ids. ``READ`` and ``WRITE`` imply ``DESCRIBE``.
   the other services' groups that following a consistency token reads (their committed offsets,
   the ends of their topics: ``shared.consistency``).
 - ``topics`` (the job that runs ``lemma topics create``): ``CREATE`` and ``DESCRIBE`` every topic.
-- ``operator`` (the CLI: ``lemma dlq``, ``lemma replay``, ``lemma audit``, rescopes): ``READ``
-  every topic (without a consumer group), ``DESCRIBE`` the services' groups; writes nothing
-  (what a replay records goes through the service's outbox).
+- ``operator`` (the CLI: ``lemma dlq``, ``lemma replay``, audits with ``lemma replay sci --as-of
+  TIME``, rescopes): ``READ`` every topic (without a consumer group), ``DESCRIBE`` the services'
+  groups; writes nothing (what a replay records goes through the service's outbox).
 """
 
 from __future__ import annotations
@@ -32,17 +33,17 @@ from shared.events.registry import Topic
 
 
 class ResourceType(StrEnum):
-    """Kafka's ``ResourceType`` names (``kafka-acls --topic/--group/--cluster``)."""
+    """Kafka's ``ResourceType`` names (``kafka-acls --topic/--group``): the only two our rules
+    name (no cluster-wide right, no transactional id: see the module's docstring)."""
 
     TOPIC = "TOPIC"
     GROUP = "GROUP"
-    CLUSTER = "CLUSTER"
-    TRANSACTIONAL_ID = "TRANSACTIONAL_ID"
 
 
 class PatternType(StrEnum):
+    """Kafka's ``PatternType`` names: ours is always ``LITERAL`` (a rule names one resource)."""
+
     LITERAL = "LITERAL"
-    PREFIXED = "PREFIXED"
 
 
 class Operation(StrEnum):
@@ -52,7 +53,6 @@ class Operation(StrEnum):
     WRITE = "WRITE"
     CREATE = "CREATE"
     DESCRIBE = "DESCRIBE"
-    IDEMPOTENT_WRITE = "IDEMPOTENT_WRITE"
 
 
 @dataclass(frozen=True, order=True)
