@@ -55,6 +55,19 @@ def pod_security() -> dict[str, Any]:
     }
 
 
+def pod_volumes(state_size: str) -> list[dict[str, Any]]:
+    """What a pod of our image mounts: the cluster CA (Kafka's and MongoDB's TLS), its state
+    folder and /tmp (the root file system is read-only)."""
+    return [
+        {
+            "name": "ca",
+            "secret": {"secretName": "lemma-ca", "items": [{"key": "ca.crt", "path": "ca.crt"}]},
+        },
+        {"name": "state", "emptyDir": {"sizeLimit": state_size}},
+        {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
+    ]
+
+
 def dump_yaml(docs: list[dict[str, Any]], header: str) -> str:
     body = "---\n".join(yaml.safe_dump(d, sort_keys=False, width=120) for d in docs)
     comment = "".join(f"# {line}\n".replace("# \n", "#\n") for line in header.splitlines())

@@ -11,6 +11,7 @@ from deploy.k8s.manifest_parts import (
     dump_yaml,
     kafka_secret,
     pod_security,
+    pod_volumes,
     store_url,
 )
 from deploy.k8s.service_specs import SERVICES, resource_name
@@ -85,17 +86,7 @@ def cli_deployment() -> dict[str, Any]:
                     "terminationGracePeriodSeconds": 5,
                     "securityContext": pod_security(),
                     "containers": [container],
-                    "volumes": [
-                        {
-                            "name": "ca",
-                            "secret": {
-                                "secretName": "lemma-ca",
-                                "items": [{"key": "ca.crt", "path": "ca.crt"}],
-                            },
-                        },
-                        {"name": "state", "emptyDir": {"sizeLimit": "1Gi"}},
-                        {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
-                    ],
+                    "volumes": pod_volumes("1Gi"),
                 },
             },
         },

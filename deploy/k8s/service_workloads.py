@@ -19,6 +19,7 @@ from deploy.k8s.manifest_parts import (
     dump_yaml,
     kafka_secret,
     pod_security,
+    pod_volumes,
     selector,
     service_labels,
     store_url,
@@ -118,17 +119,7 @@ def stateful_set(spec: ServiceSpec) -> dict[str, Any]:
                         }
                     ],
                     "containers": [container],
-                    "volumes": [
-                        {
-                            "name": "ca",
-                            "secret": {
-                                "secretName": "lemma-ca",
-                                "items": [{"key": "ca.crt", "path": "ca.crt"}],
-                            },
-                        },
-                        {"name": "state", "emptyDir": {"sizeLimit": "256Mi"}},
-                        {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
-                    ],
+                    "volumes": pod_volumes("256Mi"),
                 },
             },
         },
