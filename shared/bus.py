@@ -53,6 +53,18 @@ def partitions_for(settings: Settings) -> dict[Topic, int]:
     return {t: 1 if t in SINGLE_PARTITION else settings.kafka_partitions for t in PARTITIONS}
 
 
+class TopicsMadeElsewhere(logging.Filter):
+    """Drops FastStream's warning, at every subscriber start, that it creates no topics: that is
+    by design here (``make_broker``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Auto create topics is disabled" not in record.getMessage()
+
+
+BROKER_LOG = logging.getLogger("lemma.broker")
+BROKER_LOG.addFilter(TopicsMadeElsewhere())
+
+
 def make_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
     acks: Any = "all" if settings.kafka_acks == "all" else int(settings.kafka_acks)
     kafka = KafkaConnection.of(settings)
@@ -64,11 +76,15 @@ def make_broker(settings: Settings, *, client_id: str) -> KafkaBroker:
         acks=acks,
         enable_idempotence=settings.kafka_idempotence,
         metadata_max_age_ms=settings.kafka_metadata_max_age_ms,
+        # topics are made by `lemma topics create` (partitions, replication, retention forever),
+        # never by a subscriber starting first: one made with the cluster's defaults would
+        # delete events after its retention (7 days by default)
+        allow_auto_create_topics=False,
         # a stopping consumer finishes the batch in hand (fold, store write, commit) first
         graceful_timeout=GRACEFUL_STOP_S,
         log_level=logging.DEBUG,  # per-message lines at DEBUG; failures still at ERROR
         # through the process's handler (FastStream's own logger prints coloured text)
-        logger=logging.getLogger("lemma.broker"),
+        logger=BROKER_LOG,
     )
 
 
