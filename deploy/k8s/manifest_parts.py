@@ -68,6 +68,16 @@ def pod_volumes(state_size: str) -> list[dict[str, Any]]:
     ]
 
 
+def pod_mounts() -> list[dict[str, Any]]:
+    """Where a container of our image mounts ``pod_volumes``: the CA where LEMMA_KAFKA_SSL_CAFILE
+    and the store URL's tlsCAFile point, the state folder (LEMMA_STATE_DIR) and /tmp."""
+    return [
+        {"name": "ca", "mountPath": "/etc/lemma/ca", "readOnly": True},
+        {"name": "state", "mountPath": "/var/lib/lemma"},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+
+
 def dump_yaml(docs: list[dict[str, Any]], header: str) -> str:
     body = "---\n".join(yaml.safe_dump(d, sort_keys=False, width=120) for d in docs)
     comment = "".join(f"# {line}\n".replace("# \n", "#\n") for line in header.splitlines())

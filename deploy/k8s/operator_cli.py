@@ -10,6 +10,7 @@ from deploy.k8s.manifest_parts import (
     container_security,
     dump_yaml,
     kafka_secret,
+    pod_mounts,
     pod_security,
     pod_volumes,
     store_url,
@@ -65,11 +66,7 @@ def cli_deployment() -> dict[str, Any]:
             "limits": {"cpu": "2", "memory": "2Gi"},
         },
         "securityContext": container_security(),
-        "volumeMounts": [
-            {"name": "ca", "mountPath": "/etc/lemma/ca", "readOnly": True},
-            {"name": "state", "mountPath": "/var/lib/lemma"},
-            {"name": "tmp", "mountPath": "/tmp"},
-        ],
+        "volumeMounts": pod_mounts(),
     }
     return {
         "apiVersion": "apps/v1",

@@ -18,6 +18,7 @@ from deploy.k8s.manifest_parts import (
     container_security,
     dump_yaml,
     kafka_secret,
+    pod_mounts,
     pod_security,
     pod_volumes,
     selector,
@@ -85,11 +86,7 @@ def stateful_set(spec: ServiceSpec) -> dict[str, Any]:
         "livenessProbe": _probe("/healthz", 10, 3),
         "readinessProbe": _probe("/readyz", 5, 2),
         "securityContext": container_security(),
-        "volumeMounts": [
-            {"name": "ca", "mountPath": "/etc/lemma/ca", "readOnly": True},
-            {"name": "state", "mountPath": "/var/lib/lemma"},
-            {"name": "tmp", "mountPath": "/tmp"},
-        ],
+        "volumeMounts": pod_mounts(),
     }
     return {
         "apiVersion": "apps/v1",

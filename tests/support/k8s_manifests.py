@@ -33,6 +33,14 @@ Check = Callable[[list[Obj]], list[str]]
 Break = tuple[str, str, Callable[[list[Obj]], None]]
 
 
+def problems_after(checks: dict[str, Check], broken: Break) -> list[str]:
+    """What ``broken``'s check finds in its overlay once ``broken`` has changed it."""
+    check, overlay, breaks = broken
+    objs = objects(overlay)
+    breaks(objs)
+    return checks[check](objs)
+
+
 @cache
 def _rendered(overlay: str) -> str:
     kubectl = shutil.which("kubectl")
